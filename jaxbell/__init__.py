@@ -1,0 +1,57 @@
+"""jaxbell: the Bell family B_{theta,phi,omega} of Wooltorton, Brown & Colbeck on dense grids.
+
+Import as ``import jaxbell as jb``. The physics functions are pure, one-point and broadcast;
+grids and searches return labelled ``xarray`` datasets. See README.md and ARCHITECTURE.md.
+
+Reference: L. Wooltorton, P. Brown and R. Colbeck, Phys. Rev. Lett. 132, 210802 (2024),
+doi:10.1103/PhysRevLett.132.210802.
+"""
+
+from jaxbell._version import __version__
+from jaxbell.dataset import open_dataset, save_dataset
+from jaxbell.entropy import (
+    binary_entropy,
+    epsilon_at_quantum_bound,
+    global_rate_at_quantum_bound,
+    key_rate_at_quantum_bound,
+    pair_entropies_at_quantum_bound,
+)
+from jaxbell.family import (
+    bell_coefficients,
+    is_self_testing,
+    local_bound,
+    quantum_bound,
+    self_testing_margin,
+)
+from jaxbell.grid import evaluate_grid
+from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
+from jaxbell.strategy import (
+    noisy_correlators,
+    strategy_angles,
+    strategy_correlators,
+    xy_plane_correlators,
+)
+
+__all__ = [
+    "__version__",
+    "bell_coefficients",
+    "binary_entropy",
+    "chsh_type_values",
+    "chsh_value",
+    "epsilon_at_quantum_bound",
+    "evaluate_grid",
+    "global_rate_at_quantum_bound",
+    "is_self_testing",
+    "key_rate_at_quantum_bound",
+    "local_bound",
+    "max_chsh_value",
+    "noisy_correlators",
+    "open_dataset",
+    "pair_entropies_at_quantum_bound",
+    "quantum_bound",
+    "save_dataset",
+    "self_testing_margin",
+    "strategy_angles",
+    "strategy_correlators",
+    "xy_plane_correlators",
+]

@@ -1,0 +1,142 @@
+"""The jaxbell command line: grid to file, range parsing, errors, --help, --version."""
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import jaxbell as jb
+from jaxbell.cli import main, parse_angle, parse_range
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0.0),
+        ("-1.5", -1.5),
+        ("pi", math.pi),
+        ("2pi", 2 * math.pi),
+        ("3pi/4", 0.75 * math.pi),
+        ("-pi/2", -math.pi / 2),
+        ("pi/2 - 0.1", math.pi / 2 - 0.1),
+        ("2(pi+1)", 2 * math.pi + 2),
+        ("1e-3", 1e-3),
+        ("5*pi/6", 5 * math.pi / 6),
+    ],
+)
+def test_parse_angle(text, value):
+    assert parse_angle(text) == pytest.approx(value, rel=1e-15)
+
+
+@pytest.mark.parametrize("text", ["foo", "pi/0", "__import__('os')", "", "1e999", "pi^2"])
+def test_parse_angle_rejects(text):
+    with pytest.raises(ValueError):
+        parse_angle(text)
+
+
+def test_parse_range():
+    np.testing.assert_allclose(parse_range("0:2pi:5"), np.linspace(0, 2 * np.pi, 5))
+    np.testing.assert_allclose(parse_range("5pi/6"), [5 * np.pi / 6])
+    for bad, match in [
+        ("1:0:3", "below"),
+        ("0:1:1", "NUM >= 2"),
+        ("0:1:x", "whole"),
+        ("0:1", "START:STOP:NUM"),
+        ("0:0:4", "below"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_range(bad)
+
+
+def test_grid_command_writes_the_grid(tmp_path, capsys):
+    out = tmp_path / "g.nc"
+    rc = main(
+        [
+            "grid",
+            "--theta",
+            "0:pi:5",
+            "--phi",
+            "0:pi:4",
+            "--omega",
+            "pi",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    assert "wrote" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        ref = jb.evaluate_grid(np.linspace(0, np.pi, 5), np.linspace(0, np.pi, 4), np.pi)
+        for name in ("local_bound", "max_chsh", "key_rate", "epsilon", "self_testing"):
+            np.testing.assert_array_equal(ds[name].values, ref[name].values)
+        assert "jaxbell grid" in ds.attrs["history"]
+
+
+def test_grid_command_float32(tmp_path):
+    out = tmp_path / "g32.nc"
+    main(
+        [
+            "grid",
+            "--theta",
+            "0:1:3",
+            "--phi",
+            "0.5",
+            "--omega",
+            "1:2:2",
+            "--out",
+            str(out),
+            "--dtype",
+            "float32",
+            "--chunk-size",
+            "2",
+        ]
+    )
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.local_bound.dtype == np.float32 and ds.attrs["chunk_size"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--theta", "1:0:3"], "--theta"),
+        (["--phi", "x"], "--phi"),
+        (["--omega", "0:1:0"], "--omega"),
+        (["--chunk-size", "0"], "--chunk-size"),
+        (["--out", "/nonexistent-folder/g.nc"], "--out"),
+        (["--dtype", "float16"], "--dtype"),
+    ],
+)
+def test_grid_command_errors_name_the_option(args, match, capsys, tmp_path):
+    base = {
+        "--theta": "0:1:3",
+        "--phi": "0:1:3",
+        "--omega": "0:1:3",
+        "--out": str(tmp_path / "a.nc"),
+    }
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["grid"] + [x for kv in base.items() for x in kv]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert jb.__version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["grid", "--help"])
+    text = capsys.readouterr().out
+    for option in (
+        "--theta",
+        "--phi",
+        "--omega",
+        "--out",
+        "--dtype",
+        "--chunk-size",
+        "--no-progress",
+    ):
+        assert option in text

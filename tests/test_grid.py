@@ -1,0 +1,180 @@
+"""evaluate_grid against the point functions, chunking, recompilation, labels, bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import jaxbell as jb
+from jaxbell import grid as grid_module
+
+PI = np.pi
+
+
+def _axes(rng, n=(7, 6, 5)):
+    """Irregular, increasing axes covering [0, 2 pi) so that every case of (4) appears."""
+    return [np.sort(rng.uniform(0, 2 * PI, k)) for k in n]
+
+
+def _point_reference(t, p, w):
+    T, P, W = np.meshgrid(t, p, w, indexing="ij")
+    e = jb.strategy_correlators(T, P, W)
+    return {
+        "local_bound": jb.local_bound(T, P, W),
+        "quantum_bound": jb.quantum_bound(T, P, W),
+        "self_testing": jb.is_self_testing(T, P, W),
+        "correlators": e,
+        "chsh": jb.chsh_value(e),
+        "max_chsh": jb.max_chsh_value(e),
+        "key_rate": jb.key_rate_at_quantum_bound(T, P, W),
+        "epsilon": jb.epsilon_at_quantum_bound(T, P, W),
+        "global_rate": jb.global_rate_at_quantum_bound(T, P, W),
+    }
+
+
+@pytest.mark.parametrize("chunk_size", [1, 17, 1 << 16])
+def test_grid_equals_point_functions(rng, chunk_size):
+    t, p, w = _axes(rng)
+    ds = jb.evaluate_grid(t, p, w, chunk_size=chunk_size)
+    ref = _point_reference(t, p, w)
+    for name, value in ref.items():
+        np.testing.assert_allclose(
+            ds[name].values, np.asarray(value), rtol=1e-12, atol=1e-14, err_msg=name
+        )
+    ratio = np.abs(ref["quantum_bound"]) / ref["local_bound"]
+    np.testing.assert_allclose(ds.violation_ratio.values, ratio, rtol=1e-12)
+    st = np.asarray(ref["self_testing"])
+    np.testing.assert_array_equal(ds.status.values, np.where(st, 0, 1))
+    assert 0 < st.mean() < 1
+
+
+def test_chunking_does_not_change_results(rng):
+    t, p, w = _axes(rng, (9, 8, 7))
+    a = jb.evaluate_grid(t, p, w, chunk_size=5)
+    b = jb.evaluate_grid(t, p, w, chunk_size=10_000)
+    for name in grid_module.FIELDS:
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-15, atol=1e-16)
+
+
+def test_float32_grid_agrees_with_float64(rng):
+    t, p, w = _axes(rng)
+    a = jb.evaluate_grid(t, p, w, dtype="float32")
+    b = jb.evaluate_grid(t, p, w, dtype=np.float64)
+    assert a.local_bound.dtype == np.float32 and a.attrs["dtype"] == "float32"
+    assert b.local_bound.dtype == np.float64 and b.attrs["dtype"] == "float64"
+    for name in ("local_bound", "quantum_bound", "max_chsh", "correlators"):
+        np.testing.assert_allclose(a[name], b[name], atol=2e-6)
+
+
+def test_second_call_with_same_shapes_does_not_recompile(rng):
+    t, p, w = _axes(rng)
+    jb.evaluate_grid(t, p, w, chunk_size=50)
+    before = grid_module._block_fields_jit._cache_size()
+    jb.evaluate_grid(t + 0.01, p, w - 0.01, chunk_size=50)
+    assert grid_module._block_fields_jit._cache_size() == before
+
+
+def test_structure_known_answers():
+    # Figure 1 plane (omega = pi): the maximum over the perfect-randomness region is 3 sqrt3/2
+    ax = np.linspace(0, PI, 61)  # contains pi/3
+    ds = jb.evaluate_grid(ax, ax, PI)
+    region = ds.self_testing & (np.abs(ds.global_rate - 2) < 1e-12)
+    best = ds.max_chsh.where(region).max()
+    np.testing.assert_allclose(best, 3 * np.sqrt(3) / 2, rtol=1e-12)
+    arg = ds.max_chsh.where(region).argmax(...)
+    assert ds.theta[arg["theta"]] == pytest.approx(PI / 3) and ds.phi[arg["phi"]] == pytest.approx(
+        PI / 3
+    )
+
+
+def test_trivial_expression_is_flagged():
+    # cos(theta + phi) = cos(omega) = 0 (up to rounding): every coefficient vanishes
+    ds = jb.evaluate_grid(PI / 4, PI / 4, PI / 2).squeeze()
+    assert int(ds.status) == 2 and np.isnan(float(ds.violation_ratio))
+    assert not bool(ds.self_testing) and np.isnan(float(ds.key_rate))
+
+
+def test_every_variable_is_labelled(rng):
+    ds = jb.evaluate_grid(*_axes(rng, (3, 3, 3)))
+    assert set(grid_module.FIELDS) == set(ds.data_vars)
+    for name in list(ds.data_vars) + list(ds.coords):
+        for key in ("long_name", "units", "description"):
+            assert ds[name].attrs.get(key), (name, key)
+    assert ds.correlators.dims == ("theta", "phi", "omega", "x", "y")
+    assert ds.key_rate.attrs["units"] == "bit" and ds.theta.attrs["units"] == "rad"
+    for key in ("title", "source", "history", "references", "dtype", "chunk_size", "devices"):
+        assert key in ds.attrs
+    assert "10.1103/PhysRevLett.132.210802" in ds.attrs["references"]
+    assert ds.attrs["source"] == f"jaxbell {jb.__version__}"
+
+
+def test_netcdf_round_trip_is_identical(rng, tmp_path):
+    ds = jb.evaluate_grid(*_axes(rng, (4, 5, 3)))
+    path = jb.save_dataset(ds, tmp_path / "grid.nc")
+    with jb.open_dataset(path) as back:
+        xr.testing.assert_identical(back.load(), ds)
+
+
+def test_zarr_round_trip_is_identical(rng, tmp_path):
+    ds = jb.evaluate_grid(*_axes(rng, (4, 5, 3)))
+    path = jb.save_dataset(ds, tmp_path / "grid.zarr")
+    xr.testing.assert_identical(jb.open_dataset(path).load(), ds)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"theta": [0.0, np.nan]}, ValueError, "theta.*non-finite"),
+        ({"phi": []}, ValueError, "phi is empty"),
+        ({"omega": [2.0, 1.0]}, ValueError, "omega must be strictly increasing"),
+        ({"omega": [1.0, 1.0]}, ValueError, "omega must be strictly increasing"),
+        ({"theta": np.zeros((2, 2))}, ValueError, "theta must be 1-D"),
+        ({"phi": "0:pi:3"}, TypeError, "phi must be an array"),
+        ({"dtype": "int32"}, TypeError, "dtype"),
+        ({"dtype": "float16"}, TypeError, "dtype"),
+        ({"chunk_size": 0}, ValueError, "chunk_size"),
+        ({"chunk_size": 2.5}, TypeError, "chunk_size"),
+    ],
+)
+def test_bad_input_gives_clear_errors(kwargs, exc, match):
+    args = {"theta": [0.0, 1.0], "phi": [0.5], "omega": [1.0, 2.0]} | kwargs
+    with pytest.raises(exc, match=match):
+        jb.evaluate_grid(**args)
+
+
+def test_unwritable_path_is_named(tmp_path):
+    ds = jb.evaluate_grid([0.1], [0.2], [0.3])
+    with pytest.raises(ValueError, match="out=.*does not exist"):
+        jb.save_dataset(ds, tmp_path / "missing" / "grid.nc")
+    with pytest.raises(ValueError, match=r"\.nc"):
+        jb.save_dataset(ds, tmp_path / "grid.txt")
+
+
+def test_progress_bar_reports_points(capsys):
+    jb.evaluate_grid(
+        np.linspace(0, 1, 8),
+        np.linspace(0, 1, 8),
+        np.linspace(0, 1, 8),
+        chunk_size=64,
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "grid" in err and "512" in err
+
+
+def test_float64_works_without_global_x64():
+    code = (
+        "import jax, numpy as np, jaxbell as jb\n"
+        "assert not jax.config.jax_enable_x64\n"
+        "ds = jb.evaluate_grid([1.0471975511965976], [1.5707963267948966 - 2.5e-7], "
+        "[2.6179938779914944])\n"
+        "assert ds.epsilon.dtype == np.float64\n"
+        "print(repr(float(ds.epsilon.squeeze())))\n"
+        "assert not jax.config.jax_enable_x64\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    eps = float(out.stdout)
+    ref = float(jb.epsilon_at_quantum_bound(PI / 3, PI / 2 - 2.5e-7, 5 * PI / 6))
+    assert 1e-13 < eps < 1e-11 and eps == pytest.approx(ref, rel=1e-12)
