@@ -112,7 +112,6 @@ STATUS_FLAGS = {
     0: "self_testing",
     1: "not_self_testing_rates_nan",
     2: "trivial_expression_all_coefficients_zero",
-    3: "non_finite_value",
 }
 
 

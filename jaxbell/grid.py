@@ -11,10 +11,13 @@ the speed of merely writing its output (see ``benchmarks/grid_throughput.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +49,10 @@ FIELDS = (
 
 #: Default number of grid points per jitted block: small enough to stay in cache on a CPU.
 DEFAULT_CHUNK_SIZE = 1 << 16
+#: Blocks computed or being copied at any one time (bounds memory beyond the output).
+MAX_IN_FLIGHT = 2
+#: Threads copying finished blocks into the output arrays.
+COPY_THREADS = 2
 
 
 def bytes_per_point(dtype: DTypeLike) -> int:
@@ -53,28 +60,41 @@ def bytes_per_point(dtype: DTypeLike) -> int:
     return 13 * np.dtype(dtype).itemsize + 2
 
 
-def _block_fields(t, p, w):
-    """All fields on the block ``t x p x w`` (1-D coordinate arrays). Pure, jit-able."""
-    dtype = t.dtype
-    # 1-D tables
-    cp, sp = jnp.cos(p), jnp.sin(p)
-    cw, sw = jnp.cos(w), jnp.sin(w)
-    st = jnp.sin(t)
-    h00 = h_of_sin(p)
-    h01 = h_of_sin(w)
-    # 2-D tables
+def _pw_tables(p, w):
+    """Terms of phi and omega alone (shared by every theta block)."""
+    return {
+        "cp": jnp.cos(p), "sp": jnp.sin(p), "h00": h_of_sin(p),
+        "cw": jnp.cos(w), "sw": jnp.sin(w), "h01": h_of_sin(w),
+        "swp": jnp.sin(w[None, :] - p[:, None]),
+    }  # fmt: skip
+
+
+def _t_tables(t, p, w):
+    """Terms that involve theta, on (theta,) and (theta, phi) / (theta, omega) axes."""
     tp = t[:, None] + p[None, :]
     tw = t[:, None] + w[None, :]
-    ctp, stp = jnp.cos(tp), jnp.sin(tp)
-    ctw, stw = jnp.cos(tw), jnp.sin(tw)
-    h10 = h_of_sin(tp)
-    h11 = h_of_sin(tw)
-    swp = jnp.sin(w[None, :] - p[:, None])
+    return {
+        "st": jnp.sin(t),
+        "ctp": jnp.cos(tp), "stp": jnp.sin(tp), "h10": h_of_sin(tp),
+        "ctw": jnp.cos(tw), "stw": jnp.sin(tw), "h11": h_of_sin(tw),
+    }  # fmt: skip
+
+
+def _block_expand(tab):
+    """All fields on the 3-D block from the tables of :func:`_pw_tables` and :func:`_t_tables`
+    (merged into one dict): arithmetic, comparisons and writes only.
+
+    Kept a separate jitted computation on purpose: inside one computation XLA fuses the
+    sin/cos/log of the tables into the 3-D loops and evaluates them once per grid point
+    instead of once per table entry (10x slower on a CPU).
+    """
+    st, swp = tab["st"], tab["swp"]
+    dtype = st.dtype
     # broadcast views onto (t, p, w)
-    CP, SP, H00 = cp[None, :, None], sp[None, :, None], h00[None, :, None]
-    CW, SW, H01 = cw[None, None, :], sw[None, None, :], h01[None, None, :]
-    CTP, STP, H10 = ctp[:, :, None], stp[:, :, None], h10[:, :, None]
-    CTW, STW, H11 = ctw[:, None, :], stw[:, None, :], h11[:, None, :]
+    CP, SP, H00 = (tab[k][None, :, None] for k in ("cp", "sp", "h00"))
+    CW, SW, H01 = (tab[k][None, None, :] for k in ("cw", "sw", "h01"))
+    CTP, STP, H10 = (tab[k][:, :, None] for k in ("ctp", "stp", "h10"))
+    CTW, STW, H11 = (tab[k][:, None, :] for k in ("ctw", "stw", "h11"))
     # eq. (5), with sin(theta + phi + omega) by angle addition
     eta_q = st[:, None, None] * swp[None, :, :] * (STP * CW + CTP * SW)
     # eq. (3)
@@ -105,10 +125,7 @@ def _block_fields(t, p, w):
     hmin = jnp.minimum(jnp.minimum(H00, H01), jnp.minimum(H10, H11))
     hmax = jnp.maximum(jnp.maximum(H00, H01), jnp.maximum(H10, H11))
     epsilon = jnp.where(self_testing, hmin, nan)
-    finite = jnp.isfinite(eta_q) & jnp.isfinite(eta_l)
-    status = jnp.where(~finite, 3, jnp.where(trivial, 2, jnp.where(self_testing, 0, 1))).astype(
-        jnp.int8
-    )
+    status = jnp.where(trivial, 2, jnp.where(self_testing, 0, 1)).astype(jnp.int8)
     return {
         "local_bound": eta_l,
         "quantum_bound": eta_q,
@@ -124,7 +141,26 @@ def _block_fields(t, p, w):
     }
 
 
-_block_fields_jit = jax.jit(_block_fields)
+def _block_fields(t, p, w):
+    """All fields on the block ``t x p x w`` (1-D coordinate arrays). Pure, jit-able."""
+    return _block_expand(_pw_tables(p, w) | _t_tables(t, p, w))
+
+
+@jax.jit
+def _tables(t, p, w):
+    """All tables for a (phi, omega) block and the whole (padded) theta axis."""
+    return _pw_tables(p, w) | _t_tables(t, p, w)
+
+
+_THETA_TABLES = ("st", "ctp", "stp", "h10", "ctw", "stw", "h11")
+
+
+@functools.partial(jax.jit, static_argnames="size")
+def _expand_rows(tab, start, size):
+    """Fields for theta rows ``start : start + size`` of the tables (``start`` traced: one
+    compilation serves every block)."""
+    rows = {k: jax.lax.dynamic_slice_in_dim(tab[k], start, size) for k in _THETA_TABLES}
+    return _block_expand(tab | rows)
 
 
 def _check_axis(values: ArrayLike, name: str) -> np.ndarray:
@@ -191,6 +227,20 @@ def _pad(axis: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate([axis, np.full(extra, axis[-1])]) if extra else axis
 
 
+def field_dtypes(dtype: DTypeLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Trailing shape and dtype of every field, for a grid computed in ``dtype``."""
+    dt = np.dtype(dtype)
+    special = {"self_testing": np.dtype(bool), "status": np.dtype(np.int8)}
+    return {
+        name: ((2, 2) if name == "correlators" else (), special.get(name, dt)) for name in FIELDS
+    }
+
+
+def _allocate_fields(shape: tuple[int, ...], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Uninitialised output arrays, one per field."""
+    return {n: np.empty(shape + trail, dt) for n, (trail, dt) in field_dtypes(dtype).items()}
+
+
 def _check_chunk_size(chunk_size) -> int:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
         raise TypeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -215,13 +265,7 @@ def grid_fields(
     shape = tuple(a.size for a in axes)
     blk = block_shape(shape, chunk_size)
     padded = [_pad(a, b).astype(dt) for a, b in zip(axes, blk, strict=True)]
-    out = {
-        name: np.empty(
-            shape + ((2, 2) if name == "correlators" else ()),
-            dtype=bool if name == "self_testing" else np.int8 if name == "status" else dt,
-        )
-        for name in FIELDS
-    }
+    out = _allocate_fields(shape, dt)
     starts = [range(0, n, b) for n, b in zip(shape, blk, strict=True)]
     blocks = [(i, j, k) for i in starts[0] for j in starts[1] for k in starts[2]]
     npoints = math.prod(shape)
@@ -233,27 +277,39 @@ def grid_fields(
         total=npoints, unit="pt", unit_scale=True, disable=disable, desc="grid", file=sys.stderr
     )
 
-    def store(start, result):
+    def copy(start, result):
+        """Copy a finished block into the output arrays (runs on a copy thread)."""
         i, j, k = start
         it, jp, ko = (min(b, n - s) for b, n, s in zip(blk, shape, start, strict=True))
         for name, arr in result.items():
             out[name][i : i + it, j : j + jp, k : k + ko] = np.asarray(arr)[:it, :jp, :ko]
-        bar.update(it * jp * ko)
+        return it * jp * ko
 
-    with x64_scope(dt), bar:
-        pending = None
+    tables: dict[tuple[int, int], dict] = {}
+    inflight: deque = deque()
+
+    def drain(keep: int) -> None:
+        while len(inflight) > keep:
+            bar.update(inflight.popleft().result())  # re-raises any copy error
+
+    # Blocks are dispatched asynchronously; copy threads move finished blocks into the output
+    # while the next block computes (np.copyto releases the GIL). At most MAX_IN_FLIGHT blocks
+    # exist at once, which bounds the memory beyond the output.
+    with x64_scope(dt), bar, ThreadPoolExecutor(COPY_THREADS) as pool:
+        theta_dev = jnp.asarray(padded[0])
         for start in blocks:
             i, j, k = start
-            args = (
-                jnp.asarray(padded[0][i : i + blk[0]]),
-                jnp.asarray(padded[1][j : j + blk[1]]),
-                jnp.asarray(padded[2][k : k + blk[2]]),
-            )
-            result = _block_fields_jit(*args)  # dispatched asynchronously
-            if pending is not None:
-                store(*pending)  # copy the previous block while this one computes
-            pending = (start, result)
-        store(*pending)
+            if (j, k) not in tables:  # the transcendental tables, once per (phi, omega) block
+                tables.clear()
+                tables[(j, k)] = _tables(
+                    theta_dev,
+                    jnp.asarray(padded[1][j : j + blk[1]]),
+                    jnp.asarray(padded[2][k : k + blk[2]]),
+                )
+            result = _expand_rows(tables[(j, k)], i, blk[0])
+            inflight.append(pool.submit(copy, start, result))
+            drain(MAX_IN_FLIGHT - 1)
+        drain(0)
     return out
 
 
@@ -293,10 +349,10 @@ def evaluate_grid(
         ``local_bound`` (eq. 3), ``quantum_bound`` (eq. 5), ``self_testing`` (condition 4),
         ``violation_ratio`` (= |eta^Q| / eta^L), ``correlators`` (eq. 6), ``chsh``,
         ``max_chsh``, ``key_rate``, ``epsilon``, ``global_rate`` (bits; NaN where (4) fails),
-        and ``status`` (0 self-testing, 1 not self-testing, 2 all coefficients zero,
-        3 non-finite), each with long_name, units and description. Attributes record the
-        dtype, chunk size, block shape, JAX version and devices, the jaxbell version, the
-        paper's DOI and a history line.
+        and ``status`` (0 self-testing, 1 not self-testing so rates NaN, 2 all coefficients
+        zero up to rounding so violation_ratio NaN), each with long_name, units and
+        description. Attributes record the dtype, chunk size, block shape, JAX version and
+        devices, the jaxbell version, the paper's DOI and a history line.
 
     Examples
     --------

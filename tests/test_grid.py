@@ -71,9 +71,9 @@ def test_float32_grid_agrees_with_float64(rng):
 def test_second_call_with_same_shapes_does_not_recompile(rng):
     t, p, w = _axes(rng)
     jb.evaluate_grid(t, p, w, chunk_size=50)
-    before = grid_module._block_fields_jit._cache_size()
+    before = grid_module._expand_rows._cache_size()
     jb.evaluate_grid(t + 0.01, p, w - 0.01, chunk_size=50)
-    assert grid_module._block_fields_jit._cache_size() == before
+    assert grid_module._expand_rows._cache_size() == before
 
 
 def test_structure_known_answers():

@@ -1,0 +1,229 @@
+"""Throughput of ``evaluate_grid`` against a careful NumPy implementation and the write floor.
+
+For each dtype, in one run on the same grid:
+
+* ``jaxbell``   -- ``jaxbell.grid.grid_fields`` (the arrays behind ``evaluate_grid``), warm;
+* ``numpy``     -- the same fields with NumPy: open-mesh broadcasting (2-D terms stay 2-D),
+                   vectorised, no Python loops over points;
+* ``floor``     -- allocating and filling arrays of the output's total size (the memory-
+                   bandwidth floor: no implementation can return its output faster).
+
+Each is timed in its own subprocess (best of ``--repeat`` runs) so that its peak resident
+memory is its own. Prints points/s, the speed-up over NumPy and the ratio to the floor.
+
+    python benchmarks/grid_throughput.py            # 128^3, float32 and float64
+    python benchmarks/grid_throughput.py --n 64 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+FIELD_SHAPES = {  # name -> (trailing shape, kind)
+    "local_bound": ((), "f"),
+    "quantum_bound": ((), "f"),
+    "self_testing": ((), "b"),
+    "violation_ratio": ((), "f"),
+    "correlators": ((2, 2), "f"),
+    "chsh": ((), "f"),
+    "max_chsh": ((), "f"),
+    "key_rate": ((), "f"),
+    "epsilon": ((), "f"),
+    "global_rate": ((), "f"),
+    "status": ((), "i"),
+}
+
+
+def _axes(n: int):
+    return (
+        np.linspace(0, 2 * np.pi, n),
+        np.linspace(-np.pi, np.pi, n),
+        np.linspace(0, 2 * np.pi, n),
+    )
+
+
+def numpy_fields(theta, phi, omega, dtype) -> dict[str, np.ndarray]:
+    """The grid's fields in NumPy, written carefully: open-mesh broadcasting, shared terms."""
+    dt = np.dtype(dtype)
+    t = theta.astype(dt)[:, None, None]
+    p = phi.astype(dt)[None, :, None]
+    w = omega.astype(dt)[None, None, :]
+    ctp, cp, ctw, cw = np.cos(t + p), np.cos(p), np.cos(t + w), np.cos(w)  # 2-D / 1-D
+    eta_q = np.sin(t) * np.sin(w - p) * np.sin(t + p + w)
+    a, b = ctw * cw, ctp * cp
+    eta_l = np.maximum(
+        np.abs(a * (ctp + cp)) + np.abs(b * (ctw + cw)),
+        np.abs(a * (ctp - cp)) + np.abs(b * (ctw - cw)),
+    )
+    tol = 32 * np.finfo(dt).eps
+    st = -(a * b) > tol
+    trivial = eta_l <= tol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(trivial, np.nan, np.abs(eta_q) / eta_l)
+    shape = eta_q.shape
+    s = [p, w, t + p, t + w]
+    e = [np.broadcast_to(np.sin(x), shape) for x in s]
+    corr = np.stack([np.stack(e[:2], -1), np.stack(e[2:], -1)], -2)
+    total = e[0] + e[1] + e[2] + e[3]
+    chsh = total - 2 * e[3]
+    max_chsh = np.max(np.abs(total[..., None] - 2 * corr.reshape(shape + (4,))), axis=-1)
+
+    def h(x):  # h((1 + sin x)/2) via the smaller probability, on the term's own axes
+        q = np.cos(x) ** 2 / (2 * (1 + np.abs(np.sin(x))))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = -(q * np.log(q) + (1 - q) * np.log1p(-q)) / np.log(2)
+        return np.where(q > 0, val, 0.0).astype(dt)
+
+    hs = [h(x) for x in s]
+    hmin = np.minimum(np.minimum(hs[0], hs[1]), np.minimum(hs[2], hs[3]))
+    hmax = np.maximum(np.maximum(hs[0], hs[1]), np.maximum(hs[2], hs[3]))
+    nan = dt.type(np.nan)
+    eps = np.where(st, hmin, nan)
+    status = np.where(trivial, 2, np.where(st, 0, 1)).astype(np.int8)
+    return {
+        "local_bound": eta_l,
+        "quantum_bound": eta_q,
+        "self_testing": st,
+        "violation_ratio": ratio,
+        "correlators": corr,
+        "chsh": chsh,
+        "max_chsh": max_chsh,
+        "key_rate": 1 - eps,
+        "epsilon": eps,
+        "global_rate": np.where(st, 1 + hmax, nan),
+        "status": status,
+    }
+
+
+def floor_fields(n: int, dtype) -> dict[str, np.ndarray]:
+    """Allocate and fill arrays of exactly the output's sizes and dtypes."""
+    out = {}
+    for name, (trail, kind) in FIELD_SHAPES.items():
+        dt = {"f": dtype, "b": bool, "i": np.int8}[kind]
+        arr = np.empty((n, n, n) + trail, dtype=dt)
+        arr.fill(1)
+        out[name] = arr
+    return out
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -> dict:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from jaxbell.grid import DEFAULT_CHUNK_SIZE, grid_fields
+
+    axes = _axes(n)
+    cs = chunk_size or DEFAULT_CHUNK_SIZE
+    runs = {
+        "jaxbell": lambda: grid_fields(*axes, dtype=dtype, chunk_size=cs, progress=False),
+        "numpy": lambda: numpy_fields(*axes, dtype),
+        "floor": lambda: floor_fields(n, np.dtype(dtype)),
+    }
+    fn = runs[impl]
+    small = _axes(4)
+    if impl == "jaxbell":  # compile on the real block shape, outside the timing
+        grid_fields(*axes, dtype=dtype, chunk_size=cs, progress=False)
+    else:
+        numpy_fields(*small, dtype) if impl == "numpy" else floor_fields(4, np.dtype(dtype))
+    base = _rss_kib()
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+        nbytes = sum(a.nbytes for a in out.values())
+        del out
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "impl": impl,
+        "n": n,
+        "dtype": dtype,
+        "seconds": best,
+        "points_per_s": n**3 / best,
+        "output_bytes": nbytes,
+        "peak_rss_mib": peak / 1024,
+        "rss_before_mib": base / 1024,
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def run(n: int, dtypes, repeat: int, chunk_size: int | None) -> list[dict]:
+    results = []
+    for dtype in dtypes:
+        row = {}
+        for impl in ("floor", "numpy", "jaxbell"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                impl,
+                "--n",
+                str(n),
+                "--dtype",
+                dtype,
+                "--repeat",
+                str(repeat),
+            ]
+            if chunk_size:
+                cmd += ["--chunk-size", str(chunk_size)]
+            out = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                check=True,
+                env=os.environ | {"PYTHONWARNINGS": "ignore"},
+            )
+            row[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(row)
+        f, npy, jx = row["floor"], row["numpy"], row["jaxbell"]
+        print(
+            f"{n}^3 {dtype}: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
+            f"({jx['seconds'] * 1e3:7.1f} ms, peak RSS {jx['peak_rss_mib']:6.0f} MiB) | "
+            f"numpy {npy['points_per_s'] / 1e6:6.1f} Mpt/s ({npy['seconds'] * 1e3:7.1f} ms, "
+            f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
+            f"(output {f['output_bytes'] / 2**20:.0f} MiB)\n"
+            f"    speed-up over numpy: {npy['seconds'] / jx['seconds']:5.1f}x   "
+            f"time / write floor: {jx['seconds'] / f['seconds']:4.2f}x   "
+            f"devices: {', '.join(jx['devices'])}",
+            flush=True,
+        )
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=128, help="points per axis (grid n^3)")
+    ap.add_argument("--dtype", action="append", choices=["float32", "float64"])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--chunk-size", type=int, default=None)
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--worker", choices=["jaxbell", "numpy", "floor"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    dtypes = args.dtype or ["float32", "float64"]
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.n, dtypes[0], args.repeat, args.chunk_size)))
+        return
+    results = run(args.n, dtypes, args.repeat, args.chunk_size)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
