@@ -10,13 +10,11 @@ the speed of merely writing its output (see ``benchmarks/grid_throughput.py``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -26,6 +24,7 @@ import xarray as xr
 from jax.typing import ArrayLike, DTypeLike
 from tqdm import tqdm
 
+from jaxbell._precision import x64_scope
 from jaxbell.dataset import grid_dataset
 from jaxbell.entropy import h_of_sin
 from jaxbell.family import boundary_tolerance
@@ -197,19 +196,6 @@ def _float_dtype(dtype: DTypeLike) -> np.dtype:
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
-
-
-@contextlib.contextmanager
-def x64_scope(dtype: np.dtype) -> Iterator[None]:
-    """Enable JAX's 64-bit mode inside the block when ``dtype`` is float64 (no global change)."""
-    if np.dtype(dtype) == np.float64 and not jax.config.jax_enable_x64:
-        enable = getattr(jax, "enable_x64", None)
-        if enable is None:  # jax < 0.8
-            from jax.experimental import enable_x64 as enable
-        with enable(True):
-            yield
-    else:
-        yield
 
 
 def block_shape(shape: tuple[int, int, int], chunk_size: int) -> tuple[int, int, int]:
