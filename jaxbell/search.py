@@ -365,29 +365,29 @@ def _margin_z(z, prob):
     return -jnp.prod(jnp.cos(_sums_of(_angles_of(z, prob))))
 
 
-def _barrier(value, margin, mu, barrier: bool):
-    if not barrier:
-        return value
-    ok = margin > 0
-    safe = jnp.where(ok, margin, 1.0)
-    return jnp.where(ok, value + mu * jnp.log(safe), -jnp.inf)
+def _barrier(value, margin, mu, barrier):
+    """``value + mu log(margin)``, -inf outside condition (4); just ``value`` when ``barrier``
+    is False (a traced flag: one compilation serves both)."""
+    barrier = jnp.asarray(barrier, dtype=bool)
+    inside = margin > 0
+    safe = jnp.where(inside, margin, 1.0)
+    penalty = jnp.where(barrier, mu * jnp.log(safe), 0.0)
+    return jnp.where(inside | ~barrier, value + penalty, -jnp.inf)
 
 
-def _objective_max(z, prob, mu, barrier: bool):
+def _objective_max(z, prob, mu, barrier):
     return _barrier(_expression(z, prob), _margin_z(z, prob), mu, barrier)
 
 
-def _objective_level(z, prob, mu, target, barrier: bool):
+def _objective_level(z, prob, mu, target, barrier):
     gap = _max_chsh_z(z, prob) - target
     return _barrier(-(gap**2), _margin_z(z, prob), mu, barrier)
 
 
-def _pick_start(cands, prob, barrier: bool):
-    """The candidate with the largest margin (any one without the barrier)."""
-    if not barrier:
-        return cands[0]
+def _pick_start(cands, prob, barrier):
+    """The candidate with the largest margin (the first one without the barrier)."""
     margins = jax.vmap(_margin_z, (0, None))(cands, prob)
-    return cands[jnp.argmax(margins)]
+    return cands[jnp.where(barrier, jnp.argmax(margins), 0)]
 
 
 def _guarded(z, step, objective, accept):
@@ -446,18 +446,18 @@ def _newton(z, prob, objective_mu, mus):
     return z
 
 
-def _stationarity(z, prob, mu, barrier: bool):
+def _stationarity(z, prob, mu, barrier):
     """Gradient norm of the barrier objective and the barrier's force at z."""
     mask = prob["free"]
     g = jax.grad(_objective_max)(z, prob, mu, barrier) * mask
     m = _margin_z(z, prob)
     gm = jax.grad(_margin_z)(z, prob) * mask
-    force = mu * jnp.sqrt(jnp.sum(gm**2)) / jnp.abs(m) if barrier else jnp.zeros_like(m)
+    force = jnp.where(barrier, mu * jnp.sqrt(jnp.sum(gm**2)) / jnp.abs(m), 0.0)
     return jnp.sqrt(jnp.sum(g**2)), force
 
 
-@functools.partial(jax.jit, static_argnames=("barrier", "adam_steps"))
-def _solve_max(probs, cands, mus, *, barrier: bool, adam_steps: int):
+@functools.partial(jax.jit, static_argnames=("adam_steps",))
+def _solve_max(probs, cands, mus, barrier, *, adam_steps: int):
     def one(prob, cand):
         z = _pick_start(cand, prob, barrier)
         obj0 = functools.partial(_objective_max, prob=prob, mu=mus[0], barrier=barrier)
@@ -565,14 +565,9 @@ def _solve_find(probs, cands, target, mus, *, adam_steps: int):
 # batching and re-checking (NumPy)
 
 
-#: problems per jitted call: small searches use one small block, larger ones loop over big
-#: blocks, so only two shapes per solver are ever compiled
-_SMALL_BLOCK = 64
-_BLOCK = 512
-
-
-def _block_size(n: int) -> int:
-    return _SMALL_BLOCK if n <= _SMALL_BLOCK else _BLOCK
+#: problems per jitted call: one block shape, so each solver compiles once; searches with
+#: more problems loop over blocks (128 is the fastest per problem on a CPU)
+_BLOCK = 128
 
 
 def _stack_problems(cases: list[_Case], a: np.ndarray, weights: np.ndarray, restarts: int):
@@ -592,8 +587,7 @@ def _stack_problems(cases: list[_Case], a: np.ndarray, weights: np.ndarray, rest
         )
     )
     n = ia.size
-    block = _block_size(n)
-    size = -(-n // block) * block
+    size = -(-n // _BLOCK) * _BLOCK
     pad = np.concatenate([np.arange(n), np.zeros(size - n, int)])
     ia, ic, iw, ir = ia[pad], ic[pad], iw[pad], ir[pad]
     P = np.stack([c.P for c in cases])[ic]
@@ -608,7 +602,7 @@ def _stack_problems(cases: list[_Case], a: np.ndarray, weights: np.ndarray, rest
 def _blocked(solver, probs, cands, *args, **static):
     """Run a jitted, vmapped solver over whole blocks of problems; NumPy outputs, concatenated."""
     size = cands.shape[0]
-    block = _block_size(size)
+    block = _BLOCK
     outs = []
     with x64_scope():
         dev_args = [jnp.asarray(a) for a in args]
@@ -804,7 +798,7 @@ def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, bo
     stages = max(1, newton_steps // 6)
     mus = np.repeat(np.geomspace(_MU_START, _MU_END, stages), 6)
     out = _blocked(
-        _solve_max, probs, cands, mus, barrier=setup.require_self_testing, adam_steps=steps
+        _solve_max, probs, cands, mus, np.bool_(setup.require_self_testing), adam_steps=steps
     )
     with x64_scope():
         chk = _recheck(out["angles"][:n])
