@@ -280,10 +280,7 @@ def _orbit(point, maps: Iterable[Callable], window) -> np.ndarray:
                 todo.append(q)
     out = []
     for p in seen.values():
-        q = []
-        for x, (lo, hi) in zip(p, window, strict=True):
-            x = lo + np.mod(x - lo, 2 * PI)
-            q.append(x)
+        q = [lo + np.mod(x - lo, 2 * PI) for x, (lo, _) in zip(p, window, strict=True)]
         if all(lo - 1e-12 <= x <= hi + 1e-12 for x, (lo, hi) in zip(q, window, strict=True)):
             out.append(q)
     return np.array(sorted(out))
@@ -577,7 +574,8 @@ def _claims_prop3(p, seed, curve) -> list[Claim]:
                f"{k1.max_chsh - FIVE_HALVES:.1e} (within 1e-4: "
                f"{abs(k1.max_chsh - k1.supremum) <= 1e-4})"),
         _claim("3-tuple", "Prop. 3 / Fig. 2",
-               "the 5/2 limit is at theta = pi/3, omega = 5 pi/6 (and 5 pi/3, 13 pi/6), phi -> pi/2",
+               "the 5/2 limit is at theta = pi/3, omega = 5 pi/6 (and 5 pi/3, 13 pi/6), "
+               "phi -> pi/2",
                "(pi/3, 5pi/6)", 0.0, dist, 1e-6,
                f"max_chsh(fixed={{'phi': pi/2}}, require_self_testing=False); the key -> 1 "
                f"tuple has |phi - pi/2| = {abs(k1.phi - PI / 2):.1e}; distance of the "
