@@ -258,8 +258,8 @@ class _Case:
     label: str
 
 
-def _build_case(fixed: Mapping[str, float], pin, key) -> _Case | None:
-    """Solve the linear constraints of one case; None when they are inconsistent."""
+def _build_case(fixed: Mapping[str, float], pin, key, require: bool) -> _Case | str:
+    """Solve the linear constraints of one case; a reason (str) when no tuple can meet them."""
     rows: list[tuple[np.ndarray, float, str]] = []
     for name, value in fixed.items():
         rows.append((np.eye(3)[ANGLES.index(name)], float(value), "fixed"))
@@ -281,10 +281,23 @@ def _build_case(fixed: Mapping[str, float], pin, key) -> _Case | None:
         coef = np.linalg.lstsq(np.array(R).T, row, rcond=None)[0]
         implied = float(coef @ np.array(vals))  # only fixed/pinned rows precede
         if kind == "pin":
-            if abs(math.sin(implied)) > 1e-12 or math.cos(implied - value) < 0:
-                return None  # the pinned correlator cannot vanish (or the other pin covers it)
+            if abs(math.sin(implied)) > 1e-12:
+                return "no correlator of eq. (6) can vanish (perfect_randomness)"
+            if math.cos(implied - value) < 0:
+                return "covered by the other pinned value"
         elif kind == "key":
             key_const = implied
+    if require:  # an angle sum fixed at +-pi/2 makes condition (4) fail identically
+        eq = [(r, v) for i, (r, v) in enumerate(zip(R, vals, strict=True)) if i != key_row]
+        for k in range(4):
+            if not eq:
+                break
+            A = np.array([r for r, _ in eq])
+            coef, *_ = np.linalg.lstsq(A.T, _SUM_ROWS[k], rcond=None)
+            if np.allclose(coef @ A, _SUM_ROWS[k]):
+                implied = float(coef @ np.array([v for _, v in eq]))
+                if abs(math.cos(implied)) < 1e-12:
+                    return "condition (4) fails identically (a fixed angle sum is +-pi/2)"
     m = len(R)
     free_idx = list(range(3))
     P = np.zeros((3, 3))
@@ -317,8 +330,11 @@ def _build_case(fixed: Mapping[str, float], pin, key) -> _Case | None:
     return _Case(P, q0, qk, free, key_const, ", ".join(parts) or "free")
 
 
-def _cases(fixed: Mapping[str, float], key: bool, randomness: bool) -> list[_Case]:
-    """All cases for the constraints, reduced by the symmetries when nothing is fixed."""
+def _cases(
+    fixed: Mapping[str, float], key: bool, randomness: bool, require: bool
+) -> tuple[list[_Case], set[str]]:
+    """All cases for the constraints (reduced by the symmetries when nothing is fixed), and
+    the reasons the others were dropped."""
     if not fixed:
         keys = [(0, 1.0)] if key else [None]
         if randomness:
@@ -328,15 +344,17 @@ def _cases(fixed: Mapping[str, float], key: bool, randomness: bool) -> list[_Cas
     else:
         keys = [(k, s) for k in range(4) for s in (1.0, -1.0)] if key else [None]
         pins = [(k, v) for k in range(4) for v in (0.0, math.pi)] if randomness else [None]
-    cases = []
+    cases, reasons = [], set()
     for k in keys:
         for p in pins:
             if k is not None and p is not None and k[0] == p[0]:
                 continue  # a correlator cannot be both 0 and near +-1
-            case = _build_case(fixed, p, k)
-            if case is not None:
+            case = _build_case(fixed, p, k, require)
+            if isinstance(case, str):
+                reasons.add(case)
+            else:
                 cases.append(case)
-    return cases
+    return cases, reasons - {"covered by the other pinned value"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -756,12 +774,12 @@ def _setup(min_key_rate, max_epsilon, perfect_randomness, fixed, require_self_te
     eps_eff = None
     if eps_max is not None:
         eps_eff = eps_max if eps_max > 0 else (_EPS_KEY_ONE if require else 0.0)
-    cases = _cases(fixed, eps_max is not None, randomness)
+    cases, reasons = _cases(fixed, eps_max is not None, randomness, require)
     if not cases:
         raise ValueError(
-            "impossible constraints: with fixed="
-            f"{fixed} no correlator of eq. (6) can vanish (perfect_randomness needs some "
-            "sin(alpha_x + beta_y) = 0); free an angle or drop perfect_randomness"
+            f"impossible constraints: with fixed={fixed}, perfect_randomness={randomness} "
+            f"and the key constraint {'on' if eps_max is not None else 'off'}: "
+            f"{'; '.join(sorted(reasons))}. Free an angle or drop a constraint."
         )
     return _Setup(cases, eps_max, eps_eff, randomness, fixed, require)
 
@@ -1075,6 +1093,12 @@ def max_chsh(
         _fixed_items(fixed), _check_bool(require_self_testing, "require_self_testing"), seed,
         restarts, steps,
     )  # fmt: skip
+    if summary is None and not any(c.free.any() for c in setup.cases):
+        raise ValueError(
+            f"impossible constraints: the tuple fixed={dict(setup.fixed)} has no free angle "
+            "and is not self-testing or misses the rate constraints (check "
+            "jaxbell.is_self_testing and the rates at it)"
+        )
     return _result(
         summary, setup, search="max_chsh", supremum=supremum, attained=attained,
         converged=converged, note=note, chsh_target=float("nan"),
