@@ -14,9 +14,10 @@ if __name__ == "__main__":
     parser.add_argument("--data", default="experiments/figure1_grid.nc", help="input .nc dataset")
     parser.add_argument("--out", default="figures/figure1.png", help="output PNG")
     parser.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of the PNG (150)")
     args = parser.parse_args()
     fig = plots.figure1(open_dataset(args.data))
-    fig.savefig(args.out, dpi=150)
+    plots.save(fig, args.out, dpi=args.dpi, palette=True)  # compact PNG for the README
     if args.pdf:
         fig.savefig(Path(args.out).with_suffix(".pdf"))
     print("wrote", args.out)
