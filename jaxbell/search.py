@@ -103,7 +103,8 @@ _MU_END = 1e-13
 _FORCE_TOL = 1e-6
 #: final gradient norm below which a restart counts as converged
 _GRAD_TOL = 1e-7
-_HALVINGS = 40
+#: step halvings tried by Adam's guarded steps (steps are small: few are ever needed)
+_ADAM_HALVINGS = 12
 #: weak barrier of the level-set search (prefers tuples deep inside the region)
 _MU_LEVEL = 1e-8
 #: smallest margin of (4) the find_tuple paths may reach (the closed forms need > 32 ulp)
@@ -408,9 +409,10 @@ def _pick_start(cands, prob, barrier):
     return cands[jnp.where(barrier, jnp.argmax(margins), 0)]
 
 
-def _guarded(z, step, objective, accept):
-    """z + t step for the largest t in 1, 1/2, 1/4, ... that ``accept`` allows (else z)."""
-    ts = 2.0 ** -jnp.arange(_HALVINGS, dtype=z.dtype)
+def _guarded(z, step, objective, accept, halvings: int = 40):
+    """z + t step for the largest t in 1, 1/2, ..., 2^-(halvings-1) that ``accept`` allows
+    (else z)."""
+    ts = 2.0 ** -jnp.arange(halvings, dtype=z.dtype)
     cands = z[None, :] + ts[:, None] * step[None, :]
     vals = jax.vmap(objective)(cands)
     ok = accept(ts, vals)
@@ -430,7 +432,7 @@ def _adam(z, prob, objective, steps: int, lr: float):
         g = jax.grad(objective)(z) * mask
         g = jnp.where(jnp.isfinite(g), g, 0.0)
         upd, state = opt.update(-g, state, z)
-        z = _guarded(z, upd * mask, objective, lambda ts, vals: jnp.isfinite(vals))
+        z = _guarded(z, upd * mask, objective, lambda ts, v: jnp.isfinite(v), _ADAM_HALVINGS)
         return (z, state), None
 
     (z, _), _ = jax.lax.scan(body, (z, state), None, length=steps)
@@ -615,6 +617,13 @@ def _stack_problems(cases: list[_Case], a: np.ndarray, weights: np.ndarray, rest
     a = np.asarray(a, float)[ia]
     probs = {"P": P, "q0": q0, "qk": qk, "a": a, "w": weights[iw], "free": free}
     return probs, (ia, ic, iw, ir), n
+
+
+def _fill_restarts(groups: int, restarts: int) -> int:
+    """At least ``restarts`` per group, more where the last block would otherwise be padding
+    (extra restarts are free: a block costs the same whether or not it is full)."""
+    blocks = -(-groups * restarts // _BLOCK)
+    return max(restarts, (blocks * _BLOCK) // groups)
 
 
 def _blocked(solver, probs, cands, *args, **static):
@@ -811,6 +820,7 @@ def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, bo
     a = np.array(
         [0.0 if e is None else _key_half_width(e, setup.require_self_testing) for e in eps_list]
     )
+    restarts = _fill_restarts(len(eps_list) * len(cases) * len(_CHSH_WEIGHTS), restarts)
     probs, (ia, ic, iw, ir), n = _stack_problems(cases, a, _CHSH_WEIGHTS, restarts)
     cands = _candidates(seed, ia.size)
     stages = max(1, newton_steps // 6)
@@ -1045,7 +1055,8 @@ def max_chsh(
         True (default): condition (4) must hold. False: maximise over all tuples, e.g. the
         limit ``phi = pi/2`` of Props. 4 and 6 (rates then refer to the four correlators).
     restarts : int
-        Random restarts per (case, CHSH-type expression); all run at once (vmapped).
+        Random restarts per (case, CHSH-type expression), at least; all run at once (vmapped,
+        in blocks of 128 problems) and a block's spare slots get extra restarts.
     steps : int
         Adam steps per restart before the Newton continuation (60 steps).
 
@@ -1112,6 +1123,7 @@ def _level_problems(setup: _Setup, summary, *, seed: int, restarts: int):
     maximiser in its case (which reach the level set near a supremum)."""
     eps = setup.eps_eff
     a = np.array([0.0 if eps is None else _key_half_width(eps, setup.require_self_testing)])
+    restarts = _fill_restarts(len(setup.cases), restarts)
     probs, (ia, ic, iw, ir), n = _stack_problems(setup.cases, a, _CHSH_WEIGHTS[:1], restarts)
     cands = _candidates(seed + 1, ia.size)
     near = np.flatnonzero((ic[:n] == summary["case"]) & (ir[:n] < max(1, restarts // 2)))
