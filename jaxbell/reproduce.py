@@ -680,8 +680,9 @@ def _claims_prop4(p, seed, fig2) -> list[Claim]:
                f"tlm_residual on the {e.shape[0]} nonlocal points of Fig. 2's grid; max excess "
                f"over pi {float(np.max(ex)):.1e} (<= 0: quantum)", error=float(np.max(b))),
         _claim("4-key", "Prop. 4", "at phi = pi/2 the key input pair has H(A|X=0,Y=0,B) = 0 "
-               "(key rate 1 from the four correlators)", "0", 0.0, h00, 1e-15,
-               "max over Fig. 2's grid of h((1 + E00)/2) (pair_entropies_at_quantum_bound)"),
+               "(key rate 1 from the four correlators)", "H(A|X=0,Y=0,B) = 0", 0.0, h00, 1e-15,
+               "max over Fig. 2's grid of h((1 + E00)/2) (pair_entropies_at_quantum_bound)",
+               error=h00),
     ]  # fmt: skip
 
 
