@@ -782,6 +782,8 @@ def _setup(min_key_rate, max_epsilon, perfect_randomness, fixed, require_self_te
     fixed = _check_fixed(fixed)
     eps_eff = None
     if eps_max is not None:
+        # key -> 1: with (4) required, the largest epsilon whose key rate rounds to 1; without,
+        # |E| = 1 exactly (the key sum pinned at +-pi/2)
         eps_eff = eps_max if eps_max > 0 else (_EPS_KEY_ONE if require else 0.0)
     cases, reasons = _cases(fixed, eps_max is not None, randomness, require)
     if not cases:
@@ -817,6 +819,8 @@ def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, bo
     """
     cases = setup.cases
     bounds = list(eps_list) if bounds is None else list(bounds)
+    # a key sum pinned at +-pi/2 (epsilon 0) still rounds: h at the float nearest pi/2 ~ 1e-31
+    bounds = [_EPS_KEY_ONE if b == 0.0 else b for b in bounds]
     a = np.array(
         [0.0 if e is None else _key_half_width(e, setup.require_self_testing) for e in eps_list]
     )
@@ -975,9 +979,8 @@ def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps):
         # the supremum as key_rate -> 1: the closure (the key sum at +-pi/2, (4) not required)
         closure = dataclasses.replace(setup, eps_eff=0.0, require_self_testing=False)
         (lim,) = _run_max(
-            closure, [0.0], seed=seed, restarts=restarts, steps=steps,
-            newton_steps=newton_steps, bounds=[_EPS_KEY_ONE],
-        )  # fmt: skip
+            closure, [0.0], seed=seed, restarts=restarts, steps=steps, newton_steps=newton_steps
+        )
         supremum = lim["value"] if lim is not None else float("nan")
         attained = False
         notes.append(

@@ -219,6 +219,19 @@ def test_find_tuple_impossible_requests_raise():
         jb.find_tuple(2.5, min_key_rate=0.0)
 
 
+def test_find_tuple_second_call_does_not_recompile():
+    jb.find_tuple(2.3, seed=1)
+    before = search._solve_find._cache_size(), search._solve_max._cache_size()
+    jb.find_tuple(2.4, max_epsilon=0.1, perfect_randomness=True, seed=2)
+    assert (search._solve_find._cache_size(), search._solve_max._cache_size()) == before
+
+
+def test_key_one_limit_without_condition4():
+    r = jb.max_chsh(min_key_rate=1.0, require_self_testing=False)
+    assert r.max_chsh == pytest.approx(2.5, abs=1e-12)  # the phi = pi/2 plane's maximum
+    assert r.converged and not r.self_testing and r.key_rate == 1.0
+
+
 def test_find_tuple_at_an_attained_supremum_returns_the_maximiser():
     r = jb.find_tuple(3 * math.sqrt(3) / 2, perfect_randomness=True)
     assert r.converged and abs(r.max_chsh - 3 * math.sqrt(3) / 2) <= 1e-9
