@@ -27,13 +27,16 @@ Each choice ("case") leaves 0-3 free angles. The eight CHSH-type expressions are
 (case, expression, restart) is one small problem; all are solved together, vmapped and jitted:
 optax Adam on ``f_j + mu log(margin)`` (a log barrier that keeps condition (4) strictly true;
 steps that would leave the region are halved), then a damped Newton interior-point continuation
-``mu -> 1e-13`` with autodiff Hessians. The best tuple is re-checked with the closed forms of
+``mu -> 1e-13`` with autodiff Hessians. Problems run in jitted blocks of 128 (one compiled
+shape; spare slots get extra restarts). The best tuple is re-checked with the closed forms of
 family.py / entropy.py before it is returned; a tuple that fails its constraints is never
-returned.
+returned. :func:`find_tuple` then looks for the level ``max_chsh = chsh`` from restarts (Adam on
+the squared gap, 1-D Newton polish) and along monotone descent paths (bisection on the segment
+that crosses the level), and keeps the hit deepest inside the region of (4).
 
 Where the barrier's force on the solution stays significant as ``mu -> 0`` the supremum lies on
 the boundary of the self-testing region (e.g. the 5/2 of Prop. 3 as phi -> pi/2): it is not
-attained, and the result is the best self-testing tuple, within ~1e-10 of it
+attained, and the result is the best self-testing tuple, within ~1e-9 of it
 (``supremum_attained=False`` and a note say so).
 
 Symmetries used (without ``fixed``): shifting phi or omega by pi negates a column of E, shifting
