@@ -25,6 +25,7 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
+from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,
@@ -33,6 +34,7 @@ from jaxbell.strategy import (
 )
 
 __all__ = [
+    "SearchResult",
     "__version__",
     "bell_coefficients",
     "binary_entropy",
@@ -40,10 +42,12 @@ __all__ = [
     "chsh_value",
     "epsilon_at_quantum_bound",
     "evaluate_grid",
+    "find_tuple",
     "global_rate_at_quantum_bound",
     "is_self_testing",
     "key_rate_at_quantum_bound",
     "local_bound",
+    "max_chsh",
     "max_chsh_value",
     "noisy_correlators",
     "open_dataset",
@@ -53,5 +57,6 @@ __all__ = [
     "self_testing_margin",
     "strategy_angles",
     "strategy_correlators",
+    "tradeoff_curve",
     "xy_plane_correlators",
 ]

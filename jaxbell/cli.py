@@ -1,6 +1,8 @@
 """The ``jaxbell`` command line.
 
 ``jaxbell grid``       a dense (theta, phi, omega) grid to a netCDF/zarr file
+``jaxbell reproduce``  the paper end to end: claims table, datasets, figures
+``jaxbell search``     an extremal or prescribed tuple under rate constraints
 ``jaxbell --version``  the version
 
 Every subcommand runs in float64 (JAX's x64 mode is switched on here, never at import).
@@ -184,8 +186,196 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper end to end: claims table, datasets and figures",
+        description=(
+            "Reproduce Wooltorton, Brown & Colbeck (PRL 132, 210802, 2024) on the CPU: check "
+            "every claim of Propositions 1-6 against a computed value (claims.md, claims.json), "
+            "compute the grids behind Figures 1 and 2 and the trade-off between nonlocality and "
+            "key that the paper only bounds (netCDF), and draw the figures (PNG). The default "
+            "run takes a few minutes on two CPU cores, --quick about half a minute. Exits with "
+            "status 1 if a claim fails."
+        ),
+    )
+    p.add_argument(
+        "--out",
+        default="reproduce-out",
+        metavar="DIR",
+        help="folder for the results, created if missing (default: reproduce-out)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller grids, fewer epsilon values, restarts and spot checks (about 30 s)",
+    )
+    p.add_argument("--pdf", action="store_true", help="also write the figures as PDF")
+    p.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="seed of every search (default: 0)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.set_defaults(run=_run_reproduce, parser=p)
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _check_out_dir(path: str, parser: argparse.ArgumentParser) -> None:
+    import os
+    from pathlib import Path
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {path!r} is a file; give a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        parser.error(f"--out {path!r}: folder {str(existing)!r} is not writable")
+
+
+def _run_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from jaxbell.reproduce import reproduce
+
+    _check_out_dir(args.out, parser)
+    t0 = time.perf_counter()
+    report = reproduce(
+        args.out,
+        quick=args.quick,
+        pdf=args.pdf,
+        progress=False if args.no_progress else None,
+        seed=args.seed,
+    )
+    elapsed = time.perf_counter() - t0
+    npass = sum(c.passed for c in report.claims)
+    for c in report.claims:
+        mark = "pass" if c.passed else "FAIL"
+        print(f"  [{mark}] {c.id:<18} {c.claim}")
+    print(
+        f"{npass} of {len(report.claims)} claims pass; wrote {len(report.files)} files to "
+        f"{report.out} in {elapsed:.1f} s (claims.md, claims.json, figures, datasets)"
+    )
+    return 0 if report.passed else 1
+
+
+def _add_search(sub) -> None:
+    p = sub.add_parser(
+        "search",
+        help="find the supremum of max_chsh, or a tuple with a given max_chsh, under constraints",
+        description=(
+            "Search the self-testing tuples (condition (4) strictly true) of the family of "
+            "eq. (2) whose rates at the quantum bound meet the constraints. Without --chsh: the "
+            "supremum of max_chsh (jaxbell.max_chsh); with --chsh S: a tuple whose max_chsh "
+            "equals S to 1e-9 (jaxbell.find_tuple). Prints the tuple, its rates and whether "
+            "the supremum is attained; --out writes the result as a labelled netCDF file."
+        ),
+    )
+    p.add_argument(
+        "--chsh",
+        type=float,
+        default=None,
+        metavar="S",
+        help="target max_chsh in (2, 2*sqrt(2)]: find a tuple with this value",
+    )
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--min-key-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="require key_rate >= R bits (R in (0, 1]; 1 means the limit key -> 1)",
+    )
+    key.add_argument(
+        "--max-epsilon",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="require epsilon = 1 - key_rate <= EPS bits (EPS in [0, 1); precise for tiny EPS)",
+    )
+    p.add_argument(
+        "--perfect-randomness",
+        action="store_true",
+        help="require global_rate == 2 (some correlator exactly 0)",
+    )
+    p.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="NAME=ANGLE",
+        help="hold an angle fixed, e.g. --fixed omega=pi (repeatable; theta, phi or omega)",
+    )
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the restarts")
+    p.add_argument("--out", default=None, help="write the result to FILE.nc (netCDF)")
+    p.set_defaults(run=_run_search, parser=p)
+
+
+def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.search import find_tuple, max_chsh
+
+    fixed = {}
+    for item in args.fixed:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--fixed {item!r}: write NAME=ANGLE, e.g. --fixed omega=pi")
+        try:
+            fixed[name.strip()] = parse_angle(value)
+        except ValueError as err:
+            parser.error(f"--fixed {item!r}: {err}")
+    if args.out is not None:
+        try:
+            check_writable(args.out, "--out")
+        except (ValueError, PermissionError) as err:
+            parser.error(str(err))
+    kwargs = dict(
+        min_key_rate=args.min_key_rate,
+        max_epsilon=args.max_epsilon,
+        perfect_randomness=args.perfect_randomness,
+        fixed=fixed or None,
+        seed=args.seed,
+    )
+    try:
+        if args.chsh is None:
+            result = max_chsh(**kwargs)
+        else:
+            result = find_tuple(args.chsh, **kwargs)
+    except (ValueError, TypeError) as err:
+        msg = str(err)
+        for name, flag in (
+            (r"\bmin_key_rate\b", "--min-key-rate"),
+            (r"\bmax_epsilon\b", "--max-epsilon"),
+            (r"\bfixed\b", "--fixed"),
+            (r"\bchsh=", "--chsh="),
+            (r"^chsh\b", "--chsh"),
+        ):
+            msg = re.sub(name, flag, msg)
+        parser.error(msg)
+    r = result
+    print(
+        f"theta = {r.theta!r}, phi = {r.phi!r}, omega = {r.omega!r} (rad)\n"
+        f"max_chsh = {r.max_chsh!r}; supremum = {r.supremum!r} "
+        f"(attained: {r.supremum_attained})\n"
+        f"key_rate = {r.key_rate!r}, epsilon = {r.epsilon!r}, global_rate = {r.global_rate!r} "
+        f"(bits)\nself_testing = {r.self_testing} (margin {r.self_testing_margin:.3g}); "
+        f"converged = {r.converged}\n{r.note}"
+    )
+    if args.out is not None:
+        save_dataset(r.to_dataset(), args.out, name="--out")
+        print(f"wrote {args.out}")
+    return 0 if r.converged else 1
+
+
 #: subcommand builders; later capabilities register theirs here
 SUBCOMMANDS: list[Callable] = [_add_grid]
+SUBCOMMANDS += [_add_reproduce, _add_search]
 
 
 def build_parser() -> argparse.ArgumentParser:

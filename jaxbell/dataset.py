@@ -27,6 +27,8 @@ __all__ = [
     "label",
     "open_dataset",
     "save_dataset",
+    "search_result_dataset",
+    "tradeoff_dataset",
 ]
 
 PAPER_DOI = "10.1103/PhysRevLett.132.210802"
@@ -246,3 +248,131 @@ def open_dataset(path: str | os.PathLike, **kwargs) -> xr.Dataset:
     if path.suffix == ".zarr":
         return xr.open_zarr(path, **{"consolidated": False} | kwargs)
     return xr.open_dataset(path, engine="h5netcdf", **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Searches and the reproduction of the paper (jaxbell.search, jaxbell.reproduce)
+
+GLOSSARY.update(
+    {
+        "self_testing_margin": (
+            "self-testing margin",
+            "1",
+            "-cos(theta+phi) cos(phi) cos(theta+omega) cos(omega); condition (4) holds where it "
+            "is positive (beyond rounding)",
+        ),
+        "supremum": (
+            "supremum of max_chsh",
+            "1",
+            "Supremum of max_chsh over self-testing tuples meeting the search's constraints "
+            "(best value found over the closure of that set)",
+        ),
+        "supremum_attained": (
+            "supremum attained",
+            "1",
+            "True where a self-testing tuple reaches the supremum; False where it is approached "
+            "only as condition (4) degenerates",
+        ),
+        "converged": (
+            "search converged",
+            "1",
+            "True where the search met its optimality or target conditions and the tuple, "
+            "re-checked with the closed forms, meets every constraint",
+        ),
+        "chsh_target": (
+            "target max_chsh",
+            "1",
+            "The max_chsh requested from find_tuple (NaN for max_chsh searches)",
+        ),
+        "max_epsilon": (
+            "epsilon bound",
+            "bit",
+            "Largest epsilon allowed: tuples must have key_rate >= 1 - max_epsilon at the "
+            "quantum bound",
+        ),
+        "perfect_randomness": (
+            "perfect randomness required",
+            "1",
+            "True where the search also requires global_rate == 2 (some correlator 0)",
+        ),
+        "restarts_at_best": (
+            "restarts at the best value",
+            "1",
+            "Number of restarts whose value is within 1e-9 of the best (evidence of a global "
+            "maximum)",
+        ),
+    }
+)
+
+#: variables of a search result, in order (see jaxbell.search.SearchResult)
+SEARCH_VARIABLES = (
+    "theta",
+    "phi",
+    "omega",
+    "max_chsh",
+    "key_rate",
+    "epsilon",
+    "global_rate",
+    "self_testing",
+    "self_testing_margin",
+    "converged",
+    "supremum",
+    "supremum_attained",
+    "chsh_target",
+)
+
+
+def search_result_dataset(result) -> xr.Dataset:
+    """Label a :class:`jaxbell.search.SearchResult` as a 0-d Dataset (settings as attributes)."""
+    data = {name: ((), np.asarray(getattr(result, name))) for name in SEARCH_VARIABLES}
+    ds = xr.Dataset(data)
+    settings = {
+        "search": result.search,
+        "note": result.note,
+        "min_key_rate": result.min_key_rate,
+        "max_epsilon": result.max_epsilon,
+        "perfect_randomness": result.perfect_randomness,
+        "fixed": dict(result.fixed) if result.fixed else "none",
+        "require_self_testing": result.require_self_testing,
+        "seed": result.seed,
+        "restarts": result.restarts,
+        "steps": result.steps,
+        "restarts_at_best": result.restarts_at_best,
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "dtype": "float64",
+    }
+    title = (
+        "Supremum of max_chsh over self-testing tuples under constraints (jaxbell.max_chsh)"
+        if result.search == "max_chsh"
+        else "Self-testing tuple with prescribed max_chsh (jaxbell.find_tuple)"
+    )
+    return label(ds, title=title, settings=settings, history=f"jaxbell.{result.search}")
+
+
+def tradeoff_dataset(
+    max_epsilon: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    *,
+    settings: Mapping[str, Any],
+) -> xr.Dataset:
+    """Label the trade-off curve of :func:`jaxbell.search.tradeoff_curve`.
+
+    ``fields`` are arrays of shape (2, n): [without, with] perfect randomness x max_epsilon.
+    """
+    dims = ("perfect_randomness", "max_epsilon")
+    ds = xr.Dataset(
+        {name: (dims, np.asarray(arr)) for name, arr in fields.items()},
+        coords={
+            "perfect_randomness": np.array([False, True]),
+            "max_epsilon": np.asarray(max_epsilon, dtype=np.float64),
+        },
+    )
+    return label(
+        ds,
+        title=(
+            "Trade-off between nonlocality and key: sup max_chsh over self-testing tuples with "
+            "key_rate >= 1 - max_epsilon, with and without perfect randomness"
+        ),
+        settings=settings,
+        history="jaxbell.tradeoff_curve",
+    )

@@ -1,0 +1,23 @@
+"""Draw figure2.png from the dataset written by experiments/figure2_grid.py (axes labelled from
+its attributes).
+
+    python figures/figure2.py [--data experiments/figure2_grid.nc] [--out figures/figure2.png]
+"""
+
+import argparse
+from pathlib import Path
+
+from jaxbell import open_dataset, plots
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="experiments/figure2_grid.nc", help="input .nc dataset")
+    parser.add_argument("--out", default="figures/figure2.png", help="output PNG")
+    parser.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of the PNG (150)")
+    args = parser.parse_args()
+    fig = plots.figure2(open_dataset(args.data))
+    plots.save(fig, args.out, dpi=args.dpi, palette=True)  # compact PNG for the README
+    if args.pdf:
+        fig.savefig(Path(args.out).with_suffix(".pdf"))
+    print("wrote", args.out)

@@ -1,0 +1,139 @@
+"""The paper's claims (Props. 1-6), the figures' data, and `jaxbell reproduce --quick`.
+
+The claims table compares computed values with the paper's analytic values; here the tools
+behind it are checked against known answers first (the arcsine criterion on textbook points,
+the qubit optimiser against NumPy matrices), then every claim of a quick run must pass, and
+the command must write what it promises.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from helpers import PSI, SX, SY
+
+import jaxbell as jb
+from jaxbell import reproduce as rp
+from jaxbell.cli import main
+
+SQ = 1 / math.sqrt(2)
+
+
+def test_tlm_residual_known_points():
+    tsirelson = np.array([[SQ, SQ], [SQ, -SQ]])  # on the boundary
+    deterministic = np.ones((2, 2))  # local vertex: on the boundary of Q too
+    mixed = np.zeros((2, 2))  # the centre: interior
+    pr_box = np.array([[1.0, 1.0], [1.0, -1.0]])  # not quantum
+    b, ex = (np.asarray(a) for a in rp.tlm_residual(np.stack([tsirelson, deterministic, mixed,
+                                                              pr_box])))  # fmt: skip
+    np.testing.assert_allclose(b[:2], 0.0, atol=1e-15)
+    assert b[2] == pytest.approx(np.pi) and ex[2] == pytest.approx(-np.pi)
+    assert ex[3] == pytest.approx(np.pi)  # 2 pi - pi: outside the quantum set
+    assert np.all(ex[:3] <= 1e-15)
+
+
+def test_qubit_optimiser_reaches_eta_q_with_the_strategy_of_eq6(rng):
+    """Prop. 1(iv): independent optimiser (only eq. 2 enters) vs eqs. (5)-(6); the correlators
+    of eq. (6) recomputed from the matrices (NumPy)."""
+    for _ in range(2):
+        while True:
+            t = rng.uniform(0, 2 * np.pi, 3)
+            if float(jb.self_testing_margin(*t)) > 0.05:
+                break
+        res = rp.qubit_bell_maximum(*t, starts=16, seed=1)
+        eta = float(jb.quantum_bound(*t))
+        assert res["value"] == pytest.approx(abs(eta), rel=1e-10)
+        obs = lambda a: np.cos(a) * SX + np.sin(a) * SY  # noqa: E731
+        e6 = np.array([[np.real(PSI.conj() @ np.kron(obs(a), obs(b)) @ PSI) for b in t[1:]]
+                       for a in (0.0, t[0])])  # fmt: skip
+        np.testing.assert_allclose(res["correlators"], np.sign(eta) * e6, atol=1e-6)
+        np.testing.assert_allclose(res["schmidt"], [SQ, SQ], atol=1e-6)
+        assert res["alice_dot"] == pytest.approx(math.cos(t[0]), abs=1e-6)
+        assert res["bob_dot"] == pytest.approx(math.cos(t[2] - t[1]), abs=1e-6)
+
+
+def test_figure_marks_are_maxima_of_i_chsh():
+    """The crosses of Figs. 1-2, recomputed with NumPy from the matrices of eq. (6)."""
+    from helpers import correlators_from_matrices
+
+    def i_chsh(t, p, w):
+        e = correlators_from_matrices(t, p, w)
+        return e[0, 0] + e[0, 1] + e[1, 0] - e[1, 1]
+
+    m1 = rp.figure1_marks()
+    assert m1.shape == (1, 2)  # one cross in the window, as in the paper
+    assert i_chsh(m1[0, 0], m1[0, 1], np.pi) == pytest.approx(3 * math.sqrt(3) / 2, abs=1e-12)
+    top, rnd = rp.figure2_marks()
+    assert top.shape == (2, 2) and rnd.shape == (2, 2)
+    for t, w in top:
+        assert i_chsh(t, np.pi / 2, w) == pytest.approx(2.5, abs=1e-12)
+    for t, w in rnd:
+        assert i_chsh(t, np.pi / 2, w) == pytest.approx(1 + math.sqrt(2), abs=1e-12)
+        assert abs(math.sin(w)) < 1e-12  # E01 = 0
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    rc = main(["reproduce", "--quick", "--out", str(out), "--no-progress"])
+    return rc, out
+
+
+def test_reproduce_quick_passes_every_claim(quick_run):
+    rc, out = quick_run
+    assert rc == 0
+    payload = json.loads((out / "claims.json").read_text())
+    assert payload["passed"] and payload["profile"] == "quick"
+    ids = {c["id"] for c in payload["claims"]}
+    for prop in ("1iv", "2-", "3-", "4-", "5-", "6-", "T-"):
+        assert any(i.startswith(prop) for i in ids), prop
+    for c in payload["claims"]:
+        assert c["passed"], c
+        assert c["error"] <= c["tolerance"]
+
+
+def test_reproduce_quick_writes_labelled_data_and_figures(quick_run):
+    _, out = quick_run
+    for name in ("figure1.png", "figure2.png", "tradeoff.png", "claims.md"):
+        assert (out / name).stat().st_size > 1000, name
+    md = (out / "claims.md").read_text()
+    assert "| 2-sup |" in md and "**FAIL**" not in md
+    for name in ("figure1_grid.nc", "figure2_grid.nc", "tradeoff.nc"):
+        ds = jb.open_dataset(out / name)
+        for var, da in ds.variables.items():
+            assert {"long_name", "units", "description"} <= set(da.attrs), (name, var)
+        assert "jaxbell.reproduce" in ds.attrs["history"]
+    curve = jb.open_dataset(out / "tradeoff.nc")
+    # the computed limits against the paper's values (Props. 3 and 5)
+    s = curve.max_chsh.isel(max_epsilon=0)
+    assert 0 < float(s.sel(perfect_randomness=False)) - 2.5 < 1e-3
+    assert 0 < float(s.sel(perfect_randomness=True)) - (1 + math.sqrt(2)) < 1e-3
+
+
+def test_reproduce_bad_out_is_named(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--quick", "--out", str(f)])
+    assert "--out" in capsys.readouterr().err
+
+
+def test_search_command(tmp_path, capsys):
+    out = tmp_path / "r.nc"
+    rc = main(["search", "--chsh", "2.5", "--perfect-randomness", "--out", str(out)])
+    assert rc == 0
+    ds = jb.open_dataset(out)
+    assert abs(float(ds.max_chsh) - 2.5) <= 1e-9 and float(ds.global_rate) == 2.0
+    with pytest.raises(SystemExit):
+        main(["search", "--chsh", "2.6", "--perfect-randomness"])
+    assert "--chsh" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["search", "--fixed", "omega"])
+    assert "NAME=ANGLE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reproduce_default_passes_every_claim(tmp_path):
+    report = rp.reproduce(tmp_path, quick=False, progress=False)
+    assert report.passed, [c for c in report.claims if not c.passed]
