@@ -23,6 +23,7 @@ __all__ = [
     "GLOSSARY",
     "PAPER_DOI",
     "check_writable",
+    "create_grid_store",
     "grid_dataset",
     "label",
     "open_dataset",
@@ -109,6 +110,7 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
 
 #: CF flag meanings of the grid's ``status`` variable.
 STATUS_FLAGS = {
+    -1: "not_computed_unfinished_block_of_a_store",
     0: "self_testing",
     1: "not_self_testing_rates_nan",
     2: "trivial_expression_all_coefficients_zero",
@@ -240,9 +242,69 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out") 
     return path
 
 
-def open_dataset(path: str | os.PathLike, **kwargs) -> xr.Dataset:
-    """Open a dataset written by :func:`save_dataset` (netCDF or zarr), fully labelled."""
+def open_dataset(
+    path: str | os.PathLike, *, allow_incomplete: bool = False, **kwargs
+) -> xr.Dataset:
+    """Open a dataset written by :func:`save_dataset` or :func:`jaxbell.write_grid`, labelled.
+
+    zarr stores open lazily (dask arrays, one dask chunk per zarr chunk); netCDF files through
+    h5netcdf. A grid store that :func:`jaxbell.write_grid` has not finished raises a
+    ``ValueError`` saying how much is done, unless ``allow_incomplete=True`` (then unfinished
+    blocks read as NaN, False and status -1).
+    """
     path = Path(path)
     if path.suffix == ".zarr":
+        from jaxbell.store import store_progress
+
+        progress = store_progress(path)
+        if progress is not None and progress[0] < progress[1] and not allow_incomplete:
+            done, total = progress
+            raise ValueError(
+                f"{str(path)!r} is an unfinished grid store ({done} of {total} blocks done); "
+                "resume it with the same jaxbell.write_grid call (or jaxbell grid command), "
+                "or pass allow_incomplete=True to read what is there"
+            )
         return xr.open_zarr(path, **{"consolidated": False} | kwargs)
     return xr.open_dataset(path, engine="h5netcdf", **kwargs)
+
+
+# --- scale: out-of-core grid stores (jaxbell.write_grid) -------------------------------------
+
+
+def create_grid_store(
+    path: str | os.PathLike,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    omega: np.ndarray,
+    fields: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+    *,
+    block: tuple[int, int, int],
+    compressor: str,
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> None:
+    """Create an empty zarr store for a grid: coordinates, labels, and one array per field
+    chunked as the grid's blocks (no field data is written; unwritten chunks read as the fill
+    values NaN, False and status -1).
+
+    ``fields`` maps each name to its trailing shape and dtype. The labelling is that of
+    :func:`grid_dataset`, so the finished store opens identical to ``evaluate_grid``'s dataset.
+    """
+    import dask.array as da
+    import zarr
+
+    shape = (len(theta), len(phi), len(omega))
+    lazy = {
+        name: da.zeros(shape + trail, dtype=dt, chunks=-1) for name, (trail, dt) in fields.items()
+    }
+    ds = grid_dataset(theta, phi, omega, lazy, settings=settings, history=history)
+    v3 = int(zarr.__version__.split(".")[0]) >= 3
+    encoding = {}
+    for name, (trail, _) in fields.items():
+        enc: dict[str, Any] = {"chunks": tuple(block) + trail}
+        if compressor == "none":
+            enc["compressors" if v3 else "compressor"] = None
+        if name == "status" and v3:
+            enc["fill_value"] = -1  # "not computed" (zarr v3 fill values are not masks)
+        encoding[name] = enc
+    ds.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding)
