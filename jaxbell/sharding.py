@@ -193,7 +193,7 @@ def batch_over_devices(
                 raise ValueError(f"in_axes entries must be 0 (batched) or None (shared); got {ax}")
         return axes
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def compiled(axes: tuple[int | None, ...]):
         return jax.jit(jax.vmap(fn, in_axes=axes), out_shardings=batched)
 

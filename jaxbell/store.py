@@ -60,9 +60,7 @@ def _zarr():
     try:
         import zarr
     except ImportError:  # pragma: no cover - zarr is in the [io] extra
-        raise ImportError(
-            "zarr output needs the zarr package: pip install 'jaxbell[io]'"
-        ) from None
+        raise ImportError("zarr output needs the zarr package: pip install 'jaxbell[io]'") from None
     return zarr
 
 
@@ -76,7 +74,9 @@ def check_store_path(path, name: str = "path") -> Path:
         raise TypeError(f"{name} must be a file name ending in .zarr, got {type(path).__name__}")
     path = Path(path)
     if path.suffix != ".zarr":
-        raise ValueError(f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end it in .zarr")
+        raise ValueError(
+            f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end it in .zarr"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} does not exist")
@@ -100,7 +100,8 @@ def make_record(plan, compressor: str, fields) -> dict:
         "shape": list(plan.shape),
         "axes_sha256": {n: axis_digest(a) for n, a in zip(_AXES, plan.axes, strict=True)},
         "axes_range": {
-            n: [float(a[0]), float(a[-1]), int(a.size)] for n, a in zip(_AXES, plan.axes, strict=True)
+            n: [float(a[0]), float(a[-1]), int(a.size)]
+            for n, a in zip(_AXES, plan.axes, strict=True)
         },
         "dtype": plan.dtype.name,
         "chunk_size": plan.chunk_size,
@@ -138,7 +139,11 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
             out.append(
                 f"{axis} axis: stored {sn} points from {s0:.17g} to {s1:.17g}, "
                 f"asked {an} points from {a0:.17g} to {a1:.17g}"
-                + (" (same ends and size, different values)" if (s0, s1, sn) == (a0, a1, an) else "")
+                + (
+                    " (same ends and size, different values)"
+                    if (s0, s1, sn) == (a0, a1, an)
+                    else ""
+                )
             )
     return out
 
