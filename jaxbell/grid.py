@@ -882,14 +882,17 @@ def write_grid(
     done = store.done_ids()
     total = plan.nblocks_total
     if existing is not None:
-        msg = (
-            f"resuming {path}: {len(done)} of {total} blocks "
-            f"({100 * len(done) / total:.1f}%) already done"
-        )
-        logger.info("%s", msg)
-        if len(done) < total:
+        if len(done) == total:
+            logger.info("%s is already complete (%d blocks); nothing to compute", path, total)
+        else:
+            msg = (
+                f"resuming {path}: {len(done)} of {total} blocks "
+                f"({100 * len(done) / total:.1f}%) already done"
+            )
+            logger.info("%s", msg)
             store.append_history(f"{_now()}: {msg}; continuing on {describe_devices(devs)}")
-    _log_start("write_grid", plan, f" -> {path}")
+    if len(done) < total:
+        _log_start("write_grid", plan, f" -> {path}")
     consumer = ZarrConsumer(plan, store, done)
     t0 = time.perf_counter()
     try:
