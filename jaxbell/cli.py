@@ -490,13 +490,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _configure_logging(quiet: bool) -> None:
     """Log jaxbell's INFO lines (devices used, resume state) to stderr as ``jaxbell: ...``."""
     logger = logging.getLogger("jaxbell")
-    if not any(getattr(h, "_jaxbell_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()  # stderr, looked up at each record
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("jaxbell: %(message)s"))
-        handler._jaxbell_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record is logged."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; stderr is looked up instead
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

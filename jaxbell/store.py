@@ -75,7 +75,7 @@ def check_store_path(path, name: str = "path") -> Path:
     path = Path(path)
     if path.suffix != ".zarr":
         raise ValueError(
-            f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end it in .zarr"
+            f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end the name in .zarr"
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
