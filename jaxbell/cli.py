@@ -273,7 +273,12 @@ def _memory_bytes() -> int | None:
 def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.dataset import check_writable, save_dataset
     from jaxbell.grid import bytes_per_point, evaluate_grid, write_grid
+    from jaxbell.sharding import select_devices
 
+    try:
+        select_devices(args.devices)
+    except ValueError as err:
+        parser.error(f"--devices: {err}")
     if args.reduce is not None:
         return _run_reduce(args, parser)
     for option in ("epsilon_bounds", "bins"):

@@ -302,7 +302,9 @@ def _check_bins(bins) -> np.ndarray:
 
 
 def _check_reductions(reductions) -> tuple[str, ...]:
-    names = (reductions,) if isinstance(reductions, str) else tuple(reductions or ("all",))
+    if reductions is None:
+        return REDUCTIONS
+    names = (reductions,) if isinstance(reductions, str) else tuple(reductions)
     if names == ("all",):
         return REDUCTIONS
     unknown = [n for n in names if n not in REDUCTIONS]
