@@ -263,6 +263,18 @@ def _add_grid(sub) -> None:
     p.set_defaults(run=_run_grid, parser=p)
 
 
+def _check_out(out: str, parser: argparse.ArgumentParser) -> None:
+    """Fail before computing when --out cannot be written as a netCDF / zarr file."""
+    from jaxbell.dataset import check_writable
+
+    if not out.endswith((".nc", ".nc4", ".h5", ".zarr")):
+        parser.error(f"--out={out!r}: use a FILE.nc (netCDF) or FILE.zarr name")
+    try:
+        check_writable(out, "--out")
+    except (ValueError, PermissionError) as err:
+        parser.error(str(err))
+
+
 def _memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -271,7 +283,7 @@ def _memory_bytes() -> int | None:
 
 
 def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.dataset import save_dataset
     from jaxbell.grid import bytes_per_point, evaluate_grid, write_grid
     from jaxbell.sharding import select_devices
 
@@ -330,10 +342,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"than this machine's memory allows ({mem / 2**30:.1f} GiB); write FILE.zarr "
             "(out of core) or use --reduce"
         )
-    try:
-        check_writable(args.out, "--out")
-    except (ValueError, PermissionError) as err:
-        parser.error(str(err))
+    _check_out(args.out, parser)
     try:
         ds = evaluate_grid(
             args.theta,
@@ -360,7 +369,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _run_reduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.dataset import save_dataset
     from jaxbell.reductions import (
         DEFAULT_BINS,
         DEFAULT_EPSILON_BOUNDS,
@@ -374,10 +383,7 @@ def _run_reduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.overwrite or args.compressor is not None:
         parser.error("--overwrite and --compressor apply to --out FILE.zarr without --reduce")
     if args.out is not None:
-        try:
-            check_writable(args.out, "--out")
-        except (ValueError, PermissionError) as err:
-            parser.error(str(err))
+        _check_out(args.out, parser)
     checks = (
         ("--reduce", _check_reductions, names),
         ("--epsilon-bounds", _check_eps, args.epsilon_bounds or DEFAULT_EPSILON_BOUNDS),
