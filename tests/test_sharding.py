@@ -130,3 +130,64 @@ def test_functools_partial_closes_over_settings():
     t = jnp.linspace(0.1, 1.0, 3)
     out = fn(t, t, t)
     np.testing.assert_array_equal(np.asarray(out["phi"]), np.asarray(t))
+
+
+_DISTRIBUTED = """
+import json, sys, jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+pid, port, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+from jaxbell.grid import write_grid
+from jaxbell.reductions import reduce_grid
+rng = np.random.default_rng(3)
+axes = [np.sort(rng.uniform(0, 2 * np.pi, n)) for n in (14, 9, 8)]
+red = reduce_grid(*axes, epsilon_bounds=[0.5, 1e-2], chunk_size=20)
+write_grid(*axes, path, chunk_size=20)
+from jax.experimental import multihost_utils
+multihost_utils.sync_global_devices("written")
+print(json.dumps({k: np.asarray(red[k].values).tolist() for k in red.data_vars}))
+jax.distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_with_jax_distributed(tmp_path):
+    """Two processes (jax.distributed, CPU collectives): one store written in shares, and a
+    reduction gathered so that each process returns the whole grid's."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = str(sock.getsockname()[1])
+    path = tmp_path / "shared.zarr"
+    env = dict(os.environ) | {"JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DISTRIBUTED, str(pid), port, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for pid in (0, 1)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    from jaxbell.reductions import reduce_grid
+
+    rng = np.random.default_rng(3)
+    axes = [np.sort(rng.uniform(0, 2 * PI, n)) for n in (14, 9, 8)]
+    single = reduce_grid(*axes, epsilon_bounds=[0.5, 1e-2], chunk_size=20)
+    expected = {k: np.asarray(single[k].values).tolist() for k in single.data_vars}
+    assert results[0] == expected and results[1] == expected
+    ds = jb.open_dataset(path)  # complete: both shares written
+    ref = jb.evaluate_grid(*axes, chunk_size=20)
+    for name in ("max_chsh", "epsilon", "status", "correlators"):
+        np.testing.assert_array_equal(ds[name].values, ref[name].values)
