@@ -338,7 +338,7 @@ print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 @pytest.mark.parametrize("what", ["zarr", "reduce"])
 def test_peak_memory_stays_bounded_as_the_grid_grows(tmp_path, what):
     peaks = {}
-    for n in (48, 176):  # 0.1 M and 5.5 M points: 12 MiB and 570 MiB of float64 fields
+    for n in (160, 256):  # 4.1 M and 16.8 M points: 414 MiB and 1696 MiB of float64 fields
         out = subprocess.run(
             [sys.executable, "-c", _PEAK, str(n), what, str(tmp_path / f"g{n}.zarr")],
             capture_output=True,
@@ -347,6 +347,7 @@ def test_peak_memory_stays_bounded_as_the_grid_grows(tmp_path, what):
             env=dict(os.environ) | {"JAX_PLATFORMS": "cpu"},
         )
         peaks[n] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
-    fields_mib = 176**3 * grid_module.bytes_per_point("float64") / 2**20
-    assert peaks[176] < 2048
-    assert peaks[176] - peaks[48] < 0.25 * fields_mib, (peaks, fields_mib)
+    fields_mib = 256**3 * grid_module.bytes_per_point("float64") / 2**20
+    assert peaks[256] < min(2048, 0.5 * fields_mib), (peaks, fields_mib)
+    # blocks are full-sized at both sizes: memory must not grow with the grid
+    assert peaks[256] - peaks[160] < 0.1 * fields_mib, (peaks, fields_mib)
