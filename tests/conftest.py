@@ -2,6 +2,8 @@
 a --runslow option for tests marked slow, GPU-marked tests skipped where there is no GPU, and
 shared helpers."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ def pytest_addoption(parser):
 
 
 def _has_gpu() -> bool:
+    if os.environ.get("JAXBELL_GPU_TESTS_ON_CPU"):  # dry run of benchmarks/gpu_check.sh --cpu
+        return True
     try:
         return len(jax.devices("gpu")) > 0
     except RuntimeError:
