@@ -69,16 +69,21 @@ DEFAULT_EPSILON_BOUNDS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-8)
 DEFAULT_BINS = np.linspace(2.0, 2.0 * math.sqrt(2.0), 101)
 
 
+#: Lanes of the column-wise first stage of the block reductions (see :func:`_reduce`).
+LANES = 64
+
+
 def _reduce(operands, inits, combine):
-    """One pass over the flat block computing several reductions at once (a variadic reduce:
-    on a CPU this is ~3x faster than separate masked reductions, which XLA does not fuse)."""
+    """Several reductions of (rows, LANES) operands in one pass: a variadic reduce over the rows
+    (independent lanes, which XLA vectorises: ~3x faster on a CPU than reducing the flat block,
+    and ~3x faster again than separate masked reductions), then over the lanes."""
     inits = tuple(jnp.asarray(i, o.dtype) for i, o in zip(inits, operands, strict=True))
-    return jax.lax.reduce(
-        tuple(operands),
-        inits,
-        lambda a, b: tuple(c(x, y) for c, x, y in zip(combine, a, b, strict=True)),
-        (0,),
-    )
+
+    def comp(a, b):
+        return tuple(c(x, y) for c, x, y in zip(combine, a, b, strict=True))
+
+    lanes = jax.lax.reduce(tuple(operands), inits, comp, (0,))
+    return jax.lax.reduce(lanes, inits, comp, (0,))
 
 
 def _histogram_slots(mc, edges, uniform: bool):
@@ -118,27 +123,34 @@ def _block_partials(fields, limits, eps, edges, uniform: bool):
     mc = fields["max_chsh"].reshape(-1)
     epsilon = fields["epsilon"].reshape(-1)
     trivial = (fields["status"].reshape(-1) == 2) & valid
-    meets = [st & (epsilon <= eps[j]) for j in range(eps.shape[0])]  # NaN never meets
     one = jnp.int32
+    pad = (-size) % LANES  # the reductions see (rows, LANES) arrays; padding is not valid
+
+    def lanes(x, fill):
+        return jnp.pad(x, (0, pad), constant_values=fill).reshape(-1, LANES)
+
+    st_l, mc_l, eps_l = lanes(st, False), lanes(mc, 0), lanes(epsilon, jnp.nan)
+    triv_l, valid_l = lanes(trivial, False), lanes(valid, False)
+    meets = [st_l & (eps_l <= eps[j]) for j in range(eps.shape[0])]  # NaN never meets
     # pass 1: extrema, how many meet each bound, status counts
     ops, inits, comb = [], [], []
     for m in meets:
-        ops += [jnp.where(m, mc, -jnp.inf), jnp.where(m, mc, jnp.inf), m.astype(one)]
+        ops += [jnp.where(m, mc_l, -jnp.inf), jnp.where(m, mc_l, jnp.inf), m.astype(one)]
         inits += [-jnp.inf, jnp.inf, 0]
         comb += [jnp.maximum, jnp.minimum, jnp.add]
-    ops += [(st & ~trivial).astype(one), trivial.astype(one), valid.astype(one)]
+    ops += [(st_l & ~triv_l).astype(one), triv_l.astype(one), valid_l.astype(one)]
     inits += [0, 0, 0]
     comb += [jnp.add] * 3
     red = _reduce(ops, inits, comb)
     hi_v, lo_v, n_meet = (jnp.stack(red[k : 3 * len(meets) : 3]) for k in range(3))
     n_st, n_trivial, n_valid = red[-3:]
-    # pass 2: the first point attaining each extremum
-    iota = jnp.arange(size, dtype=one)
+    # pass 2: the first point (flat index in the block) attaining each extremum
+    iota = jax.lax.broadcasted_iota(one, (size + pad) // LANES * LANES, 0).reshape(-1, LANES)
     ops = []
     for j, m in enumerate(meets):
         ops += [
-            jnp.where(m & (mc == hi_v[j]), iota, size),
-            jnp.where(m & (mc == lo_v[j]), iota, size),
+            jnp.where(m & (mc_l == hi_v[j]), iota, size),
+            jnp.where(m & (mc_l == lo_v[j]), iota, size),
         ]
     idx = _reduce(ops, [size] * len(ops), [jnp.minimum] * len(ops))
     slot = jnp.where(st, _histogram_slots(mc, edges, uniform), edges.shape[0] + 1)
