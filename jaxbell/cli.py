@@ -253,6 +253,17 @@ def _add_grid(sub) -> None:
         "default: from jax.distributed, or 0/1",
     )
     p.add_argument(
+        "--distributed",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="ADDRESS,COUNT,INDEX",
+        help="multi-host: call jax.distributed.initialize() first, with the cluster detected "
+        "from the environment (SLURM, Open MPI, ...) or, given, the coordinator HOST:PORT, the "
+        "number of processes and this process's index; each process then computes its share "
+        "of FILE.zarr, and --reduce gathers the shares",
+    )
+    p.add_argument(
         "--compressor",
         choices=["zstd", "none"],
         default=None,
@@ -261,6 +272,28 @@ def _add_grid(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.add_argument("--quiet", action="store_true", help="do not log devices and resume information")
     p.set_defaults(run=_run_grid, parser=p)
+
+
+def _start_distributed(spec: str, parser: argparse.ArgumentParser) -> None:
+    """jax.distributed.initialize from --distributed (auto-detected, or ADDRESS,COUNT,INDEX)."""
+    import jax
+
+    kwargs = {}
+    if spec != "auto":
+        try:
+            address, count, index = spec.split(",")
+            kwargs = {
+                "coordinator_address": address,
+                "num_processes": int(count),
+                "process_id": int(index),
+            }
+        except ValueError:
+            parser.error(f"--distributed {spec!r}: write HOST:PORT,COUNT,INDEX or nothing")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only runs
+    try:
+        jax.distributed.initialize(**kwargs)
+    except (RuntimeError, ValueError) as err:
+        parser.error(f"--distributed: jax.distributed.initialize failed: {err}")
 
 
 def _check_out(out: str, parser: argparse.ArgumentParser) -> None:
@@ -287,6 +320,8 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.grid import bytes_per_point, evaluate_grid, write_grid
     from jaxbell.sharding import select_devices
 
+    if args.distributed is not None:
+        _start_distributed(args.distributed, parser)
     try:
         select_devices(args.devices)
     except ValueError as err:
@@ -303,7 +338,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = False if args.no_progress else None
     t0 = time.perf_counter()
     if args.out.endswith(".zarr"):
-        from jaxbell.store import StoreWriteError
+        from jaxbell.store import StoreWriteError, store_progress
 
         try:
             ds = write_grid(
@@ -326,8 +361,12 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except KeyboardInterrupt:
             parser.exit(130, "jaxbell grid: interrupted; run the same command to resume\n")
         elapsed = time.perf_counter() - t0
+        done, total = store_progress(args.out)
+        what = (
+            "wrote" if done == total else f"wrote this process's share of ({done}/{total} blocks)"
+        )
         print(
-            f"wrote {args.out}: {n:,} points ({shape[0]}x{shape[1]}x{shape[2]}, "
+            f"{what} {args.out}: {n:,} points ({shape[0]}x{shape[1]}x{shape[2]}, "
             f"{ds.attrs['dtype']}) in {elapsed:.2f} s; open it with jaxbell.open_dataset"
         )
         return 0

@@ -29,6 +29,7 @@ import functools
 import logging
 import math
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -710,6 +711,8 @@ class ZarrConsumer(Consumer):
         super().__init__(plan)
         self.store = store
         self.done = frozenset(done)
+        self.written = 0
+        self.lock = threading.Lock()
 
     def wanted(self, block) -> bool:
         return self.plan.block_id(*block) not in self.done
@@ -724,6 +727,8 @@ class ZarrConsumer(Consumer):
         self.store.write_block(
             self.plan.block_id(*block), region, arrays, {"devices": self.plan.ndev}
         )
+        with self.lock:
+            self.written += 1
 
 
 def _wait_for_store(path, timeout: float = 600.0) -> dict:
@@ -836,6 +841,7 @@ def write_grid(
             "work; remove the store before launching, then run without overwrite"
         )
     existing = None
+    joined = False
     if path.exists() and overwrite:
         remove_store(path)
     elif path.exists():
@@ -847,6 +853,7 @@ def write_grid(
             )
     elif proc[0] != 0:
         existing = _wait_for_store(path)
+        joined = True
     if existing is not None:
         dtype = existing["dtype"] if dtype is None else dtype
         chunk_size = existing["chunk_size"] if chunk_size is None else chunk_size
@@ -881,7 +888,9 @@ def write_grid(
         store = GridStore.initialise(path, record)
     done = store.done_ids()
     total = plan.nblocks_total
-    if existing is not None:
+    if joined:
+        logger.info("process %d of %d joins %s", proc[0], proc[1], path)
+    elif existing is not None:
         if len(done) == total:
             logger.info("%s is already complete (%d blocks); nothing to compute", path, total)
         else:
@@ -917,9 +926,10 @@ def write_grid(
         ) from err
     elapsed = time.perf_counter() - t0
     complete = len(store.done_ids()) == total
-    if complete and len(done) < total:
+    if complete and consumer.written:
+        share = f"process {proc[0]} of {proc[1]}" if proc[1] > 1 else "this run"
         store.append_history(
-            f"{_now()}: finished ({total} blocks; this run computed {total - len(done)} of them "
+            f"{_now()}: finished ({total} blocks; {share} computed {consumer.written} of them "
             f"in {elapsed:.1f} s on {describe_devices(devs)})"
         )
     elif not complete:

@@ -401,14 +401,15 @@ def reduce_grid(
     t0 = time.perf_counter()
     run_engine(plan, consumer, progress=progress, desc="reduce", process=proc)
     acc = consumer.acc.arrays()
+    share = f"share {proc[0]} of {proc[1]}" if proc[1] > 1 else "whole grid"
     if proc[1] > 1 and not explicit:
         acc = _gather_processes(acc)
-        proc = (0, 1)
+        share = f"whole grid, gathered from {proc[1]} processes (jax.distributed)"
     elapsed = time.perf_counter() - t0
     settings = plan.settings() | {
         "reductions": list(names),
         "elapsed_seconds": round(elapsed, 3),
-        "process": f"{proc[0]} of {proc[1]}",
+        "process": share,
     }
     nt, np_, no = plan.shape
     return reduction_dataset(
