@@ -7,7 +7,8 @@ Outputs, all computing every field of every point:
 * ``reduce`` -- ``reduce_grid``: maxima, histogram, fractions; no field output.
 
 Each measurement runs in its own process (so its peak resident memory, ``ru_maxrss``, is its
-own), warm: the same compiled programs are first run on one block column of the grid. Device
+own), warm: the same compiled programs are first run on one block column of the grid; the best
+of 3 runs where a run takes under 3 s. Device
 counts on a CPU are forced host devices (``XLA_FLAGS=--xla_force_host_platform_device_count``).
 Timings on a shared machine are noisy: compare ratios measured in one run.
 
@@ -52,9 +53,12 @@ run(warm, store + ".warm.zarr")
 shutil.rmtree(store + ".warm.zarr", ignore_errors=True)
 with open("/proc/self/status") as fh:
     before = next(int(l.split()[1]) for l in fh if l.startswith("VmRSS")) / 1024
-t0 = time.perf_counter()
-out = run(axes, store)
-seconds = time.perf_counter() - t0
+seconds, runs = float("inf"), 0
+while runs < 3 and (runs == 0 or seconds < 3.0):  # best of 3 where a run is short
+    t0 = time.perf_counter()
+    out = run(axes, store)
+    seconds = min(seconds, time.perf_counter() - t0)
+    runs += 1
 disk = 0
 if output == "zarr":
     for root, _, files in os.walk(store):
@@ -66,7 +70,7 @@ print(json.dumps({
     "block": list(plan.block), "seconds": seconds, "points_per_s": n**3 / seconds,
     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "rss_before_mib": before, "fields_mib": n**3 * grid.bytes_per_point(dtype) / 2**20,
-    "disk_mib": disk / 2**20,
+    "disk_mib": disk / 2**20, "runs": runs,
 }))
 """
 

@@ -234,7 +234,8 @@ def _add_grid(sub) -> None:
         default=None,
         help="grid points per block and device (bounds memory beyond the output); default "
         "per device and output: 65536 on a CPU (262144 for FILE.zarr), 4194304 on a GPU "
-        "(jaxbell.grid.default_chunk_size); the store's when resuming",
+        "(1048576 for FILE.zarr), see jaxbell.grid.default_chunk_size; the store's when "
+        "resuming",
     )
     p.add_argument(
         "--devices",

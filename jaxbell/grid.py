@@ -82,10 +82,11 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 #: Default points per block, by platform ("cpu" or any accelerator) and output.
 #: CPU: 2**16 keeps the block in cache; zarr stores use 2**18-point chunks (2 MiB per float64
 #: field) because each chunk write costs ~1 ms of fixed overhead. GPU/TPU: 2**22 points per
-#: block (~440 MiB of float64 fields) so that kernel launches and transfers are amortised.
+#: block (~440 MiB of float64 fields) so that kernel launches and transfers are amortised;
+#: 2**20 for zarr (8 MiB chunks per field) to keep host memory well under 2 GB.
 CHUNK_SIZES = {
     "cpu": {"memory": 1 << 16, "zarr": 1 << 18, "reduce": 1 << 16},
-    "accelerator": {"memory": 1 << 22, "zarr": 1 << 22, "reduce": 1 << 22},
+    "accelerator": {"memory": 1 << 22, "zarr": 1 << 20, "reduce": 1 << 22},
 }
 #: Entries per theta table computed at once (a window of theta rows): bounds table memory to
 #: 7 tables x 2**20 entries (56 MiB in float64) whatever the grid size.
@@ -289,7 +290,8 @@ def default_chunk_size(platform: str | None = None, output: str = "memory") -> i
     Returns
     -------
     int
-        2**16 (CPU, memory and reductions), 2**18 (CPU, zarr), 2**22 (accelerators).
+        2**16 (CPU, memory and reductions), 2**18 (CPU, zarr), 2**22 (accelerators; 2**20
+        for zarr).
     """
     if output not in CHUNK_SIZES["cpu"]:
         raise ValueError(f"output must be one of {sorted(CHUNK_SIZES['cpu'])}, got {output!r}")
@@ -780,7 +782,7 @@ def write_grid(
         None: float64 for a new store, the store's dtype when resuming.
     chunk_size : int or None
         Points per block and per zarr chunk. None: the store's when resuming, otherwise
-        :func:`default_chunk_size` for zarr (2**18 on a CPU, 2**22 on a GPU).
+        :func:`default_chunk_size` for zarr (2**18 on a CPU, 2**20 on a GPU).
     overwrite : bool
         Remove an existing store at ``path`` first (only a zarr store or an empty folder).
     progress : bool or None

@@ -220,6 +220,7 @@ def test_default_chunk_sizes():
     assert grid_module.default_chunk_size("cpu") == grid_module.DEFAULT_CHUNK_SIZE == 1 << 16
     assert grid_module.default_chunk_size("cpu", "zarr") == 1 << 18
     assert grid_module.default_chunk_size("gpu") == 1 << 22
+    assert grid_module.default_chunk_size("gpu", "zarr") == 1 << 20
     with pytest.raises(ValueError, match="output"):
         grid_module.default_chunk_size("cpu", "disk")
     ds = jb.evaluate_grid([0.1], [0.2], [0.3])

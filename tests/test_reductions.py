@@ -241,3 +241,18 @@ def test_identical_on_1_3_and_4_forced_devices():
     axes = [np.sort(rng.uniform(0, 2 * PI, n)) for n in (23, 11, 9)]
     here = reduce_grid(*axes, epsilon_bounds=[0.5, 1e-2], chunk_size=33)
     assert {k: np.asarray(here[k].values).tolist() for k in here.data_vars} == out["1"]
+
+
+def test_second_call_with_same_shapes_does_not_recompile():
+    from jaxbell import reductions
+    from jaxbell.grid import GridPlan
+    from jaxbell.sharding import select_devices
+
+    axes = _axes(9, (6, 5, 4))
+    reduce_grid(*axes, chunk_size=30)
+    plan = GridPlan(axes, np.dtype("float64"), 30, select_devices())
+    step = reductions._reducer(plan.mesh, plan.block[0], plan.ndev, True)
+    before = step._cache_size()
+    assert before >= 1
+    reduce_grid(*[a + 0.01 for a in axes], chunk_size=30, epsilon_bounds=EPS[:6])
+    assert step._cache_size() == before
