@@ -526,14 +526,20 @@ def run_engine(
     (so their blocks are either completely consumed or not at all), and the exception is
     re-raised.
     """
-    todo = plan.npoints - consumer.done_points()
+    if process[1] == 1:
+        total, initial = plan.npoints, consumer.done_points()
+    else:  # this process's share only
+        own = [b for bj, bk, _, st in plan.steps(process) for b in plan.step_blocks(bj, bk, st)]
+        own = [b for b in own if b is not None]
+        total = sum(plan.block_points(*b) for b in own)
+        initial = total - sum(plan.block_points(*b) for b in own if consumer.wanted(b))
     if progress is None:  # tqdm's None: shown only on a terminal; one step has nothing to show
         disable = True if plan.nsteps <= 1 else None
     else:
         disable = not progress
     bar = tqdm(
-        total=plan.npoints,
-        initial=plan.npoints - todo,
+        total=total,
+        initial=initial,
         unit="pt",
         unit_scale=True,
         disable=disable,
