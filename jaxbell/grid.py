@@ -849,9 +849,11 @@ def write_grid(
             "work; remove the store before launching, then run without overwrite"
         )
     existing = None
-    joined = False
+    joined = proc[0] != 0  # other processes join the store that process 0 creates or resumes
     if path.exists() and overwrite:
         remove_store(path)
+    elif joined:
+        existing = _wait_for_store(path)  # also while process 0 is still creating it
     elif path.exists():
         existing = read_record(path)
         if existing is None and any(path.iterdir()):
@@ -859,9 +861,6 @@ def write_grid(
                 f"{str(path)!r} exists but is not a jaxbell grid store (no _jaxbell record); "
                 "choose another name or pass overwrite=True (--overwrite) to replace it"
             )
-    elif proc[0] != 0:
-        existing = _wait_for_store(path)
-        joined = True
     if existing is not None:
         dtype = existing["dtype"] if dtype is None else dtype
         chunk_size = existing["chunk_size"] if chunk_size is None else chunk_size
@@ -897,7 +896,14 @@ def write_grid(
     done = store.done_ids()
     total = plan.nblocks_total
     if joined:
-        logger.info("process %d of %d joins %s", proc[0], proc[1], path)
+        logger.info(
+            "process %d of %d joins %s (%d of %d blocks done)",
+            proc[0],
+            proc[1],
+            path,
+            len(done),
+            total,
+        )
     elif existing is not None:
         if len(done) == total:
             logger.info("%s is already complete (%d blocks); nothing to compute", path, total)
