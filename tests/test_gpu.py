@@ -39,9 +39,13 @@ def test_fields_on_the_gpu_match_the_cpu(dtype):
     cpu = grid_fields(*axes, dtype=dtype, devices=_cpu())
     rtol, atol = (1e-12, 1e-13) if dtype == "float64" else (2e-5, 2e-6)
     far = np.abs(_margin(axes)) > (1e-10 if dtype == "float64" else 1e-4)  # off the boundary
+    # |eta^Q| / eta^L is ill-conditioned where eta^L -> 0: compare it where eta^L is not tiny
+    sane = cpu["local_bound"] > (1e-8 if dtype == "float64" else 1e-2)
     for name in FIELDS:
         a, b = gpu[name], cpu[name]
-        if a.dtype.kind == "f":
+        if name == "violation_ratio":
+            np.testing.assert_allclose(a[sane], b[sane], rtol=rtol * 10, err_msg=name)
+        elif a.dtype.kind == "f":
             np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
         else:
             np.testing.assert_array_equal(a[far], b[far], err_msg=name)
