@@ -251,8 +251,18 @@ def test_second_call_with_same_shapes_does_not_recompile():
     axes = _axes(9, (6, 5, 4))
     reduce_grid(*axes, chunk_size=30)
     plan = GridPlan(axes, np.dtype("float64"), 30, select_devices())
-    step = reductions._reducer(plan.mesh, plan.block[0], plan.ndev, True)
+    step = reductions._reducer(plan.mesh, plan.block[0], plan.ndev, "uniform")
     before = step._cache_size()
     assert before >= 1
     reduce_grid(*[a + 0.01 for a in axes], chunk_size=30, epsilon_bounds=EPS[:6])
     assert step._cache_size() == before
+
+
+def test_a_subset_of_reductions_equals_the_same_part_of_all():
+    axes = _axes(10, (9, 8, 7))
+    every = reduce_grid(*axes, epsilon_bounds=[0.2], bins=10)
+    for names in (["self_testing_fraction"], ["max_chsh_histogram"], ["chsh_at_key_rate"]):
+        part = reduce_grid(*axes, epsilon_bounds=[0.2], bins=10, reductions=names)
+        assert set(part.data_vars) < set(every.data_vars)
+        for name in part.data_vars:
+            np.testing.assert_array_equal(part[name].values, every[name].values, err_msg=name)
