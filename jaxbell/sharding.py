@@ -9,6 +9,8 @@ one device and on N: each element is computed by the same program on the same in
 * :func:`batch_over_devices` -- ``vmap`` a one-point function and shard its batch axis over the
   devices (padding the batch to a multiple of the device count). Use it for the batched
   searches and rate computations: ``batch_over_devices(fn)(thetas, phis, omegas)``.
+* :func:`shard_batch` -- for code that already has a jitted, vmapped function: pad and place
+  its batched inputs split over the devices; ``jit`` then runs the batch on all of them.
 * The grids (:mod:`jaxbell.grid`) shard each step's blocks over the devices with the same mesh.
 
 Multi-host: after ``jax.distributed.initialize()`` every process sees the devices of all hosts
@@ -31,8 +33,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = [
     "BATCH_AXIS",
-    "shard_map",
     "batch_over_devices",
+    "shard_batch",
+    "shard_map",
     "describe_devices",
     "device_mesh",
     "select_devices",
@@ -132,6 +135,41 @@ def _pad_leading(x, pad: int):
     xp = jnp if isinstance(x, jax.Array) else np
     x = xp.asarray(x)
     return xp.concatenate([x, xp.repeat(x[-1:], pad, axis=0)], axis=0)
+
+
+def shard_batch(tree, devices: int | Sequence[jax.Device] | None = None):
+    """Place a batch split over the devices, for an already jitted, vmapped function.
+
+    Every leaf of ``tree`` (arrays with a common leading batch axis of length ``n``) is padded
+    to a multiple of the device count by repeating its last entry and placed with
+    ``NamedSharding(Mesh(devices, ("batch",)), PartitionSpec("batch"))``. A jitted function
+    called on the result runs its batch on all the devices (XLA partitions the vmapped
+    computation along the batch axis; a ``while_loop`` over the batch then agrees on its stop
+    across devices), and every element's result is the same as on one device. Drop the
+    padding from the outputs with ``x[:n]``.
+
+    Returns
+    -------
+    (placed tree, n)
+
+    Examples
+    --------
+    >>> placed, n = shard_batch((problems, starts))  # doctest: +SKIP
+    >>> out = jax.tree.map(lambda x: x[:n], solver(*placed, settings))  # doctest: +SKIP
+    """
+    devs = select_devices(devices)
+    leaves = jax.tree.leaves(tree)
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(
+            f"every leaf needs the same leading batch length; got {sorted(map(str, sizes))}"
+        )
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("the batch is empty; give at least one element")
+    pad = (-n) % len(devs)
+    sharding = NamedSharding(device_mesh(devs), PartitionSpec(BATCH_AXIS))
+    return jax.device_put(jax.tree.map(lambda x: _pad_leading(x, pad), tree), sharding), n
 
 
 def batch_over_devices(

@@ -191,3 +191,42 @@ def test_two_processes_with_jax_distributed(tmp_path):
     ref = jb.evaluate_grid(*axes, chunk_size=20)
     for name in ("max_chsh", "epsilon", "status", "correlators"):
         np.testing.assert_array_equal(ds[name].values, ref[name].values)
+
+
+_PRESHARDED = """
+import json, jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from jaxbell.sharding import shard_batch
+assert jax.local_device_count() == 4
+
+def newton(c, tol):  # a while_loop that stops at different iterations for each element
+    def body(s):
+        x, k = s
+        return x - (x * x - c) / (2 * x), k + 1
+    return jax.lax.while_loop(lambda s: (jnp.abs(s[0] ** 2 - c) > tol) & (s[1] < 100), body,
+                              (c, 0))
+
+solver = jax.jit(jax.vmap(newton, in_axes=(0, None)))
+c = np.linspace(0.5, 900.0, 10)
+(placed,), n = shard_batch((c,))
+out = solver(placed, jnp.asarray(1e-12))
+x, k = (np.asarray(v)[:n] for v in out)
+x1, k1 = (np.asarray(v) for v in solver(c, 1e-12))
+print(json.dumps({"same": bool((x == x1).all() and (k == k1).all()), "n": n,
+                  "ndev": len(out[0].sharding.device_set), "iters": k.tolist(),
+                  "x": x.tolist()}))
+"""
+
+
+def test_shard_batch_runs_a_jitted_vmapped_loop_on_four_devices():
+    import json
+
+    out = run_python(_PRESHARDED, host_devices=4)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["same"] and res["n"] == 10 and res["ndev"] == 4
+    assert len(set(res["iters"])) > 1  # the elements stop at different iterations
+    np.testing.assert_allclose(res["x"], np.sqrt(np.linspace(0.5, 900.0, 10)), rtol=1e-14)
+    with pytest.raises(ValueError, match="same leading batch length"):
+        from jaxbell.sharding import shard_batch
+
+        shard_batch((np.zeros(3), np.zeros(4)))
