@@ -23,9 +23,10 @@ from jaxbell.family import (
     quantum_bound,
     self_testing_margin,
 )
-from jaxbell.grid import evaluate_grid
+from jaxbell.grid import evaluate_grid, write_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
+from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,
@@ -49,14 +50,17 @@ __all__ = [
     "local_bound",
     "max_chsh",
     "max_chsh_value",
+    "merge_reductions",
     "noisy_correlators",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",
+    "reduce_grid",
     "save_dataset",
     "self_testing_margin",
     "strategy_angles",
     "strategy_correlators",
     "tradeoff_curve",
+    "write_grid",
     "xy_plane_correlators",
 ]

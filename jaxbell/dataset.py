@@ -23,8 +23,10 @@ __all__ = [
     "GLOSSARY",
     "PAPER_DOI",
     "check_writable",
+    "create_grid_store",
     "grid_dataset",
     "label",
+    "reduction_dataset",
     "open_dataset",
     "save_dataset",
     "search_result_dataset",
@@ -107,10 +109,86 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
         "1",
         "Per-point status flag; see flag_values and flag_meanings",
     ),
+    # --- reductions of a grid (jaxbell.reduce_grid) ---
+    "epsilon_bound": (
+        "bound on epsilon",
+        "bit",
+        "Key-rate constraint key_rate >= 1 - epsilon_bound at eta^Q on self-testing points, "
+        "evaluated as epsilon <= epsilon_bound (full precision for tiny bounds)",
+    ),
+    "largest_max_chsh": (
+        "largest max_chsh with key_rate >= 1 - epsilon_bound",
+        "1",
+        "Largest max_chsh over the self-testing grid points whose epsilon <= epsilon_bound; "
+        "NaN where no grid point meets the bound",
+    ),
+    "smallest_max_chsh": (
+        "smallest max_chsh with key_rate >= 1 - epsilon_bound",
+        "1",
+        "Smallest max_chsh over the self-testing grid points whose epsilon <= epsilon_bound "
+        "(the least nonlocality with that key rate on the grid); NaN where none meets it",
+    ),
+    "points_meeting": (
+        "grid points with key_rate >= 1 - epsilon_bound",
+        "1",
+        "Number of self-testing grid points whose epsilon <= epsilon_bound",
+    ),
+    "max_chsh_bin": ("max_chsh bin", "1", "Index of a histogram bin of max_chsh"),
+    "max_chsh_bin_lower": (
+        "lower edge of the max_chsh bin",
+        "1",
+        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+    ),
+    "max_chsh_bin_upper": (
+        "upper edge of the max_chsh bin",
+        "1",
+        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+    ),
+    "max_chsh_histogram": (
+        "histogram of max_chsh over the self-testing region",
+        "1",
+        "Number of grid points where condition (4) holds with max_chsh in each bin",
+    ),
+    "max_chsh_below_bins": (
+        "self-testing points below the first bin",
+        "1",
+        "Number of grid points where condition (4) holds with max_chsh below the first edge",
+    ),
+    "max_chsh_above_bins": (
+        "self-testing points above the last bin",
+        "1",
+        "Number of grid points where condition (4) holds with max_chsh above the last edge",
+    ),
+    "self_testing_fraction": (
+        "fraction of the grid where condition (4) holds",
+        "1",
+        "Self-testing grid points divided by all grid points",
+    ),
+    "status_flag": (
+        "point status flag",
+        "1",
+        "Value of the per-point status flag of the grid; see flag_values and flag_meanings",
+    ),
+    "status_count": (
+        "grid points per status flag",
+        "1",
+        "Number of grid points with each status flag",
+    ),
+    "grid_points": ("grid points", "1", "Number of points of the (theta, phi, omega) grid"),
 }
+
+for _which in ("largest", "smallest"):
+    for _axis in ("theta", "phi", "omega"):
+        GLOSSARY[f"{_axis}_at_{_which}"] = (
+            f"{_axis} where {_which}_max_chsh is attained",
+            "rad",
+            f"Angle {_axis} of the grid point attaining {_which}_max_chsh (the first in "
+            "(theta, phi, omega) order among ties); NaN where no point meets the bound",
+        )
 
 #: CF flag meanings of the grid's ``status`` variable.
 STATUS_FLAGS = {
+    -1: "not_computed_unfinished_block_of_a_store",
     0: "self_testing",
     1: "not_self_testing_rates_nan",
     2: "trivial_expression_all_coefficients_zero",
@@ -120,9 +198,10 @@ STATUS_FLAGS = {
 def _attrs(name: str) -> dict[str, Any]:
     long_name, units, description = GLOSSARY[name]
     attrs = {"long_name": long_name, "units": units, "description": description}
-    if name == "status":
-        attrs["flag_values"] = np.array(list(STATUS_FLAGS), dtype=np.int8)
-        attrs["flag_meanings"] = " ".join(STATUS_FLAGS.values())
+    if name in ("status", "status_flag"):
+        flags = {k: v for k, v in STATUS_FLAGS.items() if name == "status" or k >= 0}
+        attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
+        attrs["flag_meanings"] = " ".join(flags.values())
     return attrs
 
 
@@ -242,10 +321,28 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out") 
     return path
 
 
-def open_dataset(path: str | os.PathLike, **kwargs) -> xr.Dataset:
-    """Open a dataset written by :func:`save_dataset` (netCDF or zarr), fully labelled."""
+def open_dataset(
+    path: str | os.PathLike, *, allow_incomplete: bool = False, **kwargs
+) -> xr.Dataset:
+    """Open a dataset written by :func:`save_dataset` or :func:`jaxbell.write_grid`, labelled.
+
+    zarr stores open lazily (dask arrays, one dask chunk per zarr chunk); netCDF files through
+    h5netcdf. A grid store that :func:`jaxbell.write_grid` has not finished raises a
+    ``ValueError`` saying how much is done, unless ``allow_incomplete=True`` (then unfinished
+    blocks read as NaN, False and status -1).
+    """
     path = Path(path)
     if path.suffix == ".zarr":
+        from jaxbell.store import store_progress
+
+        progress = store_progress(path)
+        if progress is not None and progress[0] < progress[1] and not allow_incomplete:
+            done, total = progress
+            raise ValueError(
+                f"{str(path)!r} is an unfinished grid store ({done} of {total} blocks done); "
+                "resume it with the same jaxbell.write_grid call (or jaxbell grid command), "
+                "or pass allow_incomplete=True to read what is there"
+            )
         return xr.open_zarr(path, **{"consolidated": False} | kwargs)
     return xr.open_dataset(path, engine="h5netcdf", **kwargs)
 
@@ -375,4 +472,109 @@ def tradeoff_dataset(
         ),
         settings=settings,
         history="jaxbell.tradeoff_curve",
+# --- scale: out-of-core grid stores (jaxbell.write_grid) -------------------------------------
+
+
+def create_grid_store(
+    path: str | os.PathLike,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    omega: np.ndarray,
+    fields: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+    *,
+    block: tuple[int, int, int],
+    compressor: str,
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> None:
+    """Create an empty zarr store for a grid: coordinates, labels, and one array per field
+    chunked as the grid's blocks (no field data is written; unwritten chunks read as the fill
+    values NaN, False and status -1).
+
+    ``fields`` maps each name to its trailing shape and dtype. The labelling is that of
+    :func:`grid_dataset`, so the finished store opens identical to ``evaluate_grid``'s dataset.
+    """
+    import dask.array as da
+    import zarr
+
+    shape = (len(theta), len(phi), len(omega))
+    lazy = {
+        name: da.zeros(shape + trail, dtype=dt, chunks=-1) for name, (trail, dt) in fields.items()
+    }
+    ds = grid_dataset(theta, phi, omega, lazy, settings=settings, history=history)
+    v3 = int(zarr.__version__.split(".")[0]) >= 3
+    encoding = {}
+    for name, (trail, _) in fields.items():
+        enc: dict[str, Any] = {"chunks": tuple(block) + trail}
+        if compressor == "none":
+            enc["compressors" if v3 else "compressor"] = None
+        if name == "status" and v3:
+            enc["fill_value"] = -1  # "not computed" (zarr v3 fill values are not masks)
+        encoding[name] = enc
+    ds.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding)
+
+
+# --- scale: reductions of a grid without its fields (jaxbell.reduce_grid) ---------------------
+
+
+def reduction_dataset(
+    theta: np.ndarray,
+    phi: np.ndarray,
+    omega: np.ndarray,
+    acc: Mapping[str, np.ndarray],
+    *,
+    epsilon_bounds: np.ndarray | None,
+    edges: np.ndarray | None,
+    reductions: tuple[str, ...],
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> xr.Dataset:
+    """Label the reductions of :func:`jaxbell.reductions.reduce_grid` as a Dataset.
+
+    ``acc`` holds the combined partials: ``counts`` (status 0, 1, 2), ``hi_val`` / ``lo_val``
+    (per bound; -inf / inf where none), ``hi_idx`` / ``lo_idx`` (grid indices, -1 where none),
+    ``n_meet`` and ``hist`` (below, bins..., above). The grid axes are kept as coordinates.
+    """
+    axes = {
+        "theta": np.asarray(theta, np.float64),
+        "phi": np.asarray(phi, np.float64),
+        "omega": np.asarray(omega, np.float64),
+    }
+    coords: dict[str, Any] = dict(axes)
+    data: dict[str, Any] = {}
+    total = int(np.prod([a.size for a in axes.values()]))
+    data["grid_points"] = ((), np.int64(total))
+    if "chsh_at_key_rate" in reductions:
+        coords["epsilon_bound"] = np.asarray(epsilon_bounds, np.float64)
+        for which, key in (("largest", "hi"), ("smallest", "lo")):
+            vals = np.asarray(acc[f"{key}_val"], np.float64)
+            idx = np.asarray(acc[f"{key}_idx"])
+            found = np.isfinite(vals)
+            located = found & (idx[:, 0] >= 0) & (idx[:, 0] < axes["theta"].size)
+            data[f"{which}_max_chsh"] = ("epsilon_bound", np.where(found, vals, np.nan))
+            for i, (name, axis) in enumerate(axes.items()):
+                at = np.where(located, axis[np.where(located, idx[:, i], 0)], np.nan)
+                data[f"{name}_at_{which}"] = ("epsilon_bound", at)
+        data["points_meeting"] = ("epsilon_bound", np.asarray(acc["n_meet"], np.int64))
+    if "max_chsh_histogram" in reductions:
+        edges = np.asarray(edges, np.float64)
+        hist = np.asarray(acc["hist"], np.int64)
+        coords["max_chsh_bin"] = np.arange(edges.size - 1)
+        coords["max_chsh_bin_lower"] = ("max_chsh_bin", edges[:-1])
+        coords["max_chsh_bin_upper"] = ("max_chsh_bin", edges[1:])
+        data["max_chsh_histogram"] = ("max_chsh_bin", hist[1:-1])
+        data["max_chsh_below_bins"] = ((), hist[0])
+        data["max_chsh_above_bins"] = ((), hist[-1])
+    if "self_testing_fraction" in reductions:
+        counts = np.asarray(acc["counts"], np.int64)
+        coords["status_flag"] = np.array([0, 1, 2], np.int8)
+        data["status_count"] = ("status_flag", counts)
+        data["self_testing_fraction"] = ((), np.float64(counts[0] / total))
+    ds = xr.Dataset(data, coords=coords)
+    return label(
+        ds,
+        title="Reductions of the Bell family B_theta,phi,omega of eq. (2) over a "
+        "(theta, phi, omega) grid",
+        settings=settings,
+        history=history,
     )

@@ -1,4 +1,4 @@
-"""Dense (theta, phi, omega) grids: one jitted computation per block, bounded memory, progress.
+"""Dense (theta, phi, omega) grids: one block engine, three outputs, any number of devices.
 
 The kernel exploits the structure of eq. (2)-(6): every transcendental function depends on one
 or two of the three angles (cos(theta + phi), sin(omega - phi), the four correlators and their
@@ -6,21 +6,40 @@ entropies, ...). They are computed on their own 1-D and 2-D axes; the 3-D work i
 sums and comparisons of broadcast tables, with sin(theta + phi + omega) obtained by the angle
 addition formula. The cost per grid point is then a few dozen flops, so the grid runs close to
 the speed of merely writing its output (see ``benchmarks/grid_throughput.py``).
+
+The engine cuts the grid into blocks of at most ``chunk_size`` points (whole omega rows
+first) and walks them with the (phi, omega) block column outermost and theta innermost, so the
+transcendental tables of a column are computed once (per window of theta rows, which bounds
+their memory) and serve all its blocks. One *step* computes one block per device: the step's
+theta rows are split over a :class:`jax.sharding.Mesh` of the devices (``shard_map``, blocks
+sharded with ``NamedSharding``); every device runs the same program on a block of the same
+shape, so results are identical on one device and on N. Finished steps go to a consumer:
+
+* arrays in memory -- :func:`evaluate_grid`, :func:`grid_fields`;
+* a zarr store written block by block, resumable -- :func:`write_grid`;
+* reductions with no field output -- :func:`jaxbell.reductions.reduce_grid`.
+
+Consumers run on copy threads while the next step computes, with at most ``MAX_IN_FLIGHT``
+steps alive, so the memory beyond the output is bounded whatever the grid size.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 from tqdm import tqdm
 
@@ -28,8 +47,19 @@ from jaxbell._precision import x64_scope
 from jaxbell.dataset import grid_dataset
 from jaxbell.entropy import h_of_sin
 from jaxbell.family import boundary_tolerance
+from jaxbell.sharding import BATCH_AXIS, describe_devices, device_mesh, select_devices, shard_map
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "FIELDS", "evaluate_grid", "grid_fields"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "FIELDS",
+    "GridPlan",
+    "default_chunk_size",
+    "evaluate_grid",
+    "grid_fields",
+    "write_grid",
+]
+
+logger = logging.getLogger("jaxbell")
 
 #: Variables of ``evaluate_grid``'s dataset, in order. ``correlators`` has extra dims (x, y).
 FIELDS = (
@@ -46,11 +76,24 @@ FIELDS = (
     "status",
 )
 
-#: Default number of grid points per jitted block: small enough to stay in cache on a CPU.
+#: Default number of grid points per block on a CPU for in-memory output: small enough that
+#: XLA's buffers stay in cache (see :func:`default_chunk_size` for the other cases).
 DEFAULT_CHUNK_SIZE = 1 << 16
-#: Blocks computed or being copied at any one time (bounds memory beyond the output).
+#: Default points per block, by platform ("cpu" or any accelerator) and output.
+#: CPU: 2**16 keeps the block in cache; zarr stores use 2**18-point chunks (2 MiB per float64
+#: field) because each chunk write costs ~1 ms of fixed overhead. GPU/TPU: 2**22 points per
+#: block (~440 MiB of float64 fields) so that kernel launches and transfers are amortised;
+#: 2**20 for zarr (8 MiB chunks per field) to keep host memory well under 2 GB.
+CHUNK_SIZES = {
+    "cpu": {"memory": 1 << 16, "zarr": 1 << 18, "reduce": 1 << 16},
+    "accelerator": {"memory": 1 << 22, "zarr": 1 << 20, "reduce": 1 << 22},
+}
+#: Entries per theta table computed at once (a window of theta rows): bounds table memory to
+#: 7 tables x 2**20 entries (56 MiB in float64) whatever the grid size.
+TABLE_BUDGET = 1 << 20
+#: Steps computed or being consumed at any one time (bounds memory beyond the output).
 MAX_IN_FLIGHT = 2
-#: Threads copying finished blocks into the output arrays.
+#: Threads consuming finished blocks (copying them into the output, writing them to disk).
 COPY_THREADS = 2
 
 
@@ -147,7 +190,7 @@ def _block_fields(t, p, w):
 
 @jax.jit
 def _tables(t, p, w):
-    """All tables for a (phi, omega) block and the whole (padded) theta axis."""
+    """All tables for a (phi, omega) block and a window of (padded) theta rows."""
     return _pw_tables(p, w) | _t_tables(t, p, w)
 
 
@@ -209,8 +252,12 @@ def block_shape(shape: tuple[int, int, int], chunk_size: int) -> tuple[int, int,
 
 def _pad(axis: np.ndarray, block: int) -> np.ndarray:
     """Pad an axis with its last value to a multiple of ``block`` (padded points are dropped)."""
-    extra = (-axis.size) % block
-    return np.concatenate([axis, np.full(extra, axis[-1])]) if extra else axis
+    return _pad_to(axis, -(-axis.size // block) * block)
+
+
+def _pad_to(axis: np.ndarray, size: int) -> np.ndarray:
+    extra = size - axis.size
+    return np.concatenate([axis, np.full(extra, axis[-1])]) if extra > 0 else axis
 
 
 def field_dtypes(dtype: DTypeLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -222,17 +269,339 @@ def field_dtypes(dtype: DTypeLike) -> dict[str, tuple[tuple[int, ...], np.dtype]
     }
 
 
-def _allocate_fields(shape: tuple[int, ...], dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Uninitialised output arrays, one per field."""
-    return {n: np.empty(shape + trail, dt) for n, (trail, dt) in field_dtypes(dtype).items()}
-
-
-def _check_chunk_size(chunk_size) -> int:
+def _check_chunk_size(chunk_size, name: str = "chunk_size") -> int:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-        raise TypeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        raise TypeError(f"{name} must be a positive integer, got {chunk_size!r}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+        raise ValueError(f"{name} must be a positive integer, got {chunk_size}")
     return int(chunk_size)
+
+
+def default_chunk_size(platform: str | None = None, output: str = "memory") -> int:
+    """Default grid points per block for a device platform and an output.
+
+    Parameters
+    ----------
+    platform : str or None
+        ``"cpu"``, ``"gpu"``, ``"tpu"`` (a device's ``.platform``); None: JAX's default backend.
+    output : {"memory", "zarr", "reduce"}
+        What the blocks feed: arrays in memory, a zarr store, or reductions.
+
+    Returns
+    -------
+    int
+        2**16 (CPU, memory and reductions), 2**18 (CPU, zarr), 2**22 (accelerators; 2**20
+        for zarr).
+    """
+    if output not in CHUNK_SIZES["cpu"]:
+        raise ValueError(f"output must be one of {sorted(CHUNK_SIZES['cpu'])}, got {output!r}")
+    platform = jax.default_backend() if platform is None else platform
+    return CHUNK_SIZES["cpu" if platform == "cpu" else "accelerator"][output]
+
+
+def _check_axes(theta, phi, omega) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(_check_axis(v, n) for v, n in ((theta, "theta"), (phi, "phi"), (omega, "omega")))
+
+
+def _check_process(process) -> tuple[int, int]:
+    """(index, count) of this process among those sharing a grid; default from jax.distributed."""
+    if process is None:
+        return jax.process_index(), jax.process_count()
+    try:
+        index, count = (int(v) for v in process)
+    except (TypeError, ValueError):
+        raise TypeError(f"process must be a pair (index, count), got {process!r}") from None
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"process=({index}, {count}): need count >= 1 and 0 <= index < count")
+    return index, count
+
+
+class GridPlan:
+    """How a grid is cut into blocks, steps (one block per device) and table windows.
+
+    Holds no array of the grid's size. Blocks are numbered ``block_id = (bi * nbp + bj) * nbo
+    + bk`` over the block grid ``(nbt, nbp, nbo)``; step ``(bj, bk, st)`` computes blocks
+    ``bi = st * ndev + d`` on device ``d``.
+    """
+
+    def __init__(self, axes, dtype: np.dtype, chunk_size: int, devices: Sequence[jax.Device]):
+        self.axes = tuple(axes)
+        self.shape = tuple(int(a.size) for a in self.axes)
+        self.dtype = np.dtype(dtype)
+        self.chunk_size = int(chunk_size)
+        self.block = block_shape(self.shape, self.chunk_size)
+        self.devices = tuple(devices)
+        self.ndev = len(self.devices)
+        self.nblocks = tuple(-(-n // b) for n, b in zip(self.shape, self.block, strict=True))
+        bt, bp, bo = self.block
+        self.step_rows = bt * self.ndev
+        self.theta_steps = -(-self.nblocks[0] // self.ndev)
+        self.window_steps = min(self.theta_steps, max(1, TABLE_BUDGET // (self.step_rows * bp)))
+        self.window_rows = self.window_steps * self.step_rows
+        self.nwindows = -(-self.theta_steps // self.window_steps)
+        self.padded = (
+            _pad_to(self.axes[0], self.nwindows * self.window_rows).astype(self.dtype),
+            _pad(self.axes[1], bp).astype(self.dtype),
+            _pad(self.axes[2], bo).astype(self.dtype),
+        )
+        self.mesh = device_mesh(self.devices)
+
+    @property
+    def npoints(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nblocks_total(self) -> int:
+        return math.prod(self.nblocks)
+
+    @property
+    def nsteps(self) -> int:
+        return self.nblocks[1] * self.nblocks[2] * self.theta_steps
+
+    def block_id(self, bi: int, bj: int, bk: int) -> int:
+        return (bi * self.nblocks[1] + bj) * self.nblocks[2] + bk
+
+    def block_region(self, bi: int, bj: int, bk: int) -> tuple[slice, slice, slice]:
+        """The block's slices of the (unpadded) grid."""
+        return tuple(
+            slice(b * i, min(b * (i + 1), n))
+            for b, i, n in zip(self.block, (bi, bj, bk), self.shape, strict=True)
+        )
+
+    def block_points(self, bi: int, bj: int, bk: int) -> int:
+        return math.prod(s.stop - s.start for s in self.block_region(bi, bj, bk))
+
+    def step_blocks(self, bj: int, bk: int, st: int) -> list[tuple[int, int, int] | None]:
+        """The block of each device in a step (None where the device computes padding)."""
+        return [
+            (bi, bj, bk) if (bi := st * self.ndev + d) < self.nblocks[0] else None
+            for d in range(self.ndev)
+        ]
+
+    def steps(self, process: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, int, int, int]]:
+        """``(bj, bk, window, st)`` of this process's steps, in order (a contiguous share)."""
+        index, count = process
+        g = 0
+        for bj in range(self.nblocks[1]):
+            for bk in range(self.nblocks[2]):
+                for st in range(self.theta_steps):
+                    if g * count // self.nsteps == index:
+                        yield bj, bk, st // self.window_steps, st
+                    g += 1
+
+    def put(self, x) -> jax.Array:
+        """Place a small array on every device of the plan (replicated)."""
+        if self.ndev == 1:
+            return jax.device_put(x, self.devices[0])
+        return jax.device_put(x, NamedSharding(self.mesh, PartitionSpec()))
+
+    def tables(self, bj: int, bk: int, window: int) -> dict[str, jax.Array]:
+        """Transcendental tables of block column (bj, bk) for one window of theta rows."""
+        bt, bp, bo = self.block
+        rows = slice(window * self.window_rows, (window + 1) * self.window_rows)
+        return _tables(
+            self.put(self.padded[0][rows]),
+            self.put(self.padded[1][bj * bp : (bj + 1) * bp]),
+            self.put(self.padded[2][bk * bo : (bk + 1) * bo]),
+        )
+
+    def settings(self) -> dict:
+        """Run settings for a dataset's attributes."""
+        return {
+            "dtype": self.dtype.name,
+            "chunk_size": self.chunk_size,
+            "block_shape": list(self.block),
+            "jax_version": jax.__version__,
+            "devices": [str(d) for d in self.devices],
+            "device_count": self.ndev,
+        }
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_expand(mesh, size: int) -> Callable:
+    """Fields for a step: device ``d`` computes theta rows ``start + d * size`` of the tables."""
+
+    def per_device(tab, start):
+        d = jax.lax.axis_index(BATCH_AXIS)
+        rows = {
+            k: jax.lax.dynamic_slice_in_dim(tab[k], start + d * size, size) for k in _THETA_TABLES
+        }
+        return _block_expand(tab | rows)
+
+    spec = PartitionSpec()
+    return jax.jit(
+        shard_map(per_device, mesh=mesh, in_specs=(spec, spec), out_specs=PartitionSpec(BATCH_AXIS))
+    )
+
+
+def _step_fields(plan: GridPlan, tab, start: int) -> dict[str, jax.Array]:
+    """All fields of one step, shape ``(step_rows, bp, bo, ...)``, split over the devices."""
+    if plan.ndev == 1:
+        return _expand_rows(tab, start, plan.block[0])
+    return _sharded_expand(plan.mesh, plan.block[0])(tab, start)
+
+
+def per_device(plan: GridPlan, result: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
+    """Split a step's sharded result into one dict of single-device arrays per device."""
+    if plan.ndev == 1:
+        return [result]
+    out: list[dict[str, jax.Array]] = [{} for _ in range(plan.ndev)]
+    rows = plan.block[0]
+    for name, arr in result.items():
+        for shard in arr.addressable_shards:
+            out[(shard.index[0].start or 0) // rows][name] = shard.data
+    return out
+
+
+class Consumer:
+    """Where finished steps go. Subclasses set what a step computes and what a block does."""
+
+    def __init__(self, plan: GridPlan):
+        self.plan = plan
+
+    def wanted(self, block: tuple[int, int, int]) -> bool:
+        """Whether a block still needs computing (a resumed store skips finished blocks)."""
+        return True
+
+    def done_points(self) -> int:
+        """Points already finished before the run (shown by the progress bar)."""
+        return 0
+
+    def compute(self, tab, start: int, step: tuple[int, int, int]):
+        """Dispatch the step's computation (asynchronously); return its device result."""
+        return _step_fields(self.plan, tab, start)
+
+    def submit(self, pool: ThreadPoolExecutor, blocks, result) -> list[Future]:
+        """Hand the step's result to the copy threads; each future returns points done."""
+        if self.plan.devices[0].platform != "cpu":
+            for leaf in jax.tree.leaves(result):
+                leaf.copy_to_host_async()  # overlap the transfer with the next step
+        futures = []
+        for block, arrays in zip(blocks, per_device(self.plan, result), strict=True):
+            if block is not None and self.wanted(block):
+                futures.append(pool.submit(self._consume_block, block, arrays))
+        return futures
+
+    def _consume_block(self, block, arrays) -> int:
+        region = self.plan.block_region(*block)
+        sizes = tuple(s.stop - s.start for s in region)
+        host = {
+            name: np.asarray(arr)[: sizes[0], : sizes[1], : sizes[2]]
+            for name, arr in arrays.items()
+        }
+        self.consume_block(block, region, host)
+        return math.prod(sizes)
+
+    def consume_block(self, block, region, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+class ArrayConsumer(Consumer):
+    """Copies every block into NumPy arrays of the whole grid (the in-memory output)."""
+
+    def __init__(self, plan: GridPlan):
+        super().__init__(plan)
+        self.out = {
+            name: np.empty(plan.shape + trail, dt)
+            for name, (trail, dt) in field_dtypes(plan.dtype).items()
+        }
+
+    def consume_block(self, block, region, arrays) -> None:
+        for name, arr in arrays.items():
+            self.out[name][region] = arr
+
+
+def run_engine(
+    plan: GridPlan,
+    consumer: Consumer,
+    *,
+    progress: bool | None = None,
+    desc: str = "grid",
+    process: tuple[int, int] = (0, 1),
+) -> None:
+    """Compute this process's steps of ``plan`` and feed them to ``consumer``.
+
+    At most ``MAX_IN_FLIGHT`` steps are computed or being consumed at once. On an error or a
+    KeyboardInterrupt no further step is dispatched, the steps in flight are allowed to finish
+    (so their blocks are either completely consumed or not at all), and the exception is
+    re-raised.
+    """
+    if process[1] == 1:
+        total, initial = plan.npoints, consumer.done_points()
+    else:  # this process's share only
+        own = [b for bj, bk, _, st in plan.steps(process) for b in plan.step_blocks(bj, bk, st)]
+        own = [b for b in own if b is not None]
+        total = sum(plan.block_points(*b) for b in own)
+        initial = total - sum(plan.block_points(*b) for b in own if consumer.wanted(b))
+    if progress is None:  # tqdm's None: shown only on a terminal; one step has nothing to show
+        disable = True if plan.nsteps <= 1 else None
+    else:
+        disable = not progress
+    bar = tqdm(
+        total=total,
+        initial=initial,
+        unit="pt",
+        unit_scale=True,
+        disable=disable,
+        desc=f"{desc} [{plan.ndev} {plan.devices[0].platform}]",
+        file=sys.stderr,
+        smoothing=0.1,
+    )
+    inflight: deque[list[Future]] = deque()
+
+    def drain(keep: int) -> None:
+        while len(inflight) > keep:
+            for fut in inflight.popleft():
+                bar.update(fut.result())  # re-raises any consumer error
+
+    with x64_scope(plan.dtype), bar, ThreadPoolExecutor(COPY_THREADS) as pool:
+        try:
+            current = None
+            tab = None
+            for bj, bk, window, st in plan.steps(process):
+                blocks = plan.step_blocks(bj, bk, st)
+                if not any(b is not None and consumer.wanted(b) for b in blocks):
+                    continue
+                if current != (bj, bk, window):  # tables once per column and window
+                    current = (bj, bk, window)
+                    tab = plan.tables(bj, bk, window)
+                start = (st - window * plan.window_steps) * plan.step_rows
+                result = consumer.compute(tab, start, (bj, bk, st))
+                inflight.append(consumer.submit(pool, blocks, result))
+                drain(MAX_IN_FLIGHT - 1)
+            drain(0)
+        except BaseException:
+            for futures in inflight:  # let the blocks in flight finish (or fail) cleanly
+                for fut in futures:
+                    fut.exception()
+            raise
+
+
+def _prepare(theta, phi, omega, dtype, chunk_size, devices, output: str):
+    axes = _check_axes(theta, phi, omega)
+    dt = _float_dtype(dtype)
+    devs = select_devices(devices)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(devs[0].platform, output)
+    chunk_size = _check_chunk_size(chunk_size)
+    return axes, dt, chunk_size, devs
+
+
+def _log_start(what: str, plan: GridPlan, extra: str = "") -> None:
+    nt, np_, no = plan.shape
+    logger.info(
+        "%s: %dx%dx%d grid (%s points, %s) in %d blocks of %s on %s%s",
+        what,
+        nt,
+        np_,
+        no,
+        f"{plan.npoints:,}",
+        plan.dtype.name,
+        plan.nblocks_total,
+        "x".join(map(str, plan.block)),
+        describe_devices(plan.devices),
+        extra,
+    )
 
 
 def grid_fields(
@@ -241,62 +610,16 @@ def grid_fields(
     omega: ArrayLike,
     *,
     dtype: DTypeLike = np.float64,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: bool | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> dict[str, np.ndarray]:
     """The grid's fields as NumPy arrays (no labelling); arguments as in :func:`evaluate_grid`."""
-    axes = [_check_axis(v, n) for v, n in ((theta, "theta"), (phi, "phi"), (omega, "omega"))]
-    dt = _float_dtype(dtype)
-    chunk_size = _check_chunk_size(chunk_size)
-    shape = tuple(a.size for a in axes)
-    blk = block_shape(shape, chunk_size)
-    padded = [_pad(a, b).astype(dt) for a, b in zip(axes, blk, strict=True)]
-    out = _allocate_fields(shape, dt)
-    starts = [range(0, n, b) for n, b in zip(shape, blk, strict=True)]
-    blocks = [(i, j, k) for i in starts[0] for j in starts[1] for k in starts[2]]
-    npoints = math.prod(shape)
-    if progress is None:  # tqdm's None: shown only on a terminal; one block has nothing to show
-        disable = True if len(blocks) == 1 else None
-    else:
-        disable = not progress
-    bar = tqdm(
-        total=npoints, unit="pt", unit_scale=True, disable=disable, desc="grid", file=sys.stderr
-    )
-
-    def copy(start, result):
-        """Copy a finished block into the output arrays (runs on a copy thread)."""
-        i, j, k = start
-        it, jp, ko = (min(b, n - s) for b, n, s in zip(blk, shape, start, strict=True))
-        for name, arr in result.items():
-            out[name][i : i + it, j : j + jp, k : k + ko] = np.asarray(arr)[:it, :jp, :ko]
-        return it * jp * ko
-
-    tables: dict[tuple[int, int], dict] = {}
-    inflight: deque = deque()
-
-    def drain(keep: int) -> None:
-        while len(inflight) > keep:
-            bar.update(inflight.popleft().result())  # re-raises any copy error
-
-    # Blocks are dispatched asynchronously; copy threads move finished blocks into the output
-    # while the next block computes (np.copyto releases the GIL). At most MAX_IN_FLIGHT blocks
-    # exist at once, which bounds the memory beyond the output.
-    with x64_scope(dt), bar, ThreadPoolExecutor(COPY_THREADS) as pool:
-        theta_dev = jnp.asarray(padded[0])
-        for start in blocks:
-            i, j, k = start
-            if (j, k) not in tables:  # the transcendental tables, once per (phi, omega) block
-                tables.clear()
-                tables[(j, k)] = _tables(
-                    theta_dev,
-                    jnp.asarray(padded[1][j : j + blk[1]]),
-                    jnp.asarray(padded[2][k : k + blk[2]]),
-                )
-            result = _expand_rows(tables[(j, k)], i, blk[0])
-            inflight.append(pool.submit(copy, start, result))
-            drain(MAX_IN_FLIGHT - 1)
-        drain(0)
-    return out
+    axes, dt, chunk_size, devs = _prepare(theta, phi, omega, dtype, chunk_size, devices, "memory")
+    plan = GridPlan(axes, dt, chunk_size, devs)
+    consumer = ArrayConsumer(plan)
+    run_engine(plan, consumer, progress=progress)
+    return consumer.out
 
 
 def evaluate_grid(
@@ -305,8 +628,9 @@ def evaluate_grid(
     omega: ArrayLike,
     *,
     dtype: DTypeLike = np.float64,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: bool | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> xr.Dataset:
     """Evaluate the family of eq. (2) and the strategy of eq. (6) on a dense 3-D grid.
 
@@ -319,14 +643,18 @@ def evaluate_grid(
         Precision of the computation and of the float variables (recorded in the dataset).
         float64 (default) keeps ``epsilon`` to relative 1e-12; float32 halves memory and
         resolves epsilon only above ~1e-6. float64 works whether or not JAX's x64 mode is on.
-    chunk_size : int
-        Grid points per jitted block. Memory beyond the output arrays is bounded by about
-        ``2 * chunk_size * (13 * itemsize + 2)`` bytes (two blocks in flight), e.g. 14 MB for
-        the default 65536 points in float64, whatever the grid size. One compilation serves
-        every block (the last block is padded).
+    chunk_size : int or None
+        Grid points per block (per device). None: :func:`default_chunk_size` (65536 on a CPU,
+        2**22 on a GPU). Memory beyond the output arrays is bounded by about
+        ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps in flight), e.g.
+        14 MB for the CPU default in float64, whatever the grid size. One compilation serves
+        every block (the last blocks are padded).
     progress : bool or None
-        Show a tqdm progress bar (on stderr). None: show when stderr is a terminal and the
-        grid has more than one block.
+        Show a tqdm progress bar with an ETA (on stderr). None: show when stderr is a terminal
+        and the grid has more than one step.
+    devices : None, int or sequence of jax.Device
+        Devices to split the blocks over (see :func:`jaxbell.sharding.select_devices`);
+        default: every device of this process. Results are identical on any number.
 
     Returns
     -------
@@ -340,6 +668,11 @@ def evaluate_grid(
         description. Attributes record the dtype, chunk size, block shape, JAX version and
         devices, the jaxbell version, the paper's DOI and a history line.
 
+    See Also
+    --------
+    write_grid : the same grid written to a zarr store block by block (out of core, resumable).
+    jaxbell.reductions.reduce_grid : maxima, histograms and fractions without the fields.
+
     Examples
     --------
     >>> import numpy as np, jaxbell as jb
@@ -351,24 +684,272 @@ def evaluate_grid(
     ----------
     Eqs. (2)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
     """
-    axes = [_check_axis(v, n) for v, n in ((theta, "theta"), (phi, "phi"), (omega, "omega"))]
-    dt = _float_dtype(dtype)
-    chunk_size = _check_chunk_size(chunk_size)
+    axes, dt, chunk_size, devs = _prepare(theta, phi, omega, dtype, chunk_size, devices, "memory")
+    plan = GridPlan(axes, dt, chunk_size, devs)
+    if jax.process_count() > 1:
+        logger.warning(
+            "evaluate_grid computes the whole grid in each of the %d processes; use write_grid "
+            "or reduce_grid to split a grid between hosts",
+            jax.process_count(),
+        )
+    _log_start("evaluate_grid", plan)
     t0 = time.perf_counter()
-    fields = grid_fields(*axes, dtype=dt, chunk_size=chunk_size, progress=progress)
+    consumer = ArrayConsumer(plan)
+    run_engine(plan, consumer, progress=progress)
     elapsed = time.perf_counter() - t0
-    shape = tuple(a.size for a in axes)
-    settings = {
-        "dtype": dt.name,
-        "chunk_size": chunk_size,
-        "block_shape": list(block_shape(shape, chunk_size)),
-        "jax_version": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
-        "elapsed_seconds": round(elapsed, 3),
-    }
+    shape = plan.shape
     return grid_dataset(
         *axes,
-        fields,
-        settings=settings,
+        consumer.out,
+        settings=plan.settings() | {"elapsed_seconds": round(elapsed, 3)},
         history=f"jaxbell.evaluate_grid on a {shape[0]}x{shape[1]}x{shape[2]} grid ({dt.name})",
     )
+
+
+# --- out of core: a zarr store written block by block, resumable --------------------------------
+
+#: Compressors of the zarr fields: "zstd" (zarr's default codec, level 0) or "none".
+COMPRESSORS = ("zstd", "none")
+
+
+class ZarrConsumer(Consumer):
+    """Writes every block into its region of a zarr store, then records it as finished."""
+
+    def __init__(self, plan: GridPlan, store, done: set[int]):
+        super().__init__(plan)
+        self.store = store
+        self.done = frozenset(done)
+        self.written = 0
+        self.lock = threading.Lock()
+
+    def wanted(self, block) -> bool:
+        return self.plan.block_id(*block) not in self.done
+
+    def done_points(self) -> int:
+        nbp, nbo = self.plan.nblocks[1:]
+        return sum(
+            self.plan.block_points(b // (nbp * nbo), (b // nbo) % nbp, b % nbo) for b in self.done
+        )
+
+    def consume_block(self, block, region, arrays) -> None:
+        self.store.write_block(
+            self.plan.block_id(*block), region, arrays, {"devices": self.plan.ndev}
+        )
+        with self.lock:
+            self.written += 1
+
+
+def _wait_for_store(path, timeout: float = 600.0) -> dict:
+    """Wait for process 0 to create the store (other processes of a multi-process run)."""
+    from jaxbell.store import read_record
+
+    t0 = time.monotonic()
+    while (record := read_record(path)) is None:
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(
+                f"waited {timeout:.0f} s for process 0 to create {str(path)!r}; is it running, "
+                "and is the folder on a file system shared by all processes?"
+            )
+        time.sleep(0.5)
+    return record
+
+
+def write_grid(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    path,
+    *,
+    dtype: DTypeLike | None = None,
+    chunk_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
+    process: tuple[int, int] | None = None,
+    compressor: str | None = None,
+) -> xr.Dataset:
+    """Evaluate the grid of :func:`evaluate_grid` out of core, into a zarr store, resumably.
+
+    Each block is written to its own chunks of ``path`` as soon as it is computed, and recorded
+    as finished only after all its data are on disk, so host memory stays bounded (about
+    ``MAX_IN_FLIGHT * devices`` blocks plus the tables: under 2 GB measured at 512^3, whatever
+    the grid size) and an interrupted run (Ctrl-C, kill, a full disk) loses nothing finished:
+    run the same call again and it computes only the unfinished blocks. The result is
+    identical to an uninterrupted run and to :func:`evaluate_grid`'s dataset.
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Grid axes, radians, as in :func:`evaluate_grid`.
+    path : str or path-like
+        The store, a folder ending in ``.zarr``. If it exists and holds a jaxbell grid with the
+        same settings, the run resumes it; with other settings a ``ValueError`` names them.
+    dtype : {float64, float32} or None
+        None: float64 for a new store, the store's dtype when resuming.
+    chunk_size : int or None
+        Points per block and per zarr chunk. None: the store's when resuming, otherwise
+        :func:`default_chunk_size` for zarr (2**18 on a CPU, 2**20 on a GPU).
+    overwrite : bool
+        Remove an existing store at ``path`` first (only a zarr store or an empty folder).
+    progress : bool or None
+        tqdm progress bar with ETA on stderr (None: when stderr is a terminal).
+    devices : None, int or sequence of jax.Device
+        Devices to split each step's blocks over (default: all of this process's).
+    process : (index, count) or None
+        This process's share of the blocks when several processes write one store on a shared
+        file system (contiguous shares; process 0 creates the store, the others wait for it).
+        None: ``(jax.process_index(), jax.process_count())``, which is (0, 1) unless
+        ``jax.distributed`` is initialised.
+    compressor : {"zstd", "none"} or None
+        Codec of the field chunks. None: the store's when resuming, otherwise "zstd".
+
+    Returns
+    -------
+    xarray.Dataset
+        The store opened lazily with dask (:func:`jaxbell.open_dataset`). In a multi-process
+        run a process may return before the others finish; its dataset then reads unfinished
+        blocks as NaN / False / status -1.
+
+    Raises
+    ------
+    ValueError
+        Bad axes or settings, or an existing store written with other settings (without
+        ``overwrite``), or a folder that is not a jaxbell grid store.
+    StoreWriteError
+        A write failed (disk full, store removed); finished blocks are kept and recorded.
+    KeyboardInterrupt
+        After the blocks in flight have been written and recorded.
+
+    References
+    ----------
+    Eqs. (2)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    """
+    from jaxbell.dataset import create_grid_store, open_dataset
+    from jaxbell.store import (
+        GridStore,
+        StoreWriteError,
+        check_store_path,
+        describe_differences,
+        make_record,
+        read_record,
+        remove_store,
+    )
+
+    axes = _check_axes(theta, phi, omega)
+    devs = select_devices(devices)
+    proc = _check_process(process)
+    path = check_store_path(path)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    if compressor is not None and compressor not in COMPRESSORS:
+        raise ValueError(f"compressor must be one of {COMPRESSORS}, got {compressor!r}")
+    if overwrite and proc[1] > 1:
+        raise ValueError(
+            "overwrite=True in a multi-process run would let processes remove each other's "
+            "work; remove the store before launching, then run without overwrite"
+        )
+    existing = None
+    joined = proc[0] != 0  # other processes join the store that process 0 creates or resumes
+    if path.exists() and overwrite:
+        remove_store(path)
+    elif joined:
+        existing = _wait_for_store(path)  # also while process 0 is still creating it
+    elif path.exists():
+        existing = read_record(path)
+        if existing is None and any(path.iterdir()):
+            raise ValueError(
+                f"{str(path)!r} exists but is not a jaxbell grid store (no _jaxbell record); "
+                "choose another name or pass overwrite=True (--overwrite) to replace it"
+            )
+    if existing is not None:
+        dtype = existing["dtype"] if dtype is None else dtype
+        chunk_size = existing["chunk_size"] if chunk_size is None else chunk_size
+        compressor = existing["compressor"] if compressor is None else compressor
+    dt = _float_dtype(np.float64 if dtype is None else dtype)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(devs[0].platform, "zarr")
+    chunk_size = _check_chunk_size(chunk_size)
+    compressor = compressor or "zstd"
+    plan = GridPlan(axes, dt, chunk_size, devs)
+    record = make_record(plan, compressor, FIELDS)
+    nt, np_, no = plan.shape
+    if existing is not None:
+        diffs = describe_differences(existing, record)
+        if diffs:
+            raise ValueError(
+                f"{str(path)!r} holds a grid written with other settings ("
+                + "; ".join(diffs)
+                + "). Pass overwrite=True (--overwrite) to replace it, or choose another name."
+            )
+        store = GridStore(path, record)
+    else:
+        create_grid_store(
+            path,
+            *axes,
+            field_dtypes(dt),
+            block=plan.block,
+            compressor=compressor,
+            settings=plan.settings() | {"output": "zarr store written block by block"},
+            history=f"jaxbell.write_grid on a {nt}x{np_}x{no} grid ({dt.name})",
+        )
+        store = GridStore.initialise(path, record)
+    done = store.done_ids()
+    total = plan.nblocks_total
+    if joined:
+        logger.info(
+            "process %d of %d joins %s (%d of %d blocks done)",
+            proc[0],
+            proc[1],
+            path,
+            len(done),
+            total,
+        )
+    elif existing is not None:
+        if len(done) == total:
+            logger.info("%s is already complete (%d blocks); nothing to compute", path, total)
+        else:
+            msg = (
+                f"resuming {path}: {len(done)} of {total} blocks "
+                f"({100 * len(done) / total:.1f}%) already done"
+            )
+            logger.info("%s", msg)
+            store.append_history(f"{_now()}: {msg}; continuing on {describe_devices(devs)}")
+    if len(done) < total:
+        _log_start("write_grid", plan, f" -> {path}")
+    consumer = ZarrConsumer(plan, store, done)
+    t0 = time.perf_counter()
+    try:
+        run_engine(plan, consumer, progress=progress, desc="grid", process=proc)
+    except KeyboardInterrupt:
+        n = len(store.done_ids())
+        logger.warning(
+            "interrupted: %d of %d blocks of %s are finished and recorded; run the same "
+            "command again to resume",
+            n,
+            total,
+            path,
+        )
+        raise
+    except StoreWriteError as err:
+        n = len(store.done_ids()) if store.done_dir.is_dir() else 0
+        raise StoreWriteError(
+            err.errno,
+            f"{err.strerror} -- {n} of {total} blocks are finished and recorded in the store "
+            "and will not be lost; free disk space (or restore the store) and run the same "
+            "command again to resume",
+        ) from err
+    elapsed = time.perf_counter() - t0
+    complete = len(store.done_ids()) == total
+    if complete and consumer.written:
+        share = f"process {proc[0]} of {proc[1]}" if proc[1] > 1 else "this run"
+        store.append_history(
+            f"{_now()}: finished ({total} blocks; {share} computed {consumer.written} of them "
+            f"in {elapsed:.1f} s on {describe_devices(devs)})"
+        )
+    elif not complete:
+        logger.info("this process's share of %s is done; other processes are still writing", path)
+    return open_dataset(path, allow_incomplete=not complete)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())

@@ -41,3 +41,25 @@ def correlators_from_matrices(theta, phi, omega):
     alice = [obs(0.0), obs(theta)]
     bob = [obs(phi), obs(omega)]
     return np.array([[np.real(PSI.conj() @ np.kron(a, b) @ PSI) for b in bob] for a in alice])
+
+
+def run_python(code, *, host_devices=None, timeout=240, env=None):
+    """Run ``code`` in a fresh Python (CPU only), optionally with ``host_devices`` forced CPU
+    devices (``--xla_force_host_platform_device_count``); return the completed process.
+
+    Raises AssertionError with the child's output when it fails.
+    """
+    import os
+    import subprocess
+    import sys
+
+    child_env = dict(os.environ) | {"JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"}
+    if host_devices is not None:
+        flag = f"--xla_force_host_platform_device_count={host_devices}"
+        child_env["XLA_FLAGS"] = f"{child_env.get('XLA_FLAGS', '')} {flag}".strip()
+    child_env |= env or {}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=child_env
+    )
+    assert out.returncode == 0, f"child failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+    return out

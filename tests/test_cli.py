@@ -140,3 +140,95 @@ def test_help_and_version(capsys):
         "--no-progress",
     ):
         assert option in text
+
+
+# --- scale: --out FILE.zarr (out of core, resumable), --reduce, devices -----------------------
+
+_SMALL = ["grid", "--theta", "0:2pi:9", "--phi", "0:pi:7", "--omega", "1:3:5", "--no-progress"]
+
+
+def test_zarr_output_resumes_and_refuses_other_settings(tmp_path, capsys):
+    out = tmp_path / "g.zarr"
+    assert main([*_SMALL, "--out", str(out), "--chunk-size", "5"]) == 0
+    first = capsys.readouterr()
+    assert "wrote" in first.out and "1 x cpu" in first.err  # the devices are logged
+    ref = jb.evaluate_grid(np.linspace(0, 2 * np.pi, 9), np.linspace(0, np.pi, 7),
+                           np.linspace(1, 3, 5), chunk_size=5)  # fmt: skip
+    ds = jb.open_dataset(out)
+    for name in ("max_chsh", "epsilon", "status", "correlators"):
+        np.testing.assert_array_equal(ds[name].values, ref[name].values)
+    assert main([*_SMALL, "--out", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main([*_SMALL, "--out", str(out), "--dtype", "float32"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "dtype: stored 'float64', asked 'float32'" in err
+    assert "--overwrite" in err
+    assert main([*_SMALL, "--out", str(out), "--dtype", "float32", "--overwrite"]) == 0
+    assert jb.open_dataset(out).max_chsh.dtype == np.float32
+
+
+def test_reduce_prints_and_writes_the_reductions(tmp_path, capsys):
+    from jaxbell.reductions import reduce_grid
+
+    out = tmp_path / "r.nc"
+    argv = [*_SMALL, "--reduce", "--epsilon-bounds", "0.5,1e-2", "--bins", "2:2.8:9"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "self-testing fraction" in text and "eps = 0.01" in text and "8 bins" in text
+    ref = reduce_grid(np.linspace(0, 2 * np.pi, 9), np.linspace(0, np.pi, 7),
+                      np.linspace(1, 3, 5), epsilon_bounds=[0.5, 1e-2],
+                      bins=np.linspace(2, 2.8, 9))  # fmt: skip
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        for name in ref.data_vars:
+            np.testing.assert_array_equal(ds[name].values, ref[name].values)
+        assert "--reduce" in ds.attrs["history"]
+    assert f"{float(ref.self_testing_fraction):.6f}" in text
+    capsys.readouterr()
+    assert main([*_SMALL, "--reduce", "self_testing_fraction", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "eps =" not in captured.out and captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--reduce", "maximum"], "--reduce"),
+        (["--reduce", "--epsilon-bounds", "2"], "--epsilon-bounds"),
+        (["--reduce", "--epsilon-bounds", "a,b"], "--epsilon-bounds"),
+        (["--reduce", "--bins", "3:2:5"], "--bins"),
+        (["--reduce", "--bins", "0"], "--bins"),
+        (["--epsilon-bounds", "0.1", "--out", "x.nc"], "--epsilon-bounds needs --reduce"),
+        ([], "--out is required"),
+        (["--devices", "9", "--reduce"], "--devices"),
+        (["--process", "2/2", "--reduce"], "--process"),
+        (["--out", "x.nc", "--compressor", "none"], "--compressor"),
+        (["--out", "x.txt"], "--out"),
+    ],
+)
+def test_scale_options_errors_name_the_option(extra, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main([*_SMALL, *extra])
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_netcdf_output_too_large_for_memory_points_to_zarr(capsys, tmp_path, monkeypatch):
+    import jaxbell.cli as cli
+
+    monkeypatch.setattr(cli, "_memory_bytes", lambda: 10_000)
+    with pytest.raises(SystemExit):
+        main([*_SMALL, "--out", str(tmp_path / "g.nc")])
+    err = capsys.readouterr().err
+    assert "FILE.zarr" in err and "--reduce" in err
+
+
+def test_help_explains_the_scale_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["grid", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--overwrite", "--reduce", "--epsilon-bounds", "--bins", "--devices",
+                   "--process", "--compressor", "--quiet", "resumes"):  # fmt: skip
+        assert option in text

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -162,6 +163,8 @@ def test_progress_bar_reports_points(capsys):
     )
     err = capsys.readouterr().err
     assert "grid" in err and "512" in err
+    assert "<" in err  # tqdm's elapsed<remaining: the ETA
+    assert "[1 cpu]" in err  # the devices used
 
 
 def test_float64_works_without_global_x64():
@@ -178,3 +181,92 @@ def test_float64_works_without_global_x64():
     eps = float(out.stdout)
     ref = float(jb.epsilon_at_quantum_bound(PI / 3, PI / 2 - 2.5e-7, 5 * PI / 6))
     assert 1e-13 < eps < 1e-11 and eps == pytest.approx(ref, rel=1e-12)
+
+
+# --- the block engine: plans, windows, devices ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunk", "ndev"), [((7, 6, 5), 1, 1), ((7, 6, 5), 17, 3), ((33, 9, 4), 40, 4)]
+)
+def test_plan_covers_every_point_once(shape, chunk, ndev):
+    axes = [np.arange(n, dtype=float) for n in shape]
+    devices = [jax.devices()[0]] * ndev  # the plan only counts devices
+    plan = grid_module.GridPlan(axes, np.dtype("float64"), chunk, devices)
+    seen = np.zeros(shape, int)
+    for share in range(3):  # three processes' contiguous shares partition the steps
+        for bj, bk, _window, st in plan.steps((share, 3)):
+            for block in plan.step_blocks(bj, bk, st):
+                if block is not None:
+                    seen[plan.block_region(*block)] += 1
+    np.testing.assert_array_equal(seen, 1)
+    ids = {plan.block_id(i, j, k) for i in range(plan.nblocks[0])
+           for j in range(plan.nblocks[1]) for k in range(plan.nblocks[2])}  # fmt: skip
+    assert ids == set(range(plan.nblocks_total))
+
+
+def test_table_windows_do_not_change_results(rng, monkeypatch):
+    t, p, w = _axes(rng, (23, 6, 5))
+    ref = grid_module.grid_fields(t, p, w, chunk_size=7)
+    monkeypatch.setattr(grid_module, "TABLE_BUDGET", 2)  # windows of 2 theta rows
+    plan = grid_module.GridPlan([t, p, w], np.dtype("float64"), 7, grid_module.select_devices(1))
+    assert plan.nwindows > 5
+    out = grid_module.grid_fields(t, p, w, chunk_size=7)
+    for name in grid_module.FIELDS:
+        np.testing.assert_array_equal(out[name], ref[name], err_msg=name)
+
+
+def test_default_chunk_sizes():
+    assert grid_module.default_chunk_size("cpu") == grid_module.DEFAULT_CHUNK_SIZE == 1 << 16
+    assert grid_module.default_chunk_size("cpu", "zarr") == 1 << 18
+    assert grid_module.default_chunk_size("gpu") == 1 << 22
+    assert grid_module.default_chunk_size("gpu", "zarr") == 1 << 20
+    with pytest.raises(ValueError, match="output"):
+        grid_module.default_chunk_size("cpu", "disk")
+    ds = jb.evaluate_grid([0.1], [0.2], [0.3])
+    assert ds.attrs["chunk_size"] == grid_module.default_chunk_size()
+
+
+def test_log_names_the_devices(caplog):
+    with caplog.at_level("INFO", logger="jaxbell"):
+        jb.evaluate_grid([0.1, 0.2], [0.2], [0.3])
+    assert "1 x cpu" in caplog.text and "2 points" in caplog.text
+
+
+_SHARDED = """
+import json, jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import jaxbell as jb
+from jaxbell import grid
+assert jax.local_device_count() == 4
+rng = np.random.default_rng(11)
+axes = [np.sort(rng.uniform(0, 2 * np.pi, n)) for n in (29, 13, 11)]
+bad = []
+for chunk, counts in ((11, (4,)), (143, (2, 3, 4)), (10**6, (4,))):
+    one = grid.grid_fields(*axes, chunk_size=chunk, devices=1)
+    for nd in counts:
+        other = grid.grid_fields(*axes, chunk_size=chunk, devices=nd)
+        bad += [(chunk, nd, k) for k in grid.FIELDS if not np.array_equal(
+            one[k], other[k], equal_nan=True)]
+ds = jb.evaluate_grid(*axes, chunk_size=50)
+np.savez(%r, **{k: ds[k].values for k in grid.FIELDS})
+print(json.dumps({"bad": bad, "devices": ds.attrs["devices"], "count": ds.attrs["device_count"]}))
+"""
+
+
+def test_sharded_grid_identical_on_1_to_4_devices(rng, tmp_path):
+    import json
+
+    from helpers import run_python
+
+    path = tmp_path / "four.npz"
+    out = run_python(_SHARDED % str(path), host_devices=4)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["bad"] == [] and res["count"] == 4
+    # and identical to this (single-device) process
+    rng = np.random.default_rng(11)
+    axes = [np.sort(rng.uniform(0, 2 * PI, n)) for n in (29, 13, 11)]
+    here = jb.evaluate_grid(*axes, chunk_size=50)
+    with np.load(path) as four:
+        for name in grid_module.FIELDS:
+            np.testing.assert_array_equal(four[name], here[name].values, err_msg=name)

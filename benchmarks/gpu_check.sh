@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# GPU check for jaxbell: the GPU-marked tests, then the throughput benchmark, in under 5 minutes
+# (at most 20 + 100 + 170 s by the timeouts).
+#
+#   benchmarks/gpu_check.sh            # on a GPU machine, from anywhere (uses PYTHONPATH=repo)
+#   benchmarks/gpu_check.sh --cpu      # dry run of every step on the CPU, with small grids
+#
+# Needs python with jax (CUDA build), numpy, xarray, tqdm and pytest; not zarr, dask, h5netcdf
+# or cvxpy. Nothing is installed or downloaded. Prints the machine, the test results, and for
+# each measurement points/s and the ratio to the device's own floors (writing arrays of the
+# output's size on the device; copying them to the host). Writes gpu_check.json beside the log.
+# Environment: TIMEOUT_TESTS (s, default 100), TIMEOUT_BENCH (s, default 170), N (grid points
+# per axis, default 512), HOST_N (default 256), OUT (folder for the JSON, default /tmp).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
+PY="${PYTHON:-python3}"
+TIMEOUT_TESTS="${TIMEOUT_TESTS:-100}"
+TIMEOUT_BENCH="${TIMEOUT_BENCH:-170}"
+N="${N:-512}"
+HOST_N="${HOST_N:-256}"
+OUT="${OUT:-/tmp}"
+BUDGET=$((TIMEOUT_BENCH - 30))
+CHUNKS="20,22,24"
+
+if [[ "${1:-}" == "--cpu" ]]; then
+    echo "gpu_check: dry run on the CPU (small grids; ratios are not GPU numbers)"
+    export JAX_PLATFORMS=cpu JAXBELL_GPU_TESTS_ON_CPU=1
+    N=48 HOST_N=32 CHUNKS="14,16" BUDGET=60
+fi
+
+t0=$SECONDS
+echo "== machine ($(date -u +%Y-%m-%dT%H:%M:%SZ), repo $REPO)"
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv || true
+fi
+timeout 20 "$PY" - <<'EOF' || echo "gpu_check: could not describe the machine (continuing)"
+import platform, jax, numpy, xarray
+print(f"python {platform.python_version()}, jax {jax.__version__}, numpy {numpy.__version__}, "
+      f"xarray {xarray.__version__}")
+print(f"backend {jax.default_backend()}: {jax.devices()}")
+for d in jax.local_devices():
+    stats = d.memory_stats() or {}
+    print(f"  {d}: {d.device_kind}, {stats.get('bytes_limit', 0) / 2**30:.1f} GiB usable")
+EOF
+
+echo "== GPU-marked tests (timeout ${TIMEOUT_TESTS}s)"
+set +e
+timeout "$TIMEOUT_TESTS" "$PY" -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q -rs \
+    -W "ignore::DeprecationWarning"
+tests_rc=$?
+set -e
+echo "tests: exit status $tests_rc after $((SECONDS - t0)) s"
+
+echo "== throughput (timeout ${TIMEOUT_BENCH}s, ${N}^3 grids, fields to host at ${HOST_N}^3)"
+set +e
+timeout "$TIMEOUT_BENCH" "$PY" benchmarks/gpu_throughput.py --n "$N" --host-n "$HOST_N" \
+    --chunks "$CHUNKS" --budget "$BUDGET" --json "$OUT/gpu_check.json"
+bench_rc=$?
+set -e
+echo "benchmark: exit status $bench_rc; numbers in $OUT/gpu_check.json"
+
+echo "== gpu_check: tests rc=$tests_rc, benchmark rc=$bench_rc, total $((SECONDS - t0)) s"
+if [[ $tests_rc -ne 0 || $bench_rc -ne 0 ]]; then
+    exit 1
+fi

@@ -1,0 +1,251 @@
+"""Out-of-core grids: a zarr store written block by block, resumable, never mixing settings.
+
+Layout of ``FILE.zarr`` (zarr v3, written by xarray so that ``xarray.open_zarr`` reads it):
+
+* one array per field, chunked exactly as the grid's blocks, plus the coordinates and every
+  attribute of :func:`jaxbell.evaluate_grid`'s dataset;
+* a group ``_jaxbell`` (ignored by xarray) whose attribute ``store`` records every run setting
+  that determines the numbers (grid axes as SHA-256 of their float64 bytes, shape, dtype, chunk
+  size, block shape, fields, compressor, jaxbell version, format);
+* ``_jaxbell/done/<block_id>``: one small JSON file per finished block, created atomically
+  (write to a temporary name, then ``os.replace``) only *after* all of the block's data are
+  written. A block without its file is not finished, whatever its chunks hold: a run killed
+  in the middle of a block (SIGKILL, Ctrl-C, a full disk, a power cut of the process) leaves
+  it unfinished, and the next run computes and writes it again.
+
+Reopening a store with other settings is an error that says which setting differs; with
+``overwrite`` the old store is removed first. Nothing here guards against a lost page cache
+(power failure of the machine): the files are not fsync'ed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from jaxbell._version import __version__
+
+__all__ = [
+    "STORE_FORMAT",
+    "GridStore",
+    "StoreWriteError",
+    "check_store_path",
+    "read_record",
+    "store_progress",
+]
+
+#: Version of the store layout (bumped when the layout changes).
+STORE_FORMAT = 1
+#: Group holding jaxbell's bookkeeping (settings record, finished-block files).
+META_GROUP = "_jaxbell"
+_DONE = "done"
+_AXES = ("theta", "phi", "omega")
+
+
+class StoreWriteError(OSError):
+    """Writing a block failed (disk full, store removed, permissions). Finished blocks are kept."""
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:  # pragma: no cover - zarr is in the [io] extra
+        raise ImportError("zarr output needs the zarr package: pip install 'jaxbell[io]'") from None
+    return zarr
+
+
+def _has_metadata(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
+def check_store_path(path, name: str = "path") -> Path:
+    """A path for a zarr store: ends in ``.zarr``, its folder exists and is writable."""
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file name ending in .zarr, got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix != ".zarr":
+        raise ValueError(
+            f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end the name in .zarr"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} does not exist")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} exists and is not a zarr store (not a folder)")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{name}={str(path)!r} is not writable")
+    return path
+
+
+def axis_digest(axis: np.ndarray) -> str:
+    """SHA-256 of an axis's float64 bytes: equal digests mean identical coordinates."""
+    return hashlib.sha256(np.ascontiguousarray(axis, dtype="<f8").tobytes()).hexdigest()
+
+
+def make_record(plan, compressor: str, fields) -> dict:
+    """Every setting that determines the numbers in a store (compared when resuming)."""
+    return {
+        "format": STORE_FORMAT,
+        "jaxbell_version": __version__,
+        "shape": list(plan.shape),
+        "axes_sha256": {n: axis_digest(a) for n, a in zip(_AXES, plan.axes, strict=True)},
+        "axes_range": {
+            n: [float(a[0]), float(a[-1]), int(a.size)]
+            for n, a in zip(_AXES, plan.axes, strict=True)
+        },
+        "dtype": plan.dtype.name,
+        "chunk_size": plan.chunk_size,
+        "block_shape": list(plan.block),
+        "nblocks": list(plan.nblocks),
+        "fields": list(fields),
+        "compressor": compressor,
+    }
+
+
+def read_record(path) -> dict | None:
+    """The settings record of a jaxbell grid store, or None if ``path`` is not one."""
+    path = Path(path)
+    meta = path / META_GROUP / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        with open(meta) as fh:
+            attrs = json.load(fh).get("attributes", {})
+        return json.loads(attrs["store"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
+    """Human-readable differences between two records (empty when they match)."""
+    out = []
+    for key in ("format", "jaxbell_version", "dtype", "chunk_size", "compressor", "fields"):
+        if stored.get(key) != asked.get(key):
+            out.append(f"{key}: stored {stored.get(key)!r}, asked {asked.get(key)!r}")
+    for axis in _AXES:
+        if stored["axes_sha256"].get(axis) != asked["axes_sha256"].get(axis):
+            s0, s1, sn = stored["axes_range"][axis]
+            a0, a1, an = asked["axes_range"][axis]
+            out.append(
+                f"{axis} axis: stored {sn} points from {s0:.17g} to {s1:.17g}, "
+                f"asked {an} points from {a0:.17g} to {a1:.17g}"
+                + (
+                    " (same ends and size, different values)"
+                    if (s0, s1, sn) == (a0, a1, an)
+                    else ""
+                )
+            )
+    return out
+
+
+def remove_store(path: Path) -> None:
+    """Remove a store for ``overwrite``; refuse anything that is not a zarr store or empty."""
+    if not path.exists():
+        return
+    if not (_has_metadata(path) or not any(path.iterdir())):
+        raise ValueError(
+            f"{str(path)!r} is a folder but not a zarr store; refusing to remove it. "
+            "Remove it yourself or choose another name."
+        )
+    shutil.rmtree(path)
+
+
+def store_progress(path) -> tuple[int, int] | None:
+    """(finished blocks, total blocks) of a jaxbell grid store, or None if not one."""
+    record = read_record(path)
+    if record is None:
+        return None
+    total = int(np.prod(record["nblocks"]))
+    return len(_done_ids(Path(path) / META_GROUP / _DONE)), total
+
+
+def _done_ids(folder: Path) -> set[int]:
+    try:
+        return {int(e.name) for e in os.scandir(folder) if e.name.isdigit()}
+    except FileNotFoundError:
+        return set()
+
+
+class GridStore:
+    """A jaxbell grid store on disk: its settings record, finished blocks and block writes."""
+
+    def __init__(self, path, record: Mapping):
+        self.path = Path(path)
+        self.record = dict(record)
+        self.done_dir = self.path / META_GROUP / _DONE
+        self._arrays = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def initialise(cls, path, record: Mapping) -> GridStore:
+        """Add the bookkeeping group to a store whose arrays xarray has just created."""
+        zarr = _zarr()
+        group = zarr.open_group(str(path), mode="r+")
+        meta = group.require_group(META_GROUP)
+        meta.attrs["store"] = json.dumps(dict(record), sort_keys=True)
+        (Path(path) / META_GROUP / _DONE).mkdir(exist_ok=True)
+        return cls(path, record)
+
+    @property
+    def nblocks(self) -> int:
+        return int(np.prod(self.record["nblocks"]))
+
+    def done_ids(self) -> set[int]:
+        """Blocks recorded as finished."""
+        return _done_ids(self.done_dir)
+
+    def _open_arrays(self):
+        with self._lock:
+            if self._arrays is None:
+                group = _zarr().open_group(str(self.path), mode="r+")
+                self._arrays = {name: group[name] for name in self.record["fields"]}
+        return self._arrays
+
+    def write_block(self, block_id: int, region, arrays: Mapping[str, np.ndarray], info=None):
+        """Write a block's data, then record it as finished (atomically, data first)."""
+        try:
+            targets = self._open_arrays()
+            for name, data in arrays.items():
+                targets[name][region] = data
+            self._mark_done(block_id, info or {})
+        except StoreWriteError:
+            raise
+        except OSError as err:
+            raise StoreWriteError(
+                err.errno or errno.EIO,
+                f"writing block {block_id} of {str(self.path)!r} failed: {err}",
+            ) from err
+
+    def _mark_done(self, block_id: int, info: Mapping) -> None:
+        if not _has_metadata(self.path) or not self.done_dir.is_dir():
+            raise StoreWriteError(
+                errno.ENOENT,
+                f"the store {str(self.path)!r} was removed or moved during the run "
+                f"(block {block_id} not recorded)",
+            )
+        payload = {
+            "block": block_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        } | dict(info)
+        tmp = self.done_dir / f".{block_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(payload, fh)
+        os.replace(tmp, self.done_dir / str(block_id))
+
+    def append_history(self, line: str) -> None:
+        """Append a line to the dataset's ``history`` attribute."""
+        group = _zarr().open_group(str(self.path), mode="r+")
+        history = group.attrs.get("history", "")
+        group.attrs["history"] = f"{history}\n{line}" if history else line
