@@ -25,8 +25,8 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid, write_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
-from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.reductions import merge_reductions, reduce_grid
+from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,

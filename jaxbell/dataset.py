@@ -472,6 +472,9 @@ def tradeoff_dataset(
         ),
         settings=settings,
         history="jaxbell.tradeoff_curve",
+    )
+
+
 # --- scale: out-of-core grid stores (jaxbell.write_grid) -------------------------------------
 
 
