@@ -246,3 +246,162 @@ def open_dataset(path: str | os.PathLike, **kwargs) -> xr.Dataset:
     if path.suffix == ".zarr":
         return xr.open_zarr(path, **{"consolidated": False} | kwargs)
     return xr.open_dataset(path, engine="h5netcdf", **kwargs)
+
+
+# --- certified lower bounds: the Brown-Fawzi-Fawzi SDP hierarchy (jaxbell.bff, issue 5) -----
+
+BFF_REFERENCE = (
+    "P. Brown, H. Fawzi and O. Fawzi, Device-independent lower bounds on the conditional von "
+    "Neumann entropy, Quantum 8, 1445 (2024), arXiv:2106.13692; M. Navascues, S. Pironio and "
+    "A. Acin, A convergent hierarchy of semidefinite programs characterizing the set of quantum "
+    "correlations, New J. Phys. 10, 073013 (2008)"
+)
+
+#: CF flag meanings of ``bff_status`` (jaxbell.bff.STATUS_FLAGS).
+BFF_STATUS_FLAGS = {
+    0: "certified",
+    1: "infeasible",
+    2: "solver_failed",
+    3: "inaccurate",
+}
+
+GLOSSARY.update(
+    {
+        "bell_value": (
+            "Bell value <B>",
+            "1",
+            "Observed value eta of <B_theta,phi,omega> (eq. 2) that the strategies must reach",
+        ),
+        "visibility": (
+            "visibility v",
+            "1",
+            "White-noise visibility: correlators E -> v E (state mixed with the maximally mixed "
+            "state, weight 1 - v)",
+        ),
+        "certified_entropy": (
+            "certified lower bound on the DI entropy",
+            "bit",
+            "Brown-Fawzi-Fawzi lower bound on inf H(A|X=x,E) (kind key) or inf H(AB|X=x,Y=y,E) "
+            "(kind global) over all quantum strategies meeting the constraint, from the "
+            "solver's dual corrected for its residuals (valid despite solver tolerance); NaN "
+            "where bff_status != 0",
+        ),
+        "dual_entropy": (
+            "uncorrected dual bound",
+            "bit",
+            "The same Gauss-Radau sum built from the solver's dual objectives without the "
+            "residual correction; diagnostic only, not certified",
+        ),
+        "certificate_correction": (
+            "certificate correction",
+            "bit",
+            "dual_entropy - certified_entropy: what was subtracted for solver residuals, "
+            "negative eigenvalues of the dual slack and float64 rounding",
+        ),
+        "bff_status": (
+            "certificate status",
+            "1",
+            "0 certified; 1 infeasible (no quantum strategy at this NPA level meets the "
+            "constraint); 2 solver failed; 3 inaccurate (correction above max_correction)",
+        ),
+        "node": ("Gauss-Radau node", "1", "Index i of the node t_i, i = 0 .. m - 2"),
+        "node_t": (
+            "Gauss-Radau node t_i",
+            "1",
+            "Node t_i in (0, 1) of the m-point Gauss-Radau rule with end point 1 (the t_m = 1 "
+            "term is bounded below by 0)",
+        ),
+        "node_weight": (
+            "node weight w_i / (t_i ln 2)",
+            "bit",
+            "Weight of node i: certified_entropy = sum_i node_weight (1 + node_value)",
+        ),
+        "node_value": (
+            "certified node infimum",
+            "1",
+            "Certified lower bound on inf sum_a <M_a (Z_a + Z_a^dag + (1 - t) Z_a^dag Z_a) + "
+            "t Z_a Z_a^dag> at node t_i",
+        ),
+        "node_status": (
+            "solver status per node",
+            "1",
+            "cvxpy's status of each node's SDP (optimal, optimal_inaccurate, infeasible, ...)",
+        ),
+        "seconds": ("wall time per point", "s", "Wall-clock time of all SDPs of the point"),
+    }
+)
+
+
+def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr.Dataset:
+    """Label a :class:`jaxbell.bff.BffResult` as a Dataset (see ``BffResult.to_dataset``).
+
+    Points run along ``dim``; ``theta``, ``phi``, ``omega`` and ``bell_value`` (and
+    ``correlators`` with dims x, y, when given) are coordinates on it. ``dim`` may name one of
+    them (e.g. ``"bell_value"`` for a sweep), which then indexes the points.
+    """
+    n = int(result.value.size)
+    flat = {
+        "certified_entropy": result.value.reshape(n),
+        "dual_entropy": result.dual_value.reshape(n),
+        "certificate_correction": result.correction.reshape(n),
+        "bff_status": result.status.reshape(n).astype(np.int8),
+        "seconds": result.seconds.reshape(n),
+    }
+    data_vars: dict = {name: ("point", arr) for name, arr in flat.items()}
+    m1 = result.node_value.shape[-1]
+    data_vars["node_value"] = (("point", "node"), result.node_value.reshape(n, m1))
+    data_vars["node_status"] = (
+        ("point", "node"),
+        result.node_status.reshape(n, m1).astype(str),
+    )
+    coords: dict = {
+        "theta": ("point", result.theta.reshape(n)),
+        "phi": ("point", result.phi.reshape(n)),
+        "omega": ("point", result.omega.reshape(n)),
+        "bell_value": ("point", result.bell_value.reshape(n)),
+        "node": np.arange(m1, dtype=np.int16),
+        "node_t": ("node", np.asarray(result.nodes)),
+        "node_weight": ("node", np.asarray(result.weights)),
+    }
+    if result.correlators is not None:
+        coords["correlators"] = (("point", "x", "y"), result.correlators.reshape(n, 2, 2))
+        coords["x"] = np.arange(2, dtype=np.int8)
+        coords["y"] = np.arange(2, dtype=np.int8)
+    ds = xr.Dataset(data_vars, coords=coords)
+    if result.correlators is not None:
+        ds["correlators"].attrs["description"] = (
+            "Constrained correlators E[x, y] = sum_ab (-1)^(a+b) p(ab|xy) (Props. 4, 6)"
+        )
+    settings = dict(result.settings)
+    settings.update(
+        {
+            "block_dims": result.sizes["block_dims"],
+            "sdp_variables": result.sizes["variables"],
+            "sdp_psd_entries": result.sizes["psd_entries"],
+            "sdps_per_point": result.settings["m"] - 1,
+            "shape": list(result.value.shape),
+        }
+    )
+    for package in ("cvxpy", "clarabel"):
+        try:
+            settings[f"{package}_version"] = __import__(package).__version__
+        except Exception:  # pragma: no cover - optional packages
+            settings[f"{package}_version"] = "not installed"
+    what = "H(A|X=x,E)" if result.settings["kind"] == "key" else "H(AB|X=x,Y=y,E)"
+    ds = label(
+        ds,
+        title=f"Certified lower bounds on {what}: Brown-Fawzi-Fawzi SDP hierarchy",
+        settings=settings,
+        history=history or f"jaxbell.bff_entropy on {n} point(s)",
+        references=BFF_REFERENCE,
+    )
+    ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
+    ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
+    if dim != "point":
+        if dim not in ds.coords or ds[dim].dims != ("point",):
+            raise ValueError(
+                f"dim={dim!r}: give 'point' or one of the point coordinates "
+                "theta, phi, omega, bell_value"
+            )
+        ds = ds.swap_dims({"point": dim})
+    return ds
