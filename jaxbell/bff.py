@@ -122,7 +122,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
@@ -645,8 +645,8 @@ def _solve_node(
         status = str(prob.problem.status)
         if status in ("infeasible", "infeasible_inaccurate"):
             return math.nan, math.nan, math.nan, status
-        if status not in ("optimal", "optimal_inaccurate"):
-            continue
+        if status not in ("optimal", "optimal_inaccurate", "user_limit"):
+            continue  # (a dual point from an iteration limit is still certified below)
         duals = [*(con.dual_value for con in prob.psd), prob.eq.dual_value, prob.bound.dual_value]
         if any(d is None for d in duals):
             status = f"{status} (no dual point)"
@@ -701,10 +701,6 @@ def _solve_point(task: tuple) -> dict:
         "node_status": statuses,
         "seconds": time.perf_counter() - start,
     }
-
-
-def _init_worker() -> None:  # pragma: no cover - runs in worker processes
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -957,9 +953,10 @@ def bff_entropy(
                 bar.update()
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker) as pool:
-                for i, res in enumerate(pool.map(_solve_point, tasks, chunksize=1)):
-                    results[i] = res
+            with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+                futures = {pool.submit(_solve_point, task): i for i, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
                     bar.update()
 
     def gather(name, dtype=float, extra=()):
