@@ -134,8 +134,11 @@ from jaxbell._precision import x64_scope
 
 __all__ = [
     "BffResult",
+    "bff_critical_visibility",
     "bff_entropy",
+    "bff_key_rate_curve",
     "gauss_radau",
+    "noisy_strategy_entropy",
     "sdp_sizes",
 ]
 
@@ -993,6 +996,264 @@ def bff_entropy(
             "processes": processes,
         },
     )
+
+
+# --- noisy strategies of eq. (6): achievable values, certified key rates, thresholds ----------
+
+
+def _vn_bits(p: np.ndarray) -> np.ndarray:
+    """-p log2 p, 0 at p = 0."""
+    p = np.asarray(p, dtype=np.float64)
+    return -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+
+
+def _h2(q: np.ndarray) -> np.ndarray:
+    return _vn_bits(q) + _vn_bits(1.0 - q)
+
+
+def noisy_strategy_entropy(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    visibility: ArrayLike,
+    *,
+    kind: str = "key",
+    x: int = 0,
+    y: int = 0,
+) -> np.ndarray:
+    r"""H(A|X=x,E) or H(AB|X=x,Y=y,E) of the strategy of eq. (6) under white noise, bits.
+
+    The state ``rho_v = v |psi><psi| + (1 - v) 1/4`` with Eve holding its purification, the
+    measurements of eq. (6); ``<B> = v eta^Q``. An *achievable* value: the DI infimum at that
+    Bell value (or at the correlators ``v E``) is at most this, so it bounds the certified value
+    of :func:`bff_entropy` from above. With ``H(A'|E) = S(Delta(rho)) - S(rho)`` (Delta: the
+    dephasing of the measured outcomes; Eve purifies rho):
+
+    .. math::
+
+        H(A|X{=}x,E) = 1 + h\big(\tfrac{1+v}{2}\big) - S(\rho_v),\qquad
+        H(AB|X{=}x,Y{=}y,E) = 1 + h\big(\tfrac{1+vE_{xy}}{2}\big) - S(\rho_v),
+
+    ``S(rho_v) = -((1+3v)/4) log2((1+3v)/4) - 3 ((1-v)/4) log2((1-v)/4)``, h the binary entropy.
+    (tests/test_bff.py checks these against an explicit purification.)
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Angles of eq. (2), radians; broadcast with ``visibility``.
+    visibility : array_like
+        v in [0, 1].
+    kind : {"key", "global"}
+    x, y : {0, 1}
+
+    Returns
+    -------
+    numpy.ndarray
+        Bits, the broadcast shape.
+
+    References
+    ----------
+    Eq. (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); the purification formula
+    e.g. in Pironio et al., New J. Phys. 11, 045021 (2009).
+    """
+    kind = _check_kind(kind)
+    x, y = _check_xy(x, y)
+    v = _as_finite(visibility, "visibility")
+    if np.any((v < 0) | (v > 1)):
+        raise ValueError("visibility must lie in [0, 1]")
+    with x64_scope():
+        from jaxbell.strategy import strategy_correlators
+
+        t, p, w = as_angles(theta, phi, omega)
+        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)[..., x, y]
+    s_rho = _vn_bits((1 + 3 * v) / 4) + 3 * _vn_bits((1 - v) / 4)
+    if kind == "key":
+        return np.asarray(1.0 + _h2((1 + v) / 2) - s_rho + 0 * e)
+    return np.asarray(1.0 + _h2((1 + v * e) / 2) - s_rho)
+
+
+def _error_correction(theta, phi, omega, visibility, x: int) -> tuple[np.ndarray, np.ndarray]:
+    """min_y H(A|X=x,Y=y,B) = min_y h((1 + v E[x, y]) / 2) of the noisy eq. (6), and the best y."""
+    with x64_scope():
+        from jaxbell.strategy import strategy_correlators
+
+        e = np.asarray(strategy_correlators(*as_angles(theta, phi, omega)), dtype=np.float64)
+    v = np.asarray(visibility, dtype=np.float64)
+    costs = np.stack([_h2((1 - v * np.abs(e[..., x, yy])) / 2) for yy in (0, 1)], -1)
+    return costs.min(-1), costs.argmin(-1).astype(np.int8)
+
+
+def bff_key_rate_curve(
+    theta: float,
+    phi: float,
+    omega: float,
+    visibility: ArrayLike,
+    *,
+    x: int = 0,
+    constraint: str = "bell",
+    m: int = 8,
+    level: int = 2,
+    eve_pairs: bool = False,
+    solver: str = "CLARABEL",
+    processes: int | None = None,
+    progress: bool | None = None,
+    max_correction: float = DEFAULT_MAX_CORRECTION,
+):
+    r"""Certified and achievable Devetak-Winter key rates of eq. (6) under white noise.
+
+    For each visibility v: the certified ``H(A|X=x,E)`` of :func:`bff_entropy` given
+    ``<B> = v eta^Q`` (``constraint="bell"``) or the four correlators ``v E`` (``"correlators"``,
+    Props. 4, 6), the achievable value of :func:`noisy_strategy_entropy`, and the key rates of
+    eq. (1) for Alice's key input x, ``r = H(A|X=x,E) - min_y h((1 + v E[x, y]) / 2)``. The
+    certified rate is a lower bound on the DI rate, the achievable one an upper bound (for the
+    qubit-strategy values, use the rates module).
+
+    Parameters
+    ----------
+    theta, phi, omega : float
+        One tuple of eq. (2), radians.
+    visibility : array_like
+        1-D, values in [0, 1].
+    x : {0, 1}
+        Alice's key input.
+    constraint : {"bell", "correlators"}
+    m, level, eve_pairs, solver, processes, progress, max_correction
+        As in :func:`bff_entropy`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``visibility``: certified_entropy, achievable_entropy, error_correction,
+        certified_key_rate, achievable_key_rate, key_rate_gap, bff_status, ... (see
+        :func:`jaxbell.dataset.bff_rate_curve_dataset`).
+
+    References
+    ----------
+    Eq. (1), (2), (6) and Props. 3-6 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    """
+    from jaxbell.dataset import bff_rate_curve_dataset
+
+    v = _as_finite(visibility, "visibility")
+    if v.ndim != 1 or v.size == 0 or np.any((v < 0) | (v > 1)):
+        raise ValueError("visibility must be a non-empty 1-D array of values in [0, 1]")
+    if constraint not in ("bell", "correlators"):
+        raise ValueError(f"constraint must be 'bell' or 'correlators', got {constraint!r}")
+    x = _check_int(x, "x", 0, 1)
+    kwargs = dict(
+        x=x,
+        m=m,
+        level=level,
+        eve_pairs=eve_pairs,
+        solver=solver,
+        processes=processes,
+        progress=progress,
+        max_correction=max_correction,
+    )
+    with x64_scope():
+        from jaxbell.family import quantum_bound
+        from jaxbell.strategy import strategy_correlators
+
+        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
+        eta_q = float(quantum_bound(t, p, w))
+        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)
+    if constraint == "bell":
+        result = bff_entropy(t, p, w, v * eta_q, **kwargs)
+    else:
+        result = bff_entropy(t, p, w, None, correlators=v[:, None, None] * e, **kwargs)
+    achievable = noisy_strategy_entropy(t, p, w, v, x=x)
+    cost, best_y = _error_correction(t, p, w, v, x)
+    return bff_rate_curve_dataset(
+        result, visibility=v, achievable=achievable, error_correction=cost, best_y=best_y
+    )
+
+
+def bff_critical_visibility(
+    theta: float,
+    phi: float,
+    omega: float,
+    *,
+    x: int = 0,
+    constraint: str = "bell",
+    tol: float = 1e-3,
+    m: int = 8,
+    level: int = 2,
+    solver: str = "CLARABEL",
+    max_correction: float = DEFAULT_MAX_CORRECTION,
+) -> dict[str, float]:
+    r"""Smallest visibility with a positive key rate: certified and achievable thresholds.
+
+    ``certified``: found by bisection on the certified rate of :func:`bff_key_rate_curve`
+    (each step one BFF point); above it a positive key rate is certified, so it is an upper
+    bound on the true DI threshold (to ``tol``). ``achievable``: where the rate of the noisy
+    strategy of eq. (6) (:func:`noisy_strategy_entropy`) vanishes, a lower bound on the
+    threshold (Eve's attack with white noise already kills the key below it). The true
+    threshold of the protocol lies between them. NaN where no key is certified even at v = 1.
+
+    Returns
+    -------
+    dict
+        ``certified``, ``achievable``, ``local`` (v = eta^L/|eta^Q|, below which the behaviour
+        is local; for ``constraint="bell"``), ``evaluations`` (BFF points solved).
+    """
+    from scipy.optimize import brentq
+
+    with x64_scope():
+        from jaxbell.family import local_bound, quantum_bound
+
+        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
+        v_local = float(local_bound(t, p, w)) / abs(float(quantum_bound(t, p, w)))
+    if not (isinstance(tol, (int, float)) and 0 < tol < 0.5):
+        raise ValueError(f"tol must lie in (0, 0.5), got {tol!r}")
+
+    def achievable_rate(v):
+        cost, _ = _error_correction(t, p, w, np.array([v]), x)
+        return float(noisy_strategy_entropy(t, p, w, np.array([v]), x=x)[0] - cost[0])
+
+    achievable = (
+        brentq(achievable_rate, 1e-9, 1.0, xtol=1e-12) if achievable_rate(1.0) > 0 else math.nan
+    )
+    calls = 0
+
+    def certified_rate(v):
+        nonlocal calls
+        calls += 1
+        ds = bff_key_rate_curve(
+            t,
+            p,
+            w,
+            np.array([v]),
+            x=x,
+            constraint=constraint,
+            m=m,
+            level=level,
+            solver=solver,
+            processes=1,
+            progress=False,
+            max_correction=max_correction,
+        )
+        return float(ds.certified_key_rate.values[0])
+
+    hi_rate = certified_rate(1.0)
+    if not hi_rate > 0:
+        return {
+            "certified": math.nan,
+            "achievable": achievable,
+            "local": v_local,
+            "evaluations": calls,
+        }
+    lo = v_local if constraint == "bell" else 0.0
+    if not math.isnan(achievable):
+        lo = max(lo, achievable)  # the certified rate is below the achievable one
+    lo = min(lo, 1.0)
+    hi = 1.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        rate = certified_rate(mid)
+        if rate > 0:
+            hi = mid
+        else:  # zero, negative or NaN (not certified): the threshold is above mid
+            lo = mid
+    return {"certified": hi, "achievable": achievable, "local": v_local, "evaluations": calls}
 
 
 # --- argument checks ------------------------------------------------------------------------

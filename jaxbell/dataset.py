@@ -405,3 +405,72 @@ def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr
             )
         ds = ds.swap_dims({"point": dim})
     return ds
+
+
+GLOSSARY.update(
+    {
+        "achievable_entropy": (
+            "achievable entropy (noisy eq. 6)",
+            "bit",
+            "H(A|X=x,E) of the strategy of eq. (6) with white noise, Eve holding the "
+            "purification: an upper bound on the DI infimum at the same constraint",
+        ),
+        "error_correction": (
+            "error-correction cost",
+            "bit",
+            "min_y H(A|X=x,Y=y,B) = min_y h((1 + v E[x, y]) / 2) of the noisy strategy of eq. (6)",
+        ),
+        "best_y": ("Bob's best input y", "1", "The y attaining the error-correction cost"),
+        "certified_key_rate": (
+            "certified key rate",
+            "bit",
+            "Devetak-Winter rate, eq. (1): certified_entropy - error_correction; a lower bound "
+            "on the DI key rate; NaN where bff_status != 0",
+        ),
+        "achievable_key_rate": (
+            "achievable key rate (noisy eq. 6)",
+            "bit",
+            "achievable_entropy - error_correction: an upper bound on the DI key rate",
+        ),
+        "key_rate_gap": (
+            "gap between the bounds",
+            "bit",
+            "achievable_key_rate - certified_key_rate (>= 0): where the true DI rate lies",
+        ),
+    }
+)
+
+
+def bff_rate_curve_dataset(
+    result,
+    *,
+    visibility: np.ndarray,
+    achievable: np.ndarray,
+    error_correction: np.ndarray,
+    best_y: np.ndarray,
+    history: str | None = None,
+) -> xr.Dataset:
+    """Label a key-rate curve against visibility (see :func:`jaxbell.bff.bff_key_rate_curve`)."""
+    ds = bff_dataset(result, dim="point", history=history)
+    v = np.asarray(visibility, dtype=np.float64)
+    ds = ds.assign_coords(visibility=("point", v))
+    ds["achievable_entropy"] = ("point", np.asarray(achievable, dtype=np.float64))
+    ds["error_correction"] = ("point", np.asarray(error_correction, dtype=np.float64))
+    ds["best_y"] = ("point", np.asarray(best_y, dtype=np.int8))
+    ds["certified_key_rate"] = ds.certified_entropy - ds.error_correction
+    ds["achievable_key_rate"] = ds.achievable_entropy - ds.error_correction
+    ds["key_rate_gap"] = ds.achievable_key_rate - ds.certified_key_rate
+    for name in (
+        "visibility",
+        "achievable_entropy",
+        "error_correction",
+        "best_y",
+        "certified_key_rate",
+        "achievable_key_rate",
+        "key_rate_gap",
+    ):
+        ds[name].attrs.update(_attrs(name))
+    ds.attrs["title"] = (
+        "Certified (Brown-Fawzi-Fawzi) and achievable (noisy eq. 6) key rates against visibility"
+    )
+    return ds.swap_dims({"point": "visibility"})

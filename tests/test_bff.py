@@ -370,6 +370,85 @@ def test_dataset_is_labelled_and_round_trips(tmp_path):
         r.to_dataset(dim="nope")
 
 
+def test_noisy_strategy_entropy_closed_form_matches_purification(rng):
+    t, p, w = rng.uniform(0, 2 * PI, (3, 6))
+    v = rng.uniform(0, 1, 6)
+    for kind, x, y in (("key", 0, 0), ("key", 1, 0), ("global", 0, 1), ("global", 1, 1)):
+        got = bff.noisy_strategy_entropy(t, p, w, v, kind=kind, x=x, y=y)
+        ref = [
+            noisy_strategy_entropy(*a, kind=kind, x=x, y=y) for a in zip(t, p, w, v, strict=True)
+        ]
+        np.testing.assert_allclose(got, ref, atol=1e-10)
+    # at v = 1 the closed form at the quantum bound: 1 + h((1 + E[x, y])/2) = 1 + h(...)
+    e01 = float(np.asarray(jb.strategy_correlators(*CHSH))[0, 1])
+    np.testing.assert_allclose(
+        bff.noisy_strategy_entropy(*CHSH, 1.0, kind="global", x=0, y=1),
+        1 + float(jb.pair_entropies_at_quantum_bound(*CHSH)[0, 1]),
+        atol=1e-12,
+    )
+    assert abs(e01) < 1
+
+
+def test_key_rate_curve_brackets_the_true_rate():
+    # CHSH member: the true DI entropy given S is Pironio's, so the true rate lies between the
+    # certified and the achievable (noisy eq. 6) rates
+    v = np.array([0.85, 0.95, 1.0])
+    ds = bff.bff_key_rate_curve(*CHSH, v, m=4, processes=1)
+    cost = np.minimum(*(_h((1 - v * abs(math.sin(b))) / 2) for b in (PI / 4, 3 * PI / 4)))
+    true = np.array([pironio(2 * S2 * vi) if vi < 1 else 1.0 for vi in v]) - cost
+    assert np.all(ds.bff_status.values == 0)
+    assert np.all(ds.certified_key_rate.values <= true + 1e-9)
+    assert np.all(true <= ds.achievable_key_rate.values + 1e-9)
+    assert np.all(ds.key_rate_gap.values >= 0)
+    assert ds.certified_key_rate.attrs["units"] == "bit" and "visibility" in ds.dims
+
+
+def test_critical_visibility_brackets_pironio_threshold():
+    from scipy.optimize import brentq
+
+    cost = lambda v: _h((1 - v * abs(math.sin(PI / 4))) / 2)  # noqa: E731
+    v_true = brentq(lambda v: pironio(2 * S2 * v) - cost(v), 1 / S2 + 1e-9, 1 - 1e-12)
+    out = bff.bff_critical_visibility(*CHSH, m=4, tol=4e-3)
+    assert out["achievable"] <= v_true <= out["certified"] + 1e-9
+    assert out["certified"] - v_true < 2e-2
+    np.testing.assert_allclose(out["local"], 1 / S2, rtol=1e-12)
+
+
+def test_cli_bff_writes_a_labelled_file(tmp_path, capsys):
+    from jaxbell.cli import main
+
+    out = tmp_path / "b.nc"
+    argv = ["bff", "--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4"]
+    rc = main(
+        [
+            *argv,
+            "--bell-value=-0.88:-0.8:2",
+            "--m",
+            "2",
+            "--processes",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and "2 certified" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        ref = jb.bff_entropy(*CHSH, np.linspace(-0.88, -0.8, 2), m=2, processes=1)
+        np.testing.assert_allclose(ds.certified_entropy.values, ref.value, atol=1e-6)
+        assert "jaxbell bff" in ds.attrs["history"]
+    for extra, match in (
+        (["--visibility", "0.5:1.5:3"], "--visibility"),
+        (["--bell-value", "x"], "--bell-value"),
+        (["--visibility", "1", "--kind", "global"], "--kind key"),
+        (["--bell-value=-0.8", "--m", "1"], "--m"),
+        (["--bell-value=-0.8", "--level", "3"], "--level"),
+    ):
+        with pytest.raises(SystemExit):
+            main([*argv, *extra, "--out", str(tmp_path / "c.nc")])
+        assert match in capsys.readouterr().err
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 
