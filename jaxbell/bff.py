@@ -155,6 +155,8 @@ STATUS_FLAGS = {
 }
 #: Absolute allowance (per node, before weighting) for float64 rounding in the dual value.
 ROUNDING_ALLOWANCE = 1e-12
+#: With ``processes=None``, workers are started only with at least this many points each.
+MIN_POINTS_PER_WORKER = 4
 #: Default largest total residual correction (bits) accepted before a point is called inaccurate.
 DEFAULT_MAX_CORRECTION = 1e-4
 _LN2 = math.log(2.0)
@@ -392,14 +394,20 @@ class _Relaxation:
 _RELAXATIONS: dict = {}
 
 
-def _relaxation(kind: str, level: int, x: int, y: int, eve_pairs: bool) -> _Relaxation:
-    key = (kind, level, x, y, eve_pairs)
+def _relaxation(
+    kind: str, level: int, x: int, y: int, eve_pairs: bool, flip: bool = True
+) -> _Relaxation:
+    """The relaxation's matrices; ``flip=False`` skips the outcome-flip block reduction."""
+    key = (kind, level, x, y, eve_pairs, flip)
     if key in _RELAXATIONS:
         return _RELAXATIONS[key]
     import scipy.sparse as sp
 
     rows = _rows(kind, level, x, y, eve_pairs)
-    blocks = tuple(tuple(r for r in rows if _odd(r) == parity) for parity in (False, True))
+    if flip:
+        blocks = tuple(tuple(r for r in rows if _odd(r) == parity) for parity in (False, True))
+    else:
+        blocks = (tuple(rows),)
     index: dict = {}
     entries = []
     for block in blocks:
@@ -453,9 +461,9 @@ def _linear(poly: dict, index: Mapping) -> tuple[float, np.ndarray]:
     c0 = 0.0
     c = np.zeros(len(index))
     for u, a in poly.items():
-        if a == 0.0 or _odd(u):
-            continue
         w = _canon(u)
+        if a == 0.0 or (_odd(u) and w not in index):  # odd moments vanish (outcome flip)
+            continue
         if w == _EMPTY:
             c0 += a
         else:
@@ -540,11 +548,11 @@ _PROBLEMS: dict = {}
 
 
 def _node_problem(
-    kind: str, level: int, x: int, y: int, eve_pairs: bool, mode: str
+    kind: str, level: int, x: int, y: int, eve_pairs: bool, mode: str, flip: bool = True
 ) -> _NodeProblem:
-    key = (kind, level, x, y, eve_pairs, mode)
+    key = (kind, level, x, y, eve_pairs, mode, flip)
     if key not in _PROBLEMS:
-        _PROBLEMS[key] = _NodeProblem(_relaxation(kind, level, x, y, eve_pairs), mode)
+        _PROBLEMS[key] = _NodeProblem(_relaxation(kind, level, x, y, eve_pairs, flip), mode)
     return _PROBLEMS[key]
 
 
@@ -625,10 +633,11 @@ def _solve_node(
     t: float,
     solver: str,
     threads: int | None,
+    flip: bool = True,
 ) -> tuple[float, float, float, str]:
     """One node: (certified inf bound, raw dual value, correction, solver status)."""
     cp = _import_cvxpy()
-    prob = _node_problem(kind, level, x, y, eve_pairs, mode)
+    prob = _node_problem(kind, level, x, y, eve_pairs, mode, flip)
     c0, c = _linear(_node_objective(kind, x, y, t), prob.rel.index)
     c = c * (2.0 * eve_norm_bound(t)) ** prob.rel.moment_eve  # in scaled moments
     prob.c.value = c
@@ -835,8 +844,9 @@ def bff_entropy(
         cvxpy solver. Clarabel (default) and SCS are open source and come with
         ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed.
     processes : int or None
-        Worker processes for the points (spawned, one point per task). None: all CPU cores
-        when there is more than one point; 1 runs in this process.
+        Worker processes for the points (spawned, one point per task; a script that uses
+        them needs the ``if __name__ == "__main__":`` guard). None: one per CPU core, but at
+        least 4 points per worker (starting one costs a few seconds); 1 runs here.
     progress : bool or None
         tqdm progress bar over points on stderr; None: shown on a terminal for > 1 point.
     max_correction : float
@@ -915,8 +925,8 @@ def bff_entropy(
     _import_cvxpy(solver)
 
     n_points = int(np.prod(shape, dtype=np.int64))
-    if processes is None:
-        processes = min(os.cpu_count() or 1, n_points) if n_points > 1 else 1
+    if processes is None:  # a worker costs a few seconds to start: >= 4 points each
+        processes = min(os.cpu_count() or 1, n_points // MIN_POINTS_PER_WORKER)
     processes = max(1, min(processes, n_points))
     threads = 1 if processes > 1 else None
     tasks = []

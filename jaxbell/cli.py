@@ -272,7 +272,7 @@ def _add_bff(sub) -> None:
         "--processes",
         type=_positive_int,
         default=None,
-        help="worker processes for the points (default: all CPU cores)",
+        help="worker processes for the points (default: one per CPU core, >= 4 points each)",
     )
     p.add_argument(
         "--max-correction",

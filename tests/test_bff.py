@@ -227,6 +227,17 @@ def test_moment_matrix_equals_gram_matrix_of_an_explicit_strategy(kind, rng):
     np.testing.assert_allclose(c0 + c @ y, direct, atol=1e-12)
 
 
+def test_outcome_flip_reduction_does_not_loosen_the_relaxation():
+    # the two-block SDP and the unreduced one-block SDP of the same words give the same value
+    coef = np.array([-1.0, -1.0, -1.0, 1.0]) / (2 * S2)
+    target = np.array([-2.6 / (2 * S2)])
+    for t in (0.2, 0.8):
+        args = ("key", 2, 0, 0, False, "bell", coef, target, t, "CLARABEL", None)
+        red, plain = bff._solve_node(*args, True), bff._solve_node(*args, False)
+        assert len(bff._relaxation("key", 2, 0, 0, False, False).blocks) == 1
+        np.testing.assert_allclose(red[0], plain[0], atol=2e-6)
+
+
 def test_sdp_sizes():
     key = bff.sdp_sizes("key", 2)
     assert key["block_dims"] == [31, 26] and key["variables"] == 272
