@@ -474,3 +474,108 @@ def bff_rate_curve_dataset(
         "Certified (Brown-Fawzi-Fawzi) and achievable (noisy eq. 6) key rates against visibility"
     )
     return ds.swap_dims({"point": "visibility"})
+
+
+GLOSSARY.update(
+    {
+        "tuple": ("tuple of eq. (2)", "1", "Name of the (theta, phi, omega) tuple of the study"),
+        "constraint": (
+            "constraint",
+            "1",
+            "What the strategies must reproduce: 'bell' (<B> = v eta^Q) or 'correlators' "
+            "(all four correlators v E of eq. (6), Props. 4 and 6)",
+        ),
+        "max_chsh": GLOSSARY["max_chsh"],
+        "critical_visibility_certified": (
+            "certified critical visibility",
+            "1",
+            "Smallest visibility with a certified positive key rate (bisection on the BFF "
+            "bound): an upper bound on the DI threshold; NaN if none at v = 1",
+        ),
+        "critical_visibility_achievable": (
+            "achievable critical visibility",
+            "1",
+            "Visibility where the key rate of the noisy strategy of eq. (6) vanishes: a lower "
+            "bound on the DI threshold",
+        ),
+        "local_visibility": (
+            "local visibility eta^L / |eta^Q|",
+            "1",
+            "Below it <B> = v eta^Q has a local model and no key can be certified from <B>",
+        ),
+    }
+)
+
+_CURVE_VARIABLES = (
+    "certified_entropy",
+    "achievable_entropy",
+    "error_correction",
+    "certified_key_rate",
+    "achievable_key_rate",
+    "key_rate_gap",
+    "certificate_correction",
+    "bff_status",
+)
+
+
+def bff_study_dataset(
+    tuples: Mapping[str, tuple[float, float, float]],
+    curves: Mapping[tuple[str, str], xr.Dataset],
+    critical: Mapping[tuple[str, str], Mapping[str, float]],
+    *,
+    max_chsh: Mapping[str, float],
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> xr.Dataset:
+    """Certified vs achievable key rates against visibility for several tuples (experiments).
+
+    ``curves[(name, constraint)]`` are datasets of :func:`jaxbell.bff.bff_key_rate_curve` on one
+    common visibility grid; ``critical[(name, constraint)]`` the dicts of
+    :func:`jaxbell.bff.bff_critical_visibility`. Dims (tuple, constraint, visibility).
+    """
+    names = list(tuples)
+    constraints = sorted({c for _, c in curves})
+    first = next(iter(curves.values()))
+    vis = first.visibility.values
+    shape = (len(names), len(constraints), vis.size)
+    data_vars: dict = {}
+    for var in _CURVE_VARIABLES:
+        arr = np.full(shape, np.nan if var != "bff_status" else -1)
+        for i, n in enumerate(names):
+            for j, c in enumerate(constraints):
+                if (n, c) in curves:
+                    arr[i, j] = curves[(n, c)][var].values
+        dtype = np.int8 if var == "bff_status" else np.float64
+        data_vars[var] = (("tuple", "constraint", "visibility"), arr.astype(dtype))
+    for key, var in (
+        ("certified", "critical_visibility_certified"),
+        ("achievable", "critical_visibility_achievable"),
+        ("local", "local_visibility"),
+    ):
+        arr = np.full(shape[:2], np.nan)
+        for i, n in enumerate(names):
+            for j, c in enumerate(constraints):
+                if (n, c) in critical:
+                    arr[i, j] = critical[(n, c)][key]
+        data_vars[var] = (("tuple", "constraint"), arr)
+    coords = {
+        "tuple": np.array(names),
+        "constraint": np.array(constraints),
+        "visibility": vis,
+        "theta": ("tuple", np.array([tuples[n][0] for n in names])),
+        "phi": ("tuple", np.array([tuples[n][1] for n in names])),
+        "omega": ("tuple", np.array([tuples[n][2] for n in names])),
+        "max_chsh": ("tuple", np.array([max_chsh[n] for n in names])),
+    }
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds = label(
+        ds,
+        title="Certified (Brown-Fawzi-Fawzi) vs achievable (noisy eq. 6) key rates against "
+        "visibility for tuples of eq. (2)",
+        settings=dict(settings),
+        history=history,
+        references=BFF_REFERENCE,
+    )
+    ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
+    ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
+    return ds
