@@ -143,7 +143,6 @@ __all__ = [
 ]
 
 KINDS = ("key", "global")
-LEVELS = (1, 2)
 SOLVERS = ("CLARABEL", "SCS", "MOSEK")
 
 #: Per-point status codes of :class:`BffResult` (CF flag values of the dataset).
