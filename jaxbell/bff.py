@@ -616,7 +616,7 @@ def _solver_attempts(solver: str, threads: int | None) -> list[dict]:
             base["max_threads"] = threads
         return [base | extra for extra in _CLARABEL_RETRIES]
     if solver == "SCS":
-        return [{"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000}]
+        return [{"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 100_000}]
     return [{}]
 
 

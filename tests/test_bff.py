@@ -342,6 +342,15 @@ def test_certificate_is_valid_when_the_solver_stops_early(monkeypatch):
     assert strict.status == 3 and np.isnan(strict.value)  # inaccurate: NaN, never 0
 
 
+def test_scs_gives_a_certified_bound_too():
+    s = 2.5
+    scs = jb.bff_entropy(*CHSH, -s / (2 * S2), m=2, solver="SCS", processes=1)
+    clarabel = jb.bff_entropy(*CHSH, -s / (2 * S2), m=2, processes=1)
+    assert scs.status == 0 and scs.settings["solver"] == "SCS"
+    assert float(scs.value) <= pironio(s)
+    np.testing.assert_allclose(float(scs.value), float(clarabel.value), atol=1e-4)
+
+
 def test_infeasible_bell_value_gives_nan_and_status():
     eq = float(jb.quantum_bound(*CHSH))
     r = jb.bff_entropy(*CHSH, [1.05 * eq, 0.9 * eq], m=2, processes=1)
