@@ -8,6 +8,7 @@ doi:10.1103/PhysRevLett.132.210802.
 """
 
 from jaxbell._version import __version__
+from jaxbell.bff import BffResult, bff_entropy
 from jaxbell.dataset import open_dataset, save_dataset
 from jaxbell.entropy import (
     binary_entropy,
@@ -36,7 +37,9 @@ from jaxbell.strategy import (
 
 __all__ = [
     "SearchResult",
+    "BffResult",
     "__version__",
+    "bff_entropy",
     "bell_coefficients",
     "binary_entropy",
     "chsh_type_values",

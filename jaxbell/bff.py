@@ -1,0 +1,1331 @@
+r"""Certified lower bounds on DI entropies: the Brown-Fawzi-Fawzi hierarchy, solved rigorously.
+
+The qubit-strategy values are achievable attacks (upper bounds on the device-independent
+infimum); a key rate that protects a real key needs a *certified lower bound*. This module
+computes one with the method of Brown, Fawzi & Fawzi [BFF] (reference [25] of the paper):
+a Gauss-Radau quadrature of the logarithm turns H(A|X=x,E) into a sum of non-commutative
+polynomial optimisations, each relaxed by the NPA hierarchy [NPA] into a semidefinite
+programme (SDP), solved by cvxpy [CVXPY] with Clarabel (default), SCS or MOSEK.
+
+The bound
+---------
+Let ``t_1 < ... < t_m = 1`` and ``w_1, ..., w_m`` be the nodes and weights of the m-point
+Gauss-Radau rule on [0, 1] with the end point 1 fixed (:func:`gauss_radau`). For the outcome
+projectors ``M_a`` of the key measurement (``M_a = P^a_x`` for kind "key"; for kind "global"
+``M_{ab} = P^a_x Q^b_y`` and the outcome is the pair ab) [BFF, Sec. 2]
+
+.. math::
+
+    H(A|X{=}x,E) \;\ge\; \sum_{i=1}^{m-1} \frac{w_i}{t_i \ln 2}
+        \Big(1 + \inf \sum_a \big\langle M_a (Z_a + Z_a^\dagger + (1-t_i) Z_a^\dagger Z_a)
+        + t_i Z_a Z_a^\dagger \big\rangle\Big),
+
+where the infimum runs over quantum strategies meeting the constraints (``<B_{theta,phi,omega}>
+= bell_value`` of eq. (2), or the four correlators) and over Eve's operators ``Z_a``, which
+commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below by 0: there
+``Z_a^dag Z_a`` is unpenalised and the relaxation is trivial. (With the exact infimum over
+``Z_a`` the sum over all m nodes is itself a lower bound; tests/test_bff.py checks both on
+random states.) Each node is its own SDP with its own strategy (the "fast" form of [BFF]: the
+infimum of a sum is at least the sum of the infima), so a point costs ``m - 1`` independent
+SDPs. Dropping the ``t_m`` term costs ``c_m (1 + inf f_1) <= 1/(m^2 ln 2)`` bits: 0.0113 bits at
+m = 8 where H = 1 with a uniform key bit (0.0169 for global randomness with four uniform
+outcomes); the relaxation costs little more (at m = 8, level 2: 3e-4 to 1.4e-3 bits below the
+tight CHSH curve of [PAB09], tests/test_bff.py).
+
+The relaxation
+--------------
+Alice's and Bob's measurements are taken projective with observables ``A_x = 2 P_x - 1`` and
+``B_y = 2 Q_y - 1`` (Hermitian, ``A_x^2 = 1``; Naimark), commuting with each other and with
+Eve's ``Z``. The moment matrix ``G_{uv} = <u^dag v>`` [NPA] has rows (words):
+
+* Alice and Bob: 1, A_x', B_y', A_x' B_y' for all inputs; at ``level=2`` also A_0 A_1, A_1 A_0,
+  B_0 B_1, B_1 B_0 (all words of length <= 2, NPA level 2);
+* Eve: ``h z`` for each of Eve's letters z, z^dag and each head h in {1, A_x', B_y'} (words of
+  length <= 2 with one Eve letter) and, at level 2, in {A_x' B_y'} (the span of BFF's extra
+  monomials ``P Q Z``); at level 1 for kind "global" also h = A_x B_y on the key inputs;
+* the span of BFF's extra monomials for the objective's quadratic terms on the key inputs:
+  ``h Z_s^dag Z_s'`` (key, h in {1, A_x}) or ``h Z_s Z_s'^dag`` (global, h in {1, A_x, B_y,
+  A_x B_y}), s and s' the letters of one pair of outcomes;
+* with ``eve_pairs=True`` (level 2): every product of two Eve letters (the rest of NPA level 2;
+  for kind "key" at m = 8 it moves the bound by <= 4e-5 bits for 4-6x the time).
+
+Two symmetries shrink the SDP without loosening it:
+
+* *real moments*: the constraints and the objective have real coefficients, so the complex
+  conjugate strategy is feasible with the same value and the average of the two moment
+  matrices is real: ``y_w = y_{w^dag}`` real.
+* *outcome flip*: ``A_x -> -A_x, B_y -> -B_y`` (all outcomes relabelled) with Eve's operators
+  of flipped outcomes swapped leaves the correlators and the objective invariant. In the letters
+  ``Z_s = Z_o + Z_o'`` (s even) and ``Z_o - Z_o'`` (s odd), o' the flipped outcome, every word is
+  even or odd, the odd moments of the averaged strategy vanish, and the moment matrix splits
+  into two blocks.
+
+Kind "key" at level 2: blocks of 31 and 26 rows, 272 real moments (the complex moment matrix
+of the same words would have 57 rows); kind "global" at level 2: 61 and 56 rows, 1108 moments.
+See :func:`sdp_sizes`.
+
+Rigour despite solver tolerance
+-------------------------------
+The value returned is not the solver's objective but a bound built from its *dual* point and
+corrected for every residual. Eve's optimal operators are bounded,
+
+.. math::  \|Z_a\| \le \beta(t) = \frac{1}{2\sqrt{t(1-t)}} :
+
+the minimiser over ``Z_a`` solves ``t sigma Z + (1 - t) Z sigma_a = -sigma_a`` (``sigma_a``
+Eve's state given a, ``sigma = sum_a sigma_a >= sigma_a``), so ``Z = -int_0^inf e^{-st sigma}
+sigma_a e^{-s(1-t) sigma_a} ds``, and Cauchy-Schwarz in s with ``sigma_a <= sigma`` gives
+``|<u, Z v>|^2 <= 1/(2t) * 1/(2(1-t))`` for unit u, v (sharper than BFF's ``(3/2) max(1/t,
+1/(1-t))``; tests/test_bff.py checks it on random states). Restricting Eve to such operators
+leaves the infimum unchanged. Then every word w with k Eve letters has ``||w|| <= (2 beta)^k``
+(``||Z_o +- Z_o'|| <= 2 beta``). The SDP is solved in the scaled moments ``y_w = <w> / (2
+beta)^k``: its moment matrix G(y) has diagonal entries ``<= 1`` (added as constraints ``y <= 1``
+on the diagonal moments with Eve letters, which also keeps the solver's primal bounded), so
+``|G_uv| <= 1`` and ``lambda_max(G) <= n``.
+
+Write the relaxation as ``min c.y`` s.t. ``G(y) = F_0 + sum_k y_k F_k >= 0`` (per block),
+``A y = b`` and ``H y <= 1``. For any symmetric S, any lam and any ``mu >= 0`` with
+``<S, F_k> = c_k - (A^T lam)_k + (H^T mu)_k`` for all k, every feasible y has
+
+.. math::  c\cdot y = D + \langle S, G(y)\rangle + \mu\cdot(1 - Hy),\qquad
+           D = -\langle S, F_0\rangle + b\cdot\lambda - \mu\cdot 1 .
+
+From the solver's dual matrix X, multipliers lam and ``mu`` (clipped at 0) we form S = X plus
+the residual of each equation spread over that moment's entries, so the identity holds
+exactly. If S is not PSD, ``<S, G> >= -sum_{e_j < 0} |e_j| min((sum_u |v_{ju}|)^2, n)`` over
+its eigenpairs ``(e_j, v_j)``, plus an allowance for the eigensolver's backward error. The
+certified node value is ``D`` minus this correction minus 1e-12 (float64 rounding in forming
+D). A failed or infeasible solve, or a total correction above ``max_correction`` bits, gives
+NaN with its status, never 0. Typical corrections are 1e-7 to 1e-5 bits per point.
+
+References
+----------
+[BFF] P. Brown, H. Fawzi and O. Fawzi, "Device-independent lower bounds on the conditional von
+Neumann entropy", Quantum 8, 1445 (2024), arXiv:2106.13692.
+[NPA] M. Navascues, S. Pironio and A. Acin, "A convergent hierarchy of semidefinite programs
+characterizing the set of quantum correlations", New J. Phys. 10, 073013 (2008).
+[PAB09] S. Pironio, A. Acin, N. Brunner, N. Gisin, S. Massar and V. Scarani, "Device-independent
+quantum key distribution secure against collective attacks", New J. Phys. 11, 045021 (2009).
+[CVXPY] S. Diamond and S. Boyd, "CVXPY: A Python-embedded modeling language for convex
+optimization", J. Mach. Learn. Res. 17, 1 (2016); P. J. Goulart and Y. Chen, "Clarabel: An
+interior-point solver for conic programs with quadratic objectives", arXiv:2405.12762.
+Eqs. (1), (2), (5), (6) and Props. 4, 6 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+from tqdm import tqdm
+
+from jaxbell._checks import as_angles, as_correlators
+from jaxbell._precision import x64_scope
+
+__all__ = [
+    "BffResult",
+    "bff_critical_visibility",
+    "bff_entropy",
+    "bff_key_rate_curve",
+    "gauss_radau",
+    "noisy_strategy_entropy",
+    "sdp_sizes",
+]
+
+KINDS = ("key", "global")
+SOLVERS = ("CLARABEL", "SCS", "MOSEK")
+
+#: Per-point status codes of :class:`BffResult` (CF flag values of the dataset).
+STATUS_FLAGS = {
+    0: "certified",
+    1: "infeasible",
+    2: "solver_failed",
+    3: "inaccurate",
+}
+#: Absolute allowance (per node, before weighting) for float64 rounding in the dual value.
+ROUNDING_ALLOWANCE = 1e-12
+#: With ``processes=None``, workers are started only with at least this many points each.
+MIN_POINTS_PER_WORKER = 4
+#: Default largest total residual correction (bits) accepted before a point is called inaccurate.
+DEFAULT_MAX_CORRECTION = 1e-4
+_LN2 = math.log(2.0)
+
+_SDP_EXTRA = 'the SDP solvers are optional: pip install "jaxbell[sdp]" (cvxpy, clarabel, scs)'
+
+
+# --- Gauss-Radau quadrature ----------------------------------------------------------------
+
+
+def gauss_radau(m: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Nodes and weights of the m-point Gauss-Radau rule on [0, 1] with the end point 1 fixed.
+
+    Exact for polynomials of degree ``<= 2m - 2``. The nodes increase and ``t[-1] == 1``;
+    the weights are positive, sum to 1, and ``w[-1] == 1/m^2``. Computed from the Legendre
+    polynomials: on [-1, 1] with -1 fixed, the free nodes are the roots of
+    ``(P_{m-1}(y) + P_m(y)) / (1 + y)`` with weights ``(1 - y) / (m^2 P_{m-1}(y)^2)``;
+    ``t = (1 - y) / 2``.
+
+    Parameters
+    ----------
+    m : int
+        Number of nodes, 2 <= m <= 40.
+
+    Returns
+    -------
+    t, w : numpy.ndarray
+        Shape (m,), float64.
+
+    References
+    ----------
+    M. Abramowitz and I. A. Stegun, Handbook of Mathematical Functions, eq. 25.4.31;
+    used for the logarithm in [BFF] (module docstring).
+    """
+    m = _check_int(m, "m", 2, 40)
+    from numpy.polynomial import legendre as leg
+
+    coef = np.zeros(m + 1)
+    coef[m - 1] = coef[m] = 1.0
+    y = np.sort(leg.legroots(coef))
+    # the root at -1 is exact; polish the others by Newton steps on P_{m-1} + P_m
+    y[0] = -1.0
+    dcoef = leg.legder(coef)
+    for _ in range(3):
+        y[1:] -= leg.legval(y[1:], coef) / leg.legval(y[1:], dcoef)
+    p_m1 = leg.legval(y, np.eye(m)[m - 1])
+    w = (1.0 - y) / (m**2 * p_m1**2)
+    w[0] = 2.0 / m**2
+    t, w = (1.0 - y) / 2.0, w / 2.0
+    order = np.argsort(t)
+    t, w = t[order], w[order]
+    t[-1] = 1.0
+    return t, w
+
+
+# --- words and polynomials in A_x, B_y and Eve's letters -----------------------------------
+#
+# A word is (a, b, z): a and b tuples of inputs (A_x, B_y are Hermitian unitaries, so equal
+# neighbours cancel), z a tuple of Eve letters (s, dagger). Alice's, Bob's and Eve's letters
+# commute with each other, so this normal form is unique. Eve's letter s is Z_+ (s even) or
+# Z_- (s odd) of a pair of outcomes exchanged by the outcome flip (module docstring).
+
+_EMPTY: tuple = ((), (), ())
+
+
+def _reduce(word: tuple) -> tuple:
+    out: list = []
+    for letter in word:
+        if out and out[-1] == letter:
+            out.pop()
+        else:
+            out.append(letter)
+    return tuple(out)
+
+
+def _wmul(u: tuple, v: tuple) -> tuple:
+    return (_reduce(u[0] + v[0]), _reduce(u[1] + v[1]), u[2] + v[2])
+
+
+def _wadj(u: tuple) -> tuple:
+    return (u[0][::-1], u[1][::-1], tuple((s, 1 - d) for s, d in u[2][::-1]))
+
+
+def _canon(u: tuple) -> tuple:
+    """The label of a real moment: y_w = y_{w^dagger}."""
+    return min(u, _wadj(u))
+
+
+def _odd(u: tuple) -> bool:
+    """Odd under the outcome flip (A -> -A, B -> -B, Z_- -> -Z_-): its moment vanishes."""
+    return (len(u[0]) + len(u[1]) + sum(s % 2 for s, _ in u[2])) % 2 == 1
+
+
+def _n_eve(u: tuple) -> int:
+    return len(u[2])
+
+
+def _pmul(p: dict, q: dict) -> dict:
+    out: dict = {}
+    for u, a in p.items():
+        for v, b in q.items():
+            w = _wmul(u, v)
+            out[w] = out.get(w, 0.0) + a * b
+    return out
+
+
+def _padd(*ps: dict) -> dict:
+    out: dict = {}
+    for p in ps:
+        for u, a in p.items():
+            out[u] = out.get(u, 0.0) + a
+    return out
+
+
+def _pscale(p: dict, c: float) -> dict:
+    return {u: c * a for u, a in p.items()}
+
+
+def _padj(p: dict) -> dict:
+    return {_wadj(u): a for u, a in p.items()}
+
+
+def _letter(kind: str, index: int, dagger: int = 0) -> dict:
+    if kind == "A":
+        return {((index,), (), ()): 1.0}
+    if kind == "B":
+        return {((), (index,), ()): 1.0}
+    return {((), (), ((index, dagger),)): 1.0}
+
+
+def _projector(party: str, setting: int, outcome: int) -> dict:
+    """P^a = (1 + (-1)^a A) / 2."""
+    sign = 0.5 if outcome == 0 else -0.5
+    return _padd({_EMPTY: 0.5}, _pscale(_letter(party, setting), sign))
+
+
+def _eve_operators(kind: str) -> dict:
+    """Eve's Z_o for each outcome o as polynomials in the symmetric letters Z_+, Z_-."""
+    if kind == "key":
+        pairs = (((0,), (1,)),)
+    else:
+        pairs = (((0, 0), (1, 1)), ((0, 1), (1, 0)))
+    out = {}
+    for j, (o, flipped) in enumerate(pairs):
+        plus, minus = _letter("Z", 2 * j), _letter("Z", 2 * j + 1)
+        out[o] = _padd(_pscale(plus, 0.5), _pscale(minus, 0.5))
+        out[flipped] = _padd(_pscale(plus, 0.5), _pscale(minus, -0.5))
+    return out
+
+
+def _node_objective(kind: str, x: int, y: int, t: float) -> dict:
+    """sum_o <M_o (Z_o + Z_o^dag + (1 - t) Z_o^dag Z_o) + t Z_o Z_o^dag> as a polynomial."""
+    total: dict = {}
+    for o, z in _eve_operators(kind).items():
+        zd = _padj(z)
+        m_o = (
+            _projector("A", x, o[0])
+            if kind == "key"
+            else _pmul(_projector("A", x, o[0]), _projector("B", y, o[1]))
+        )
+        inner = _padd(z, zd, _pscale(_pmul(zd, z), 1.0 - t))
+        total = _padd(total, _pmul(m_o, inner), _pscale(_pmul(z, zd), t))
+    return total
+
+
+def _rows(kind: str, level: int, x: int, y: int, eve_pairs: bool = False) -> list[tuple]:
+    """Moment-matrix rows (words); the monomial sets of the module docstring.
+
+    * Alice and Bob: 1, A_x', B_y', A_x' B_y' for all inputs; at level 2 also A_0 A_1, A_1 A_0,
+      B_0 B_1, B_1 B_0 (all words of length <= 2);
+    * Eve: ``h z`` for every Eve letter z, z^dagger and every head h: at level 1 the heads of
+      the key measurement, {1, A_x} (key) or {1, A_x, B_y, A_x B_y} (global); at level 2 all
+      of 1, A_x', B_y', A_x' B_y' (NPA level 2 with one Eve letter, and BFF's P Q Z extras);
+    * BFF's extras for the objective's quadratic terms, in the letters of one pair of outcomes:
+      ``h Z_s^dag Z_s'`` (key, h in {1, A_x}) or ``h Z_s Z_s'^dag`` (global, h in the level-1
+      heads);
+    * ``eve_pairs`` (level 2): every product of two Eve letters (the rest of NPA level 2).
+    """
+    n_eve = 2 if kind == "key" else 4
+    alice = [((0,), (), ()), ((1,), (), ())]
+    bob = [((), (0,), ()), ((), (1,), ())]
+    pairs = [((a,), (b,), ()) for a in (0, 1) for b in (0, 1)]
+    eve = [((), (), ((s, d),)) for s in range(n_eve) for d in (0, 1)]
+    rows: list[tuple] = []
+    seen: set = set()
+
+    def add(w: tuple) -> None:
+        if w not in seen:
+            seen.add(w)
+            rows.append(w)
+
+    for w in [_EMPTY, *alice, *bob, *pairs]:
+        add(w)
+    if level >= 2:
+        for w in (((0, 1), (), ()), ((1, 0), (), ()), ((), (0, 1), ()), ((), (1, 0), ())):
+            add(w)
+    key_heads = [_EMPTY, ((x,), (), ())]
+    if kind == "global":
+        key_heads += [((), (y,), ()), ((x,), (y,), ())]
+    heads = [_EMPTY, *alice, *bob, *(pairs if level >= 2 else key_heads[3:])]
+    for head in heads:
+        for z in eve:
+            add(_wmul(head, z))
+    for s, s2 in itertools.product(range(n_eve), repeat=2):
+        if s // 2 != s2 // 2:  # Z_o's letters: one pair of flipped outcomes
+            continue
+        for head in key_heads:
+            dag = ((s, 1), (s2, 0)) if kind == "key" else ((s, 0), (s2, 1))
+            add((head[0], head[1], dag))
+    if eve_pairs and level >= 2:
+        for z, z2 in itertools.product(eve, repeat=2):
+            add(_wmul(z, z2))
+    return rows
+
+
+# --- the relaxation as sparse matrices -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Relaxation:
+    kind: str
+    level: int
+    x: int
+    y: int
+    blocks: tuple  # rows of each block (words)
+    index: Mapping  # moment label -> column
+    F: tuple  # per block: scipy.sparse (n*n, K), 0/1, symmetric pattern
+    F0: tuple  # per block: dense (n, n) constant part (the moments equal to 1)
+    counts: np.ndarray  # entries of each moment over all blocks
+    correlator_columns: tuple  # column of <A_x B_y>, indexed [x][y]
+    diag_columns: np.ndarray  # moments <u^dag u> of rows with Eve letters
+    moment_eve: np.ndarray  # Eve letters in each moment's word (its scale is (2 beta)^k)
+
+
+_RELAXATIONS: dict = {}
+
+
+def _relaxation(
+    kind: str, level: int, x: int, y: int, eve_pairs: bool, flip: bool = True
+) -> _Relaxation:
+    """The relaxation's matrices; ``flip=False`` skips the outcome-flip block reduction."""
+    key = (kind, level, x, y, eve_pairs, flip)
+    if key in _RELAXATIONS:
+        return _RELAXATIONS[key]
+    import scipy.sparse as sp
+
+    rows = _rows(kind, level, x, y, eve_pairs)
+    if flip:
+        blocks = tuple(tuple(r for r in rows if _odd(r) == parity) for parity in (False, True))
+    else:
+        blocks = (tuple(rows),)
+    index: dict = {}
+    entries = []
+    for block in blocks:
+        n = len(block)
+        i_idx, k_idx, const = [], [], np.zeros((n, n))
+        for i in range(n):
+            ui = _wadj(block[i])
+            for j in range(i, n):
+                w = _canon(_wmul(ui, block[j]))
+                if w == _EMPTY:
+                    const[i, j] = const[j, i] = 1.0
+                    continue
+                k = index.setdefault(w, len(index))
+                i_idx.append(i * n + j)
+                k_idx.append(k)
+                if i != j:
+                    i_idx.append(j * n + i)
+                    k_idx.append(k)
+        entries.append((n, i_idx, k_idx, const))
+    size = len(index)
+    mats, consts = [], []
+    counts = np.zeros(size)
+    for n, i_idx, k_idx, const in entries:
+        f = sp.csr_matrix((np.ones(len(i_idx)), (i_idx, k_idx)), shape=(n * n, size))
+        mats.append(f)
+        consts.append(const)
+        counts += np.asarray(f.sum(axis=0)).ravel()
+    corr = tuple(tuple(index[_canon(((xx,), (yy,), ()))] for yy in (0, 1)) for xx in (0, 1))
+    diag = {index[_canon(_wmul(_wadj(u), u))] for b in blocks for u in b if _n_eve(u)}
+    # the moment labels were inserted in column order, so index's keys enumerate the columns
+    rel = _Relaxation(
+        kind=kind,
+        level=level,
+        x=x,
+        y=y,
+        blocks=blocks,
+        index=index,
+        F=tuple(mats),
+        F0=tuple(consts),
+        counts=counts,
+        correlator_columns=corr,
+        diag_columns=np.array(sorted(diag), dtype=np.int64),
+        moment_eve=np.array([_n_eve(w) for w in index], dtype=np.int64),
+    )
+    _RELAXATIONS[key] = rel
+    return rel
+
+
+def _linear(poly: dict, index: Mapping) -> tuple[float, np.ndarray]:
+    """The moment functional of a polynomial: constant and coefficients over the moments."""
+    c0 = 0.0
+    c = np.zeros(len(index))
+    for u, a in poly.items():
+        w = _canon(u)
+        if a == 0.0 or (_odd(u) and w not in index):  # odd moments vanish (outcome flip)
+            continue
+        if w == _EMPTY:
+            c0 += a
+        else:
+            c[index[w]] += a  # KeyError would mean the monomial set misses a needed moment
+    return c0, c
+
+
+def sdp_sizes(
+    kind: str = "key", level: int = 2, *, x: int = 0, y: int = 0, eve_pairs: bool = False
+) -> dict[str, Any]:
+    """Sizes of one node's SDP: block dimensions, real moments (variables), equalities.
+
+    Returns
+    -------
+    dict
+        ``block_dims`` (list of the PSD block sizes), ``moment_matrix_dim`` (their sum, the
+        rows of the unreduced real moment matrix), ``variables`` (distinct real moments),
+        ``psd_entries`` (scalar entries of the PSD cones, upper triangles), ``equalities``
+        ({"bell": 1, "correlators": 4}) and ``sdps_per_point`` as a function of m (m - 1).
+    """
+    kind, level, x, y = _check_kind(kind), _check_int(level, "level", 1, 2), *_check_xy(x, y)
+    eve_pairs = _check_bool(eve_pairs, "eve_pairs")
+    rel = _relaxation(kind, level, x, y, eve_pairs)
+    dims = [len(b) for b in rel.blocks]
+    return {
+        "kind": kind,
+        "level": level,
+        "eve_pairs": eve_pairs,
+        "block_dims": dims,
+        "moment_matrix_dim": sum(dims),
+        "variables": len(rel.index),
+        "psd_entries": sum(n * (n + 1) // 2 for n in dims),
+        "equalities": {"bell": 1, "correlators": 4},
+        "sdps_per_point": "m - 1",
+    }
+
+
+# --- one node: cvxpy problem (compiled once per process), solve, certify --------------------
+
+
+class _NodeProblem:
+    """A parametrised cvxpy problem for one relaxation and constraint mode (DPP: compiled once)."""
+
+    def __init__(self, rel: _Relaxation, mode: str):
+        cp = _import_cvxpy()
+        self.rel, self.mode = rel, mode
+        size = len(rel.index)
+        self.y = cp.Variable(size)
+        self.c = cp.Parameter(size)
+        self.psd = []
+        for f, f0 in zip(rel.F, rel.F0, strict=True):
+            n = f0.shape[0]
+            self.psd.append(cp.reshape(f @ self.y, (n, n), order="C") + f0 >> 0)
+        cols = [rel.correlator_columns[xx][yy] for xx in (0, 1) for yy in (0, 1)]
+        self.cols = np.array(cols)
+        if mode == "bell":
+            self.coef = cp.Parameter(4)
+            self.b = cp.Parameter(1)
+            self.eq = self.coef @ self.y[self.cols] == self.b[0]
+        else:
+            self.coef = None
+            self.b = cp.Parameter(4)
+            self.eq = self.y[self.cols] == self.b
+        # y are the *scaled* moments <w> / (2 beta)^k (k Eve letters in w), so that every
+        # diagonal entry is at most 1 for Eve's optimal operators (module docstring); the
+        # bound keeps the primal bounded, which the interior-point solver needs to converge
+        self.bound = self.y[rel.diag_columns] <= 1.0
+        self.problem = cp.Problem(cp.Minimize(self.c @ self.y), [*self.psd, self.eq, self.bound])
+
+    def equality_matrix(self, coef: np.ndarray | None) -> np.ndarray:
+        size = len(self.rel.index)
+        if self.mode == "bell":
+            a = np.zeros((1, size))
+            np.add.at(a[0], self.cols, coef)
+        else:
+            a = np.zeros((4, size))
+            a[np.arange(4), self.cols] = 1.0
+        return a
+
+
+_PROBLEMS: dict = {}
+
+
+def _node_problem(
+    kind: str, level: int, x: int, y: int, eve_pairs: bool, mode: str, flip: bool = True
+) -> _NodeProblem:
+    key = (kind, level, x, y, eve_pairs, mode, flip)
+    if key not in _PROBLEMS:
+        _PROBLEMS[key] = _NodeProblem(_relaxation(kind, level, x, y, eve_pairs, flip), mode)
+    return _PROBLEMS[key]
+
+
+def eve_norm_bound(t: float) -> float:
+    """1 / (2 sqrt(t (1 - t))): the norm of Eve's optimal Z at node t (module docstring)."""
+    return 0.5 / math.sqrt(t * (1.0 - t))
+
+
+def _certify(
+    prob: _NodeProblem, c: np.ndarray, c0: float, a: np.ndarray, b: np.ndarray
+) -> tuple[float, float, float]:
+    """(certified value, raw dual value, correction) of the solved node problem.
+
+    In scaled moments y (every diagonal entry of G(y) at most 1 on the set that matters),
+    Lagrangian ``c.y - <S, G(y)> - lam.(A y - b) - mu.(1 - H y)`` with S >= 0, mu >= 0 and H
+    the selector of the diagonal moments with Eve letters; see the module docstring.
+    """
+    rel = prob.rel
+    xs = [np.asarray(con.dual_value, dtype=float) for con in prob.psd]
+    xs = [0.5 * (m + m.T) for m in xs]
+    lam_raw = np.atleast_1d(np.asarray(prob.eq.dual_value, dtype=float))
+    mu = np.maximum(np.atleast_1d(np.asarray(prob.bound.dual_value, dtype=float)), 0.0)
+    base = c - sum(f.T @ m.ravel() for f, m in zip(rel.F, xs, strict=True))
+    np.add.at(base, rel.diag_columns, mu)
+    # cvxpy's sign convention for equality multipliers: pick the one that makes the
+    # stationarity residual small (it is ~1e-9 for one sign and O(1) for the other)
+    res = {sign: base - a.T @ (sign * lam_raw) for sign in (1.0, -1.0)}
+    sign = min(res, key=lambda s: np.abs(res[s]).max())
+    lam, resid = sign * lam_raw, res[sign]
+    # S = X + residual spread over each moment's entries: <S, F_k> = c_k - (A^T lam - H^T mu)_k
+    spread = resid / rel.counts
+    correction = 0.0
+    dual = c0 + float(b @ lam) - float(mu.sum())
+    for f, f0, xm in zip(rel.F, rel.F0, xs, strict=True):
+        n = f0.shape[0]
+        s = xm + (f @ spread).reshape(n, n)
+        dual -= float(np.sum(s * f0))
+        e, v = np.linalg.eigh(s)
+        # |G_ij| <= 1 and lambda_max(G) <= n: each negative eigenpair costs at most
+        # |e| min((sum |v|)^2, n); plus a generous bound on the eigensolver's backward error
+        err = 16.0 * n * np.finfo(float).eps * float(np.abs(e).max(initial=0.0))
+        neg = e < 0
+        weights = np.minimum(np.abs(v[:, neg]).sum(axis=0) ** 2, n)
+        correction += float(np.sum(-e[neg] * weights)) + err * n
+    value = dual - correction - ROUNDING_ALLOWANCE
+    return value, dual, correction + ROUNDING_ALLOWANCE
+
+
+#: Solver settings tried in turn when a solve fails (Clarabel: regularisation, step, scaling).
+_CLARABEL_RETRIES = (
+    {},
+    {"static_regularization_constant": 1e-7},
+    {"max_step_fraction": 0.95},
+    {"equilibrate_enable": False},
+)
+
+
+def _solver_attempts(solver: str, threads: int | None) -> list[dict]:
+    if solver == "CLARABEL":
+        base: dict = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200}
+        if threads:
+            base["max_threads"] = threads
+        return [base | extra for extra in _CLARABEL_RETRIES]
+    if solver == "SCS":
+        return [{"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 100_000}]
+    return [{}]
+
+
+def _solve_node(
+    kind: str,
+    level: int,
+    x: int,
+    y: int,
+    eve_pairs: bool,
+    mode: str,
+    coef: np.ndarray | None,
+    target: np.ndarray,
+    t: float,
+    solver: str,
+    threads: int | None,
+    flip: bool = True,
+) -> tuple[float, float, float, str]:
+    """One node: (certified inf bound, raw dual value, correction, solver status)."""
+    cp = _import_cvxpy()
+    prob = _node_problem(kind, level, x, y, eve_pairs, mode, flip)
+    c0, c = _linear(_node_objective(kind, x, y, t), prob.rel.index)
+    c = c * (2.0 * eve_norm_bound(t)) ** prob.rel.moment_eve  # in scaled moments
+    prob.c.value = c
+    if mode == "bell":
+        prob.coef.value = coef
+    prob.b.value = np.atleast_1d(target)
+    a = prob.equality_matrix(coef)
+    status = "not_solved"
+    for kwargs in _solver_attempts(solver, threads):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate"
+                prob.problem.solve(solver=solver, **kwargs)
+        except cp.error.SolverError:
+            status = "solver_error"
+            continue
+        status = str(prob.problem.status)
+        if status in ("infeasible", "infeasible_inaccurate"):
+            return math.nan, math.nan, math.nan, status
+        if status not in ("optimal", "optimal_inaccurate", "user_limit"):
+            continue  # (a dual point from an iteration limit is still certified below)
+        duals = [*(con.dual_value for con in prob.psd), prob.eq.dual_value, prob.bound.dual_value]
+        if any(d is None for d in duals):
+            status = f"{status} (no dual point)"
+            continue
+        value, dual, corr = _certify(prob, c, c0, a, np.atleast_1d(target))
+        if math.isfinite(value):
+            return value, dual, corr, status
+        status = f"{status} (non-finite dual)"
+    return math.nan, math.nan, math.nan, status
+
+
+def _solve_point(task: tuple) -> dict:
+    """All m - 1 nodes of one point; the unit of work sent to a worker process."""
+    (kind, level, x, y, eve_pairs, mode, coef, target, m, solver, threads, max_correction) = task
+    t_nodes, w_nodes = gauss_radau(m)
+    weights = w_nodes[:-1] / (t_nodes[:-1] * _LN2)
+    start = time.perf_counter()
+    vals, duals, corrs, statuses = [], [], [], []
+    for t in t_nodes[:-1]:
+        v, d, cr, st = _solve_node(
+            kind, level, x, y, eve_pairs, mode, coef, target, float(t), solver, threads
+        )
+        vals.append(v)
+        duals.append(d)
+        corrs.append(cr)
+        statuses.append(st)
+        if not math.isfinite(v):
+            break  # the point has failed; the remaining nodes cannot rescue it
+    n = m - 1
+    vals += [math.nan] * (n - len(vals))
+    duals += [math.nan] * (n - len(duals))
+    corrs += [math.nan] * (n - len(corrs))
+    statuses += ["not_solved"] * (n - len(statuses))
+    vals_a, duals_a, corrs_a = np.array(vals), np.array(duals), np.array(corrs)
+    value = float(np.sum(weights * (1.0 + vals_a)))
+    dual = float(np.sum(weights * (1.0 + duals_a)))
+    correction = float(np.sum(weights * corrs_a))
+    if np.all(np.isfinite(vals_a)):
+        code = 0 if correction <= max_correction else 3
+    elif any(s in ("infeasible", "infeasible_inaccurate") for s in statuses):
+        code = 1
+    else:
+        code = 2
+    if code != 0:
+        value = math.nan
+    return {
+        "value": value,
+        "dual_value": dual,
+        "correction": correction,
+        "status": code,
+        "node_value": vals_a,
+        "node_status": statuses,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BffResult:
+    """Certified lower bounds of :func:`bff_entropy`, one per point (arrays share one shape).
+
+    Attributes
+    ----------
+    value : numpy.ndarray
+        Certified lower bound on H(A|X=x,E) (kind "key") or H(AB|X=x,Y=y,E) (kind "global"),
+        bits. NaN where ``status != 0``.
+    dual_value : numpy.ndarray
+        The same sum built from the solver's uncorrected dual objectives (bits): for
+        diagnostics only, not certified.
+    correction : numpy.ndarray
+        Total subtracted for residuals and rounding (bits): ``dual_value - value``.
+    status : numpy.ndarray
+        int8 per point: 0 certified, 1 infeasible (no quantum strategy at this NPA level meets
+        the constraint, e.g. ``|bell_value| > eta^Q``), 2 solver failed, 3 inaccurate
+        (correction above ``max_correction``). See :data:`STATUS_FLAGS`.
+    node_value : numpy.ndarray
+        Shape ``shape + (m - 1,)``: certified lower bound on each node's infimum.
+    node_status : numpy.ndarray
+        Shape ``shape + (m - 1,)``, str: the solver's status at each node.
+    seconds : numpy.ndarray
+        Wall time per point (all its nodes), seconds.
+    theta, phi, omega, bell_value : numpy.ndarray
+        The inputs, broadcast to the points' shape (bell_value NaN when correlators are given).
+    correlators : numpy.ndarray or None
+        Shape ``shape + (2, 2)`` when the four correlators were constrained.
+    nodes, weights : numpy.ndarray
+        The Gauss-Radau nodes t_i and the weights ``w_i / (t_i ln 2)`` of the m - 1 SDPs.
+    sizes : dict
+        :func:`sdp_sizes` of the node SDP.
+    settings : dict
+        kind, x, y, m, level, solver, constraint ("bell" or "correlators"), max_correction,
+        processes.
+    """
+
+    value: np.ndarray
+    dual_value: np.ndarray
+    correction: np.ndarray
+    status: np.ndarray
+    node_value: np.ndarray
+    node_status: np.ndarray
+    seconds: np.ndarray
+    theta: np.ndarray
+    phi: np.ndarray
+    omega: np.ndarray
+    bell_value: np.ndarray
+    correlators: np.ndarray | None
+    nodes: np.ndarray
+    weights: np.ndarray
+    sizes: dict
+    settings: dict
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    def to_dataset(self, *, dim: str = "point", history: str | None = None):
+        """A labelled :class:`xarray.Dataset` (see :func:`jaxbell.dataset.bff_dataset`).
+
+        Points run along one dimension ``dim``; the inputs become coordinates on it.
+        """
+        from jaxbell.dataset import bff_dataset
+
+        return bff_dataset(self, dim=dim, history=history)
+
+
+def bff_entropy(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    bell_value: ArrayLike | None,
+    *,
+    kind: str = "key",
+    x: int = 0,
+    y: int = 0,
+    m: int = 8,
+    level: int = 2,
+    eve_pairs: bool = False,
+    correlators: ArrayLike | None = None,
+    solver: str = "CLARABEL",
+    processes: int | None = None,
+    progress: bool | None = None,
+    max_correction: float = DEFAULT_MAX_CORRECTION,
+) -> BffResult:
+    r"""Certified lower bound on the DI entropy given ``<B_{theta,phi,omega}> = bell_value``.
+
+    The Brown-Fawzi-Fawzi hierarchy (module docstring): ``m - 1`` SDPs per point at NPA level
+    ``level``, with a rigorous correction of the solver's dual, so the number returned is a
+    valid lower bound on the infimum of H(A|X=x,E) (kind "key") or H(AB|X=x,Y=y,E) (kind
+    "global") over *all* quantum strategies meeting the constraint, whatever the solver's
+    tolerance. It is the certified counterpart of ``di_entropy(..., method="qubit")`` (an
+    achievable upper bound); ``di_entropy(..., method="bff")`` is this function with the same
+    positional arguments and ``kind``, ``x``, ``y`` passed on.
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Angles of the Bell expression of eq. (2), radians, finite; broadcast with
+        ``bell_value``. Only the coefficients c[x, y] (:func:`jaxbell.bell_coefficients`)
+        enter; with ``correlators`` they only label the points.
+    bell_value : array_like or None
+        Observed <B> (eta), dimensionless, finite. Values beyond the quantum bound give
+        status 1 (infeasible) and NaN. None when ``correlators`` are given.
+    kind : {"key", "global"}
+        "key": H(A|X=x,E), at most 1 bit. "global": H(AB|X=x,Y=y,E), at most 2 bits.
+    x, y : {0, 1}
+        The inputs whose outcomes form the key (y is used by kind "global" only).
+    m : int
+        Gauss-Radau nodes, 2..40 (``m - 1`` SDPs per point). The bound tightens with m; at a
+        point with H = 1 it is at most ``1 - 1/(2 m^2 ln 2)`` (0.989 at m = 8, 0.995 at 12).
+    level : {1, 2}
+        Level of the relaxation (module docstring; :func:`sdp_sizes`). 2 (default): NPA level 2
+        on Alice's and Bob's words, Eve's letters with every head 1, A, B, AB (BFF's extra
+        monomials). 1: smaller and looser (CHSH: 3e-3 to 2e-2 bits below level 2).
+    eve_pairs : bool
+        Also include every product of two Eve letters (completes NPA level 2 on all letters).
+        Slower (kind "key": 4-6x), and moved the CHSH bounds by <= 4e-5 bits at m = 8.
+    correlators : array_like, optional
+        Shape (..., 2, 2), E[x, y] in [-1, 1]: constrain all four correlators (Props. 4, 6)
+        instead of the Bell value (then pass ``bell_value=None``).
+    solver : {"CLARABEL", "SCS", "MOSEK"}
+        cvxpy solver. Clarabel (default) and SCS are open source and come with
+        ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed.
+    processes : int or None
+        Worker processes for the points (spawned, one point per task; a script that uses
+        them needs the ``if __name__ == "__main__":`` guard). None: one per CPU core, but at
+        least 4 points per worker (starting one costs a few seconds); 1 runs here.
+    progress : bool or None
+        tqdm progress bar over points on stderr; None: shown on a terminal for > 1 point.
+    max_correction : float
+        Largest total residual correction (bits) accepted; above it a point is "inaccurate"
+        (status 3, NaN). Default 1e-4.
+
+    Returns
+    -------
+    BffResult
+        Per point: certified ``value`` (bits), ``status``, the uncorrected ``dual_value``, the
+        ``correction``, per-node values and solver statuses, timing; ``.to_dataset()``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments (message names the argument and the fix).
+    ImportError
+        cvxpy / the solver is missing (message names the extra: ``jaxbell[sdp]``).
+
+    Examples
+    --------
+    >>> import numpy as np, jaxbell as jb
+    >>> r = jb.bff_entropy(np.pi / 2, np.pi / 4, 3 * np.pi / 4, -2.5 / (2 * np.sqrt(2)))
+    >>> round(float(r.value), 3)  # CHSH S = 2.5; Pironio et al. 2009: 0.456
+    0.456
+
+    References
+    ----------
+    Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692 (the bound); Navascues,
+    Pironio & Acin, New J. Phys. 10, 073013 (2008) (the relaxation); eqs. (1), (2) and Props.
+    4, 6 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    """
+    kind = _check_kind(kind)
+    x, y = _check_xy(x, y)
+    m = _check_int(m, "m", 2, 40)
+    level = _check_int(level, "level", 1, 2)
+    eve_pairs = _check_bool(eve_pairs, "eve_pairs")
+    solver = _check_solver(solver)
+    if not (isinstance(max_correction, (int, float)) and max_correction > 0):
+        raise ValueError(
+            f"max_correction must be a positive number of bits, got {max_correction!r}"
+        )
+    if processes is not None:
+        processes = _check_int(processes, "processes", 1, 4096)
+
+    with x64_scope():
+        t, p, w = (np.asarray(a, dtype=np.float64) for a in as_angles(theta, phi, omega))
+        from jaxbell.family import bell_coefficients
+
+        coefs = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
+    if correlators is not None:
+        if bell_value is not None:
+            raise ValueError(
+                "pass either bell_value or correlators, not both (with correlators given, "
+                "call bff_entropy(theta, phi, omega, None, correlators=E))"
+            )
+        e = np.asarray(as_correlators(correlators), dtype=np.float64)
+        shape = np.broadcast_shapes(t.shape, e.shape[:-2])
+        e = np.broadcast_to(e, shape + (2, 2))
+        eta = np.full(shape, np.nan)
+        mode = "correlators"
+    else:
+        if bell_value is None:
+            raise ValueError("bell_value is required (or give correlators=... instead)")
+        eta = _as_finite(bell_value, "bell_value")
+        try:
+            shape = np.broadcast_shapes(t.shape, eta.shape)
+        except ValueError:
+            raise ValueError(
+                f"bell_value (shape {eta.shape}) must broadcast with the angles (shape {t.shape})"
+            ) from None
+        e = None
+        mode = "bell"
+    t, p, w, eta = (np.broadcast_to(a, shape) for a in (t, p, w, eta))
+    coefs = np.broadcast_to(coefs, shape + (2, 2))
+    _import_cvxpy(solver)
+
+    n_points = int(np.prod(shape, dtype=np.int64))
+    if processes is None:  # a worker costs a few seconds to start: >= 4 points each
+        processes = min(os.cpu_count() or 1, n_points // MIN_POINTS_PER_WORKER)
+    processes = max(1, min(processes, n_points))
+    threads = 1 if processes > 1 else None
+    tasks = []
+    for i in range(n_points):
+        idx = np.unravel_index(i, shape)
+        if mode == "bell":
+            coef, target = coefs[idx].ravel().copy(), np.array([eta[idx]])
+        else:
+            coef, target = None, e[idx].ravel().copy()
+        tasks.append(
+            (
+                kind,
+                level,
+                x,
+                y,
+                eve_pairs,
+                mode,
+                coef,
+                target,
+                m,
+                solver,
+                threads,
+                float(max_correction),
+            )
+        )
+    disable = (n_points == 1) if progress is None else not progress
+    if progress is None and not disable:
+        disable = None  # tqdm: shown only on a terminal
+    bar = tqdm(
+        total=n_points, unit="pt", desc=f"bff {kind} m={m}", disable=disable, file=sys.stderr
+    )
+    results: list = [None] * n_points
+    with bar:
+        if processes == 1:
+            for i, task in enumerate(tasks):
+                results[i] = _solve_point(task)
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+                futures = {pool.submit(_solve_point, task): i for i, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+
+    def gather(name, dtype=float, extra=()):
+        arr = np.array([r[name] for r in results], dtype=dtype)
+        return arr.reshape(shape + extra)
+
+    t_nodes, w_nodes = gauss_radau(m)
+    return BffResult(
+        value=gather("value"),
+        dual_value=gather("dual_value"),
+        correction=gather("correction"),
+        status=gather("status", np.int8),
+        node_value=gather("node_value", float, (m - 1,)),
+        node_status=gather("node_status", object, (m - 1,)).astype(str),
+        seconds=gather("seconds"),
+        theta=np.array(t),
+        phi=np.array(p),
+        omega=np.array(w),
+        bell_value=np.array(eta),
+        correlators=None if e is None else np.array(e),
+        nodes=t_nodes[:-1],
+        weights=w_nodes[:-1] / (t_nodes[:-1] * _LN2),
+        sizes=sdp_sizes(kind, level, x=x, y=y, eve_pairs=eve_pairs),
+        settings={
+            "kind": kind,
+            "x": x,
+            "y": y,
+            "m": m,
+            "level": level,
+            "eve_pairs": eve_pairs,
+            "solver": solver,
+            "constraint": mode,
+            "max_correction": float(max_correction),
+            "processes": processes,
+        },
+    )
+
+
+# --- noisy strategies of eq. (6): achievable values, certified key rates, thresholds ----------
+
+
+def _vn_bits(p: np.ndarray) -> np.ndarray:
+    """-p log2 p, 0 at p = 0."""
+    p = np.asarray(p, dtype=np.float64)
+    return -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+
+
+def _h2(q: np.ndarray) -> np.ndarray:
+    return _vn_bits(q) + _vn_bits(1.0 - q)
+
+
+def noisy_strategy_entropy(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    visibility: ArrayLike,
+    *,
+    kind: str = "key",
+    x: int = 0,
+    y: int = 0,
+) -> np.ndarray:
+    r"""H(A|X=x,E) or H(AB|X=x,Y=y,E) of the strategy of eq. (6) under white noise, bits.
+
+    The state ``rho_v = v |psi><psi| + (1 - v) 1/4`` with Eve holding its purification, the
+    measurements of eq. (6); ``<B> = v eta^Q``. An *achievable* value: the DI infimum at that
+    Bell value (or at the correlators ``v E``) is at most this, so it bounds the certified value
+    of :func:`bff_entropy` from above. With ``H(A'|E) = S(Delta(rho)) - S(rho)`` (Delta: the
+    dephasing of the measured outcomes; Eve purifies rho):
+
+    .. math::
+
+        H(A|X{=}x,E) = 1 + h\big(\tfrac{1+v}{2}\big) - S(\rho_v),\qquad
+        H(AB|X{=}x,Y{=}y,E) = 1 + h\big(\tfrac{1+vE_{xy}}{2}\big) - S(\rho_v),
+
+    ``S(rho_v) = -((1+3v)/4) log2((1+3v)/4) - 3 ((1-v)/4) log2((1-v)/4)``, h the binary entropy.
+    (tests/test_bff.py checks these against an explicit purification.)
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Angles of eq. (2), radians; broadcast with ``visibility``.
+    visibility : array_like
+        v in [0, 1].
+    kind : {"key", "global"}
+    x, y : {0, 1}
+
+    Returns
+    -------
+    numpy.ndarray
+        Bits, the broadcast shape.
+
+    References
+    ----------
+    Eq. (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); the purification formula
+    e.g. in Pironio et al., New J. Phys. 11, 045021 (2009).
+    """
+    kind = _check_kind(kind)
+    x, y = _check_xy(x, y)
+    v = _as_finite(visibility, "visibility")
+    if np.any((v < 0) | (v > 1)):
+        raise ValueError("visibility must lie in [0, 1]")
+    with x64_scope():
+        from jaxbell.strategy import strategy_correlators
+
+        t, p, w = as_angles(theta, phi, omega)
+        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)[..., x, y]
+    s_rho = _vn_bits((1 + 3 * v) / 4) + 3 * _vn_bits((1 - v) / 4)
+    if kind == "key":
+        return np.asarray(1.0 + _h2((1 + v) / 2) - s_rho + 0 * e)
+    return np.asarray(1.0 + _h2((1 + v * e) / 2) - s_rho)
+
+
+def _error_correction(theta, phi, omega, visibility, x: int) -> tuple[np.ndarray, np.ndarray]:
+    """min_y H(A|X=x,Y=y,B) = min_y h((1 + v E[x, y]) / 2) of the noisy eq. (6), and the best y."""
+    with x64_scope():
+        from jaxbell.strategy import strategy_correlators
+
+        e = np.asarray(strategy_correlators(*as_angles(theta, phi, omega)), dtype=np.float64)
+    v = np.asarray(visibility, dtype=np.float64)
+    costs = np.stack([_h2((1 - v * np.abs(e[..., x, yy])) / 2) for yy in (0, 1)], -1)
+    return costs.min(-1), costs.argmin(-1).astype(np.int8)
+
+
+def bff_key_rate_curve(
+    theta: float,
+    phi: float,
+    omega: float,
+    visibility: ArrayLike,
+    *,
+    x: int = 0,
+    constraint: str = "bell",
+    m: int = 8,
+    level: int = 2,
+    eve_pairs: bool = False,
+    solver: str = "CLARABEL",
+    processes: int | None = None,
+    progress: bool | None = None,
+    max_correction: float = DEFAULT_MAX_CORRECTION,
+):
+    r"""Certified and achievable Devetak-Winter key rates of eq. (6) under white noise.
+
+    For each visibility v: the certified ``H(A|X=x,E)`` of :func:`bff_entropy` given
+    ``<B> = v eta^Q`` (``constraint="bell"``) or the four correlators ``v E`` (``"correlators"``,
+    Props. 4, 6), the achievable value of :func:`noisy_strategy_entropy`, and the key rates of
+    eq. (1) for Alice's key input x, ``r = H(A|X=x,E) - min_y h((1 + v E[x, y]) / 2)``. The
+    certified rate is a lower bound on the DI rate, the achievable one an upper bound (for the
+    qubit-strategy values, use the rates module).
+
+    Parameters
+    ----------
+    theta, phi, omega : float
+        One tuple of eq. (2), radians.
+    visibility : array_like
+        1-D, values in [0, 1].
+    x : {0, 1}
+        Alice's key input.
+    constraint : {"bell", "correlators"}
+    m, level, eve_pairs, solver, processes, progress, max_correction
+        As in :func:`bff_entropy`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``visibility``: certified_entropy, achievable_entropy, error_correction,
+        certified_key_rate, achievable_key_rate, key_rate_gap, bff_status, ... (see
+        :func:`jaxbell.dataset.bff_rate_curve_dataset`).
+
+    References
+    ----------
+    Eq. (1), (2), (6) and Props. 3-6 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    """
+    from jaxbell.dataset import bff_rate_curve_dataset
+
+    v = _as_finite(visibility, "visibility")
+    if v.ndim != 1 or v.size == 0 or np.any((v < 0) | (v > 1)):
+        raise ValueError("visibility must be a non-empty 1-D array of values in [0, 1]")
+    if constraint not in ("bell", "correlators"):
+        raise ValueError(f"constraint must be 'bell' or 'correlators', got {constraint!r}")
+    x = _check_int(x, "x", 0, 1)
+    kwargs = dict(
+        x=x,
+        m=m,
+        level=level,
+        eve_pairs=eve_pairs,
+        solver=solver,
+        processes=processes,
+        progress=progress,
+        max_correction=max_correction,
+    )
+    with x64_scope():
+        from jaxbell.family import quantum_bound
+        from jaxbell.strategy import strategy_correlators
+
+        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
+        eta_q = float(quantum_bound(t, p, w))
+        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)
+    if constraint == "bell":
+        result = bff_entropy(t, p, w, v * eta_q, **kwargs)
+    else:
+        result = bff_entropy(t, p, w, None, correlators=v[:, None, None] * e, **kwargs)
+    achievable = noisy_strategy_entropy(t, p, w, v, x=x)
+    cost, best_y = _error_correction(t, p, w, v, x)
+    return bff_rate_curve_dataset(
+        result, visibility=v, achievable=achievable, error_correction=cost, best_y=best_y
+    )
+
+
+def bff_critical_visibility(
+    theta: float,
+    phi: float,
+    omega: float,
+    *,
+    x: int = 0,
+    constraint: str = "bell",
+    tol: float = 1e-3,
+    m: int = 8,
+    level: int = 2,
+    solver: str = "CLARABEL",
+    max_correction: float = DEFAULT_MAX_CORRECTION,
+) -> dict[str, float]:
+    r"""Smallest visibility with a positive key rate: certified and achievable thresholds.
+
+    ``certified``: found by bisection on the certified rate of :func:`bff_key_rate_curve`
+    (each step one BFF point); above it a positive key rate is certified, so it is an upper
+    bound on the true DI threshold (to ``tol``). ``achievable``: where the rate of the noisy
+    strategy of eq. (6) (:func:`noisy_strategy_entropy`) vanishes, a lower bound on the
+    threshold (Eve's attack with white noise already kills the key below it). The true
+    threshold of the protocol lies between them. NaN where no key is certified even at v = 1.
+
+    Returns
+    -------
+    dict
+        ``certified``, ``achievable``, ``local`` (v = eta^L/|eta^Q|, below which the behaviour
+        is local; for ``constraint="bell"``), ``evaluations`` (BFF points solved).
+    """
+    from scipy.optimize import brentq
+
+    with x64_scope():
+        from jaxbell.family import local_bound, quantum_bound
+
+        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
+        v_local = float(local_bound(t, p, w)) / abs(float(quantum_bound(t, p, w)))
+    if not (isinstance(tol, (int, float)) and 0 < tol < 0.5):
+        raise ValueError(f"tol must lie in (0, 0.5), got {tol!r}")
+
+    def achievable_rate(v):
+        cost, _ = _error_correction(t, p, w, np.array([v]), x)
+        return float(noisy_strategy_entropy(t, p, w, np.array([v]), x=x)[0] - cost[0])
+
+    achievable = (
+        brentq(achievable_rate, 1e-9, 1.0, xtol=1e-12) if achievable_rate(1.0) > 0 else math.nan
+    )
+    calls = 0
+
+    def certified_rate(v):
+        nonlocal calls
+        calls += 1
+        ds = bff_key_rate_curve(
+            t,
+            p,
+            w,
+            np.array([v]),
+            x=x,
+            constraint=constraint,
+            m=m,
+            level=level,
+            solver=solver,
+            processes=1,
+            progress=False,
+            max_correction=max_correction,
+        )
+        return float(ds.certified_key_rate.values[0])
+
+    hi_rate = certified_rate(1.0)
+    if not hi_rate > 0:
+        return {
+            "certified": math.nan,
+            "achievable": achievable,
+            "local": v_local,
+            "evaluations": calls,
+        }
+    lo = v_local if constraint == "bell" else 0.0
+    if not math.isnan(achievable):
+        lo = max(lo, achievable)  # the certified rate is below the achievable one
+    lo = min(lo, 1.0)
+    hi = 1.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        rate = certified_rate(mid)
+        if rate > 0:
+            hi = mid
+        else:  # zero, negative or NaN (not certified): the threshold is above mid
+            lo = mid
+    return {"certified": hi, "achievable": achievable, "local": v_local, "evaluations": calls}
+
+
+# --- argument checks ------------------------------------------------------------------------
+
+
+def _check_int(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {value}")
+    return int(value)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValueError(
+            f"kind must be 'key' (H(A|X=x,E)) or 'global' (H(AB|X=x,Y=y,E)), got {kind!r}"
+        )
+    return kind
+
+
+def _check_xy(x, y) -> tuple[int, int]:
+    return _check_int(x, "x", 0, 1), _check_int(y, "y", 0, 1)
+
+
+def _check_solver(solver) -> str:
+    name = str(solver).upper() if isinstance(solver, str) else solver
+    if name not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS} (cvxpy names), got {solver!r}")
+    return name
+
+
+def _as_finite(value, name: str) -> np.ndarray:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a real number or array, got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a real number or array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has non-finite value(s) (NaN or inf); give finite values")
+    return arr
+
+
+def _import_cvxpy(solver: str | None = None):
+    """cvxpy, with a clear message naming the extra when it (or the solver) is missing."""
+    try:
+        import cvxpy as cp
+    except ImportError as err:  # pragma: no cover - exercised with a patched import in tests
+        raise ImportError(f"jaxbell.bff needs cvxpy: {_SDP_EXTRA}") from err
+    if solver is not None and solver not in cp.installed_solvers():
+        if solver == "MOSEK":
+            raise ImportError(
+                "solver='MOSEK' needs MOSEK installed and licensed (pip install mosek; see "
+                "mosek.com for a licence); the default 'CLARABEL' needs neither"
+            )
+        raise ImportError(f"cvxpy cannot find solver {solver!r}: {_SDP_EXTRA}")
+    return cp

@@ -1,0 +1,556 @@
+"""Certified BFF lower bounds, checked against independent results.
+
+References used: the tight CHSH curve of Pironio et al. 2009 (NJP 11, 045021), explicit quantum
+strategies (the noisy strategy of eq. (6) with Eve holding the purification; entropies by
+brute-force linear algebra), the closed forms at the quantum bound (jaxbell.entropy), exact
+inner infima on random classical-quantum states (Sylvester equations), and quadrature exactness.
+"""
+
+import itertools
+import math
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg as sl
+import xarray as xr
+from helpers import PSI, SX, SY
+
+import jaxbell as jb
+from jaxbell import bff
+
+PI = np.pi
+S2 = math.sqrt(2.0)
+CHSH = (PI / 2, PI / 4, 3 * PI / 4)  # coefficients -(1, 1, 1, -1) / (2 sqrt 2): S = 2 sqrt2 |eta|
+
+
+def _h(p):
+    return -p * np.log2(p) - (1 - p) * np.log2(1 - p)
+
+
+def pironio(s):
+    """Tight lower bound on H(A|E) given CHSH value s (Pironio et al. 2009)."""
+    return 1 - _h((1 + np.sqrt((s / 2) ** 2 - 1)) / 2)
+
+
+# --- independent references ----------------------------------------------------------------
+
+
+def _vn(rho):
+    e = np.linalg.eigvalsh(rho)
+    e = e[e > 1e-14]
+    return float(-(e * np.log2(e)).sum())
+
+
+def _projector(angle, outcome):
+    obs = np.cos(angle) * SX + np.sin(angle) * SY
+    return (np.eye(2) + (-1) ** outcome * obs) / 2
+
+
+def noisy_strategy_entropy(theta, phi, omega, v, kind="key", x=0, y=0):
+    """H(A|X=x,E) or H(AB|X=x,Y=y,E) of eq. (6) with visibility v, Eve holding the purification.
+
+    Brute force: purify rho_AB = v |psi><psi| + (1 - v) 1/4 into E, measure, and take
+    H(A'E) - H(E) of the classical-quantum state. An achievable value: the DI infimum at
+    <B> = v eta^Q is at most this.
+    """
+    rho = v * np.outer(PSI, PSI.conj()) + (1 - v) * np.eye(4) / 4
+    lam, vec = np.linalg.eigh(rho)
+    psi_abe = vec * np.sqrt(np.clip(lam, 0, None))  # |Psi> = sum_k sqrt(lam_k) |v_k>_AB |k>_E
+    alpha, beta = (0.0, theta)[x], (phi, omega)[y]
+    blocks = []
+    outcomes = [(a,) for a in (0, 1)] if kind == "key" else list(itertools.product((0, 1), (0, 1)))
+    for o in outcomes:
+        m_b = _projector(beta, o[1]) if kind == "global" else np.eye(2)
+        sub = np.kron(_projector(alpha, o[0]), m_b) @ psi_abe  # (AB, E)
+        blocks.append(sub.T @ sub.conj())  # Eve's unnormalised state given o
+    rho_e = sum(blocks)
+    return _vn(sl.block_diag(*blocks)) - _vn(rho_e)
+
+
+def _random_psd(rng, d, rank):
+    g = rng.normal(size=(d, rank)) + 1j * rng.normal(size=(d, rank))
+    return g @ g.conj().T
+
+
+def _inner_infimum(t, sigmas):
+    """inf over Z of sum_a Tr[s_a (Z + Z^dag + (1-t) Z^dag Z)] + t Tr[s Z Z^dag], exactly."""
+    s = sum(sigmas)
+    total = 0.0
+    zs = []
+    for sa in sigmas:
+        z = sl.solve_sylvester(t * s, (1 - t) * sa, -sa)
+        g = np.trace(sa @ (z + z.conj().T + (1 - t) * z.conj().T @ z)) + t * np.trace(
+            s @ z @ z.conj().T
+        )
+        total += g.real
+        zs.append(z)
+    return total, zs
+
+
+# --- quadrature and the bound itself ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", [2, 3, 5, 8, 12, 20])
+def test_gauss_radau_is_exact_to_degree_2m_minus_2(m):
+    t, w = bff.gauss_radau(m)
+    assert t[-1] == 1.0 and np.all(np.diff(t) > 0) and t[0] > 0
+    assert np.all(w > 0)
+    np.testing.assert_allclose(w[-1], 1 / m**2, rtol=1e-12)
+    for k in range(2 * m - 1):
+        np.testing.assert_allclose(np.sum(w * t**k), 1 / (k + 1), rtol=1e-12, atol=1e-14)
+    if m <= 5:  # and no further (the error at degree 2m - 1 shrinks fast with m)
+        assert abs(np.sum(w * t ** (2 * m - 1)) - 1 / (2 * m)) > 1e-6
+
+
+def test_gauss_radau_bound_on_random_cq_states(rng):
+    # with the exact inner infimum, the BFF sum (all m nodes, or the first m - 1) lower-bounds
+    # H(A|E) = S(rho_AE) - S(rho_E) and converges to it
+    for m, tol in ((4, 5e-2), (8, 5e-3), (12, 1e-3)):
+        t, w = bff.gauss_radau(m)
+        for _ in range(25):
+            d, n_out = int(rng.integers(2, 5)), int(rng.integers(2, 4))
+            sig = [_random_psd(rng, d, d) * 10 ** rng.uniform(-2, 0) for _ in range(n_out)]
+            tr = sum(np.trace(s).real for s in sig)
+            sig = [s / tr for s in sig]
+            h = _vn(sl.block_diag(*sig)) - _vn(sum(sig))
+            terms = np.array(
+                [
+                    wi / (ti * np.log(2)) * (1 + _inner_infimum(ti, sig)[0])
+                    for ti, wi in zip(t, w, strict=True)
+                ]
+            )
+            assert terms.sum() <= h + 1e-12
+            assert terms[:-1].sum() <= terms.sum() + 1e-12
+            assert h - terms.sum() < tol
+            assert terms[-1] <= 1 / (m**2 * np.log(2)) + 1e-12  # what dropping t_m = 1 costs
+
+
+def test_eve_norm_bound_on_random_states(rng):
+    # the minimiser over Z has ||Z|| <= 1/(2 sqrt(t(1-t))) (module docstring), tight at t = 1/2
+    worst = 0.0
+    for _ in range(300):
+        d = int(rng.integers(2, 6))
+        sa = _random_psd(rng, d, int(rng.integers(1, d + 1))) * 10 ** rng.uniform(-4, 0)
+        sb = _random_psd(rng, d, d) * 10 ** rng.uniform(-4, 0)
+        for t in (0.02, 0.3, 0.5, 0.9):
+            _, (z, _) = _inner_infimum(t, [sa, sb])
+            ratio = np.linalg.norm(z, 2) / bff.eve_norm_bound(t)
+            worst = max(worst, ratio)
+    assert worst <= 1 + 1e-6
+    assert worst > 0.9  # the bound is nearly attained: it is not vacuous
+
+
+# --- the relaxation's construction ------------------------------------------------------------
+
+
+def _word_matrix(word, ops):
+    a, b, z = word
+    mat = np.eye(ops["dim"], dtype=complex)
+    for x in a:
+        mat = mat @ ops["A"][x]
+    for y in b:
+        mat = mat @ ops["B"][y]
+    for s, dag in z:
+        mat = mat @ (ops["Z"][s].conj().T if dag else ops["Z"][s])
+    return mat
+
+
+def _explicit_strategy(rng, kind):
+    """Random qubit-qubit-Eve(2) strategy in the symmetric letters, and its outcome flip."""
+
+    def unitary_obs():
+        n = rng.normal(size=3)
+        n /= np.linalg.norm(n)
+        return n[0] * SX + n[1] * SY + n[2] * np.diag([1.0, -1.0])
+
+    i2 = np.eye(2)
+    a = [np.kron(np.kron(unitary_obs(), i2), i2) for _ in range(2)]
+    b = [np.kron(np.kron(i2, unitary_obs()), i2) for _ in range(2)]
+    n_out = 2 if kind == "key" else 4
+    zo = [
+        np.kron(np.eye(4), rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))
+        for _ in range(n_out)
+    ]
+    psi = rng.normal(size=8) + 1j * rng.normal(size=8)
+    psi /= np.linalg.norm(psi)
+    # outcomes: key 0, 1; global 00, 01, 10, 11; flipped pairs (0, 1) or (00, 11), (01, 10)
+    pairs = [(0, 1)] if kind == "key" else [(0, 3), (1, 2)]
+    zs, zs_flip = [], []
+    for o, o2 in pairs:
+        zs += [zo[o] + zo[o2], zo[o] - zo[o2]]
+        zs_flip += [zo[o2] + zo[o], zo[o2] - zo[o]]
+    ops = {"A": a, "B": b, "Z": zs, "dim": 8}
+    flip = {"A": [-m for m in a], "B": [-m for m in b], "Z": zs_flip, "dim": 8}
+    return ops, flip, psi, zo
+
+
+@pytest.mark.parametrize("kind", ["key", "global"])
+def test_moment_matrix_equals_gram_matrix_of_an_explicit_strategy(kind, rng):
+    # the symmetric moments of an explicit strategy (averaged with its conjugate and its outcome
+    # flip) must rebuild the explicit Gram matrix of the rows, block by block, and the node
+    # objective must equal the direct expectation value
+    ops, flip, psi, zo = _explicit_strategy(rng, kind)
+    rel = bff._relaxation(kind, 2, 0, 1, False)
+
+    def moment(word):
+        vals = [psi.conj() @ _word_matrix(word, o) @ psi for o in (ops, flip)]
+        return float(np.real(sum(vals)) / 2)
+
+    y = np.zeros(len(rel.index))
+    for w, k in rel.index.items():
+        y[k] = moment(w)
+    rows = [r for block in rel.blocks for r in block]
+    for f, f0, block in zip(rel.F, rel.F0, rel.blocks, strict=True):
+        n = len(block)
+        g = (f @ y).reshape(n, n) + f0
+        ref = np.array([[moment(bff._wmul(bff._wadj(u), v)) for v in block] for u in block])
+        np.testing.assert_allclose(g, ref, atol=1e-12)
+        assert np.linalg.eigvalsh(g).min() > -1e-10
+    odd = [r for r in rows if bff._odd(r)]
+    even = [r for r in rows if not bff._odd(r)]
+    cross = [moment(bff._wmul(bff._wadj(u), v)) for u in even[:5] for v in odd[:5]]
+    np.testing.assert_allclose(cross, 0, atol=1e-12)
+    t = 0.37
+    c0, c = bff._linear(bff._node_objective(kind, 0, 1, t), rel.index)
+    direct = 0.0
+    outcomes = [(a,) for a in (0, 1)] if kind == "key" else list(itertools.product((0, 1), (0, 1)))
+    for strat in (ops, flip):
+        zmat = zo if strat is ops else [zo[1], zo[0]] if kind == "key" else zo[::-1]
+        for o, z in zip(outcomes, zmat, strict=True):
+            m_o = (np.eye(8) + (-1) ** o[0] * strat["A"][0]) / 2
+            if kind == "global":
+                m_o = m_o @ (np.eye(8) + (-1) ** o[1] * strat["B"][1]) / 2
+            zd = z.conj().T
+            val = m_o @ (z + zd + (1 - t) * zd @ z) + t * z @ zd
+            direct += np.real(psi.conj() @ val @ psi) / 2
+    np.testing.assert_allclose(c0 + c @ y, direct, atol=1e-12)
+
+
+def test_outcome_flip_reduction_does_not_loosen_the_relaxation():
+    # the two-block SDP and the unreduced one-block SDP of the same words give the same value
+    coef = np.array([-1.0, -1.0, -1.0, 1.0]) / (2 * S2)
+    target = np.array([-2.6 / (2 * S2)])
+    for t in (0.3,):
+        args = ("key", 2, 0, 0, False, "bell", coef, target, t, "CLARABEL", None)
+        red, plain = bff._solve_node(*args, True), bff._solve_node(*args, False)
+        assert len(bff._relaxation("key", 2, 0, 0, False, False).blocks) == 1
+        np.testing.assert_allclose(red[0], plain[0], atol=2e-6)
+
+
+def test_sdp_sizes():
+    key = bff.sdp_sizes("key", 2)
+    assert key["block_dims"] == [31, 26] and key["variables"] == 272
+    assert bff.sdp_sizes("key", 1)["moment_matrix_dim"] < key["moment_matrix_dim"]
+    assert bff.sdp_sizes("key", 2, eve_pairs=True)["moment_matrix_dim"] == 57 + 12
+    assert bff.sdp_sizes("global", 2)["block_dims"] == [61, 56]
+
+
+# --- against independent results -------------------------------------------------------------
+
+
+def test_chsh_member_below_and_within_3e3_of_pironio():
+    s_values = np.array([2.1, 2.3, 2.5, 2.7, 2.8])
+    r = jb.bff_entropy(*CHSH, -s_values / (2 * S2), m=8, level=2, processes=1)
+    ref = pironio(s_values)
+    assert np.all(r.status == 0)
+    assert np.all(r.value <= ref + 1e-9), r.value - ref
+    assert np.all(r.value >= ref - 3e-3), r.value - ref
+    assert np.all(r.correction < 1e-4)
+    assert r.sizes["block_dims"] == [31, 26]
+
+
+def _random_points(rng, n):
+    pts = []
+    while len(pts) < n:
+        t, p, w = rng.uniform(0, 2 * PI, 3)
+        if not bool(jb.is_self_testing(t, p, w)):
+            continue
+        eq = float(jb.quantum_bound(t, p, w))
+        lo = float(jb.local_bound(t, p, w)) / abs(eq)
+        v = rng.uniform(max(lo - 0.05, 0.0), 1.0)
+        pts.append((t, p, w, v, eq))
+    return pts
+
+
+def test_never_above_an_explicit_strategy_at_20_random_points(rng):
+    pts = _random_points(rng, 20)
+    t, p, w, v, eq = (np.array(a) for a in zip(*pts, strict=True))
+    xs = rng.integers(0, 2, 20)
+    for x in (0, 1):
+        sel = xs == x
+        r = jb.bff_entropy(t[sel], p[sel], w[sel], v[sel] * eq[sel], x=x, m=3, processes=1)
+        ach = [
+            noisy_strategy_entropy(*a, x=x)
+            for a in zip(t[sel], p[sel], w[sel], v[sel], strict=True)
+        ]
+        assert np.all(r.status == 0), r.node_status
+        assert np.all(r.value <= np.array(ach) + 1e-9), r.value - np.array(ach)
+        assert np.all(r.value >= -1e-5)  # H >= 0; a certified bound may dip below by its correction
+
+
+def test_key_at_the_quantum_bound_of_self_testing_tuples():
+    # H(A|X=0,E) = 1 at eta^Q (Prop. 1(iv)); m = 10: the dropped t_m term costs <= 0.0072
+    tuples = [CHSH, (PI / 3, PI / 2 - 0.3, 5 * PI / 6)]
+    t, p, w = (np.array(a) for a in zip(*tuples, strict=True))
+    eq = np.asarray(jb.quantum_bound(t, p, w))
+    assert np.all(np.asarray(jb.is_self_testing(t, p, w)))
+    r = jb.bff_entropy(t, p, w, eq, m=10, processes=1)
+    assert np.all(r.status == 0), r.node_status
+    assert np.all(r.value <= 1 + 1e-9) and np.all(r.value >= 1 - 1e-2), r.value
+
+
+def test_all_four_correlators_certify_perfect_key():
+    # Prop. 4: at phi = pi/2 (not self-testing for B) the four correlators of eq. (6) certify
+    # H(A|X=0,E) = 1 with I_CHSH = 5/2 (theta = pi/3, omega = 5 pi/6)
+    t, p, w = PI / 3, PI / 2, 5 * PI / 6
+    e = np.asarray(jb.strategy_correlators(t, p, w))
+    assert not bool(jb.is_self_testing(t, p, w))
+    np.testing.assert_allclose(float(jb.max_chsh_value(e)), 2.5, atol=1e-12)
+    r = jb.bff_entropy(t, p, w, None, correlators=e, m=10, processes=1)
+    assert r.status == 0 and 1 - 1e-2 <= float(r.value) <= 1 + 1e-9
+    assert r.settings["constraint"] == "correlators"
+    # the Bell value alone certifies less at this point (the limit is not self-testing)
+    eta = float(np.sum(np.asarray(jb.bell_coefficients(t, p, w)) * e))
+    alone = jb.bff_entropy(t, p, w, eta, m=3, processes=1)
+    assert float(alone.value) < 0.5
+
+
+def test_global_kind_is_below_an_explicit_strategy():
+    t, p, w = PI / 3, PI / 3, PI  # Prop. 2: perfect randomness at (x, y) = (0, 1)
+    eq = float(jb.quantum_bound(t, p, w))
+    r = jb.bff_entropy(t, p, w, 0.99 * eq, kind="global", x=0, y=1, m=2, level=1, processes=1)
+    ach = noisy_strategy_entropy(t, p, w, 0.99, kind="global", x=0, y=1)
+    assert r.status == 0 and 0.5 < float(r.value) <= ach + 1e-9
+
+
+def test_certificate_is_valid_when_the_solver_stops_early(monkeypatch):
+    # a solver stopped after a few iterations gives a poor dual point; the corrected value must
+    # still lie below the truth (Pironio's tight bound), with a larger correction
+    s = 2.5
+    good = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1)
+    real = bff._solver_attempts
+    monkeypatch.setattr(
+        bff, "_solver_attempts", lambda *a: [d | {"max_iter": 7} for d in real(*a)][:1]
+    )
+    rough = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1, max_correction=1.0)
+    assert rough.status == 0, rough.node_status
+    assert float(rough.value) <= pironio(s)
+    assert float(rough.correction) > 10 * float(good.correction)
+    assert float(rough.value) <= float(good.value) + 1e-9
+    strict = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1, max_correction=1e-12)
+    assert strict.status == 3 and np.isnan(strict.value)  # inaccurate: NaN, never 0
+
+
+def test_scs_gives_a_certified_bound_too():
+    s = 2.5
+    scs = jb.bff_entropy(*CHSH, -s / (2 * S2), m=2, solver="SCS", processes=1)
+    clarabel = jb.bff_entropy(*CHSH, -s / (2 * S2), m=2, processes=1)
+    assert scs.status == 0 and scs.settings["solver"] == "SCS"
+    assert float(scs.value) <= pironio(s)
+    np.testing.assert_allclose(float(scs.value), float(clarabel.value), atol=1e-4)
+
+
+def test_infeasible_bell_value_gives_nan_and_status():
+    eq = float(jb.quantum_bound(*CHSH))
+    r = jb.bff_entropy(*CHSH, [1.05 * eq, 0.9 * eq], m=2, processes=1)
+    assert r.status.tolist() == [1, 0]
+    assert np.isnan(r.value[0]) and r.value[1] > 0
+
+
+def test_parallel_processes_give_the_same_numbers():
+    eta = -np.array([2.4, 2.6]) / (2 * S2)
+    one = jb.bff_entropy(*CHSH, eta, m=2, processes=1)
+    two = jb.bff_entropy(*CHSH, eta, m=2, processes=2, progress=False)
+    # both certified; one vs two solver threads round differently, so agree to solver tolerance
+    np.testing.assert_allclose(two.value, one.value, rtol=0, atol=1e-5)
+    assert np.all(two.status == 0)
+    assert two.settings["processes"] == 2
+
+
+def test_dataset_is_labelled_and_round_trips(tmp_path):
+    eta = -np.array([2.3, 2.6]) / (2 * S2)
+    r = jb.bff_entropy(*CHSH, eta, m=2, processes=1)
+    ds = r.to_dataset(dim="bell_value")
+    assert ds.sizes == {"bell_value": 2, "node": 1}
+    for name in ds.variables:
+        if name in ("x", "y"):
+            continue
+        for attr in ("long_name", "units", "description"):
+            assert attr in ds[name].attrs, (name, attr)
+    assert ds.certified_entropy.attrs["units"] == "bit"
+    assert "arXiv:2106.13692" in ds.attrs["references"]
+    assert ds.attrs["m"] == 2 and ds.attrs["kind"] == "key" and ds.attrs["solver"] == "CLARABEL"
+    assert ds.bff_status.attrs["flag_meanings"].split()[0] == "certified"
+    path = jb.save_dataset(ds, tmp_path / "bff.nc")
+    with xr.open_dataset(path, engine="h5netcdf") as back:
+        np.testing.assert_array_equal(back.certified_entropy.values, r.value)
+        assert back.node_status.values[0, 0].startswith("optimal")
+    with pytest.raises(ValueError, match="dim"):
+        r.to_dataset(dim="nope")
+
+
+def test_noisy_strategy_entropy_closed_form_matches_purification(rng):
+    t, p, w = rng.uniform(0, 2 * PI, (3, 6))
+    v = rng.uniform(0, 1, 6)
+    for kind, x, y in (("key", 0, 0), ("key", 1, 0), ("global", 0, 1), ("global", 1, 1)):
+        got = bff.noisy_strategy_entropy(t, p, w, v, kind=kind, x=x, y=y)
+        ref = [
+            noisy_strategy_entropy(*a, kind=kind, x=x, y=y) for a in zip(t, p, w, v, strict=True)
+        ]
+        np.testing.assert_allclose(got, ref, atol=1e-10)
+    # at v = 1 the closed form at the quantum bound: 1 + h((1 + E[x, y])/2) = 1 + h(...)
+    e01 = float(np.asarray(jb.strategy_correlators(*CHSH))[0, 1])
+    np.testing.assert_allclose(
+        bff.noisy_strategy_entropy(*CHSH, 1.0, kind="global", x=0, y=1),
+        1 + float(jb.pair_entropies_at_quantum_bound(*CHSH)[0, 1]),
+        atol=1e-12,
+    )
+    assert abs(e01) < 1
+
+
+def test_key_rate_curve_brackets_the_true_rate():
+    # CHSH member: the true DI entropy given S is Pironio's, so the true rate lies between the
+    # certified and the achievable (noisy eq. 6) rates
+    v = np.array([0.85, 0.95, 1.0])
+    ds = bff.bff_key_rate_curve(*CHSH, v, m=4, processes=1)
+    cost = np.minimum(*(_h((1 - v * abs(math.sin(b))) / 2) for b in (PI / 4, 3 * PI / 4)))
+    true = np.array([pironio(2 * S2 * vi) if vi < 1 else 1.0 for vi in v]) - cost
+    assert np.all(ds.bff_status.values == 0)
+    assert np.all(ds.certified_key_rate.values <= true + 1e-9)
+    assert np.all(true <= ds.achievable_key_rate.values + 1e-9)
+    assert np.all(ds.key_rate_gap.values >= 0)
+    assert ds.certified_key_rate.attrs["units"] == "bit" and "visibility" in ds.dims
+
+
+def test_critical_visibility_brackets_pironio_threshold():
+    from scipy.optimize import brentq
+
+    cost = lambda v: _h((1 - v * abs(math.sin(PI / 4))) / 2)  # noqa: E731
+    v_true = brentq(lambda v: pironio(2 * S2 * v) - cost(v), 1 / S2 + 1e-9, 1 - 1e-12)
+    out = bff.bff_critical_visibility(*CHSH, m=4, tol=4e-3)
+    assert out["achievable"] <= v_true <= out["certified"] + 1e-9
+    assert out["certified"] - v_true < 2e-2
+    np.testing.assert_allclose(out["local"], 1 / S2, rtol=1e-12)
+
+
+def test_cli_bff_writes_a_labelled_file(tmp_path, capsys):
+    from jaxbell.cli import main
+
+    out = tmp_path / "b.nc"
+    argv = ["bff", "--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4"]
+    rc = main(
+        [
+            *argv,
+            "--bell-value=-0.88:-0.8:2",
+            "--m",
+            "2",
+            "--processes",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and "2 certified" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        ref = jb.bff_entropy(*CHSH, np.linspace(-0.88, -0.8, 2), m=2, processes=1)
+        np.testing.assert_allclose(ds.certified_entropy.values, ref.value, atol=1e-6)
+        assert "jaxbell bff" in ds.attrs["history"]
+    for extra, match in (
+        (["--visibility", "0.5:1.5:3"], "--visibility"),
+        (["--bell-value", "x"], "--bell-value"),
+        (["--visibility", "1", "--kind", "global"], "--kind key"),
+        (["--bell-value=-0.8", "--m", "1"], "--m"),
+        (["--bell-value=-0.8", "--level", "3"], "--level"),
+    ):
+        with pytest.raises(SystemExit):
+            main([*argv, *extra, "--out", str(tmp_path / "c.nc")])
+        assert match in capsys.readouterr().err
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"bell_value": math.nan}, ValueError, "bell_value"),
+        ({"bell_value": "0.5"}, TypeError, "bell_value"),
+        ({"kind": "min"}, ValueError, "kind"),
+        ({"x": 2}, ValueError, "x must"),
+        ({"y": 0.5}, TypeError, "y must"),
+        ({"m": 1}, ValueError, "m must"),
+        ({"level": 3}, ValueError, "level"),
+        ({"solver": "GUROBI"}, ValueError, "solver"),
+        ({"processes": 0}, ValueError, "processes"),
+        ({"max_correction": -1.0}, ValueError, "max_correction"),
+        ({"eve_pairs": "yes"}, TypeError, "eve_pairs"),
+        ({"correlators": np.zeros((2, 2))}, ValueError, "either bell_value or correlators"),
+        ({"bell_value": None}, ValueError, "bell_value is required"),
+        ({"bell_value": [0.1, 0.2, 0.3], "theta": [0.1, 0.2]}, ValueError, "broadcast"),
+        ({"theta": math.inf}, ValueError, "theta"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(kwargs, error, match):
+    args = {"theta": CHSH[0], "phi": CHSH[1], "omega": CHSH[2], "bell_value": -0.8}
+    args.update(kwargs)
+    pos = [args.pop(k) for k in ("theta", "phi", "omega", "bell_value")]
+    with pytest.raises(error, match=match):
+        jb.bff_entropy(*pos, **({"processes": 1} | args))
+
+
+def test_bad_correlators_raise():
+    with pytest.raises(ValueError, match="correlators"):
+        jb.bff_entropy(*CHSH, None, correlators=np.zeros(3))
+    with pytest.raises(ValueError, match="correlators"):
+        jb.bff_entropy(*CHSH, None, correlators=np.full((2, 2), 1.5))
+
+
+def test_missing_solver_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
+    with pytest.raises(ImportError, match=r"jaxbell\[sdp\]"):
+        jb.bff_entropy(*CHSH, -0.8, m=2, processes=1)
+
+
+def test_mosek_without_licence_is_a_clear_error():
+    import cvxpy as cp
+
+    if "MOSEK" in cp.installed_solvers():  # pragma: no cover - machines with MOSEK
+        pytest.skip("MOSEK is installed here")
+    with pytest.raises(ImportError, match="MOSEK"):
+        jb.bff_entropy(*CHSH, -0.8, m=2, solver="MOSEK", processes=1)
+
+
+# --- slow: the full sweeps ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_slow_global_at_the_quantum_bound_matches_the_closed_form():
+    # Prop. 2 tuple: global randomness 2 at (x, y) = (0, 1); m = 12 (dropped term <= 0.0075)
+    t, p, w = PI / 3, PI / 3, PI
+    eq = float(jb.quantum_bound(t, p, w))
+    closed = float(jb.global_rate_at_quantum_bound(t, p, w))
+    r = jb.bff_entropy(t, p, w, eq, kind="global", x=0, y=1, m=12, level=2, processes=1)
+    assert r.status == 0, r.node_status
+    assert closed - 1e-2 <= float(r.value) <= closed + 1e-9
+
+
+@pytest.mark.slow
+def test_slow_never_above_explicit_strategies_m8(rng):
+    pts = _random_points(rng, 24)
+    t, p, w, v, eq = (np.array(a) for a in zip(*pts, strict=True))
+    r = jb.bff_entropy(t, p, w, v * eq, m=8, processes=None, progress=False)
+    ach = np.array([noisy_strategy_entropy(*a) for a in zip(t, p, w, v, strict=True)])
+    ok = r.status == 0
+    assert ok.mean() > 0.9
+    assert np.all(r.value[ok] <= ach[ok] + 1e-9)
+
+
+@pytest.mark.slow
+def test_slow_eve_pairs_changes_little_and_stays_below_pironio():
+    s_values = np.array([2.1, 2.8])
+    r = jb.bff_entropy(*CHSH, -s_values / (2 * S2), m=8, eve_pairs=True, processes=1)
+    base = jb.bff_entropy(*CHSH, -s_values / (2 * S2), m=8, processes=1)
+    assert np.all(r.value <= pironio(s_values) + 1e-9)
+    assert np.all(np.abs(r.value - base.value) < 1e-4)
