@@ -15,6 +15,8 @@ from jaxbell.entropy import (
     global_rate_at_quantum_bound,
     key_rate_at_quantum_bound,
     pair_entropies_at_quantum_bound,
+    shannon_entropy,
+    von_neumann_entropy,
 )
 from jaxbell.family import (
     bell_coefficients,
@@ -25,6 +27,14 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
+from jaxbell.qubit import QubitEnvelope, QubitOptions, qubit_envelope
+from jaxbell.rates import (
+    critical_visibility,
+    di_entropy,
+    noisy_global_rate,
+    noisy_key_rate,
+    rate_curve,
+)
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,
@@ -33,11 +43,15 @@ from jaxbell.strategy import (
 )
 
 __all__ = [
+    "QubitEnvelope",
+    "QubitOptions",
     "__version__",
     "bell_coefficients",
     "binary_entropy",
     "chsh_type_values",
     "chsh_value",
+    "critical_visibility",
+    "di_entropy",
     "epsilon_at_quantum_bound",
     "evaluate_grid",
     "global_rate_at_quantum_bound",
@@ -46,12 +60,18 @@ __all__ = [
     "local_bound",
     "max_chsh_value",
     "noisy_correlators",
+    "noisy_global_rate",
+    "noisy_key_rate",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",
+    "qubit_envelope",
+    "rate_curve",
     "save_dataset",
     "self_testing_margin",
+    "shannon_entropy",
     "strategy_angles",
     "strategy_correlators",
+    "von_neumann_entropy",
     "xy_plane_correlators",
 ]
