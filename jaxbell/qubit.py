@@ -433,7 +433,11 @@ def _lower_hull(u: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class _Problem:
-    """Bookkeeping of one envelope while it is being refined (normalised u = (|B| - lo)/w)."""
+    """Bookkeeping of one envelope while it is being refined.
+
+    Points are (|<B>|, H) of explicit strategies; slopes are kept in bits per unit of
+    normalised Bell value u = (|<B>| - eta_low) / width, the variable the solver works in.
+    """
 
     theta: float
     phi: float
@@ -447,7 +451,7 @@ class _Problem:
     quantum_bound: float
     self_testing: bool
     width: float
-    points_u: list = dataclasses.field(default_factory=list)
+    points_eta: list = dataclasses.field(default_factory=list)
     points_h: list = dataclasses.field(default_factory=list)
     points_p: list = dataclasses.field(default_factory=list)
     slopes: list = dataclasses.field(default_factory=list)  # normalised (bits per unit u)
@@ -456,14 +460,14 @@ class _Problem:
     failed_starts: int = 0
     passes: int = 0
 
-    def add(self, u, h, p):
-        self.points_u.append(np.atleast_1d(u))
+    def add(self, eta, h, p):
+        self.points_eta.append(np.atleast_1d(eta))
         self.points_h.append(np.atleast_1d(h))
         self.points_p.append(np.reshape(p, (-1, NUM_PARAMS)))
 
     def arrays(self):
         return (
-            np.concatenate(self.points_u),
+            np.concatenate(self.points_eta),
             np.concatenate(self.points_h),
             np.concatenate(self.points_p),
         )
@@ -643,28 +647,32 @@ def _problem(theta, phi, omega, kind, x, y) -> _Problem:
 
 
 def _seed_points(prob: _Problem) -> None:
-    """The three special points (computed with the same formulas as every other strategy)."""
+    """The special points at their exact places: (0, 0), (eta^L, 0) and, for self-testing
+    tuples, eq. (6) at |eta^Q| with its entropy computed by the same formulas as every other
+    strategy (tests check all three against independent computations)."""
     params = [_mixed_params(), _deterministic_params(prob.coefficients)]
+    eta = [0.0, prob.eta_low]
+    h = [0.0, 0.0]
     if prob.self_testing:
-        params.append(_anchor_params(prob.theta, prob.phi, prob.omega))
-    params = np.stack(params)
-    h, b, _ = strategy_terms(params, prob.coefficients, kind=prob.kind, x=prob.x, y=prob.y)
-    h = np.maximum(np.asarray(h), 0.0)  # exact zeros up to rounding
-    prob.add((np.abs(np.asarray(b)) - prob.eta_low) / prob.width, h, params)
+        anchor = _anchor_params(prob.theta, prob.phi, prob.omega)
+        h_q, _, _ = strategy_terms(anchor, prob.coefficients, kind=prob.kind, x=prob.x, y=prob.y)
+        params.append(anchor)
+        eta.append(prob.eta_max)
+        h.append(float(h_q))
+    prob.add(np.array(eta), np.array(h), np.stack(params))
 
 
 def _record_pass(prob: _Problem, tau, params, h, b, obj) -> None:
     ok = np.isfinite(h) & np.isfinite(b) & np.all(np.isfinite(params), axis=-1)
     prob.failed_starts += int(np.sum(~ok))
-    u = (np.abs(b) - prob.eta_low) / prob.width
-    u = np.minimum(u, (prob.eta_max - prob.eta_low) / prob.width)
+    eta = np.minimum(np.abs(b), prob.eta_max)
     ct = np.cos(tau)[:, None]
     value = np.where(ok, obj / ct, np.inf)  # H - mu u, bits
     for k in range(len(tau)):
         good = ok[k]
         if not np.any(good):
             continue
-        prob.add(u[k][good], np.maximum(h[k][good], 0.0), params[k][good])
+        prob.add(eta[k][good], np.maximum(h[k][good], 0.0), params[k][good])
         vals = value[k][good]
         best = np.min(vals)
         prob.slopes.append(float(np.tan(tau[k])))
@@ -673,28 +681,31 @@ def _record_pass(prob: _Problem, tau, params, h, b, obj) -> None:
 
 
 def _next_slopes(prob: _Problem, k: int):
-    """Chord slopes of the k hull segments with the largest gap, their end strategies, max gap."""
-    u, h, p = prob.arrays()
-    hull = _lower_hull(u, h)
+    """Chord slopes of the k hull segments with the largest gap, their end strategies, max gap.
+
+    Returns directions tau (slope tan(tau) in normalised units), the strategies at the two
+    ends of each segment (warm starts) and the largest gap, or None for a one-point hull.
+    """
+    eta, h, p = prob.arrays()
+    hull = _lower_hull(eta, h)
     if len(hull) < 2:
         return None
-    gaps = _segment_gaps(u, h, hull, prob.slopes)
-    order = np.argsort(-gaps)
-    order = np.resize(order, k)
+    gaps = _segment_gaps(eta, h, hull, np.asarray(prob.slopes) / prob.width)
+    order = np.resize(np.argsort(-gaps), k)
     a, b = hull[order], hull[order + 1]
-    slope = (h[b] - h[a]) / np.maximum(u[b] - u[a], 1e-300)
+    slope = (h[b] - h[a]) / np.maximum(eta[b] - eta[a], 1e-300) * prob.width
     return np.arctan(np.maximum(slope, 0.0)), p[a], p[b], float(gaps.max())
 
 
-def _finish(prob: _Problem, options: QubitOptions, passes: int) -> QubitEnvelope:
-    u, h, p = prob.arrays()
-    hull = _lower_hull(u, h)
-    vb = np.clip(prob.eta_low + prob.width * u[hull], 0.0, prob.eta_max)
-    mu = np.asarray(prob.slopes, dtype=np.float64) / prob.width
-    mu_u = np.asarray(prob.slopes, dtype=np.float64)
-    g_u = np.min(h[None, :] - mu_u[:, None] * u[None, :], axis=1) if len(mu) else np.zeros(0)
-    intercept = g_u - mu_u * prob.eta_low / prob.width  # H - mu |B| in Bell-value units
-    gaps = _segment_gaps(u, h, hull, prob.slopes) if len(hull) > 1 else np.zeros(0)
+def _finish(prob: _Problem, options: QubitOptions) -> QubitEnvelope:
+    eta, h, p = prob.arrays()
+    hull = _lower_hull(eta, h)
+    mu = np.asarray(prob.slopes, dtype=np.float64) / prob.width  # bits per unit of <B>
+    if len(mu):
+        intercept = np.min(h[None, :] - mu[:, None] * eta[None, :], axis=1)
+    else:
+        intercept = np.zeros(0)
+    gaps = _segment_gaps(eta, h, hull, mu) if len(hull) > 1 else np.zeros(0)
     return QubitEnvelope(
         theta=prob.theta,
         phi=prob.phi,
@@ -706,7 +717,7 @@ def _finish(prob: _Problem, options: QubitOptions, passes: int) -> QubitEnvelope
         quantum_bound=prob.quantum_bound,
         bell_max=prob.eta_max,
         self_testing=prob.self_testing,
-        vertex_bell_value=vb,
+        vertex_bell_value=eta[hull],
         vertex_entropy=h[hull],
         vertex_params=p[hull],
         tangent_slope=mu,
@@ -715,7 +726,7 @@ def _finish(prob: _Problem, options: QubitOptions, passes: int) -> QubitEnvelope
         tangent_agreement=np.asarray(prob.agreements),
         segment_gap=gaps,
         options=options,
-        passes=passes,
+        passes=prob.passes,
     )
 
 
@@ -855,7 +866,7 @@ def qubit_envelopes(
             for pr in problems:
                 _seed_points(pr)
             _compute(problems, opts, progress)
-            envs = [_finish(pr, opts, pr.passes) for pr in problems]
+            envs = [_finish(pr, opts) for pr in problems]
         with _CACHE_LOCK:
             for key, env in zip(missing, envs, strict=True):
                 _CACHE[key] = env
