@@ -284,6 +284,20 @@ def _add_qubit_options(p) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
 
 
+def _check_out(path: str, parser: argparse.ArgumentParser) -> None:
+    """--out must be writable and end in .nc/.nc4/.h5 (netCDF) or .zarr, checked before work."""
+    from pathlib import Path
+
+    from jaxbell.dataset import check_writable
+
+    if Path(path).suffix not in (".nc", ".nc4", ".h5", ".zarr"):
+        parser.error(f"--out={path!r}: use a .nc (netCDF) or .zarr file name")
+    try:
+        check_writable(path, "--out")
+    except (ValueError, PermissionError) as err:
+        parser.error(str(err))
+
+
 def _as_option_message(err: Exception) -> str:
     """A library message naming ``options['name']`` rewritten to name the option ``--name``."""
     return re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
@@ -339,13 +353,10 @@ def _add_rate_curve(sub) -> None:
 
 
 def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.dataset import save_dataset
     from jaxbell.rates import rate_curve
 
-    try:
-        check_writable(args.out, "--out")
-    except (ValueError, PermissionError) as err:
-        parser.error(str(err))
+    _check_out(args.out, parser)
     if args.num < 2:
         parser.error(f"--num must be >= 2, got {args.num}")
     t0 = time.perf_counter()
@@ -406,11 +417,11 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from tqdm import tqdm
 
     import jaxbell as jb
-    from jaxbell.dataset import check_writable, labelled_dataset, save_dataset
+    from jaxbell.dataset import labelled_dataset, save_dataset
     from jaxbell.qubit import QubitOptions, qubit_envelopes
 
+    _check_out(args.out, parser)
     try:
-        check_writable(args.out, "--out")
         opts = QubitOptions.from_mapping(_qubit_options(args))
     except (ValueError, PermissionError, TypeError) as err:
         parser.error(_as_option_message(err))
