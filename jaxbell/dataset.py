@@ -410,6 +410,19 @@ GLOSSARY.update(
             "Distance of phi from pi/2 in the near-perfect-key constructions (Props. 3, 5)",
         ),
         "construction": ("construction", "1", "Name of a tuple (theta, phi, omega)"),
+        "family": ("construction line", "1", "Name of a one-parameter line of constructions"),
+        "point": ("point along the line", "1", "Index of a construction along its line"),
+        "least_chsh_with_key": (
+            "least max CHSH with key",
+            "1",
+            "Smallest noise-free max CHSH value along the line whose key rate is positive at the "
+            "given visibility (critical_visibility <= visibility), interpolated along the line",
+        ),
+        "normalised_bell_value": (
+            "normalised Bell value u",
+            "1",
+            "u = (|<B>| - eta^L) / (|eta^Q| - eta^L): 0 at the local bound, 1 at the quantum bound",
+        ),
     }
 )
 

@@ -406,8 +406,11 @@ def _random_params(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def _bucket(n: int) -> int:
-    """Batch size padded to a power of two (bounds the number of compilations)."""
-    return 1 << max(0, (n - 1).bit_length())
+    """Batch size padded to a power of four (bounds the number of compilations: one per size)."""
+    size = 1
+    while size < n:
+        size *= 4
+    return size
 
 
 # --- lower convex hull and tangent-line bookkeeping (NumPy, per problem) -----------------------
