@@ -1,5 +1,10 @@
 """Entropies (bits) and the DI rates at the quantum bound.
 
+Also the numerically safe Shannon and von Neumann entropies used below the quantum bound
+(:func:`shannon_entropy`, :func:`von_neumann_entropy`, and the closed-form 2 x 2 block entropy
+of :mod:`jaxbell.qubit`): exact values, finite first derivatives at zero and degenerate
+eigenvalues.
+
 At the quantum bound of a self-testing tuple, the strategy of eq. (6) is certified (Prop. 1(iv)),
 Eve is decoupled and H(A|X=x, E) = 1 for both x. With E the correlators of eq. (6) the
 Devetak-Winter rate (eq. 1) and the global randomness rate are then
