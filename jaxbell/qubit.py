@@ -550,6 +550,9 @@ class QubitEnvelope:
         The settings used.
     passes : int
         Optimisation passes run.
+    failed_starts : int
+        Starts whose result was not finite (dropped; NaN gradients are zeroed during descent,
+        so this should stay 0).
     """
 
     theta: float
@@ -572,6 +575,7 @@ class QubitEnvelope:
     segment_gap: np.ndarray
     options: QubitOptions
     passes: int
+    failed_starts: int = 0
 
     def _abs_eta(self, bell_value) -> np.ndarray:
         eta = np.abs(np.asarray(bell_value, dtype=np.float64))
@@ -730,6 +734,7 @@ def _finish(prob: _Problem, options: QubitOptions) -> QubitEnvelope:
         segment_gap=gaps,
         options=options,
         passes=prob.passes,
+        failed_starts=prob.failed_starts,
     )
 
 

@@ -265,6 +265,7 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     settings = {
         **{f"option_{k}": v for k, v in vars(opts).items()},
         "passes": env.passes,
+        "failed_starts": env.failed_starts,
         "hull_vertices": len(env.vertex_bell_value),
         "max_gap_bits": float(np.max(env.segment_gap, initial=0.0)),
         "max_tangent_spread_bits": float(np.max(env.tangent_spread, initial=0.0)),
