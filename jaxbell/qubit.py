@@ -928,7 +928,8 @@ def qubit_envelope(
     Supplemental Material of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024);
     Pironio et al., New J. Phys. 11, 045021 (2009).
     """
-    t, p, w = (np.asarray(v) for v in as_angles(theta, phi, omega))
+    with x64_scope():
+        t, p, w = (np.asarray(v, dtype=np.float64) for v in as_angles(theta, phi, omega))
     if t.ndim or p.ndim or w.ndim:
         raise ValueError("qubit_envelope takes one tuple (scalar theta, phi, omega)")
     return qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options)[0]

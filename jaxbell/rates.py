@@ -94,8 +94,9 @@ def _check_kind(kind, x, y):
 
 
 def _angles64(theta, phi, omega):
-    """Checked angles as float64 NumPy arrays (broadcast together)."""
-    t, p, w = as_angles(theta, phi, omega)
+    """Checked angles as float64 NumPy arrays (broadcast together), whatever JAX's x64 mode."""
+    with x64_scope():
+        t, p, w = as_angles(theta, phi, omega)
     shape = np.broadcast_shapes(t.shape, p.shape, w.shape)
     return tuple(np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in (t, p, w))
 
