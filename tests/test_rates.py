@@ -346,3 +346,22 @@ def test_command_help_explains_every_option(capsys):
         text = capsys.readouterr().out
         for opt in ("--theta", "--directions", "--starts", "--steps", "--refine", "--tol", "--out"):
             assert opt in text
+
+
+def test_new_tuples_reuse_the_compiled_solver():
+    jb.di_entropy(0.9, PI / 2 - 0.2, 2.4, 0.0, options=LOOSE | {"seed": 11})  # warm
+    n = qubit._TRACES["solve"]
+    for tpl in ((1.0, PI / 2 - 0.2, 2.5), (0.8, PI / 2 - 0.25, 2.6)):
+        top = abs(float(jb.quantum_bound(*tpl)))
+        assert bool(jb.is_self_testing(*tpl))
+        jb.di_entropy(*tpl, 0.9 * top, options=LOOSE | {"seed": 11})
+    assert qubit._TRACES["solve"] == n
+
+
+def test_explicit_negative_bell_values_mirror_the_curve(curve):
+    eta = -curve.bell_value.values[::8]
+    ds = jb.rate_curve(*PROP3, kind="key", x=0, bell_value=eta)
+    np.testing.assert_array_equal(ds.entropy.values, curve.entropy.values[::8])
+    np.testing.assert_array_equal(ds.slope.values, -curve.slope.values[::8])
+    line = ds.intercept.values + ds.slope.values * eta
+    np.testing.assert_allclose(line, ds.entropy.values, atol=1e-12)
