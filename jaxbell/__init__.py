@@ -16,6 +16,8 @@ from jaxbell.entropy import (
     global_rate_at_quantum_bound,
     key_rate_at_quantum_bound,
     pair_entropies_at_quantum_bound,
+    shannon_entropy,
+    von_neumann_entropy,
 )
 from jaxbell.family import (
     bell_coefficients,
@@ -26,6 +28,14 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid, write_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
+from jaxbell.qubit import QubitEnvelope, QubitOptions, qubit_envelope
+from jaxbell.rates import (
+    critical_visibility,
+    di_entropy,
+    noisy_global_rate,
+    noisy_key_rate,
+    rate_curve,
+)
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.strategy import (
@@ -38,12 +48,16 @@ from jaxbell.strategy import (
 __all__ = [
     "SearchResult",
     "BffResult",
+    "QubitEnvelope",
+    "QubitOptions",
     "__version__",
     "bff_entropy",
     "bell_coefficients",
     "binary_entropy",
     "chsh_type_values",
     "chsh_value",
+    "critical_visibility",
+    "di_entropy",
     "epsilon_at_quantum_bound",
     "evaluate_grid",
     "find_tuple",
@@ -55,15 +69,21 @@ __all__ = [
     "max_chsh_value",
     "merge_reductions",
     "noisy_correlators",
+    "noisy_global_rate",
+    "noisy_key_rate",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",
     "reduce_grid",
+    "qubit_envelope",
+    "rate_curve",
     "save_dataset",
     "self_testing_margin",
+    "shannon_entropy",
     "strategy_angles",
     "strategy_correlators",
     "tradeoff_curve",
     "write_grid",
+    "von_neumann_entropy",
     "xy_plane_correlators",
 ]

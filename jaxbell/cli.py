@@ -4,6 +4,8 @@
                       store (out of core), or reduced on the devices (``--reduce``)
 ``jaxbell reproduce``  the paper end to end: claims table, datasets, figures
 ``jaxbell search``     an extremal or prescribed tuple under rate constraints
+``jaxbell rate-curve`` the DI entropy below the quantum bound over the Bell value (one tuple)
+``jaxbell noise``      key / randomness rates under white noise and critical visibilities
 ``jaxbell bff``        certified lower bounds on DI entropies / key rates (SDP)
 ``jaxbell --version``  the version
 
@@ -871,9 +873,292 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+# --- rates below the quantum bound: rate-curve and noise ---------------------------------------
+
+
+def _angle_type(option: str) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            return parse_angle(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = f"angle for {option}"
+    return convert
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _visibility_range(text: str) -> np.ndarray:
+    """``START:STOP:NUM`` or one value, all in [0, 1]."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            values = np.array([float(parts[0])])
+        elif len(parts) == 3:
+            num = int(parts[2])
+            if num < 2:
+                raise argparse.ArgumentTypeError(f"{text!r}: a range needs NUM >= 2")
+            values = np.linspace(float(parts[0]), float(parts[1]), num)
+        else:
+            raise argparse.ArgumentTypeError(f"{text!r}: write START:STOP:NUM or one value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write e.g. 0.8:1:41 or 0.95") from None
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: visibilities must lie in [0, 1]")
+    return values
+
+
+def _add_tuple_options(p) -> None:
+    for name in ("theta", "phi", "omega"):
+        p.add_argument(
+            f"--{name}",
+            type=_angle_type(f"--{name}"),
+            required=True,
+            help=f"{name} of eq. (2), radians; 'pi' is understood (e.g. 3pi/4, pi/2 - 0.01); "
+            f"write negative values as --{name}=-pi/2",
+        )
+
+
+def _add_qubit_options(p) -> None:
+    g = p.add_argument_group(
+        "optimisation (method qubit)",
+        "multi-start optax search over qubit strategies; see jaxbell.qubit.QubitOptions",
+    )
+    g.add_argument(
+        "--directions",
+        type=_positive_int,
+        default=64,
+        help="slopes of supporting lines optimised per pass (default 64)",
+    )
+    g.add_argument(
+        "--starts", type=_positive_int, default=16, help="random starts per slope (default 16)"
+    )
+    g.add_argument(
+        "--steps", type=_positive_int, default=600, help="Adam steps per start (default 600)"
+    )
+    g.add_argument(
+        "--refine",
+        type=_nonneg_int,
+        default=4,
+        help="most refinement passes, each adding slopes where the hull is coarsest (default 4)",
+    )
+    g.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=1e-4,
+        help="target accuracy in bits: largest allowed gap between the hull and the tangent-"
+        "line estimate; points above it are flagged (default 1e-4)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+
+
+def _check_out(path: str, parser: argparse.ArgumentParser) -> None:
+    """--out must be writable and end in .nc/.nc4/.h5 (netCDF) or .zarr, checked before work."""
+    from pathlib import Path
+
+    from jaxbell.dataset import check_writable
+
+    if Path(path).suffix not in (".nc", ".nc4", ".h5", ".zarr"):
+        parser.error(f"--out={path!r}: use a .nc (netCDF) or .zarr file name")
+    try:
+        check_writable(path, "--out")
+    except (ValueError, PermissionError) as err:
+        parser.error(str(err))
+
+
+def _as_option_message(err: Exception) -> str:
+    """A library message naming ``options['name']`` rewritten to name the option ``--name``."""
+    return re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
+
+
+def _qubit_options(args) -> dict:
+    return {
+        "directions": args.directions,
+        "starts": args.starts,
+        "steps": args.steps,
+        "refine": args.refine,
+        "tol": args.tol,
+        "seed": args.seed,
+    }
+
+
+def _add_rate_curve(sub) -> None:
+    p = sub.add_parser(
+        "rate-curve",
+        help="DI entropy below the quantum bound over the Bell value, for one tuple",
+        description=(
+            "Compute the device-independent entropy H(A|X=x,E) (--kind key) or "
+            "H(AB|X=x,Y=y,E) (--kind global) of one tuple of eq. (2) as a function of the "
+            "observed Bell value, from eta^L to |eta^Q| (eq. 3, 5), with explicit qubit "
+            "strategies (Jordan's lemma) and their convex envelope: an upper bound on the "
+            "infimum, tight when the optimisation is global. Writes a labelled dataset with "
+            "entropy, the supporting lines (slope, intercept), the optimal attack (a mixture "
+            "of two qubit strategies), the discretisation gap, the spread between random "
+            "starts and a status per point."
+        ),
+    )
+    _add_tuple_options(p)
+    p.add_argument(
+        "--kind",
+        choices=["key", "global"],
+        default="key",
+        help="key: H(A|X=x,E), the secrecy of Alice's raw key; global: H(AB|X=x,Y=y,E)",
+    )
+    p.add_argument("--x", type=int, choices=[0, 1], default=0, help="Alice's input (default 0)")
+    p.add_argument(
+        "--y", type=int, choices=[0, 1], default=0, help="Bob's input, for --kind global only"
+    )
+    p.add_argument(
+        "--num",
+        type=_positive_int,
+        default=64,
+        help="number of Bell values, evenly spaced from eta^L to |eta^Q| (default 64, >= 2)",
+    )
+    p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    _add_qubit_options(p)
+    p.set_defaults(run=_run_rate_curve, parser=p)
+
+
+def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from jaxbell.dataset import save_dataset
+    from jaxbell.rates import rate_curve
+
+    _check_out(args.out, parser)
+    if args.num < 2:
+        parser.error(f"--num must be >= 2, got {args.num}")
+    t0 = time.perf_counter()
+    try:
+        ds = rate_curve(
+            args.theta,
+            args.phi,
+            args.omega,
+            kind=args.kind,
+            x=args.x,
+            y=args.y,
+            num=args.num,
+            options=_qubit_options(args),
+            progress=False if args.no_progress else None,
+        )
+    except (ValueError, TypeError) as err:
+        parser.error(_as_option_message(err))
+    ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
+    save_dataset(ds, args.out, name="--out")
+    bad = int((ds.curve_status != 0).sum())
+    print(
+        f"wrote {args.out}: {ds.sizes['bell_value']} Bell values in "
+        f"[{float(ds.bell_value[0]):.6g}, {float(ds.bell_value[-1]):.6g}] in "
+        f"{time.perf_counter() - t0:.1f} s; entropy at the top {float(ds.entropy[-1]):.6g} bit; "
+        f"largest gap {ds.attrs.get('max_gap_bits', float('nan')):.2e} bit; "
+        f"{bad} point(s) not converged"
+    )
+    return 0
+
+
+def _add_noise(sub) -> None:
+    p = sub.add_parser(
+        "noise",
+        help="key and randomness rates of one tuple under white noise, critical visibilities",
+        description=(
+            "Mix the strategy of eq. (6) with white noise (correlators E -> v E, <B> = v eta^Q) "
+            "and compute, over the visibilities given, the Devetak-Winter key rate "
+            "max_xy [H(A|X=x,E) - h((1 + v E_xy)/2)] (negative values kept) and the global "
+            "randomness rate max_xy H(AB|X=x,Y=y,E), with DI entropies from explicit qubit "
+            "strategies; also the critical visibilities (smallest v with a positive rate). "
+            "Writes a labelled dataset over the coordinate visibility."
+        ),
+    )
+    _add_tuple_options(p)
+    p.add_argument(
+        "--visibility",
+        type=_visibility_range,
+        default=np.linspace(0.8, 1.0, 41),
+        help="START:STOP:NUM (both ends included) or one value, in [0, 1] (default 0.8:1:41)",
+    )
+    p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    _add_qubit_options(p)
+    p.set_defaults(run=_run_noise, parser=p)
+
+
+def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    import jaxbell as jb
+    from jaxbell.dataset import labelled_dataset, save_dataset
+    from jaxbell.qubit import QubitOptions, qubit_envelopes
+
+    _check_out(args.out, parser)
+    try:
+        opts = QubitOptions.from_mapping(_qubit_options(args))
+    except (ValueError, PermissionError, TypeError) as err:
+        parser.error(_as_option_message(err))
+    t0 = time.perf_counter()
+    tpl = [(args.theta, args.phi, args.omega)]
+    jobs = [("key", 0, 0), ("key", 1, 0)] + [("global", x, y) for x in (0, 1) for y in (0, 1)]
+    with tqdm(jobs, desc="entropy envelopes", disable=True if args.no_progress else None) as bar:
+        for kind, x, y in bar:  # computed once, then cached for the rates below
+            qubit_envelopes(tpl, kind=kind, x=x, y=y, options=opts)
+    v = args.visibility
+    key = np.asarray(jb.noisy_key_rate(args.theta, args.phi, args.omega, v, options=opts))
+    glob = np.asarray(jb.noisy_global_rate(args.theta, args.phi, args.omega, v, options=opts))
+    crit = [
+        float(jb.critical_visibility(args.theta, args.phi, args.omega, kind=k, options=opts))
+        for k in ("key", "global")
+    ]
+    settings = {
+        "theta": args.theta,
+        "phi": args.phi,
+        "omega": args.omega,
+        "local_bound": float(jb.local_bound(args.theta, args.phi, args.omega)),
+        "quantum_bound": float(jb.quantum_bound(args.theta, args.phi, args.omega)),
+        "self_testing": bool(jb.is_self_testing(args.theta, args.phi, args.omega)),
+        "method": "qubit",
+        "dtype": "float64",
+        **{f"option_{k}": val for k, val in vars(opts).items()},
+        "elapsed_seconds": round(time.perf_counter() - t0, 3),
+    }
+    ds = labelled_dataset(
+        {
+            "noisy_key_rate": (("visibility",), key),
+            "noisy_global_rate": (("visibility",), glob),
+            "critical_visibility": (("kind",), np.array(crit)),
+        },
+        {"visibility": v, "kind": np.array(["key", "global"])},
+        title="Key and global randomness rates of eq. (6) under white noise",
+        settings=settings,
+        history=f"jaxbell noise; command: jaxbell {' '.join(args.argv)}",
+    )
+    save_dataset(ds, args.out, name="--out")
+    print(
+        f"wrote {args.out}: {v.size} visibilities in {time.perf_counter() - t0:.1f} s; "
+        f"critical visibility key {crit[0]:.6f}, global {crit[1]:.6f}"
+    )
+    return 0
+
+
 #: subcommand builders; later capabilities register theirs here
 SUBCOMMANDS: list[Callable] = [_add_grid]
-SUBCOMMANDS += [_add_reproduce, _add_search, _add_bff]
+SUBCOMMANDS += [_add_reproduce, _add_search, _add_rate_curve, _add_noise, _add_bff]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -914,3 +914,266 @@ def bff_study_dataset(
     ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
     ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
     return ds
+
+
+# =============================================================================================
+# Rates below the quantum bound (jaxbell.qubit, jaxbell.rates): rate curves, noisy rates,
+# critical visibilities
+# =============================================================================================
+
+#: References of the rates below the quantum bound (added to the paper's DOI)
+BELOW_BOUND_REFERENCES = (
+    "S. Pironio, A. Acin, N. Brunner, N. Gisin, S. Massar and V. Scarani, New J. Phys. 11, "
+    "045021 (2009), doi:10.1088/1367-2630/11/4/045021; I. Devetak and A. Winter, Proc. R. Soc. "
+    "A 461, 207 (2005), doi:10.1098/rspa.2004.1372; C. Jordan, Bull. Soc. Math. France 3, 103 "
+    "(1875)"
+)
+
+GLOSSARY.update(
+    {
+        "bell_value": (
+            "Bell value <B>",
+            "1",
+            "Observed value eta of <B_theta,phi,omega> (eq. 2); the DI entropies are even in it",
+        ),
+        "method": (
+            "entropy method",
+            "1",
+            "Backend of the DI entropy: qubit (explicit qubit strategies and their convex "
+            "envelope: an upper bound, tight when the optimisation is global) or bff "
+            "(Brown-Fawzi-Fawzi SDPs: a certified lower bound)",
+        ),
+        "kind": (
+            "rate kind",
+            "1",
+            "key: Devetak-Winter key rate from H(A|X=x, E); global: global randomness "
+            "H(AB|X=x, Y=y, E)",
+        ),
+        "entropy": (
+            "DI entropy",
+            "bit",
+            "Infimum over all quantum strategies with <B> = bell_value of H(A|X=x, E) (kind "
+            "key) or H(AB|X=x, Y=y, E) (kind global), Eve holding a purification; kind, x and y "
+            "are dataset attributes",
+        ),
+        "entropy_lower_estimate": (
+            "tangent-line estimate of the DI entropy",
+            "bit",
+            "max over the optimised slopes mu of G(mu) + mu |<B>|, G(mu) the least H - mu |<B>| "
+            "found; below the true envelope when each slope's optimisation is global",
+        ),
+        "gap": (
+            "discretisation gap",
+            "bit",
+            "Largest difference between entropy and entropy_lower_estimate on the hull segment "
+            "holding bell_value: the envelope's discretisation error if the optimisation is "
+            "global",
+        ),
+        "slope": (
+            "slope of the supporting line",
+            "bit",
+            "Slope of the supporting line entropy >= intercept + slope * <B> (bits per unit of "
+            "<B>): the affine min-tradeoff function of a finite-size analysis",
+        ),
+        "intercept": (
+            "intercept of the supporting line",
+            "bit",
+            "Intercept of the supporting line entropy >= intercept + slope * <B>",
+        ),
+        "curve_status": (
+            "curve point status",
+            "1",
+            "Per-point status; see flag_values and flag_meanings",
+        ),
+        "component": (
+            "mixture component",
+            "1",
+            "The two qubit strategies (Jordan blocks, known to Eve) whose mixture reaches "
+            "bell_value on the envelope: 0 the lower, 1 the upper end of the hull segment",
+        ),
+        "mixture_weight": (
+            "weight of the component",
+            "1",
+            "Probability of each component strategy in the optimal mixture",
+        ),
+        "component_bell_value": (
+            "|<B>| of the component",
+            "1",
+            "Bell value |<B>| of each component strategy",
+        ),
+        "component_entropy": (
+            "entropy of the component",
+            "bit",
+            "Entropy (of the curve's kind) of each component strategy",
+        ),
+        "alice_angle": (
+            "Alice's measurement angle",
+            "rad",
+            "alpha_x of the component strategy: A_x = cos(alpha_x) Z + sin(alpha_x) X "
+            "(X-Z plane; outcome 0 is the +1 eigenvalue)",
+        ),
+        "bob_angle": (
+            "Bob's measurement angle",
+            "rad",
+            "beta_y of the component strategy: B_y = cos(beta_y) Z + sin(beta_y) X",
+        ),
+        "state": (
+            "two-qubit state",
+            "1",
+            "Real density matrix rho_AB of the component strategy, invariant under Y (x) Y, "
+            "in the basis |ab> (row, col); Eve holds a purification",
+        ),
+        "row": ("basis state (row)", "1", "Basis state |ab> of Alice's and Bob's qubits"),
+        "col": ("basis state (column)", "1", "Basis state |ab> of Alice's and Bob's qubits"),
+        "tangent": ("optimised slope", "1", "Index of an optimised supporting-line slope"),
+        "tangent_slope": (
+            "slope mu",
+            "bit",
+            "Slope mu of an optimised supporting line, bits per unit of <B>",
+        ),
+        "tangent_intercept": (
+            "G(mu)",
+            "bit",
+            "Least value of H - mu |<B>| over the strategies found: the supporting line "
+            "H >= G(mu) + mu |<B>| if the optimisation is global",
+        ),
+        "tangent_spread": (
+            "spread between starts",
+            "bit",
+            "Median minus best, over the random starts at this slope, of H - mu <B>",
+        ),
+        "tangent_agreement": (
+            "agreement between starts",
+            "1",
+            "Fraction of the random starts at this slope within 1e-6 bits of the best",
+        ),
+        "visibility": (
+            "visibility v",
+            "1",
+            "White noise: correlators E -> v E (the state mixed with the maximally mixed state "
+            "with weight 1 - v), so <B> = v eta^Q",
+        ),
+        "noisy_key_rate": (
+            "key rate under white noise",
+            "bit",
+            "Devetak-Winter rate (eq. 1) max_xy [H(A|X=x, E) - h((1 + v E[x, y])/2)] of the "
+            "strategy of eq. (6) with visibility v, H the DI entropy at <B> = v eta^Q; "
+            "negative values are kept",
+        ),
+        "noisy_global_rate": (
+            "global randomness rate under white noise",
+            "bit",
+            "max_xy H(AB|X=x, Y=y, E) at <B> = v eta^Q for the strategy of eq. (6) with "
+            "visibility v",
+        ),
+        "critical_visibility": (
+            "critical visibility",
+            "1",
+            "Smallest visibility v with a positive rate (of the kind given); NaN where no v "
+            "in [0, 1] gives one or the computation did not converge",
+        ),
+        "delta": (
+            "delta = pi/2 - phi",
+            "rad",
+            "Distance of phi from pi/2 in the near-perfect-key constructions (Props. 3, 5)",
+        ),
+        "construction": ("construction", "1", "Name of a tuple (theta, phi, omega)"),
+        "family": ("construction line", "1", "Name of a one-parameter line of constructions"),
+        "point": ("point along the line", "1", "Index of a construction along its line"),
+        "least_chsh_with_key": (
+            "least max CHSH with key",
+            "1",
+            "Smallest noise-free max CHSH value along the line whose key rate is positive at the "
+            "given visibility (critical_visibility <= visibility), interpolated along the line",
+        ),
+        "normalised_bell_value": (
+            "normalised Bell value u",
+            "1",
+            "u = (|<B>| - eta^L) / (|eta^Q| - eta^L): 0 at the local bound, 1 at the quantum bound",
+        ),
+    }
+)
+
+#: CF flag meanings of a rate curve's ``curve_status``
+CURVE_STATUS_FLAGS = {
+    0: "converged",
+    1: "gap_above_tol_value_is_an_achievable_upper_bound",
+    2: "failed_entropy_nan",
+}
+
+#: Basis labels |ab> of the two-qubit states
+STATE_BASIS = ("00", "01", "10", "11")
+
+_CURVE_DIMS = {
+    "mixture_weight": ("bell_value", "component"),
+    "component_bell_value": ("bell_value", "component"),
+    "component_entropy": ("bell_value", "component"),
+    "alice_angle": ("bell_value", "component", "x"),
+    "bob_angle": ("bell_value", "component", "y"),
+    "state": ("bell_value", "component", "row", "col"),
+}
+
+
+def rate_curve_dataset(
+    bell_value: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    tangents: Mapping[str, np.ndarray],
+    *,
+    method: str,
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> xr.Dataset:
+    """Label a DI entropy curve over ``bell_value`` (see :func:`jaxbell.rates.rate_curve`)."""
+    data_vars = {}
+    for name, arr in fields.items():
+        data_vars[name] = (_CURVE_DIMS.get(name, ("bell_value",)), np.asarray(arr))
+    for name, arr in tangents.items():
+        data_vars[name] = (("tangent",), np.asarray(arr))
+    coords: dict[str, Any] = {"bell_value": np.asarray(bell_value, dtype=np.float64)}
+    used = {d for dims, _ in data_vars.values() for d in dims}
+    extra = {
+        "component": np.arange(2, dtype=np.int8),
+        "x": np.arange(2, dtype=np.int8),
+        "y": np.arange(2, dtype=np.int8),
+        "row": np.array(STATE_BASIS),
+        "col": np.array(STATE_BASIS),
+    }
+    coords |= {k: v for k, v in extra.items() if k in used}
+    if "tangent" in used:
+        coords["tangent"] = np.arange(len(next(iter(tangents.values()))))
+    coords["method"] = method
+    ds = xr.Dataset(data_vars, coords=coords)
+    kind = settings.get("kind", "key")
+    what = "H(A|X=x,E)" if kind == "key" else "H(AB|X=x,Y=y,E)"
+    ds = label(
+        ds,
+        title=f"DI entropy {what} below the quantum bound over the Bell value (method {method})",
+        settings=settings,
+        history=history or f"jaxbell.rate_curve, method {method}, kind {kind}",
+        references=BELOW_BOUND_REFERENCES,
+    )
+    if "curve_status" in ds:
+        ds["curve_status"].attrs["flag_values"] = np.array(list(CURVE_STATUS_FLAGS), np.int8)
+        ds["curve_status"].attrs["flag_meanings"] = " ".join(CURVE_STATUS_FLAGS.values())
+    return ds
+
+
+def labelled_dataset(
+    data_vars: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
+    coords: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    settings: Mapping[str, Any],
+    history: str | None = None,
+    references: str | None = BELOW_BOUND_REFERENCES,
+) -> xr.Dataset:
+    """A labelled dataset from ``{name: (dims, array)}`` and coordinates named in GLOSSARY.
+
+    For the studies of rates below the quantum bound (experiments/); every name must be in
+    :data:`GLOSSARY` or its variable must already carry long_name, units and description.
+    """
+    ds = xr.Dataset(
+        {k: (dims, np.asarray(v)) for k, (dims, v) in data_vars.items()},
+        coords={k: np.asarray(v) for k, v in coords.items()},
+    )
+    return label(ds, title=title, settings=settings, history=history, references=references)

@@ -1,0 +1,367 @@
+"""The public front door for rates below the quantum bound: di_entropy, rate_curve, noisy
+rates, critical visibilities, the backend registry and the command line.
+
+Independent references: Pironio et al. (2009) for the CHSH member (entropy, noisy key rate and
+its root), the closed forms at the quantum bound (jaxbell.entropy, computed from eq. (6) without
+any optimisation), the local bound by enumeration, and an explicit purification of the stored
+optimal strategies (helpers.purified_entropies).
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+from helpers import (
+    binary_entropy_np,
+    coefficients_np,
+    correlators_np,
+    pironio_entropy,
+    purified_entropies,
+    xz_observable,
+)
+
+import jaxbell as jb
+from jaxbell import qubit, rates
+from jaxbell.cli import main
+
+PI = np.pi
+CHSH = (PI / 2, PI / 4, 3 * PI / 4)
+PROP3 = (PI / 3, PI / 2 - 0.1, 5 * PI / 6)
+PROP5 = (PI / 4, PI / 2 - 0.1, PI)
+NOT_ST = (0.3, 0.2, 0.1)  # condition (4) fails
+#: cheap settings for tests of what does not depend on the optimisation's accuracy (the ends of
+#: the curve are exact by construction); tol=1 keeps every value instead of flagging it
+LOOSE = {"directions": 16, "starts": 4, "steps": 200, "refine": 0, "tol": 1.0}
+
+
+@pytest.fixture(scope="module")
+def curve():
+    return jb.rate_curve(*PROP3, kind="key", x=0, num=33)
+
+
+def test_not_self_testing_fixture_is_not():
+    assert not bool(jb.is_self_testing(*NOT_ST))
+
+
+# --- argument checks ------------------------------------------------------------------------
+
+
+def test_bad_arguments_raise_clear_errors():
+    eta_q = abs(float(jb.quantum_bound(*CHSH)))
+    with pytest.raises(ValueError, match="bell_value.*quantum maximum"):
+        jb.di_entropy(*CHSH, 1.001 * eta_q)
+    with pytest.raises(ValueError, match="bell_value.*non-finite"):
+        jb.di_entropy(*CHSH, np.nan)
+    with pytest.raises(ValueError, match="kind"):
+        jb.di_entropy(*CHSH, 0.8, kind="keys")
+    with pytest.raises(ValueError, match="x must be 0 or 1"):
+        jb.di_entropy(*CHSH, 0.8, x=2)
+    with pytest.raises(ValueError, match=r"method must be one of \['qubit'\].*bff"):
+        jb.di_entropy(*CHSH, 0.8, method="bff")
+    with pytest.raises(ValueError, match="theta"):
+        jb.di_entropy(np.inf, 0.1, 0.2, 0.0)
+    with pytest.raises(ValueError, match="visibility"):
+        jb.noisy_key_rate(*CHSH, 1.2)
+    with pytest.raises(ValueError, match="visibility"):
+        jb.noisy_global_rate(*CHSH, -0.1)
+    with pytest.raises(ValueError, match="kind"):
+        jb.critical_visibility(*CHSH, kind="both")
+    with pytest.raises(TypeError, match="unknown option"):
+        jb.di_entropy(*CHSH, 0.8, options={"stars": 3})
+    with pytest.raises(ValueError, match="num"):
+        jb.rate_curve(*CHSH, num=1)
+    with pytest.raises(ValueError, match="one tuple"):
+        jb.rate_curve([0.1, 0.2], 0.3, 0.4)
+    # where (4) fails the quantum maximum is the local bound
+    eta_l = float(jb.local_bound(*NOT_ST))
+    with pytest.raises(ValueError, match="bell_value"):
+        jb.di_entropy(*NOT_ST, 1.01 * eta_l)
+
+
+# --- known answers ------------------------------------------------------------------------------
+
+
+def test_known_answers_at_the_ends_and_symmetry():
+    for tpl in (PROP3, PROP5):
+        eta_l, eta_q = float(jb.local_bound(*tpl)), abs(float(jb.quantum_bound(*tpl)))
+        eta = np.array([0.0, 0.5 * eta_l, eta_l, -eta_l, eta_q, -eta_q])
+        key = np.asarray(jb.di_entropy(*tpl, eta, kind="key", x=0, options=LOOSE))
+        np.testing.assert_array_equal(key[:4], 0.0)
+        np.testing.assert_allclose(key[4:], 1.0, atol=1e-12)  # self-testing: H(A|E) = 1
+        # global: the closed form 1 + h((1 + E_xy)/2) of eq. (6), computed without optimisation
+        pair = np.asarray(jb.pair_entropies_at_quantum_bound(*tpl))
+        # (the global entropy falls like sqrt(eta^Q - |eta|) below eta^Q, so rounding of <B>
+        # near eta^Q limits agreement there to ~sqrt(machine epsilon) = 1e-8 bits)
+        for x, y in ((0, 0), (0, 1), (1, 1)):
+            g = float(jb.di_entropy(*tpl, -eta_q, kind="global", x=x, y=y, options=LOOSE))
+            assert g == pytest.approx(1 + pair[x, y], abs=1e-7)
+        mid = 0.5 * (eta_l + eta_q)
+        a, b = (float(jb.di_entropy(*tpl, s * mid, options=LOOSE)) for s in (1, -1))
+        assert a == b and 0 < a < 1
+    # not self-testing: zero on the whole quantum range
+    eta_l = float(jb.local_bound(*NOT_ST))
+    np.testing.assert_array_equal(
+        jb.di_entropy(*NOT_ST, np.linspace(-eta_l, eta_l, 7), kind="global"), 0.0
+    )
+
+
+def test_di_entropy_broadcasts_over_tuples():
+    theta = np.array([PI / 3, PI / 4])
+    phi = np.array([PI / 2 - 0.1, PI / 2 - 0.1])
+    omega = np.array([5 * PI / 6, PI])
+    eta = 0.5 * (np.asarray(jb.local_bound(theta, phi, omega)) + 0)
+    out = np.asarray(jb.di_entropy(theta[:, None], phi[:, None], omega[:, None], eta[:, None]))
+    assert out.shape == (2, 1) and np.all(out == 0)
+    top = np.abs(np.asarray(jb.quantum_bound(theta, phi, omega)))
+    both = np.asarray(jb.di_entropy(theta, phi, omega, 0.999 * top))
+    qubit.clear_cache()  # the one-tuple calls below optimise again, in batches of one
+    single = [
+        float(jb.di_entropy(t, p, w, e))
+        for t, p, w, e in zip(theta, phi, omega, 0.999 * top, strict=True)
+    ]
+    # each problem draws its own starts, so batching does not change the result
+    np.testing.assert_allclose(both, single, rtol=0, atol=1e-12)
+
+
+def test_rate_curve_dataset(curve):
+    ds = curve
+    eta_l, eta_q = float(jb.local_bound(*PROP3)), abs(float(jb.quantum_bound(*PROP3)))
+    assert float(ds.bell_value[0]) == pytest.approx(eta_l) and float(ds.bell_value[-1]) == eta_q
+    assert ds.method.item() == "qubit" and ds.attrs["kind"] == "key"
+    for name in list(ds.variables):
+        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    for key in ("title", "source", "history", "references", "option_starts", "theta"):
+        assert key in ds.attrs
+    assert "10.1103/PhysRevLett.132.210802" in ds.attrs["references"]
+    assert "Pironio" in ds.attrs["references"]
+    assert np.all(ds.curve_status == 0)
+    f = ds.entropy.values
+    assert f[0] == 0 and f[-1] == pytest.approx(1.0, abs=1e-12)
+    assert np.all(np.diff(f) >= 0) and np.all(np.diff(f, 2) >= -1e-12)
+    assert np.all(ds.entropy_lower_estimate <= ds.entropy + 1e-15)
+    # the supporting line touches at its point and lies below the curve everywhere
+    line = ds.intercept.values[:, None] + ds.slope.values[:, None] * ds.bell_value.values
+    np.testing.assert_allclose(np.diagonal(line), f, atol=1e-12)
+    assert np.all(line <= f[None, :] + 1e-12)
+    # the optimal attack: a mixture of two explicit strategies whose Bell values and entropies,
+    # recomputed from the stored state and angles by an explicit purification, average to
+    # bell_value and entropy
+    w = ds.mixture_weight.values
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-15)
+    mixed_bell = (w * ds.component_bell_value.values).sum(-1)
+    np.testing.assert_allclose(mixed_bell, ds.bell_value.values, atol=1e-12)
+    np.testing.assert_allclose((w * ds.component_entropy.values).sum(-1), f, atol=1e-12)
+    c = coefficients_np(*PROP3)
+    for i in range(0, ds.sizes["bell_value"], 4):
+        for k in range(2):
+            rho = ds.state.values[i, k]
+            alice = [xz_observable(a) for a in ds.alice_angle.values[i, k]]
+            bob = [xz_observable(b) for b in ds.bob_angle.values[i, k]]
+            h_key, _ = purified_entropies(rho, alice, bob, 0, 0)
+            bell = float(np.sum(c * correlators_np(rho, alice, bob)))
+            assert h_key == pytest.approx(ds.component_entropy.values[i, k], abs=1e-10)
+            assert abs(bell) == pytest.approx(ds.component_bell_value.values[i, k], abs=1e-12)
+    assert ds.sizes["tangent"] > 0 and np.all(ds.tangent_agreement > 0)
+
+
+def test_rate_curve_round_trips_through_netcdf(curve, tmp_path):
+    path = jb.save_dataset(curve, tmp_path / "curve.nc")
+    back = jb.open_dataset(path)
+    xr.testing.assert_identical(back.load(), curve)
+
+
+# --- noisy rates --------------------------------------------------------------------------------
+
+
+def _pironio_noisy_key_rate(v):
+    """CHSH member under white noise: S = 2 sqrt2 v, every |E_xy| = v / sqrt2 (Pironio et al.)."""
+    return pironio_entropy(2 * np.sqrt(2) * v) - binary_entropy_np((1 + v / np.sqrt(2)) / 2)
+
+
+def test_chsh_noisy_key_rate_and_critical_visibility_match_pironio():
+    v = np.linspace(0.75, 1.0, 11)
+    got = np.asarray(jb.noisy_key_rate(*CHSH, v))
+    np.testing.assert_allclose(got, _pironio_noisy_key_rate(v), atol=1e-4)
+    # the threshold: root of the analytic rate by bisection (independent of jaxbell)
+    lo, hi = 1 / np.sqrt(2), 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _pironio_noisy_key_rate(mid) <= 0 else (lo, mid)
+    crit = float(jb.critical_visibility(*CHSH, kind="key"))
+    slope = (_pironio_noisy_key_rate(hi + 1e-6) - _pironio_noisy_key_rate(hi - 1e-6)) / 2e-6
+    assert crit == pytest.approx(hi, abs=1e-4 / slope + 1e-7)
+    assert crit > 1 / np.sqrt(2)
+
+
+def test_noisy_rates_at_full_visibility_are_the_closed_forms():
+    tuples = [CHSH, PROP3, PROP5]
+    for tpl in tuples:
+        key = float(jb.noisy_key_rate(*tpl, 1.0, options=LOOSE))
+        assert key == pytest.approx(float(jb.key_rate_at_quantum_bound(*tpl)), abs=1e-12)
+        glob = float(jb.noisy_global_rate(*tpl, 1.0, options=LOOSE))
+        assert glob == pytest.approx(float(jb.global_rate_at_quantum_bound(*tpl)), abs=1e-12)
+
+
+def test_noisy_rates_below_the_local_visibility():
+    for tpl in (PROP5, NOT_ST):
+        eta_l, eta_q = float(jb.local_bound(*tpl)), abs(float(jb.quantum_bound(*tpl)))
+        v = np.array([0.0, 0.5, min(1.0, eta_l / eta_q)])
+        np.testing.assert_array_equal(jb.noisy_global_rate(*tpl, v, options=LOOSE), 0.0)
+        # key: no secrecy, so the rate is minus the smallest error-correction cost (kept < 0)
+        e = np.asarray(jb.strategy_correlators(*tpl))
+        cost = binary_entropy_np((1 + v[:, None, None] * e) / 2).reshape(3, 4).min(-1)
+        np.testing.assert_allclose(jb.noisy_key_rate(*tpl, v, options=LOOSE), -cost, atol=1e-12)
+    assert np.isnan(float(jb.critical_visibility(*NOT_ST)))
+
+
+def test_global_critical_visibility_is_the_inverse_violation_ratio():
+    for tpl in (CHSH, PROP3):
+        ratio = abs(float(jb.quantum_bound(*tpl))) / float(jb.local_bound(*tpl))
+        crit = float(jb.critical_visibility(*tpl, kind="global", xtol=1e-9, options=LOOSE))
+        assert crit == pytest.approx(1 / ratio, abs=2e-9)
+
+
+def test_key_critical_visibility_respects_the_chord_bound():
+    # The envelope lies below the chord from (eta^L, 0) to (|eta^Q|, 1), so a positive rate needs
+    # (v |eta^Q| - eta^L) / (|eta^Q| - eta^L) > min_xy h((1 + v E_xy)/2) at the threshold.
+    for tpl in (PROP3, PROP5):
+        crit = float(jb.critical_visibility(*tpl))
+        eta_l, eta_q = float(jb.local_bound(*tpl)), abs(float(jb.quantum_bound(*tpl)))
+        e = np.asarray(jb.strategy_correlators(*tpl))
+        chord = (crit * eta_q - eta_l) / (eta_q - eta_l)
+        assert chord >= binary_entropy_np((1 + crit * e) / 2).min() - 1e-4
+        assert float(jb.noisy_key_rate(*tpl, min(1.0, crit + 1e-4))) > 0
+        assert float(jb.noisy_key_rate(*tpl, crit - 1e-4)) <= 0
+
+
+# --- backend registry ------------------------------------------------------------------------
+
+
+def test_a_second_backend_plugs_in(monkeypatch, curve):
+    calls = []
+
+    def fake(theta, phi, omega, bell_value, *, kind, x, y, options):
+        calls.append((kind, x, y))
+        out = np.abs(np.asarray(bell_value)) * 0.0 + 0.25
+        out = np.where(np.abs(bell_value) > 0.7, np.nan, out)  # a failed solve
+        return out
+
+    monkeypatch.setitem(rates._BACKENDS, "fake", fake)
+    assert float(jb.di_entropy(*PROP3, 0.5, method="fake", kind="global", x=1, y=1)) == 0.25
+    assert calls[-1] == ("global", 1, 1)
+    ds = jb.rate_curve(*PROP3, num=33, method="fake")
+    assert ds.method.item() == "fake"
+    assert np.all(ds.curve_status.values == np.where(np.isnan(ds.entropy), 2, 0))
+    both = xr.concat([curve[["entropy", "curve_status"]], ds], dim="method")
+    assert list(both.method.values) == ["qubit", "fake"]
+    assert both.entropy.sel(method="fake").isnull().sum() > 0
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_rate_curve_and_noise_commands(tmp_path, capsys):
+    out = tmp_path / "curve.nc"
+    args = ["--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4", "--no-progress"]
+    fast = ["--directions", "16", "--starts", "4", "--steps", "200", "--refine", "1"]
+    assert (
+        main(["rate-curve", *args, "--num", "8", "--kind", "global", *fast, "--out", str(out)]) == 0
+    )
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert ds.sizes["bell_value"] == 8 and ds.attrs["kind"] == "global"
+    assert "jaxbell rate-curve" in ds.attrs["history"]
+    assert "wrote" in capsys.readouterr().out
+    out2 = tmp_path / "noise.nc"
+    assert main(["noise", *args, "--visibility", "0.9:1:3", *fast, "--out", str(out2)]) == 0
+    ds = xr.open_dataset(out2, engine="h5netcdf")
+    assert ds.sizes["visibility"] == 3 and list(ds.kind.values) == ["key", "global"]
+    for name in ("noisy_key_rate", "noisy_global_rate", "critical_visibility"):
+        assert ds[name].attrs["units"] in ("bit", "1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["rate-curve", "--theta", "pi", "--phi", "0", "--omega", "1", "--out", "x.txt"], ".nc"),
+        (["rate-curve", "--theta", "foo", "--phi", "0", "--omega", "1", "--out", "x.nc"], "foo"),
+        (
+            [
+                "rate-curve",
+                "--theta",
+                "1",
+                "--phi",
+                "0",
+                "--omega",
+                "1",
+                "--directions",
+                "1",
+                "--out",
+                "x.nc",
+            ],
+            "--directions",
+        ),  # fmt: skip
+        (
+            [
+                "noise",
+                "--theta",
+                "1",
+                "--phi",
+                "0",
+                "--omega",
+                "1",
+                "--visibility",
+                "0:2:3",
+                "--out",
+                "x.nc",
+            ],
+            "visibility",
+        ),  # fmt: skip
+        (
+            [
+                "rate-curve",
+                "--theta",
+                "1",
+                "--phi",
+                "0",
+                "--omega",
+                "1",
+                "--out",
+                "/nonexistent/x.nc",
+            ],
+            "does not exist",
+        ),  # fmt: skip
+    ],
+)
+def test_command_errors_name_the_option(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_command_help_explains_every_option(capsys):
+    for cmd in ("rate-curve", "noise"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = capsys.readouterr().out
+        for opt in ("--theta", "--directions", "--starts", "--steps", "--refine", "--tol", "--out"):
+            assert opt in text
+
+
+def test_new_tuples_reuse_the_compiled_solver():
+    jb.di_entropy(0.9, PI / 2 - 0.2, 2.4, 0.0, options=LOOSE | {"seed": 11})  # warm
+    n = qubit._TRACES["solve"]
+    for tpl in ((1.0, PI / 2 - 0.2, 2.5), (0.8, PI / 2 - 0.25, 2.6)):
+        top = abs(float(jb.quantum_bound(*tpl)))
+        assert bool(jb.is_self_testing(*tpl))
+        jb.di_entropy(*tpl, 0.9 * top, options=LOOSE | {"seed": 11})
+    assert qubit._TRACES["solve"] == n
+
+
+def test_explicit_negative_bell_values_mirror_the_curve(curve):
+    eta = -curve.bell_value.values[::8]
+    ds = jb.rate_curve(*PROP3, kind="key", x=0, bell_value=eta)
+    np.testing.assert_array_equal(ds.entropy.values, curve.entropy.values[::8])
+    np.testing.assert_array_equal(ds.slope.values, -curve.slope.values[::8])
+    line = ds.intercept.values + ds.slope.values * eta
+    np.testing.assert_allclose(line, ds.entropy.values, atol=1e-12)
