@@ -1176,9 +1176,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUE = re.compile(r"^-(\d|\.|pi|\()")
+
+
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Option strings, in the parser and its subcommands, that take a value."""
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _value_options(sub)
+        elif action.option_strings and action.nargs != 0:
+            found.update(action.option_strings)
+    return found
+
+
+def _join_negative_values(argv: list[str], options: set[str]) -> list[str]:
+    """``--phi -pi/2`` -> ``--phi=-pi/2``: argparse would take a value starting with '-' for an
+    option, so angles and ranges such as ``-pi:pi:128`` could only be written ``--phi=...``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _join_negative_values(argv, _value_options(parser))
     args = parser.parse_args(argv)
     args.argv = argv
     if not hasattr(args, "run"):

@@ -232,3 +232,14 @@ def test_help_explains_the_scale_options(capsys):
     for option in ("--overwrite", "--reduce", "--epsilon-bounds", "--bins", "--devices",
                    "--process", "--compressor", "--quiet", "resumes"):  # fmt: skip
         assert option in text
+
+
+def test_negative_angles_need_no_equals_sign(tmp_path):
+    out = tmp_path / "neg.nc"
+    argv = ["grid", "--theta", "-pi/2:pi/2:3", "--phi", "-0.5", "--omega", "-(pi/4)", "--out",
+            str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds.theta, [-np.pi / 2, 0, np.pi / 2])
+        np.testing.assert_allclose(ds.phi, [-0.5])
+        np.testing.assert_allclose(ds.omega, [-np.pi / 4])
