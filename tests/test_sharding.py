@@ -340,3 +340,19 @@ def test_searches_and_rates_identical_on_one_and_four_devices():
     curve = jb.rate_curve(*_PROP3, num=7, options=_QUBIT)
     for name, values in res["curve"].items():
         np.testing.assert_array_equal(curve[name].values, np.array(values), err_msg=name)
+
+
+def test_searches_and_rates_check_devices_before_any_work():
+    from jaxbell import qubit
+
+    calls = [
+        lambda d: jb.max_chsh(devices=d),
+        lambda d: jb.find_tuple(2.5, devices=d),
+        lambda d: jb.tradeoff_curve([0.1], devices=d),
+        lambda d: qubit.qubit_envelope(*_PROP3, devices=d),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="devices=99"):
+            call(99)
+        with pytest.raises(TypeError, match="devices must"):
+            call("gpu")
