@@ -404,7 +404,7 @@ def _solve_batch(p0, coefficients, eta_low, width, x, y, tau, learning_rate, *, 
 
 #: starts per device and jitted call, by platform: one block shape, so the solver compiles
 #: once per device count, and each start's result does not depend on the device count
-_BLOCK_STARTS = {"cpu": 256}
+_BLOCK_STARTS = {"cpu": 128}
 _BLOCK_STARTS_ACCELERATOR = 8192
 
 
