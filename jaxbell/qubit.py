@@ -34,9 +34,9 @@ The envelope is computed through its supporting lines. For a set of slopes mu, m
 H - mu <B> over strategies from many random starts (optax Adam; the starts of all problems and
 slopes form one batch, vmapped and jitted in fixed blocks split over all devices of the process,
 :func:`jaxbell.sharding.map_blocks`, so the results are the same, bit for bit, on 1 and N
-devices), keep every start's best point (|<B>|, H) -- each is an
-explicit strategy, and Bob flipping his outputs maps <B> to -<B> -- and take the lower convex
-hull of these points together with:
+devices), keep every start's best point (|<B>|, H) -- each is an explicit strategy, and Bob
+flipping his outputs maps <B> to -<B> -- and take the lower convex hull of these points
+together with:
 
 * (0, 0): the maximally mixed state (Eve knows both outcomes);
 * (eta^L, 0): the best local deterministic strategy (eq. 3);
@@ -362,9 +362,10 @@ class QubitOptions:
         return cls(**options)
 
 
-# --- the batched solver: problems x slopes x starts in one jit, split over the devices ------
+# --- the batched solver: problems x slopes x starts, in fixed blocks split over the devices --
 
 _TRACES = collections.Counter()  # compilations of the solver, for tests
+logger = logging.getLogger("jaxbell")
 
 
 def _descend(params, c, lo, w, xi, yi, tau, learning_rate, kind, steps):
@@ -859,8 +860,6 @@ def _compute(problems: list[_Problem], options: QubitOptions, progress=None, dev
 
 
 # --- public entry points ------------------------------------------------------------------------
-
-logger = logging.getLogger("jaxbell")
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 512

@@ -29,8 +29,8 @@ optax Adam on ``f_j + mu log(margin)`` (a log barrier that keeps condition (4) s
 steps that would leave the region are halved), then a damped Newton interior-point continuation
 ``mu -> 1e-13`` with autodiff Hessians. Problems run in jitted blocks of 128 (one compiled
 shape; spare slots get extra restarts), split over all devices of the process (``devices=``),
-one block per device and call (:func:`jaxbell.sharding.map_blocks`): results are the same, bit
-for bit, on 1 and N devices. The best tuple is re-checked with the closed forms of
+in fixed blocks per device and call (:func:`jaxbell.sharding.map_blocks`): results are the
+same, bit for bit, on 1 and N devices. The best tuple is re-checked with the closed forms of
 family.py / entropy.py before it is returned; a tuple that fails its constraints is never
 returned. :func:`find_tuple` then looks for the level ``max_chsh = chsh`` from restarts (Adam on
 the squared gap, 1-D Newton polish) and along monotone descent paths (bisection on the segment
@@ -1097,9 +1097,10 @@ def max_chsh(
     steps : int
         Adam steps per restart before the Newton continuation (60 steps).
     devices : None, int or sequence of jax.Device
-        Devices the problems are split over, one block of 128 per device and call (see
-        :func:`jaxbell.sharding.select_devices`; default: all devices of this process, e.g.
-        every GPU). The result is the same, bit for bit, on 1 and N devices.
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
@@ -1215,9 +1216,10 @@ def find_tuple(
     steps : int
         Adam steps of the level-set search.
     devices : None, int or sequence of jax.Device
-        Devices the problems are split over, one block of 128 per device and call (see
-        :func:`jaxbell.sharding.select_devices`; default: all devices of this process, e.g.
-        every GPU). The result is the same, bit for bit, on 1 and N devices.
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
@@ -1343,9 +1345,10 @@ def tradeoff_curve(
     seed, restarts, steps : int
         As in :func:`max_chsh`.
     devices : None, int or sequence of jax.Device
-        Devices the problems are split over, one block of 128 per device and call (see
-        :func:`jaxbell.sharding.select_devices`; default: all devices of this process, e.g.
-        every GPU). The result is the same, bit for bit, on 1 and N devices.
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
