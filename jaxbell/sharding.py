@@ -2,13 +2,17 @@
 
 Every batched computation in jaxbell has the same shape: one function written for one point
 (or one block), applied independently along a leading batch axis. Splitting that axis over
-the devices needs no communication between them, so results are the same, bit for bit, on
-one device and on N: each element is computed by the same program on the same inputs.
+the devices needs no communication between them. Results are the same, bit for bit, on one
+device and on N when every device runs the same program on blocks of the same shape
+(:func:`map_blocks`, the grids): XLA may round an element differently in a batch of another
+shape (vectorised reductions, fusion decisions), so splitting a batch of n into n/N per device
+(:func:`batch_over_devices`, :func:`shard_batch`) agrees with one device only to the last ulps
+in general (exactly for simple elementwise functions).
 
 * :func:`select_devices` -- which devices a run uses (``None``: all devices of this process).
 * :func:`batch_over_devices` -- ``vmap`` a one-point function and shard its batch axis over the
-  devices (padding the batch to a multiple of the device count). Use it for the batched
-  searches and rate computations: ``batch_over_devices(fn)(thetas, phis, omegas)``.
+  devices (padding the batch to a multiple of the device count), for one-point functions of
+  your own: ``batch_over_devices(fn)(thetas, phis, omegas)``.
 * :func:`shard_batch` -- for code that already has a jitted, vmapped function: pad and place
   its batched inputs split over the devices; ``jit`` then runs the batch on all of them.
 * :func:`map_blocks` -- for a jitted, vmapped solver run on batches of any length: fixed blocks
@@ -149,8 +153,9 @@ def shard_batch(tree, devices: int | Sequence[jax.Device] | None = None):
     ``NamedSharding(Mesh(devices, ("batch",)), PartitionSpec("batch"))``. A jitted function
     called on the result runs its batch on all the devices (XLA partitions the vmapped
     computation along the batch axis; a ``while_loop`` over the batch then agrees on its stop
-    across devices), and every element's result is the same as on one device. Drop the
-    padding from the outputs with ``x[:n]``.
+    across devices), and every element's result is that of one device up to the rounding XLA
+    chooses for the smaller per-device batch (see :func:`map_blocks` for identical bits). Drop
+    the padding from the outputs with ``x[:n]``.
 
     Returns
     -------
@@ -193,8 +198,11 @@ def batch_over_devices(
     outputs (a pytree of ``jax.Array`` with leading axis ``n``, sharded over the devices;
     ``np.asarray`` gathers them).
 
-    Each element is computed independently by the same program, so the results on one device
-    and on N are identical. A second call with the same shapes does not recompile. Close over
+    Each element is computed independently, by a program whose batch is ``n / N`` elements per
+    device: results on one device and on N agree exactly for elementwise functions, but may
+    differ in the last ulps where XLA rounds a larger batch differently (e.g. sums of 8 or
+    more terms); :func:`map_blocks` guarantees identical bits. A second call with the same
+    shapes does not recompile. Close over
     non-array settings (step counts, flags) with ``functools.partial`` before wrapping.
 
     Parameters
