@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# GPU check for jaxbell: the GPU-marked tests, then the throughput benchmark, in under 5 minutes
-# (at most 20 + 100 + 170 s by the timeouts).
+# GPU check for jaxbell: the GPU-marked tests, the grid throughput benchmark, then the batched
+# searches' and qubit solver's throughput, in under 5 minutes (at most 20 + 120 + 100 + 55 s by
+# the timeouts).
 #
 #   benchmarks/gpu_check.sh            # on a GPU machine, from anywhere (uses PYTHONPATH=repo)
 #   benchmarks/gpu_check.sh --cpu      # dry run of every step on the CPU, with small grids
 #
-# Needs python with jax (CUDA build), numpy, xarray, tqdm and pytest; not zarr, dask, h5netcdf
-# or cvxpy. Nothing is installed or downloaded. Prints the machine, the test results, and for
-# each measurement points/s and the ratio to the device's own floors (writing arrays of the
-# output's size on the device; copying them to the host). Writes gpu_check.json beside the log.
-# Environment: TIMEOUT_TESTS (s, default 100), TIMEOUT_BENCH (s, default 170), N (grid points
-# per axis, default 512), HOST_N (default 256), OUT (folder for the JSON, default /tmp).
+# Needs python with jax (CUDA build), numpy, xarray, optax, tqdm and pytest; not zarr, dask,
+# h5netcdf or cvxpy. Nothing is installed or downloaded. Prints the machine, the test results,
+# for each grid measurement points/s and the ratio to the device's own floors (writing arrays of
+# the output's size on the device; copying them to the host), and the problems/s of the batched
+# search and the (slopes x starts)/s of the qubit solver, with their ratio to the host CPU.
+# Writes gpu_check.json and gpu_batched.json beside the log.
+# Environment: TIMEOUT_TESTS (s, default 120), TIMEOUT_BENCH (s, default 100), TIMEOUT_BATCHED
+# (s, default 55), N (grid points per axis, default 512), HOST_N (default 256), OUT (folder for
+# the JSON, default /tmp).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,18 +22,21 @@ cd "$REPO"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 PY="${PYTHON:-python3}"
-TIMEOUT_TESTS="${TIMEOUT_TESTS:-100}"
-TIMEOUT_BENCH="${TIMEOUT_BENCH:-170}"
+TIMEOUT_TESTS="${TIMEOUT_TESTS:-120}"
+TIMEOUT_BENCH="${TIMEOUT_BENCH:-100}"
+TIMEOUT_BATCHED="${TIMEOUT_BATCHED:-55}"
 N="${N:-512}"
 HOST_N="${HOST_N:-256}"
 OUT="${OUT:-/tmp}"
 BUDGET=$((TIMEOUT_BENCH - 30))
+BATCHED_BUDGET=$((TIMEOUT_BATCHED - 20))
+BATCHED_SIZE=""
 CHUNKS="20,22,24"
 
 if [[ "${1:-}" == "--cpu" ]]; then
     echo "gpu_check: dry run on the CPU (small grids; ratios are not GPU numbers)"
     export JAX_PLATFORMS=cpu JAXBELL_GPU_TESTS_ON_CPU=1
-    N=48 HOST_N=32 CHUNKS="14,16" BUDGET=60
+    N=48 HOST_N=32 CHUNKS="14,16" BUDGET=60 BATCHED_SIZE="--small"
 fi
 
 t0=$SECONDS
@@ -63,7 +70,16 @@ bench_rc=$?
 set -e
 echo "benchmark: exit status $bench_rc; numbers in $OUT/gpu_check.json"
 
-echo "== gpu_check: tests rc=$tests_rc, benchmark rc=$bench_rc, total $((SECONDS - t0)) s"
-if [[ $tests_rc -ne 0 || $bench_rc -ne 0 ]]; then
+echo "== batched searches and qubit solver (timeout ${TIMEOUT_BATCHED}s)"
+set +e
+timeout "$TIMEOUT_BATCHED" "$PY" benchmarks/gpu_batched.py $BATCHED_SIZE \
+    --budget "$BATCHED_BUDGET" --json "$OUT/gpu_batched.json"
+batched_rc=$?
+set -e
+echo "batched: exit status $batched_rc; numbers in $OUT/gpu_batched.json"
+
+echo "== gpu_check: tests rc=$tests_rc, benchmark rc=$bench_rc, batched rc=$batched_rc," \
+    "total $((SECONDS - t0)) s"
+if [[ $tests_rc -ne 0 || $bench_rc -ne 0 || $batched_rc -ne 0 ]]; then
     exit 1
 fi

@@ -542,6 +542,14 @@ def _add_search(sub) -> None:
         help="hold an angle fixed, e.g. --fixed omega=pi (repeatable; theta, phi or omega)",
     )
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the restarts")
+    p.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="split the restarts over the first N devices of this process (default: all; the "
+        "result is the same on any number)",
+    )
     p.add_argument("--out", default=None, help="write the result to FILE.nc (netCDF)")
     p.set_defaults(run=_run_search, parser=p)
 
@@ -549,7 +557,12 @@ def _add_search(sub) -> None:
 def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.dataset import check_writable, save_dataset
     from jaxbell.search import find_tuple, max_chsh
+    from jaxbell.sharding import select_devices
 
+    try:
+        select_devices(args.devices)
+    except ValueError as err:
+        parser.error(f"--devices: {err}")
     fixed = {}
     for item in args.fixed:
         name, sep, value = item.partition("=")
@@ -570,6 +583,7 @@ def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         perfect_randomness=args.perfect_randomness,
         fixed=fixed or None,
         seed=args.seed,
+        devices=args.devices,
     )
     try:
         if args.chsh is None:

@@ -437,6 +437,8 @@ def search_result_dataset(result) -> xr.Dataset:
         "restarts_at_best": result.restarts_at_best,
         "elapsed_seconds": round(result.elapsed_seconds, 3),
         "dtype": "float64",
+        "devices": list(result.devices),
+        "device_count": len(result.devices),
     }
     title = (
         "Supremum of max_chsh over self-testing tuples under constraints (jaxbell.max_chsh)"

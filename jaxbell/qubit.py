@@ -31,10 +31,12 @@ are then entropies of 2 x 2 blocks, computed in closed form with finite gradient
 angles alpha_0, alpha_1, beta_0, beta_1.
 
 The envelope is computed through its supporting lines. For a set of slopes mu, minimise
-H - mu <B> over strategies from many random starts (optax Adam, vmapped over problems,
-slopes and starts inside one ``jit``), keep every start's best point (|<B>|, H) -- each is an
-explicit strategy, and Bob flipping his outputs maps <B> to -<B> -- and take the lower convex
-hull of these points together with:
+H - mu <B> over strategies from many random starts (optax Adam; the starts of all problems and
+slopes form one batch, vmapped and jitted in fixed blocks split over all devices of the process,
+:func:`jaxbell.sharding.map_blocks`, so the results are the same, bit for bit, on 1 and N
+devices), keep every start's best point (|<B>|, H) -- each is an explicit strategy, and Bob
+flipping his outputs maps <B> to -<B> -- and take the lower convex hull of these points
+together with:
 
 * (0, 0): the maximally mixed state (Eve knows both outcomes);
 * (eta^L, 0): the best local deterministic strategy (eq. 3);
@@ -69,9 +71,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -84,6 +87,7 @@ from jaxbell._checks import as_angles
 from jaxbell._precision import x64_scope
 from jaxbell.entropy import _entropy_2x2, _shannon
 from jaxbell.family import _bell_coefficients, _local_bound, _quantum_bound_jit, is_self_testing
+from jaxbell.sharding import describe_devices, map_blocks, select_devices
 from jaxbell.strategy import _strategy_angles
 
 __all__ = [
@@ -120,7 +124,10 @@ def _blocks(params):
     p = m1 @ jnp.swapaxes(m1, -1, -2)
     q = m2 @ jnp.swapaxes(m2, -1, -2)
     norm = jnp.trace(p, axis1=-2, axis2=-1) + jnp.trace(q, axis1=-2, axis2=-1)
-    return p / norm[..., None, None], q / norm[..., None, None]
+    # one reciprocal, then products: XLA rewrites x / broadcast(y) as x * broadcast(1 / y) in
+    # some programs and not in others (e.g. sharded ones), which changed the last bit
+    inv = (1.0 / norm)[..., None, None]
+    return p * inv, q * inv
 
 
 def _rho_from_blocks(p, q):
@@ -355,62 +362,101 @@ class QubitOptions:
         return cls(**options)
 
 
-# --- the batched solver: problems x slopes x starts in one jit --------------------------------
+# --- the batched solver: problems x slopes x starts, in fixed blocks split over the devices --
 
 _TRACES = collections.Counter()  # compilations of the solver, for tests
+logger = logging.getLogger("jaxbell")
+
+
+def _descend(params, c, lo, w, xi, yi, tau, learning_rate, kind, steps):
+    """One start: minimise cos(tau) H - sin(tau) (<B> - lo)/w by Adam from ``params``.
+
+    Returns the final params, entropy (bits), <B> and objective.
+    """
+    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-3)
+    opt = optax.adam(schedule)
+    ct, st = jnp.cos(tau), jnp.sin(tau)
+
+    def objective(prm):
+        h, b, _ = _terms(prm, c, kind, xi, yi)
+        return ct * h - st * (b - lo) / w
+
+    def step(carry, _):
+        prm, s = carry
+        g = jax.grad(objective)(prm)
+        g = jnp.where(jnp.isfinite(g), g, 0.0)  # a non-finite gradient never poisons a start
+        upd, s = opt.update(g, s, prm)
+        return (optax.apply_updates(prm, upd), s), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    h, b, _ = _terms(params, c, kind, xi, yi)
+    return params, h, b, ct * h - st * (b - lo) / w
 
 
 @functools.partial(jax.jit, static_argnames=("kind", "steps"))
-def _solve(p0, coefficients, eta_low, width, x, y, tau, learning_rate, *, kind, steps):
-    """Minimise cos(tau) H - sin(tau) (<B> - eta_low)/width by Adam.
+def _solve_batch(p0, coefficients, eta_low, width, x, y, tau, learning_rate, *, kind, steps):
+    """:func:`_descend` vmapped over one batch axis (every start its own problem data)."""
+    _TRACES["solve"] += 1
+    one = functools.partial(_descend, kind=kind, steps=steps)
+    return jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, None))(
+        p0, coefficients, eta_low, width, x, y, tau, learning_rate
+    )
+
+
+#: starts per device and jitted call, by platform: one block shape, so the solver compiles
+#: once per device count, and each start's result does not depend on the device count
+_BLOCK_STARTS = {"cpu": 128}
+_BLOCK_STARTS_ACCELERATOR = 8192
+
+
+def _block_starts(devices: tuple[jax.Device, ...]) -> int:
+    return _BLOCK_STARTS.get(devices[0].platform, _BLOCK_STARTS_ACCELERATOR)
+
+
+def _solve(
+    p0, coefficients, eta_low, width, x, y, tau, learning_rate, *, kind, steps, devices=None
+):
+    """Minimise cos(tau) H - sin(tau) (<B> - eta_low)/width by Adam, for every start at once.
 
     Shapes: p0 (n, k, r, 12); coefficients (n, 2, 2); eta_low, width, x, y (n,); tau (n, k).
-    All problems of one call share ``kind``; ``x`` and ``y`` may differ. Returns params,
-    entropy, bell_value, objective, each (n, k, r[, 12]).
+    All problems of one call share ``kind``; ``x`` and ``y`` may differ. The n * k * r starts
+    (problems x slopes x starts) form one batch axis, run in blocks of :func:`_block_starts`
+    starts, one block per device and call (:func:`jaxbell.sharding.map_blocks`; ``devices``
+    default: all devices of this process), so each start's result is the same, bit for bit, on
+    1 and N devices. Returns NumPy params, entropy, bell_value, objective, each (n, k, r[, 12]).
     """
-    _TRACES["solve"] += 1
-    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-3)
-    opt = optax.adam(schedule)
+    p0 = np.asarray(p0, dtype=np.float64)
+    n, k, r = p0.shape[:3]
 
-    def objective(params, c, lo, w, xi, yi, ct, st):
-        h, b, _ = _terms(params, c, kind, xi, yi)
-        return ct * h - st * (b - lo) / w
+    def per_start(v, dtype, per_slope=False):
+        """One value per problem (n, ...) or per slope (n, k, ...) -> one per start, flat."""
+        v = np.asarray(v, dtype=dtype)
+        trail = v.shape[2 if per_slope else 1 :]
+        v = v.reshape((n, k if per_slope else 1, 1) + trail)
+        return np.broadcast_to(v, (n, k, r) + trail).reshape((n * k * r,) + trail)
 
-    grad = jax.grad(objective)
-
-    def descend(params, c, lo, w, xi, yi, t):
-        ct, st = jnp.cos(t), jnp.sin(t)
-        state = opt.init(params)
-
-        def step(carry, _):
-            prm, s = carry
-            g = grad(prm, c, lo, w, xi, yi, ct, st)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)  # a non-finite gradient never poisons a start
-            upd, s = opt.update(g, s, prm)
-            return (optax.apply_updates(prm, upd), s), None
-
-        (params, _), _ = jax.lax.scan(step, (params, state), None, length=steps)
-        h, b, _ = _terms(params, c, kind, xi, yi)
-        return params, h, b, ct * h - st * (b - lo) / w
-
-    over_starts = jax.vmap(descend, in_axes=(0, None, None, None, None, None, None))
-    over_slopes = jax.vmap(over_starts, in_axes=(0, None, None, None, None, None, 0))
-    over_problems = jax.vmap(over_slopes, in_axes=(0, 0, 0, 0, 0, 0, 0))
-    return over_problems(p0, coefficients, eta_low, width, x, y, tau)
+    flat = (
+        p0.reshape(n * k * r, NUM_PARAMS),
+        per_start(coefficients, np.float64),
+        per_start(eta_low, np.float64),
+        per_start(width, np.float64),
+        per_start(x, np.int32),
+        per_start(y, np.int32),
+        per_start(tau, np.float64, per_slope=True),
+    )
+    devs = select_devices(devices)
+    with x64_scope():
+        out = map_blocks(
+            _solve_batch, flat, (jnp.asarray(learning_rate, jnp.float64),),
+            block=_block_starts(devs), devices=devs, kind=kind, steps=steps,
+        )  # fmt: skip
+    return tuple(o.reshape((n, k, r) + o.shape[1:]) for o in out)
 
 
 def _random_params(rng: np.random.Generator, shape) -> np.ndarray:
     p = rng.standard_normal(tuple(shape) + (NUM_PARAMS,))
     p[..., 8:] = rng.uniform(0.0, 2.0 * np.pi, tuple(shape) + (4,))
     return p
-
-
-def _bucket(n: int) -> int:
-    """Batch size padded to a power of four (bounds the number of compilations: one per size)."""
-    size = 1
-    while size < n:
-        size *= 4
-    return size
 
 
 # --- lower convex hull and tangent-line bookkeeping (NumPy, per problem) -----------------------
@@ -759,12 +805,13 @@ def _problem_rng(prob: _Problem, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *(int(b) for b in bits), tag])
 
 
-def _compute(problems: list[_Problem], options: QubitOptions, progress=None) -> None:
+def _compute(problems: list[_Problem], options: QubitOptions, progress=None, devices=None) -> None:
     """Run the optimisation passes for the self-testing problems (all of one kind), in place.
 
-    Each pass is one call of the jitted solver on the problems still refining (padded to a
-    power of two), with ``directions`` slopes and ``starts`` starts each.
+    Each pass runs the jitted solver on the problems still refining, with ``directions`` slopes
+    and ``starts`` starts each, all starts in fixed blocks split over ``devices``.
     """
+    devices = select_devices(devices)
     k, r = options.directions, options.starts
     tau0 = _first_directions(k)
     batch = []
@@ -772,24 +819,27 @@ def _compute(problems: list[_Problem], options: QubitOptions, progress=None) -> 
         if pr.self_testing:
             rng = _problem_rng(pr, options.seed)
             batch.append((pr, rng, tau0.copy(), _random_params(rng, (k, r))))
+    if batch:
+        logger.info(
+            "qubit envelopes: %d tuple(s) x %d slopes x %d starts per pass on %s",
+            len(batch), k, r, describe_devices(devices),
+        )  # fmt: skip
     for ps in range(options.refine + 1):
         if not batch:
             break
-        n = _bucket(len(batch))
-        padded = batch + [batch[0]] * (n - len(batch))
-        out = _solve(
-            jnp.asarray(np.stack([b[3] for b in padded])),
-            jnp.asarray(np.stack([b[0].coefficients for b in padded])),
-            jnp.asarray(np.array([b[0].eta_low for b in padded])),
-            jnp.asarray(np.array([b[0].width for b in padded])),
-            jnp.asarray(np.array([b[0].x for b in padded], dtype=np.int32)),
-            jnp.asarray(np.array([b[0].y for b in padded], dtype=np.int32)),
-            jnp.asarray(np.stack([b[2] for b in padded])),
+        params, h, bell, obj = _solve(
+            np.stack([b[3] for b in batch]),
+            np.stack([b[0].coefficients for b in batch]),
+            np.array([b[0].eta_low for b in batch]),
+            np.array([b[0].width for b in batch]),
+            np.array([b[0].x for b in batch], dtype=np.int32),
+            np.array([b[0].y for b in batch], dtype=np.int32),
+            np.stack([b[2] for b in batch]),
             float(options.learning_rate),
             kind=batch[0][0].kind,
             steps=options.steps,
+            devices=devices,
         )
-        params, h, bell, obj = (np.asarray(o) for o in out)
         nxt_batch = []
         for i, (pr, rng, tau, _) in enumerate(batch):
             _record_pass(pr, tau, params[i], h[i], bell[i], obj[i])
@@ -839,6 +889,7 @@ def qubit_envelopes(
     y: int = 0,
     options: Mapping[str, Any] | QubitOptions | None = None,
     progress=None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> list[QubitEnvelope]:
     """Envelopes for many tuples at once (one batched optimisation; results cached).
 
@@ -850,6 +901,10 @@ def qubit_envelopes(
         As in :func:`qubit_envelope`; ``y`` only matters for kind "global".
     progress : tqdm-like or None
         Updated once per optimisation pass.
+    devices : None, int or sequence of jax.Device
+        Devices the starts are split over (:func:`jaxbell.sharding.select_devices`; default:
+        all devices of this process, e.g. every GPU). The envelope is the same, bit for bit, on
+        1 and N devices, so cached envelopes are shared whatever the devices.
 
     Returns
     -------
@@ -860,6 +915,7 @@ def qubit_envelopes(
     if kind == "key":
         y = 0
     opts = QubitOptions.from_mapping(options)
+    devs = select_devices(devices)
     keys = []
     for tpl in tuples:
         t, p, w = (float(v) for v in tpl)
@@ -873,7 +929,7 @@ def qubit_envelopes(
             problems = [_problem(*key[:6]) for key in missing]
             for pr in problems:
                 _seed_points(pr)
-            _compute(problems, opts, progress)
+            _compute(problems, opts, progress, devs)
             envs = [_finish(pr, opts) for pr in problems]
         with _CACHE_LOCK:
             for key, env in zip(missing, envs, strict=True):
@@ -902,6 +958,7 @@ def qubit_envelope(
     x: int = 0,
     y: int = 0,
     options: Mapping[str, Any] | QubitOptions | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> QubitEnvelope:
     """The lower convex envelope, over |<B>|, of the qubit-strategy entropy of one tuple.
 
@@ -915,6 +972,9 @@ def qubit_envelope(
         Inputs (``y`` is ignored for "key").
     options : dict, optional
         :class:`QubitOptions` settings, e.g. ``{"starts": 32, "seed": 1}``.
+    devices : None, int or sequence of jax.Device
+        Devices the starts are split over (default: all devices of this process); see
+        :func:`qubit_envelopes`.
 
     Returns
     -------
@@ -932,7 +992,7 @@ def qubit_envelope(
         t, p, w = (np.asarray(v, dtype=np.float64) for v in as_angles(theta, phi, omega))
     if t.ndim or p.ndim or w.ndim:
         raise ValueError("qubit_envelope takes one tuple (scalar theta, phi, omega)")
-    return qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options)[0]
+    return qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options, devices=devices)[0]
 
 
 def qubit_entropy(
@@ -945,12 +1005,14 @@ def qubit_entropy(
     x: int = 0,
     y: int = 0,
     options: Mapping[str, Any] | QubitOptions | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> jax.Array:
     """DI entropy at <B> = bell_value from qubit strategies (the ``method="qubit"`` backend).
 
     Broadcasts ``theta, phi, omega, bell_value``; one envelope per distinct tuple, all
-    optimised in one batch. Values where the envelope did not converge to ``options["tol"]``
-    (the gap between hull and tangent lines) are NaN. Arguments as in
+    optimised in one batch, the starts split over ``devices`` (default: all devices of this
+    process; see :func:`qubit_envelopes`). Values where the envelope did not converge to
+    ``options["tol"]`` (the gap between hull and tangent lines) are NaN. Arguments as in
     :func:`jaxbell.rates.di_entropy`, which checks them.
 
     Returns
@@ -964,7 +1026,9 @@ def qubit_entropy(
     flat = [np.broadcast_to(v, shape).reshape(-1) for v in (t, p, w, eta)]
     tuples = np.stack(flat[:3], -1)
     uniq, inv = np.unique(tuples, axis=0, return_inverse=True)
-    envs = qubit_envelopes([tuple(row) for row in uniq], kind=kind, x=x, y=y, options=options)
+    envs = qubit_envelopes(
+        [tuple(row) for row in uniq], kind=kind, x=x, y=y, options=options, devices=devices
+    )
     out = np.empty(flat[3].shape)
     inv = np.reshape(inv, -1)
     for j, env in enumerate(envs):

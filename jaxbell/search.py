@@ -28,7 +28,9 @@ Each choice ("case") leaves 0-3 free angles. The eight CHSH-type expressions are
 optax Adam on ``f_j + mu log(margin)`` (a log barrier that keeps condition (4) strictly true;
 steps that would leave the region are halved), then a damped Newton interior-point continuation
 ``mu -> 1e-13`` with autodiff Hessians. Problems run in jitted blocks of 128 (one compiled
-shape; spare slots get extra restarts). The best tuple is re-checked with the closed forms of
+shape; spare slots get extra restarts), split over all devices of the process (``devices=``),
+in fixed blocks per device and call (:func:`jaxbell.sharding.map_blocks`): results are the
+same, bit for bit, on 1 and N devices. The best tuple is re-checked with the closed forms of
 family.py / entropy.py before it is returned; a tuple that fails its constraints is never
 returned. :func:`find_tuple` then looks for the level ``max_chsh = chsh`` from restarts (Adam on
 the squared gap, 1-D Newton polish) and along monotone descent paths (bisection on the segment
@@ -58,9 +60,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -77,6 +80,7 @@ from jaxbell.entropy import (
 )
 from jaxbell.family import boundary_tolerance, self_testing_margin
 from jaxbell.nonlocality import max_chsh_value
+from jaxbell.sharding import describe_devices, map_blocks, select_devices
 from jaxbell.strategy import strategy_correlators
 
 __all__ = [
@@ -112,6 +116,8 @@ _ADAM_HALVINGS = 12
 _MU_LEVEL = 1e-8
 #: smallest margin of (4) the find_tuple paths may reach (the closed forms need > 32 ulp)
 _MARGIN_FLOOR = 64 * 2.0**-52
+
+logger = logging.getLogger("jaxbell")
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,6 +176,8 @@ class SearchResult:
         Restarts whose value is within 1e-9 of the best (evidence of a global maximum).
     elapsed_seconds : float
         Wall time of the search.
+    devices : tuple of str
+        The devices the problems were split over (the result does not depend on them).
     """
 
     theta: float
@@ -197,6 +205,7 @@ class SearchResult:
     steps: int
     restarts_at_best: int
     elapsed_seconds: float
+    devices: tuple[str, ...] = ()
 
     @property
     def angles(self) -> tuple[float, float, float]:
@@ -588,9 +597,18 @@ def _solve_find(probs, cands, target, mus, *, adam_steps: int):
 # batching and re-checking (NumPy)
 
 
-#: problems per jitted call: one block shape, so each solver compiles once; searches with
-#: more problems loop over blocks (128 is the fastest per problem on a CPU)
+#: problems per block: searches pad their problems to whole blocks (spare slots get extra
+#: restarts), so the problem set does not depend on the platform or the device count
 _BLOCK = 128
+#: blocks per device and jitted call, by platform: one block shape per solver and device count
+#: (128 problems is the fastest per problem on a CPU; accelerators want larger calls)
+_BLOCKS_PER_CALL = {"cpu": 1}
+_BLOCKS_PER_CALL_ACCELERATOR = 8
+
+
+def _call_block(devices: tuple[jax.Device, ...]) -> int:
+    """Problems per device and call on these devices' platform."""
+    return _BLOCK * _BLOCKS_PER_CALL.get(devices[0].platform, _BLOCKS_PER_CALL_ACCELERATOR)
 
 
 def _stack_problems(cases: list[_Case], a: np.ndarray, weights: np.ndarray, restarts: int):
@@ -629,23 +647,27 @@ def _fill_restarts(groups: int, restarts: int) -> int:
     return max(restarts, (blocks * _BLOCK) // groups)
 
 
-def _blocked(solver, probs, cands, *args, **static):
-    """Run a jitted, vmapped solver over whole blocks of problems; NumPy outputs, concatenated."""
-    size = cands.shape[0]
-    block = _BLOCK
-    outs = []
+def _blocked(solver, probs, cands, *args, devices: tuple[jax.Device, ...], **static):
+    """Run a jitted, vmapped solver over the problems, split over the devices; NumPy outputs.
+
+    :func:`jaxbell.sharding.map_blocks`: each call gives every device one block of
+    :func:`_call_block` problems (the last call padded with copies of the last problem, dropped),
+    ``args`` are replicated; each problem's result is the same, bit for bit, on 1 and N devices.
+    """
     with x64_scope():
-        dev_args = [jnp.asarray(a) for a in args]
-        for start in range(0, size, block):
-            sl = slice(start, start + block)
-            out = solver(
-                {k: jnp.asarray(v[sl]) for k, v in probs.items()},
-                jnp.asarray(cands[sl]),
-                *dev_args,
-                **static,
-            )
-            outs.append(jax.tree.map(np.asarray, out))
-    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+        return map_blocks(
+            solver, (probs, cands), tuple(jnp.asarray(a) for a in args),
+            block=_call_block(devices), devices=devices, **static,
+        )  # fmt: skip
+
+
+def _log_run(what: str, n: int, devices: tuple[jax.Device, ...]) -> None:
+    block = _call_block(devices)
+    calls = -(-n // (block * len(devices)))
+    logger.info(
+        "%s: %d problems in %d call(s) of %d per device on %s",
+        what, n, calls, block, describe_devices(devices),
+    )  # fmt: skip
 
 
 def _candidates(seed: int, size: int, count: int = 16) -> np.ndarray:
@@ -814,11 +836,12 @@ def _key_half_width(eps: float, require: bool) -> float:
     return max(a_eff, 0.0)
 
 
-def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, bounds=None):
+def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, devices, bounds=None):
     """Solve every (epsilon, case, expression, restart) problem; return per-epsilon summaries.
 
     ``eps_list`` sets the key interval of each problem (None: no key constraint); ``bounds``
-    the epsilon bound the re-checked tuples must meet (default: ``eps_list``).
+    the epsilon bound the re-checked tuples must meet (default: ``eps_list``); ``devices`` the
+    devices the blocks are split over.
     """
     cases = setup.cases
     bounds = list(eps_list) if bounds is None else list(bounds)
@@ -832,9 +855,11 @@ def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, bo
     cands = _candidates(seed, ia.size)
     stages = max(1, newton_steps // 6)
     mus = np.repeat(np.geomspace(_MU_START, _MU_END, stages), 6)
+    _log_run("max_chsh", n, devices)
     out = _blocked(
-        _solve_max, probs, cands, mus, np.bool_(setup.require_self_testing), adam_steps=steps
-    )
+        _solve_max, probs, cands, mus, np.bool_(setup.require_self_testing), adam_steps=steps,
+        devices=devices,
+    )  # fmt: skip
     with x64_scope():
         chk = _recheck(out["angles"][:n])
     summaries = []
@@ -897,6 +922,7 @@ def _result(
     seed,
     restarts,
     steps,
+    devices,
     elapsed,
 ) -> SearchResult:
     nan = float("nan")
@@ -952,15 +978,16 @@ def _result(
         steps=int(steps),
         restarts_at_best=int(at_best),
         elapsed_seconds=float(elapsed),
+        devices=tuple(str(d) for d in devices),
     )
 
 
-def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps):
+def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps, devices):
     """(summary, supremum, attained, converged, note) for one constraint set."""
     key_one = setup.eps_max == 0.0 and setup.require_self_testing
     (summary,) = _run_max(
         setup, [setup.eps_eff], seed=seed, restarts=restarts, steps=steps,
-        newton_steps=newton_steps,
+        newton_steps=newton_steps, devices=devices,
     )  # fmt: skip
     if summary is None:
         return (
@@ -982,8 +1009,9 @@ def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps):
         # the supremum as key_rate -> 1: the closure (the key sum at +-pi/2, (4) not required)
         closure = dataclasses.replace(setup, eps_eff=0.0, require_self_testing=False)
         (lim,) = _run_max(
-            closure, [0.0], seed=seed, restarts=restarts, steps=steps, newton_steps=newton_steps
-        )
+            closure, [0.0], seed=seed, restarts=restarts, steps=steps, newton_steps=newton_steps,
+            devices=devices,
+        )  # fmt: skip
         supremum = lim["value"] if lim is not None else float("nan")
         attained = False
         notes.append(
@@ -1012,9 +1040,11 @@ def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps):
 
 @functools.lru_cache(maxsize=128)
 def _maximise_cached(min_key_rate, max_epsilon, randomness, fixed_items, require, seed, restarts,
-                     steps):  # fmt: skip
+                     steps, devices):  # fmt: skip
     setup = _setup(min_key_rate, max_epsilon, randomness, dict(fixed_items), require)
-    return setup, _maximise(setup, seed=seed, restarts=restarts, steps=steps, newton_steps=60)
+    return setup, _maximise(
+        setup, seed=seed, restarts=restarts, steps=steps, newton_steps=60, devices=devices
+    )
 
 
 def _fixed_items(fixed) -> tuple:
@@ -1031,6 +1061,7 @@ def max_chsh(
     require_self_testing: bool = True,
     restarts: int = 8,
     steps: int = 200,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> SearchResult:
     r"""Supremum of ``max_chsh`` over self-testing tuples whose rates meet the constraints.
 
@@ -1065,6 +1096,11 @@ def max_chsh(
         in blocks of 128 problems) and a block's spare slots get extra restarts.
     steps : int
         Adam steps per restart before the Newton continuation (60 steps).
+    devices : None, int or sequence of jax.Device
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
@@ -1105,10 +1141,11 @@ def max_chsh(
     restarts = _check_int(restarts, "restarts", 1)
     steps = _check_int(steps, "steps", 0)
     _epsilon_bound(min_key_rate, max_epsilon)  # argument errors before any work
+    devs = select_devices(devices)
     setup, (summary, supremum, attained, converged, note) = _maximise_cached.__wrapped__(
         min_key_rate, max_epsilon, _check_bool(perfect_randomness, "perfect_randomness"),
         _fixed_items(fixed), _check_bool(require_self_testing, "require_self_testing"), seed,
-        restarts, steps,
+        restarts, steps, devs,
     )  # fmt: skip
     if summary is None and not any(c.free.any() for c in setup.cases):
         raise ValueError(
@@ -1120,7 +1157,7 @@ def max_chsh(
         summary, setup, search="max_chsh", supremum=supremum, attained=attained,
         converged=converged, note=note, chsh_target=float("nan"),
         min_key_rate=None if min_key_rate is None else float(min_key_rate), seed=seed,
-        restarts=restarts, steps=steps, elapsed=time.perf_counter() - t0,
+        restarts=restarts, steps=steps, devices=devs, elapsed=time.perf_counter() - t0,
     )  # fmt: skip
 
 
@@ -1150,6 +1187,7 @@ def find_tuple(
     fixed: Mapping[str, float] | None = None,
     restarts: int = 16,
     steps: int = 300,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> SearchResult:
     r"""A self-testing tuple with ``max_chsh`` equal to ``chsh`` whose rates meet the constraints.
 
@@ -1177,6 +1215,11 @@ def find_tuple(
         perturbations of the maximiser.
     steps : int
         Adam steps of the level-set search.
+    devices : None, int or sequence of jax.Device
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
@@ -1217,9 +1260,10 @@ def find_tuple(
     restarts = _check_int(restarts, "restarts", 1)
     steps = _check_int(steps, "steps", 0)
     _epsilon_bound(min_key_rate, max_epsilon)
+    devs = select_devices(devices)
     setup, (summary, supremum, attained, _, note) = _maximise_cached(
         min_key_rate, max_epsilon, _check_bool(perfect_randomness, "perfect_randomness"),
-        _fixed_items(fixed), True, seed, 8, 200,
+        _fixed_items(fixed), True, seed, 8, 200, devs,
     )  # fmt: skip
     if summary is None:
         raise ValueError(
@@ -1242,14 +1286,15 @@ def find_tuple(
     kwargs = dict(
         search="find_tuple", supremum=supremum, attained=attained, chsh_target=target,
         min_key_rate=None if min_key_rate is None else float(min_key_rate), seed=seed,
-        restarts=restarts, steps=steps,
+        restarts=restarts, steps=steps, devices=devs,
     )  # fmt: skip
     if best - target <= 1e-12:  # the maximiser itself
         return _result(summary, setup, converged=True, elapsed=time.perf_counter() - t0,
                        note="the supremum's maximiser: " + note, **kwargs)  # fmt: skip
     probs, cands, n = _level_problems(setup, summary, seed=seed, restarts=restarts)
     mus = np.geomspace(1e-3, 1e-14, steps)
-    out = _blocked(_solve_find, probs, cands, target, mus, adam_steps=steps)
+    _log_run("find_tuple", n, devs)
+    out = _blocked(_solve_find, probs, cands, target, mus, adam_steps=steps, devices=devs)
     with x64_scope():
         angles = np.concatenate([out["level"][:n], out["path"][:n]])
         chk = _recheck(angles)
@@ -1284,6 +1329,7 @@ def tradeoff_curve(
     seed: int = 0,
     restarts: int = 8,
     steps: int = 200,
+    devices: int | Sequence[jax.Device] | None = None,
 ):
     r"""Supremum of max_chsh over self-testing tuples with ``epsilon <= max_epsilon``, as a curve.
 
@@ -1298,6 +1344,11 @@ def tradeoff_curve(
         1-D, increasing, in (0, 1) bits (e.g. ``np.geomspace(1e-6, h(1/4), 25)``).
     seed, restarts, steps : int
         As in :func:`max_chsh`.
+    devices : None, int or sequence of jax.Device
+        Devices the problems are split over, in fixed blocks per device and call (128
+        problems on a CPU, 1024 on an accelerator; see :func:`jaxbell.sharding.select_devices`;
+        default: all devices of this process, e.g. every GPU). The result is the same, bit for
+        bit, on 1 and N devices.
 
     Returns
     -------
@@ -1323,6 +1374,7 @@ def tradeoff_curve(
     seed = _check_int(seed, "seed", 0)
     restarts = _check_int(restarts, "restarts", 1)
     steps = _check_int(steps, "steps", 0)
+    devs = select_devices(devices)
     names = ("max_chsh", "theta", "phi", "omega", "key_rate", "epsilon", "global_rate",
              "self_testing_margin", "supremum_attained", "converged",
              "restarts_at_best")  # fmt: skip
@@ -1330,7 +1382,7 @@ def tradeoff_curve(
     for i, randomness in enumerate((False, True)):
         setup = _setup(None, float(eps[0]), randomness, None, True)
         sums = _run_max(setup, [float(e) for e in eps], seed=seed, restarts=restarts, steps=steps,
-                        newton_steps=60)  # fmt: skip
+                        newton_steps=60, devices=devs)  # fmt: skip
         for j, s in enumerate(sums):
             if s is None:
                 fields["converged"][i, j] = 0
@@ -1350,5 +1402,6 @@ def tradeoff_curve(
         fields[k] = fields[k].astype(bool)
     fields["restarts_at_best"] = fields["restarts_at_best"].astype(np.int32)
     settings = {"seed": seed, "restarts": restarts, "steps": steps, "dtype": "float64",
+                "devices": [str(d) for d in devs], "device_count": len(devs),
                 "elapsed_seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
     return tradeoff_dataset(eps, fields, settings=settings)

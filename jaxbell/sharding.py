@@ -2,15 +2,22 @@
 
 Every batched computation in jaxbell has the same shape: one function written for one point
 (or one block), applied independently along a leading batch axis. Splitting that axis over
-the devices needs no communication between them, so results are the same, bit for bit, on
-one device and on N: each element is computed by the same program on the same inputs.
+the devices needs no communication between them. Results are the same, bit for bit, on one
+device and on N when every device runs the same program on blocks of the same shape
+(:func:`map_blocks`, the grids): XLA may round an element differently in a batch of another
+shape (vectorised reductions, fusion decisions), so splitting a batch of n into n/N per device
+(:func:`batch_over_devices`, :func:`shard_batch`) agrees with one device only to the last ulps
+in general (exactly for simple elementwise functions).
 
 * :func:`select_devices` -- which devices a run uses (``None``: all devices of this process).
 * :func:`batch_over_devices` -- ``vmap`` a one-point function and shard its batch axis over the
-  devices (padding the batch to a multiple of the device count). Use it for the batched
-  searches and rate computations: ``batch_over_devices(fn)(thetas, phis, omegas)``.
+  devices (padding the batch to a multiple of the device count), for one-point functions of
+  your own: ``batch_over_devices(fn)(thetas, phis, omegas)``.
 * :func:`shard_batch` -- for code that already has a jitted, vmapped function: pad and place
   its batched inputs split over the devices; ``jit`` then runs the batch on all of them.
+* :func:`map_blocks` -- for a jitted, vmapped solver run on batches of any length: fixed blocks
+  per device and call (one compiled shape), each element's result independent of the device
+  count. The searches (:mod:`jaxbell.search`) and the qubit solver (:mod:`jaxbell.qubit`) use it.
 * The grids (:mod:`jaxbell.grid`) shard each step's blocks over the devices with the same mesh.
 
 Multi-host: after ``jax.distributed.initialize()`` every process sees the devices of all hosts
@@ -38,6 +45,7 @@ __all__ = [
     "shard_map",
     "describe_devices",
     "device_mesh",
+    "map_blocks",
     "select_devices",
 ]
 
@@ -145,8 +153,9 @@ def shard_batch(tree, devices: int | Sequence[jax.Device] | None = None):
     ``NamedSharding(Mesh(devices, ("batch",)), PartitionSpec("batch"))``. A jitted function
     called on the result runs its batch on all the devices (XLA partitions the vmapped
     computation along the batch axis; a ``while_loop`` over the batch then agrees on its stop
-    across devices), and every element's result is the same as on one device. Drop the
-    padding from the outputs with ``x[:n]``.
+    across devices), and every element's result is that of one device up to the rounding XLA
+    chooses for the smaller per-device batch (see :func:`map_blocks` for identical bits). Drop
+    the padding from the outputs with ``x[:n]``.
 
     Returns
     -------
@@ -189,8 +198,11 @@ def batch_over_devices(
     outputs (a pytree of ``jax.Array`` with leading axis ``n``, sharded over the devices;
     ``np.asarray`` gathers them).
 
-    Each element is computed independently by the same program, so the results on one device
-    and on N are identical. A second call with the same shapes does not recompile. Close over
+    Each element is computed independently, by a program whose batch is ``n / N`` elements per
+    device: results on one device and on N agree exactly for elementwise functions, but may
+    differ in the last ulps where XLA rounds a larger batch differently (e.g. sums of 8 or
+    more terms); :func:`map_blocks` guarantees identical bits. A second call with the same
+    shapes does not recompile. Close over
     non-array settings (step counts, flags) with ``functools.partial`` before wrapping.
 
     Parameters
@@ -269,3 +281,58 @@ def batch_over_devices(
 
     wrapper.devices = devs  # type: ignore[attr-defined]
     return wrapper
+
+
+def map_blocks(
+    fn: Callable,
+    batched: tuple,
+    shared: tuple = (),
+    *,
+    block: int,
+    devices: int | Sequence[jax.Device] | None = None,
+    **static,
+):
+    """Run a jitted, vmapped ``fn`` over a batch in fixed blocks, one block per device and call.
+
+    ``fn(*batched, *shared, **static)`` must map every leaf of ``batched`` (a tuple of pytrees
+    with a common leading batch axis of length ``n``) along that axis, element by element;
+    ``shared`` are arguments common to all elements and ``static`` its static keywords. The batch
+    is cut into consecutive blocks of ``block`` elements; each call takes ``len(devices)`` of
+    them, placed with ``NamedSharding(Mesh(devices, ("batch",)), PartitionSpec("batch"))`` so
+    that device ``d`` computes the ``d``-th, while ``shared`` is replicated. The last call is
+    padded with copies of the last element (their results are dropped).
+
+    Every device thus runs one compiled program on blocks of one shape, and an element sits at
+    the same place in its block whatever the device count. This makes each element's result
+    the same, bit for bit, on 1 and N devices: XLA may round differently for another block
+    shape (vectorised reductions, fusion), which a plain ``shard_batch`` of the whole batch
+    (``n / N`` elements per device) would expose. All calls are dispatched before any result is
+    read, so the devices stay busy.
+
+    Returns
+    -------
+    The outputs of ``fn`` as a pytree of NumPy arrays with leading axis ``n``, in order.
+    """
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be a positive number of elements, got {block!r}")
+    devs = select_devices(devices)
+    leaves = jax.tree.leaves(batched)
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(
+            f"every batched leaf needs the same leading length; got {sorted(map(str, sizes))}"
+        )
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("the batch is empty; give at least one element")
+    mesh = device_mesh(devs)
+    split = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+    shared = jax.device_put(tuple(shared), NamedSharding(mesh, PartitionSpec()))
+    per_call = int(block) * len(devs)
+    calls = []
+    for start in range(0, n, per_call):
+        idx = np.minimum(np.arange(start, start + per_call), n - 1)
+        placed = jax.device_put(jax.tree.map(lambda x, i=idx: x[i], batched), split)
+        calls.append((fn(*placed, *shared, **static), min(per_call, n - start)))
+    outs = [jax.tree.map(lambda x, m=m: np.asarray(x)[:m], out) for out, m in calls]
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)

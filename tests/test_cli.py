@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -140,6 +141,19 @@ def test_help_and_version(capsys):
         "--no-progress",
     ):
         assert option in text
+
+
+def test_search_devices_option(tmp_path, capsys):
+    out = tmp_path / "r.nc"
+    argv = ["search", "--perfect-randomness", "--fixed", "omega=pi", "--devices", "1"]
+    assert main(argv + ["--out", str(out)]) == 0
+    ds = jb.open_dataset(out)
+    # Prop. 2: the supremum with perfect randomness, 3 sqrt(3)/2, lies in the omega = pi plane
+    assert abs(float(ds.max_chsh) - 3 * np.sqrt(3) / 2) < 1e-9
+    assert ds.attrs["device_count"] == 1 and ds.attrs["devices"] == str(jax.local_devices()[0])
+    with pytest.raises(SystemExit):
+        main(["search", "--devices", "99"])
+    assert "--devices" in capsys.readouterr().err
 
 
 # --- scale: --out FILE.zarr (out of core, resumable), --reduce, devices -----------------------

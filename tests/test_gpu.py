@@ -1,4 +1,5 @@
-"""On a GPU: the grid, its reductions and its sharding against the CPU and against each other.
+"""On a GPU: the grid, its reductions, the batched searches and the qubit solver, against the
+CPU, known answers and each other (all devices against one).
 
 Marked ``gpu``: skipped where JAX has no GPU; run by ``benchmarks/gpu_check.sh``. Needs only
 jax, numpy, xarray (no zarr, dask, h5netcdf). ``JAXBELL_GPU_TESTS_ON_CPU=1`` runs them on the
@@ -8,8 +9,10 @@ CPU backend (a dry run of the script: the "device" is then the CPU itself).
 import jax
 import numpy as np
 import pytest
+from helpers import pironio_entropy
 
 import jaxbell as jb
+from jaxbell import qubit
 from jaxbell.grid import FIELDS, default_chunk_size, grid_fields
 from jaxbell.reductions import reduce_grid
 
@@ -97,3 +100,63 @@ def test_all_devices_give_the_same_fields_as_one():
     rn = reduce_grid(*axes, chunk_size=4096)
     for name in r1.data_vars:
         np.testing.assert_array_equal(r1[name].values, rn[name].values, err_msg=name)
+
+
+# --- the batched searches and the qubit solver on the GPU -----------------------------------
+
+
+def _np_check(theta, phi, omega):
+    """max_chsh, margin of (4) and the smallest |E| of eq. (6), recomputed with NumPy."""
+    e = np.sin([phi, omega, theta + phi, theta + omega])
+    margin = -np.prod(np.cos([phi, omega, theta + phi, theta + omega]))
+    return np.max(np.abs(e.sum() - 2 * e)), margin, np.min(np.abs(e))
+
+
+def test_search_on_the_gpu_reaches_prop2_and_agrees_with_the_cpu():
+    # Prop. 2: with perfect randomness the supremum is 3 sqrt(3)/2, attained
+    gpu = jb.max_chsh(perfect_randomness=True)
+    cpu = jb.max_chsh(perfect_randomness=True, devices=_cpu())
+    assert gpu.devices == tuple(str(d) for d in jax.local_devices())
+    assert gpu.converged and gpu.supremum_attained
+    assert abs(gpu.max_chsh - 3 * np.sqrt(3) / 2) < 1e-9
+    assert abs(gpu.max_chsh - cpu.max_chsh) < 1e-12
+    mc, margin, smallest = _np_check(*gpu.angles)
+    assert abs(mc - gpu.max_chsh) < 1e-12 and margin > 0 and smallest < 1e-15
+    # a prescribed value (the proposition made constructive), re-checked with NumPy
+    found = jb.find_tuple(2.4, perfect_randomness=True)
+    mc, margin, smallest = _np_check(*found.angles)
+    assert found.converged and abs(mc - 2.4) <= 1e-9 and margin > 0 and smallest < 1e-15
+
+
+def test_rate_curve_on_the_gpu_reproduces_pironio_and_the_cpu():
+    chsh = (PI / 2, PI / 4, 3 * PI / 4)  # the CHSH member: S = 2 sqrt(2) |<B>|
+    qubit.clear_cache()
+    curve = jb.rate_curve(*chsh, num=9)  # on every device of the default backend
+    eta = curve.bell_value.values
+    ref = pironio_entropy(2 * np.sqrt(2) * np.abs(eta))  # Pironio et al. 2009, tight
+    got = curve.entropy.values
+    assert np.all(curve.curve_status.values == 0)
+    assert np.max(np.abs(got - ref)) < 1e-4 and np.min(got - ref) > -1e-9
+    qubit.clear_cache()
+    cpu = qubit.qubit_envelope(*chsh, devices=_cpu())
+    tol = max(float(curve.gap.max()), float(np.max(cpu.gap(eta)))) + 1e-7
+    np.testing.assert_allclose(got, cpu.entropy(eta), atol=tol)
+    qubit.clear_cache()
+
+
+@pytest.mark.skipif(jax.local_device_count() < 2, reason="one device: nothing to shard")
+def test_all_devices_give_the_same_search_and_envelope_as_one():
+    # fixed blocks per device (sharding.map_blocks): the same bits on 1 and N devices
+    kwargs = dict(perfect_randomness=True, fixed={"omega": PI}, restarts=40, steps=100)
+    one, every = (jb.max_chsh(devices=d, **kwargs) for d in (1, None))
+    assert len(every.devices) == jax.local_device_count()
+    for name in ("theta", "phi", "omega", "max_chsh", "supremum", "restarts_at_best"):
+        assert getattr(one, name) == getattr(every, name), name
+    tpl = (PI / 3, PI / 2 - 0.1, 5 * PI / 6)
+    envs = []
+    for d in (1, None):
+        qubit.clear_cache()
+        envs.append(qubit.qubit_envelope(*tpl, options={"starts": 64}, devices=d))
+    qubit.clear_cache()
+    np.testing.assert_array_equal(envs[0].vertex_entropy, envs[1].vertex_entropy)
+    np.testing.assert_array_equal(envs[0].vertex_params, envs[1].vertex_params)

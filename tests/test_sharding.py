@@ -230,3 +230,129 @@ def test_shard_batch_runs_a_jitted_vmapped_loop_on_four_devices():
         from jaxbell.sharding import shard_batch
 
         shard_batch((np.zeros(3), np.zeros(4)))
+
+
+# --- fixed blocks per device: map_blocks, the searches and the qubit solver -----------------
+
+
+def test_map_blocks_pads_keeps_order_and_checks_its_input():
+    from jaxbell.sharding import map_blocks
+
+    calls = []
+
+    @jax.jit
+    def fn(x, pair, scale):
+        calls.append(x.shape)  # traced once per block shape
+        return {"y": x * scale + pair[0], "z": jnp.sum(pair[1], axis=-1)}
+
+    x = np.arange(11.0)
+    pair = (np.arange(11.0) ** 2, np.arange(33.0).reshape(11, 3))
+    out = map_blocks(fn, (x, pair), (2.0,), block=4)
+    np.testing.assert_array_equal(out["y"], 2 * x + x**2)  # NumPy, in order, padding dropped
+    np.testing.assert_array_equal(out["z"], pair[1].sum(axis=1))
+    assert len(calls) == 1 and calls[0] == (4 * jax.local_device_count(),)
+    for bad, match in [
+        (dict(block=0), "block"),
+        (dict(block=2.5), "block"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            map_blocks(fn, (x, pair), (2.0,), **bad)
+    with pytest.raises(ValueError, match="same leading length"):
+        map_blocks(fn, (x[:3], pair), (2.0,), block=4)
+    with pytest.raises(ValueError, match="empty"):
+        map_blocks(fn, (x[:0], (x[:0], pair[1][:0])), (2.0,), block=4)
+
+
+#: settings small enough for a test, large enough that the problems span several blocks
+_SEARCH = dict(perfect_randomness=True, fixed={"omega": np.pi}, restarts=20, steps=20)
+_FIND = dict(perfect_randomness=True, restarts=300, steps=20)
+_QUBIT = {"directions": 16, "starts": 40, "steps": 60, "refine": 1}
+_PROP3 = (PI / 3, PI / 2 - 0.1, 5 * PI / 6)
+
+_SEARCH_AND_RATES = """
+import json, jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import jaxbell as jb
+from jaxbell import qubit, search
+assert jax.local_device_count() == 4, jax.devices()
+calls = []  # devices that each call of a solver ran on
+
+def spy(fn):
+    def wrapped(*args, **kwargs):
+        calls.append((fn.__name__, len(jax.tree.leaves(args[0])[0].sharding.device_set)))
+        return fn(*args, **kwargs)
+    return wrapped
+
+search._solve_max, search._solve_find = spy(search._solve_max), spy(search._solve_find)
+qubit._solve_batch = spy(qubit._solve_batch)
+fields = ("theta", "phi", "omega", "max_chsh", "key_rate", "epsilon", "global_rate",
+          "self_testing_margin", "supremum", "restarts_at_best", "converged")
+out = {}
+for d in (1, 4):
+    r = jb.max_chsh(devices=d, **S)
+    f = jb.find_tuple(2.4, devices=d, **F)
+    qubit.clear_cache()
+    env = qubit.qubit_envelope(*T, options=Q, devices=d)
+    out[d] = {"devices": list(r.devices) + ["|"] + list(f.devices),
+              "max_chsh": [getattr(r, k) for k in fields],
+              "find_tuple": [getattr(f, k) for k in fields],
+              "envelope": [env.vertex_bell_value.tolist(), env.vertex_entropy.tolist(),
+                           env.vertex_params.tolist(), env.tangent_intercept.tolist()]}
+qubit.clear_cache()
+curve = jb.rate_curve(*T, num=7, options=Q)  # all (4) devices
+out["curve"] = {k: curve[k].values.tolist() for k in ("entropy", "slope", "intercept", "gap")}
+out["calls"] = calls
+print(json.dumps(out))
+"""
+
+
+def test_searches_and_rates_identical_on_one_and_four_devices():
+    """max_chsh (constrained), find_tuple, the qubit envelope and rate_curve on 4 forced host
+    devices equal, bit for bit, the same computations on 1 device (in the child: devices=1; and
+    rate_curve here, in a process with one device)."""
+    import collections
+    import json
+
+    settings = f"S, F, Q, T = {_SEARCH!r}, {_FIND!r}, {_QUBIT!r}, {_PROP3!r}\n"
+    proc = run_python(settings + _SEARCH_AND_RATES, host_devices=4)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, four = res["1"], res["4"]
+    assert one["devices"] == ["cpu:0", "|", "cpu:0"]
+    every = [f"cpu:{i}" for i in range(4)]
+    assert four["devices"] == every + ["|"] + every
+    for key in ("max_chsh", "find_tuple", "envelope"):
+        assert one[key] == four[key], key
+    # every solver ran split over 4 devices when asked, and on one when asked
+    counts = collections.Counter(map(tuple, res["calls"]))  # (solver, devices): calls
+    assert {s for s, _ in counts} == {"_solve_max", "_solve_find", "_solve_batch"}
+    for solver in ("_solve_max", "_solve_find", "_solve_batch"):
+        assert 0 < counts[solver, 4] < counts[solver, 1], counts  # several blocks per call
+    # independent checks of what was computed: Prop. 2's plane maximum is 3 sqrt(3)/2 at
+    # omega = pi, the level set is hit, the key entropy at eta^Q is 1 bit
+    assert abs(one["max_chsh"][3] - 3 * np.sqrt(3) / 2) < 1e-9
+    assert abs(one["find_tuple"][3] - 2.4) < 1e-9
+    assert one["envelope"][1][-1] == pytest.approx(1.0, abs=1e-12)
+    # rate_curve in this process (one device) against the child's, on four
+    from jaxbell import qubit
+
+    assert jax.local_device_count() == 1
+    qubit.clear_cache()
+    curve = jb.rate_curve(*_PROP3, num=7, options=_QUBIT)
+    for name, values in res["curve"].items():
+        np.testing.assert_array_equal(curve[name].values, np.array(values), err_msg=name)
+
+
+def test_searches_and_rates_check_devices_before_any_work():
+    from jaxbell import qubit
+
+    calls = [
+        lambda d: jb.max_chsh(devices=d),
+        lambda d: jb.find_tuple(2.5, devices=d),
+        lambda d: jb.tradeoff_curve([0.1], devices=d),
+        lambda d: qubit.qubit_envelope(*_PROP3, devices=d),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="devices=99"):
+            call(99)
+        with pytest.raises(TypeError, match="devices must"):
+            call("gpu")
