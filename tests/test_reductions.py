@@ -266,3 +266,23 @@ def test_a_subset_of_reductions_equals_the_same_part_of_all():
         assert set(part.data_vars) < set(every.data_vars)
         for name in part.data_vars:
             np.testing.assert_array_equal(part[name].values, every[name].values, err_msg=name)
+
+
+def test_grouped_reduce_equals_one_variadic_reduce(rng):
+    # accelerators reduce in groups of ACCELERATOR_GROUP operands (GPU shared-memory limit);
+    # the grouping must not change any partial result
+    import jax.numpy as jnp
+
+    from jaxbell.grid import _block_fields
+    from jaxbell.reductions import ACCELERATOR_GROUP, _block_partials
+
+    t, p, w = (np.sort(rng.uniform(0, 2 * np.pi, n)) for n in (6, 7, 9))
+    fields = _block_fields(jnp.asarray(t), jnp.asarray(p), jnp.asarray(w))
+    limits = jnp.asarray([5, 7, 8])  # exclude some padding rows/columns too
+    eps = jnp.asarray([0.5, 0.1, 1e-3])
+    edges = jnp.linspace(2.0, 2.0 * np.sqrt(2.0), 11)
+    one = _block_partials(fields, limits, eps, edges, "uniform")
+    grouped = _block_partials(fields, limits, eps, edges, "uniform", group=ACCELERATOR_GROUP)
+    for name in one:
+        np.testing.assert_array_equal(np.asarray(grouped[name]), np.asarray(one[name]), name)
+    assert int(one["n_meet"][0]) > 0
