@@ -219,7 +219,7 @@ def test_table_windows_do_not_change_results(rng, monkeypatch):
 def test_default_chunk_sizes():
     assert grid_module.default_chunk_size("cpu") == grid_module.DEFAULT_CHUNK_SIZE == 1 << 16
     assert grid_module.default_chunk_size("cpu", "zarr") == 1 << 18
-    assert grid_module.default_chunk_size("gpu") == 1 << 22
+    assert grid_module.default_chunk_size("gpu") == 1 << 24
     assert grid_module.default_chunk_size("gpu", "zarr") == 1 << 20
     with pytest.raises(ValueError, match="output"):
         grid_module.default_chunk_size("cpu", "disk")
