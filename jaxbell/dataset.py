@@ -1017,7 +1017,12 @@ def labelled_dataset(
         {k: (dims, np.asarray(v)) for k, (dims, v) in data_vars.items()},
         coords={k: np.asarray(v) for k, v in coords.items()},
     )
-    return label(ds, title=title, settings=settings, history=history, references=references)
+    ds = label(ds, title=title, settings=settings, history=history, references=references)
+    for name, flags in _flag_tables().items():  # CF flags of the status variables present
+        if name in ds:
+            ds[name].attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
+            ds[name].attrs["flag_meanings"] = " ".join(flags.values())
+    return ds
 
 
 # =============================================================================================
@@ -1102,6 +1107,15 @@ GLOSSARY.update(
 
 #: CF flag meanings of ``rate_status``
 RATE_STATUS_FLAGS = {0: "computed", 1: "failed_or_not_converged_rate_nan"}
+
+
+def _flag_tables() -> dict[str, dict[int, str]]:
+    """Status variables and their CF flags (applied by :func:`labelled_dataset`)."""
+    return {
+        "rate_status": RATE_STATUS_FLAGS,
+        "curve_status": CURVE_STATUS_FLAGS,
+        "bff_status": BFF_STATUS_FLAGS,
+    }
 
 
 def noisy_rate_dataset(
