@@ -483,8 +483,9 @@ def test_certified_never_above_qubit_at_20_random_pairs(rng):
 
 @pytest.mark.slow
 def test_slow_certified_never_above_qubit_m8(rng):
-    gaps = _check_certified_below_qubit(rng, 24, {"m": 8, "progress": False}, {"tol": 1.0})
-    assert gaps.max() < 0.03, gaps
+    gaps = _check_certified_below_qubit(rng, 24, {"m": 8, "progress": False}, None)
+    # m = 8: the last node costs <= 0.0113 bit where H = 1, more where H is linear in <B>
+    assert gaps.max() < 0.05, gaps
 
 
 def test_rate_curve_with_both_methods(tmp_path):
