@@ -8,7 +8,7 @@ doi:10.1103/PhysRevLett.132.210802.
 """
 
 from jaxbell._version import __version__
-from jaxbell.bff import BffResult, bff_entropy
+from jaxbell.bff import BffOptions, BffResult, bff_entropy
 from jaxbell.dataset import open_dataset, save_dataset
 from jaxbell.entropy import (
     binary_entropy,
@@ -34,6 +34,8 @@ from jaxbell.rates import (
     di_entropy,
     noisy_global_rate,
     noisy_key_rate,
+    noisy_rate_curve,
+    noisy_strategy_entropy,
     rate_curve,
 )
 from jaxbell.reductions import merge_reductions, reduce_grid
@@ -47,6 +49,7 @@ from jaxbell.strategy import (
 
 __all__ = [
     "SearchResult",
+    "BffOptions",
     "BffResult",
     "QubitEnvelope",
     "QubitOptions",
@@ -71,6 +74,8 @@ __all__ = [
     "noisy_correlators",
     "noisy_global_rate",
     "noisy_key_rate",
+    "noisy_rate_curve",
+    "noisy_strategy_entropy",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",

@@ -125,6 +125,8 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 from tqdm import tqdm
@@ -133,12 +135,12 @@ from jaxbell._checks import as_angles, as_correlators
 from jaxbell._precision import x64_scope
 
 __all__ = [
+    "BffOptions",
     "BffResult",
-    "bff_critical_visibility",
     "bff_entropy",
-    "bff_key_rate_curve",
+    "certify",
     "gauss_radau",
-    "noisy_strategy_entropy",
+    "rates_backend",
     "sdp_sizes",
 ]
 
@@ -810,8 +812,10 @@ def bff_entropy(
     valid lower bound on the infimum of H(A|X=x,E) (kind "key") or H(AB|X=x,Y=y,E) (kind
     "global") over *all* quantum strategies meeting the constraint, whatever the solver's
     tolerance. It is the certified counterpart of ``di_entropy(..., method="qubit")`` (an
-    achievable upper bound); ``di_entropy(..., method="bff")`` is this function with the same
-    positional arguments and ``kind``, ``x``, ``y`` passed on.
+    achievable upper bound). ``di_entropy(..., method="bff", options={...})`` returns this
+    function's ``value`` (with the same positional arguments, ``kind``, ``x``, ``y`` and the
+    options of :class:`BffOptions` passed on), raised to 0 where it is negative and exactly 0
+    where ``|bell_value| <= eta^L`` (no SDP solved); see :func:`certify`.
 
     Parameters
     ----------
@@ -1007,262 +1011,213 @@ def bff_entropy(
     )
 
 
-# --- noisy strategies of eq. (6): achievable values, certified key rates, thresholds ----------
+# --- the backend of jaxbell.rates: di_entropy(..., method="bff") ------------------------------
+
+#: What the strategies must reproduce with ``method="bff"`` in :mod:`jaxbell.rates`.
+CONSTRAINTS = ("bell", "correlators")
 
 
-def _vn_bits(p: np.ndarray) -> np.ndarray:
-    """-p log2 p, 0 at p = 0."""
-    p = np.asarray(p, dtype=np.float64)
-    return -np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+@dataclasses.dataclass(frozen=True)
+class BffOptions:
+    """Settings of the certified backend: ``options={...}`` with ``method="bff"`` in the rates.
+
+    ``jaxbell.di_entropy(..., method="bff", options={"m": 8})``, ``rate_curve``,
+    ``noisy_key_rate``, ``noisy_global_rate``, ``critical_visibility`` and
+    ``noisy_rate_curve`` pass these on to :func:`bff_entropy`.
+
+    Attributes
+    ----------
+    m : int
+        Gauss-Radau nodes, 2..40 (default 8; ``m - 1`` SDPs per point). Every m gives a valid
+        lower bound; small m (3, 4) is looser and faster.
+    level : {1, 2}
+        Relaxation level (default 2).
+    eve_pairs : bool
+        Every product of two Eve letters in the moment matrix (default False).
+    solver : {"CLARABEL", "SCS", "MOSEK"}
+        cvxpy solver (default "CLARABEL").
+    processes : int or None
+        Worker processes for the points (default None: one per core, >= 4 points each).
+    progress : bool or None
+        tqdm bar over the points (None: on a terminal, for more than one point).
+    max_correction : float
+        Largest certificate correction accepted per point, bits (default 1e-4).
+    constraint : {"bell", "correlators"}
+        "bell" (default): the strategies reach ``<B> = bell_value``. "correlators": they
+        reproduce all four correlators of the strategy of eq. (6) under white noise that
+        reach it, ``v E`` with ``v = bell_value / eta^Q`` (Props. 4 and 6) -- the statistics
+        of the noisy strategy in ``noisy_key_rate``. A stronger constraint: a certified lower
+        bound on that protocol's entropy, which may exceed the Bell-value infimum (and the
+        ``"qubit"`` values, which constrain the Bell value only).
+
+    References
+    ----------
+    Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692; Props. 4 and 6 of
+    Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    """
+
+    m: int = 8
+    level: int = 2
+    eve_pairs: bool = False
+    solver: str = "CLARABEL"
+    processes: int | None = None
+    progress: bool | None = None
+    max_correction: float = DEFAULT_MAX_CORRECTION
+    constraint: str = "bell"
+
+    def __post_init__(self):
+        _check_int(self.m, "options['m']", 2, 40)
+        _check_int(self.level, "options['level']", 1, 2)
+        _check_bool(self.eve_pairs, "options['eve_pairs']")
+        object.__setattr__(self, "solver", _check_solver(self.solver, "options['solver']"))
+        if self.processes is not None:
+            _check_int(self.processes, "options['processes']", 1, 4096)
+        if self.progress is not None:
+            _check_bool(self.progress, "options['progress']")
+        mc = self.max_correction
+        if isinstance(mc, bool) or not isinstance(mc, (int, float)) or not mc > 0:
+            raise ValueError(
+                f"options['max_correction'] must be a positive number of bits, got {mc!r}"
+            )
+        if self.constraint not in CONSTRAINTS:
+            raise ValueError(
+                f"options['constraint'] must be one of {CONSTRAINTS}, got {self.constraint!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any] | BffOptions | None) -> BffOptions:
+        """Build from a dict (unknown keys raise a TypeError listing the valid ones)."""
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        if not isinstance(options, Mapping):
+            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown} for method 'bff'; valid options: {valid}")
+        return cls(**options)
+
+    def solver_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`bff_entropy` (all but ``constraint``)."""
+        out = dataclasses.asdict(self)
+        out.pop("constraint")
+        return out
 
 
-def _h2(q: np.ndarray) -> np.ndarray:
-    return _vn_bits(q) + _vn_bits(1.0 - q)
-
-
-def noisy_strategy_entropy(
+def certify(
     theta: ArrayLike,
     phi: ArrayLike,
     omega: ArrayLike,
-    visibility: ArrayLike,
+    bell_value: ArrayLike,
     *,
     kind: str = "key",
     x: int = 0,
     y: int = 0,
-) -> np.ndarray:
-    r"""H(A|X=x,E) or H(AB|X=x,Y=y,E) of the strategy of eq. (6) under white noise, bits.
-
-    The state ``rho_v = v |psi><psi| + (1 - v) 1/4`` with Eve holding its purification, the
-    measurements of eq. (6); ``<B> = v eta^Q``. An *achievable* value: the DI infimum at that
-    Bell value (or at the correlators ``v E``) is at most this, so it bounds the certified value
-    of :func:`bff_entropy` from above. With ``H(A'|E) = S(Delta(rho)) - S(rho)`` (Delta: the
-    dephasing of the measured outcomes; Eve purifies rho):
-
-    .. math::
-
-        H(A|X{=}x,E) = 1 + h\big(\tfrac{1+v}{2}\big) - S(\rho_v),\qquad
-        H(AB|X{=}x,Y{=}y,E) = 1 + h\big(\tfrac{1+vE_{xy}}{2}\big) - S(\rho_v),
-
-    ``S(rho_v) = -((1+3v)/4) log2((1+3v)/4) - 3 ((1-v)/4) log2((1-v)/4)``, h the binary entropy.
-    (tests/test_bff.py checks these against an explicit purification.)
-
-    Parameters
-    ----------
-    theta, phi, omega : array_like
-        Angles of eq. (2), radians; broadcast with ``visibility``.
-    visibility : array_like
-        v in [0, 1].
-    kind : {"key", "global"}
-    x, y : {0, 1}
-
-    Returns
-    -------
-    numpy.ndarray
-        Bits, the broadcast shape.
-
-    References
-    ----------
-    Eq. (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); the purification formula
-    e.g. in Pironio et al., New J. Phys. 11, 045021 (2009).
-    """
-    kind = _check_kind(kind)
-    x, y = _check_xy(x, y)
-    v = _as_finite(visibility, "visibility")
-    if np.any((v < 0) | (v > 1)):
-        raise ValueError("visibility must lie in [0, 1]")
-    with x64_scope():
-        from jaxbell.strategy import strategy_correlators
-
-        t, p, w = as_angles(theta, phi, omega)
-        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)[..., x, y]
-    s_rho = _vn_bits((1 + 3 * v) / 4) + 3 * _vn_bits((1 - v) / 4)
-    if kind == "key":
-        return np.asarray(1.0 + _h2((1 + v) / 2) - s_rho + 0 * e)
-    return np.asarray(1.0 + _h2((1 + v * e) / 2) - s_rho)
-
-
-def _error_correction(theta, phi, omega, visibility, x: int) -> tuple[np.ndarray, np.ndarray]:
-    """min_y H(A|X=x,Y=y,B) = min_y h((1 + v E[x, y]) / 2) of the noisy eq. (6), and the best y."""
-    with x64_scope():
-        from jaxbell.strategy import strategy_correlators
-
-        e = np.asarray(strategy_correlators(*as_angles(theta, phi, omega)), dtype=np.float64)
-    v = np.asarray(visibility, dtype=np.float64)
-    costs = np.stack([_h2((1 - v * np.abs(e[..., x, yy])) / 2) for yy in (0, 1)], -1)
-    return costs.min(-1), costs.argmin(-1).astype(np.int8)
-
-
-def bff_key_rate_curve(
-    theta: float,
-    phi: float,
-    omega: float,
-    visibility: ArrayLike,
-    *,
-    x: int = 0,
-    constraint: str = "bell",
-    m: int = 8,
-    level: int = 2,
-    eve_pairs: bool = False,
-    solver: str = "CLARABEL",
-    processes: int | None = None,
+    options: Mapping[str, Any] | BffOptions | None = None,
     progress: bool | None = None,
-    max_correction: float = DEFAULT_MAX_CORRECTION,
-):
-    r"""Certified and achievable Devetak-Winter key rates of eq. (6) under white noise.
+) -> dict[str, np.ndarray]:
+    """The certified values behind ``method="bff"`` of :mod:`jaxbell.rates`, with their status.
 
-    For each visibility v: the certified ``H(A|X=x,E)`` of :func:`bff_entropy` given
-    ``<B> = v eta^Q`` (``constraint="bell"``) or the four correlators ``v E`` (``"correlators"``,
-    Props. 4, 6), the achievable value of :func:`noisy_strategy_entropy`, and the key rates of
-    eq. (1) for Alice's key input x, ``r = H(A|X=x,E) - min_y h((1 + v E[x, y]) / 2)``. The
-    certified rate is a lower bound on the DI rate, the achievable one an upper bound (for the
-    qubit-strategy values, use the rates module).
+    Points with ``|bell_value| <= eta^L`` (constraint "bell") are exactly 0 without an SDP (a
+    local deterministic strategy reaches them, and H >= 0); elsewhere the value is the larger
+    of the :func:`bff_entropy` bound and 0 (still a lower bound: the outcome is classical, so
+    H >= 0), NaN where the point is not certified.
 
     Parameters
     ----------
-    theta, phi, omega : float
-        One tuple of eq. (2), radians.
-    visibility : array_like
-        1-D, values in [0, 1].
-    x : {0, 1}
-        Alice's key input.
-    constraint : {"bell", "correlators"}
-    m, level, eve_pairs, solver, processes, progress, max_correction
+    theta, phi, omega, bell_value : array_like
+        Broadcast together; radians, and <B> with |bell_value| <= |eta^Q| (the rates check).
+    kind, x, y
         As in :func:`bff_entropy`.
+    options : dict or BffOptions, optional
+        :class:`BffOptions`.
+    progress : bool or None
+        Used when ``options`` does not set ``progress``.
 
     Returns
     -------
-    xarray.Dataset
-        Dim ``visibility``: certified_entropy, achievable_entropy, error_correction,
-        certified_key_rate, achievable_key_rate, key_rate_gap, bff_status, ... (see
-        :func:`jaxbell.dataset.bff_rate_curve_dataset`).
-
-    References
-    ----------
-    Eq. (1), (2), (6) and Props. 3-6 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    dict of numpy.ndarray
+        Broadcast shape: ``value`` (bits), ``status`` (int8, :data:`STATUS_FLAGS`),
+        ``correction`` and ``dual_value`` (bits), ``seconds``, ``solved`` (bool: an SDP ran).
     """
-    from jaxbell.dataset import bff_rate_curve_dataset
-
-    v = _as_finite(visibility, "visibility")
-    if v.ndim != 1 or v.size == 0 or np.any((v < 0) | (v > 1)):
-        raise ValueError("visibility must be a non-empty 1-D array of values in [0, 1]")
-    if constraint not in ("bell", "correlators"):
-        raise ValueError(f"constraint must be 'bell' or 'correlators', got {constraint!r}")
-    x = _check_int(x, "x", 0, 1)
-    kwargs = dict(
-        x=x,
-        m=m,
-        level=level,
-        eve_pairs=eve_pairs,
-        solver=solver,
-        processes=processes,
-        progress=progress,
-        max_correction=max_correction,
-    )
-    with x64_scope():
-        from jaxbell.family import quantum_bound
-        from jaxbell.strategy import strategy_correlators
-
-        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
-        eta_q = float(quantum_bound(t, p, w))
-        e = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)
-    if constraint == "bell":
-        result = bff_entropy(t, p, w, v * eta_q, **kwargs)
-    else:
-        result = bff_entropy(t, p, w, None, correlators=v[:, None, None] * e, **kwargs)
-    achievable = noisy_strategy_entropy(t, p, w, v, x=x)
-    cost, best_y = _error_correction(t, p, w, v, x)
-    return bff_rate_curve_dataset(
-        result, visibility=v, achievable=achievable, error_correction=cost, best_y=best_y
-    )
-
-
-def bff_critical_visibility(
-    theta: float,
-    phi: float,
-    omega: float,
-    *,
-    x: int = 0,
-    constraint: str = "bell",
-    tol: float = 1e-3,
-    m: int = 8,
-    level: int = 2,
-    solver: str = "CLARABEL",
-    max_correction: float = DEFAULT_MAX_CORRECTION,
-) -> dict[str, float]:
-    r"""Smallest visibility with a positive key rate: certified and achievable thresholds.
-
-    ``certified``: found by bisection on the certified rate of :func:`bff_key_rate_curve`
-    (each step one BFF point); above it a positive key rate is certified, so it is an upper
-    bound on the true DI threshold (to ``tol``). ``achievable``: where the rate of the noisy
-    strategy of eq. (6) (:func:`noisy_strategy_entropy`) vanishes, a lower bound on the
-    threshold (Eve's attack with white noise already kills the key below it). The true
-    threshold of the protocol lies between them. NaN where no key is certified even at v = 1.
-
-    Returns
-    -------
-    dict
-        ``certified``, ``achievable``, ``local`` (v = eta^L/|eta^Q|, below which the behaviour
-        is local; for ``constraint="bell"``), ``evaluations`` (BFF points solved).
-    """
-    from scipy.optimize import brentq
-
+    opts = BffOptions.from_mapping(options)
+    if progress is not None and (not isinstance(options, Mapping) or "progress" not in options):
+        opts = dataclasses.replace(opts, progress=progress)
+    _import_cvxpy(opts.solver)
     with x64_scope():
         from jaxbell.family import local_bound, quantum_bound
 
-        t, p, w = (float(a) for a in as_angles(theta, phi, omega))
-        v_local = float(local_bound(t, p, w)) / abs(float(quantum_bound(t, p, w)))
-    if not (isinstance(tol, (int, float)) and 0 < tol < 0.5):
-        raise ValueError(f"tol must lie in (0, 0.5), got {tol!r}")
+        t, p, w = (np.asarray(a, dtype=np.float64) for a in as_angles(theta, phi, omega))
+        eta = _as_finite(bell_value, "bell_value")
+        shape = np.broadcast_shapes(t.shape, eta.shape)
+        t, p, w, eta = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, eta))
+        lo = np.asarray(local_bound(t, p, w), dtype=np.float64)
+        q = np.asarray(quantum_bound(t, p, w), dtype=np.float64)
+    n = t.size
+    out = {
+        "value": np.zeros(n),
+        "status": np.zeros(n, dtype=np.int8),
+        "correction": np.zeros(n),
+        "dual_value": np.zeros(n),
+        "seconds": np.zeros(n),
+    }
+    if opts.constraint == "bell":
+        solve = np.abs(eta) > lo
+    else:
+        solve = np.ones(n, dtype=bool)
+        bad = np.abs(eta) > np.abs(q) * (1 + 1e-12)
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
+                f"v = bell_value / eta^Q, so it needs |bell_value| <= |eta^Q|; got "
+                f"{eta[i]!r} where |eta^Q| = {abs(q[i])!r} (use constraint 'bell')"
+            )
+    idx = np.flatnonzero(solve)
+    if idx.size:
+        kwargs = opts.solver_kwargs()
+        ts, ps, ws = t[idx], p[idx], w[idx]
+        if opts.constraint == "bell":
+            res = bff_entropy(ts, ps, ws, eta[idx], kind=kind, x=x, y=y, **kwargs)
+        else:
+            with x64_scope():
+                from jaxbell.strategy import strategy_correlators
 
-    def achievable_rate(v):
-        cost, _ = _error_correction(t, p, w, np.array([v]), x)
-        return float(noisy_strategy_entropy(t, p, w, np.array([v]), x=x)[0] - cost[0])
+                e = np.asarray(strategy_correlators(ts, ps, ws), dtype=np.float64)
+            v = eta[idx] / q[idx]
+            e = np.clip(v[:, None, None] * e, -1.0, 1.0)
+            res = bff_entropy(ts, ps, ws, None, correlators=e, kind=kind, x=x, y=y, **kwargs)
+        out["value"][idx] = np.maximum(res.value, 0.0)  # NaN stays NaN
+        out["status"][idx] = res.status
+        out["correction"][idx] = res.correction
+        out["dual_value"][idx] = res.dual_value
+        out["seconds"][idx] = res.seconds
+    out = {k: a.reshape(shape) for k, a in out.items()}
+    out["solved"] = solve.reshape(shape)
+    out["options"] = opts
+    return out
 
-    achievable = (
-        brentq(achievable_rate, 1e-9, 1.0, xtol=1e-12) if achievable_rate(1.0) > 0 else math.nan
-    )
-    calls = 0
 
-    def certified_rate(v):
-        nonlocal calls
-        calls += 1
-        ds = bff_key_rate_curve(
-            t,
-            p,
-            w,
-            np.array([v]),
-            x=x,
-            constraint=constraint,
-            m=m,
-            level=level,
-            solver=solver,
-            processes=1,
-            progress=False,
-            max_correction=max_correction,
-        )
-        return float(ds.certified_key_rate.values[0])
+def rates_backend(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    bell_value: ArrayLike,
+    *,
+    kind: str,
+    x: int,
+    y: int,
+    options: Mapping[str, Any] | BffOptions | None,
+) -> jax.Array:
+    """The ``method="bff"`` backend of :func:`jaxbell.di_entropy`: certified bits (NaN: failed).
 
-    hi_rate = certified_rate(1.0)
-    if not hi_rate > 0:
-        return {
-            "certified": math.nan,
-            "achievable": achievable,
-            "local": v_local,
-            "evaluations": calls,
-        }
-    lo = v_local if constraint == "bell" else 0.0
-    if not math.isnan(achievable):
-        lo = max(lo, achievable)  # the certified rate is below the achievable one
-    lo = min(lo, 1.0)
-    hi = 1.0
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        rate = certified_rate(mid)
-        if rate > 0:
-            hi = mid
-        else:  # zero, negative or NaN (not certified): the threshold is above mid
-            lo = mid
-    return {"certified": hi, "achievable": achievable, "local": v_local, "evaluations": calls}
+    :func:`certify`'s ``value``; see it, and :class:`BffOptions` for ``options``.
+    """
+    value = certify(theta, phi, omega, bell_value, kind=kind, x=x, y=y, options=options)["value"]
+    with x64_scope():
+        return jnp.asarray(value, dtype=jnp.float64)
 
 
 # --- argument checks ------------------------------------------------------------------------
@@ -1294,11 +1249,11 @@ def _check_xy(x, y) -> tuple[int, int]:
     return _check_int(x, "x", 0, 1), _check_int(y, "y", 0, 1)
 
 
-def _check_solver(solver) -> str:
-    name = str(solver).upper() if isinstance(solver, str) else solver
-    if name not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS} (cvxpy names), got {solver!r}")
-    return name
+def _check_solver(solver, name: str = "solver") -> str:
+    upper = str(solver).upper() if isinstance(solver, str) else solver
+    if upper not in SOLVERS:
+        raise ValueError(f"{name} must be one of {SOLVERS} (cvxpy names), got {solver!r}")
+    return upper
 
 
 def _as_finite(value, name: str) -> np.ndarray:

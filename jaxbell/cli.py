@@ -760,15 +760,9 @@ def _add_bff(sub) -> None:
         "--visibility",
         type=_value_range("--visibility", 0.0, 1.0),
         help="white-noise visibility v in [0, 1] of the strategy of eq. (6): the constraint "
-        "is <B> = v eta^Q (or the correlators v E with --constraint correlators); also "
-        "writes certified and achievable key rates. START:STOP:NUM or one value",
-    )
-    p.add_argument(
-        "--constraint",
-        choices=["bell", "correlators"],
-        default="bell",
-        help="with --visibility: constrain the Bell value (default) or all four correlators "
-        "(Props. 4 and 6)",
+        "is <B> = v eta^Q (or the correlators v E with --constraint correlators); writes the "
+        "certified key rates and those of the noisy strategy itself (as jaxbell noise "
+        "--method bff --kind key). START:STOP:NUM or one value",
     )
     p.add_argument(
         "--kind",
@@ -778,35 +772,7 @@ def _add_bff(sub) -> None:
     )
     p.add_argument("--x", type=int, choices=[0, 1], default=0, help="Alice's key input (0)")
     p.add_argument("--y", type=int, choices=[0, 1], default=0, help="Bob's input, global (0)")
-    p.add_argument(
-        "--m", type=_positive_int, default=8, help="Gauss-Radau nodes, 2..40 (m - 1 SDPs per point)"
-    )
-    p.add_argument(
-        "--level", type=int, choices=[1, 2], default=2, help="relaxation level (default 2)"
-    )
-    p.add_argument(
-        "--eve-pairs",
-        action="store_true",
-        help="add every product of two Eve letters (full NPA level 2; slower)",
-    )
-    p.add_argument(
-        "--solver",
-        choices=["CLARABEL", "SCS", "MOSEK"],
-        default="CLARABEL",
-        help="cvxpy solver (default CLARABEL; MOSEK only if installed and licensed)",
-    )
-    p.add_argument(
-        "--processes",
-        type=_positive_int,
-        default=None,
-        help="worker processes for the points (default: one per CPU core, >= 4 points each)",
-    )
-    p.add_argument(
-        "--max-correction",
-        type=float,
-        default=1e-4,
-        help="largest certificate correction (bits) accepted per point (default 1e-4)",
-    )
+    _add_bff_options(p, title="SDP settings")
     p.add_argument("--out", required=True, help="output file: FILE.nc or FILE.zarr")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.set_defaults(run=_run_bff, parser=p)
@@ -831,35 +797,30 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         check_writable(args.out, "--out")
     except (ValueError, PermissionError) as err:
         parser.error(str(err))
-    if args.m < 2 or args.m > 40:
-        parser.error(f"--m must lie in [2, 40], got {args.m}")
-    if args.max_correction <= 0:
-        parser.error("--max-correction must be positive")
     if args.visibility is not None and args.kind != "key":
         parser.error("--visibility computes key rates: use it with --kind key")
-    common = dict(
-        m=args.m,
-        level=args.level,
-        eve_pairs=args.eve_pairs,
-        solver=args.solver,
-        processes=args.processes,
-        progress=False if args.no_progress else None,
-        max_correction=args.max_correction,
-    )
+    if args.visibility is None and args.constraint != "bell":
+        parser.error("--constraint correlators needs --visibility (the correlators are v E)")
+    opts = _bff_options(args, parser)
     t0 = time.perf_counter()
     try:
-        if args.visibility is not None:
-            ds = bff.bff_key_rate_curve(
+        if args.visibility is not None:  # the same code as `jaxbell noise --method bff`
+            from jaxbell.rates import noisy_rate_curve
+
+            ds = noisy_rate_curve(
                 args.theta,
                 args.phi,
                 args.omega,
                 args.visibility,
+                kind="key",
                 x=args.x,
-                constraint=args.constraint,
-                **common,
+                method="bff",
+                options=opts,
+                critical=False,
             )
-            column = "certified_key_rate"
+            column, ok = "noisy_key_rate", int(np.sum(ds.rate_status.values == 0))
         else:
+            opts.pop("constraint")
             res = bff.bff_entropy(
                 args.theta,
                 args.phi,
@@ -868,17 +829,16 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 kind=args.kind,
                 x=args.x,
                 y=args.y,
-                **common,
+                **opts,
             )
             ds = res.to_dataset(dim="bell_value")
-            column = "certified_entropy"
+            column, ok = "certified_entropy", int(np.sum(ds.bff_status.values == 0))
     except ImportError as err:
         parser.error(str(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out")
     elapsed = time.perf_counter() - t0
     values = ds[column].values
-    ok = int(np.sum(ds.bff_status.values == 0))
     print(
         f"wrote {args.out}: {values.size} point(s), {ok} certified, in {elapsed:.1f} s; "
         f"{column} from {np.nanmin(values) if ok else float('nan'):.6f} "
@@ -888,17 +848,6 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 # --- rates below the quantum bound: rate-curve and noise ---------------------------------------
-
-
-def _angle_type(option: str) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            return parse_angle(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    convert.__name__ = f"angle for {option}"
-    return convert
 
 
 def _nonneg_int(text: str) -> int:
@@ -985,20 +934,6 @@ def _add_qubit_options(p) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
 
 
-def _check_out(path: str, parser: argparse.ArgumentParser) -> None:
-    """--out must be writable and end in .nc/.nc4/.h5 (netCDF) or .zarr, checked before work."""
-    from pathlib import Path
-
-    from jaxbell.dataset import check_writable
-
-    if Path(path).suffix not in (".nc", ".nc4", ".h5", ".zarr"):
-        parser.error(f"--out={path!r}: use a .nc (netCDF) or .zarr file name")
-    try:
-        check_writable(path, "--out")
-    except (ValueError, PermissionError) as err:
-        parser.error(str(err))
-
-
 def _as_option_message(err: Exception) -> str:
     """A library message naming ``options['name']`` rewritten to name the option ``--name``."""
     return re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
@@ -1015,6 +950,96 @@ def _qubit_options(args) -> dict:
     }
 
 
+def _add_method_option(p) -> None:
+    p.add_argument(
+        "--method",
+        nargs="+",
+        choices=["qubit", "bff"],
+        default=["qubit"],
+        help="qubit: explicit qubit strategies, an upper bound on the DI entropy (default); "
+        "bff: Brown-Fawzi-Fawzi SDPs, a certified lower bound (needs pip install "
+        '"jaxbell[sdp]"; seconds per point); "--method qubit bff": both, with the gap '
+        "between them (the true value lies in between)",
+    )
+
+
+def _add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
+    g = p.add_argument_group(
+        title,
+        "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see jaxbell.bff.BffOptions",
+    )
+    g.add_argument(
+        "--m", type=_positive_int, default=8, help="Gauss-Radau nodes, 2..40 (m - 1 SDPs per point)"
+    )
+    g.add_argument(
+        "--level", type=int, choices=[1, 2], default=2, help="relaxation level (default 2)"
+    )
+    g.add_argument(
+        "--eve-pairs",
+        action="store_true",
+        help="add every product of two Eve letters (full NPA level 2; slower)",
+    )
+    g.add_argument(
+        "--solver",
+        choices=["CLARABEL", "SCS", "MOSEK"],
+        default="CLARABEL",
+        help="cvxpy solver (default CLARABEL; MOSEK only if installed and licensed)",
+    )
+    g.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=None,
+        help="worker processes for the points (default: one per CPU core, >= 4 points each)",
+    )
+    g.add_argument(
+        "--max-correction",
+        type=float,
+        default=1e-4,
+        help="largest certificate correction (bits) accepted per point (default 1e-4)",
+    )
+    g.add_argument(
+        "--constraint",
+        choices=["bell", "correlators"],
+        default="bell",
+        help="bell: the strategies reach the Bell value (default); correlators: all four "
+        "correlators v E of the noisy strategy of eq. (6) (Props. 4 and 6; a stronger "
+        "constraint, not comparable with the qubit values)",
+    )
+
+
+def _bff_options(args, parser: argparse.ArgumentParser) -> dict:
+    """The BffOptions of the parsed arguments, checked (errors name the option)."""
+    if not 2 <= args.m <= 40:
+        parser.error(f"--m must lie in [2, 40], got {args.m}")
+    if not (math.isfinite(args.max_correction) and args.max_correction > 0):
+        parser.error(
+            f"--max-correction must be a positive number of bits, got {args.max_correction}"
+        )
+    return {
+        "m": args.m,
+        "level": args.level,
+        "eve_pairs": args.eve_pairs,
+        "solver": args.solver,
+        "processes": args.processes,
+        "progress": False if args.no_progress else None,
+        "max_correction": args.max_correction,
+        "constraint": args.constraint,
+    }
+
+
+def _method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict | None]:
+    """(method, options) for jaxbell.rates from --method and the option groups."""
+    methods = list(dict.fromkeys(args.method))
+    per = {}
+    if "qubit" in methods:
+        per["qubit"] = _qubit_options(args)
+    if "bff" in methods:
+        per["bff"] = _bff_options(args, parser)
+    if len(methods) == 1:
+        return methods[0], per[methods[0]]
+    return methods, per
+
+
 def _add_rate_curve(sub) -> None:
     p = sub.add_parser(
         "rate-curve",
@@ -1022,12 +1047,13 @@ def _add_rate_curve(sub) -> None:
         description=(
             "Compute the device-independent entropy H(A|X=x,E) (--kind key) or "
             "H(AB|X=x,Y=y,E) (--kind global) of one tuple of eq. (2) as a function of the "
-            "observed Bell value, from eta^L to |eta^Q| (eq. 3, 5), with explicit qubit "
-            "strategies (Jordan's lemma) and their convex envelope: an upper bound on the "
-            "infimum, tight when the optimisation is global. Writes a labelled dataset with "
-            "entropy, the supporting lines (slope, intercept), the optimal attack (a mixture "
-            "of two qubit strategies), the discretisation gap, the spread between random "
-            "starts and a status per point."
+            "observed Bell value, from eta^L to |eta^Q| (eq. 3, 5). --method qubit (default): "
+            "explicit qubit strategies (Jordan's lemma) and their convex envelope, an upper "
+            "bound on the infimum, tight when the optimisation is global; writes entropy, the "
+            "supporting lines (slope, intercept), the optimal attack (a mixture of two qubit "
+            "strategies), the discretisation gap, the spread between random starts and a "
+            "status per point. --method bff: certified lower bounds (Brown-Fawzi-Fawzi SDPs) "
+            "with their certificate status. --method qubit bff: both, and the gap between them."
         ),
     )
     _add_tuple_options(p)
@@ -1047,9 +1073,11 @@ def _add_rate_curve(sub) -> None:
         default=64,
         help="number of Bell values, evenly spaced from eta^L to |eta^Q| (default 64, >= 2)",
     )
+    _add_method_option(p)
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
+    _add_bff_options(p)
     p.set_defaults(run=_run_rate_curve, parser=p)
 
 
@@ -1060,6 +1088,7 @@ def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     _check_out(args.out, parser)
     if args.num < 2:
         parser.error(f"--num must be >= 2, got {args.num}")
+    method, options = _method_options(args, parser)
     t0 = time.perf_counter()
     try:
         ds = rate_curve(
@@ -1070,20 +1099,28 @@ def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             x=args.x,
             y=args.y,
             num=args.num,
-            options=_qubit_options(args),
+            method=method,
+            options=options,
             progress=False if args.no_progress else None,
         )
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ImportError) as err:
         parser.error(_as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out")
     bad = int((ds.curve_status != 0).sum())
+    top = ds.entropy.isel(bell_value=-1).values
+    gap = (
+        f"; largest qubit - bff gap {float(ds.entropy_gap.max()):.3g} bit"
+        if "entropy_gap" in ds
+        else ""
+    )
     print(
         f"wrote {args.out}: {ds.sizes['bell_value']} Bell values in "
         f"[{float(ds.bell_value[0]):.6g}, {float(ds.bell_value[-1]):.6g}] in "
-        f"{time.perf_counter() - t0:.1f} s; entropy at the top {float(ds.entropy[-1]):.6g} bit; "
-        f"largest gap {ds.attrs.get('max_gap_bits', float('nan')):.2e} bit; "
-        f"{bad} point(s) not converged"
+        f"{time.perf_counter() - t0:.1f} s; entropy at the top {np.round(top, 6)} bit "
+        f"(method {ds.attrs['method']}); largest hull gap "
+        f"{ds.attrs.get('max_gap_bits', float('nan')):.2e} bit{gap}; "
+        f"{bad} point(s) not converged or not certified"
     )
     return 0
 
@@ -1097,8 +1134,11 @@ def _add_noise(sub) -> None:
             "and compute, over the visibilities given, the Devetak-Winter key rate "
             "max_xy [H(A|X=x,E) - h((1 + v E_xy)/2)] (negative values kept) and the global "
             "randomness rate max_xy H(AB|X=x,Y=y,E), with DI entropies from explicit qubit "
-            "strategies; also the critical visibilities (smallest v with a positive rate). "
-            "Writes a labelled dataset over the coordinate visibility."
+            "strategies (--method qubit: upper bounds), certified SDP bounds (--method bff: "
+            "lower bounds) or both (--method qubit bff, with the gaps); the same rates of the "
+            "noisy strategy itself (achievable); and the critical visibilities (smallest v "
+            "with a positive rate: qubit's is a lower bound on the true one, bff's an upper "
+            "bound). Writes a labelled dataset over the coordinate visibility."
         ),
     )
     _add_tuple_options(p)
@@ -1108,65 +1148,86 @@ def _add_noise(sub) -> None:
         default=np.linspace(0.8, 1.0, 41),
         help="START:STOP:NUM (both ends included) or one value, in [0, 1] (default 0.8:1:41)",
     )
+    p.add_argument(
+        "--kind",
+        nargs="+",
+        choices=["key", "global"],
+        default=["key", "global"],
+        help="which rates (default both); global with --method bff costs about a minute of "
+        "CPU per point and input pair at --level 2: fix --x and --y",
+    )
+    p.add_argument(
+        "--x", type=int, choices=[0, 1], default=None, help="fix Alice's input (default: best)"
+    )
+    p.add_argument(
+        "--y",
+        type=int,
+        choices=[0, 1],
+        default=None,
+        help="fix Bob's input for --kind global (default: best)",
+    )
+    p.add_argument(
+        "--no-critical", action="store_true", help="skip the critical visibilities (bisection)"
+    )
+    _add_method_option(p)
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
+    _add_bff_options(p)
     p.set_defaults(run=_run_noise, parser=p)
 
 
 def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
-    import jaxbell as jb
-    from jaxbell.dataset import labelled_dataset, save_dataset
+    from jaxbell.dataset import save_dataset
     from jaxbell.qubit import QubitOptions, qubit_envelopes
+    from jaxbell.rates import noisy_rate_curve
 
     _check_out(args.out, parser)
-    try:
-        opts = QubitOptions.from_mapping(_qubit_options(args))
-    except (ValueError, PermissionError, TypeError) as err:
-        parser.error(_as_option_message(err))
+    method, options = _method_options(args, parser)
+    kinds = list(dict.fromkeys(args.kind))
     t0 = time.perf_counter()
-    tpl = [(args.theta, args.phi, args.omega)]
-    jobs = [("key", 0, 0), ("key", 1, 0)] + [("global", x, y) for x in (0, 1) for y in (0, 1)]
-    with tqdm(jobs, desc="entropy envelopes", disable=True if args.no_progress else None) as bar:
-        for kind, x, y in bar:  # computed once, then cached for the rates below
-            qubit_envelopes(tpl, kind=kind, x=x, y=y, options=opts)
-    v = args.visibility
-    key = np.asarray(jb.noisy_key_rate(args.theta, args.phi, args.omega, v, options=opts))
-    glob = np.asarray(jb.noisy_global_rate(args.theta, args.phi, args.omega, v, options=opts))
-    crit = [
-        float(jb.critical_visibility(args.theta, args.phi, args.omega, kind=k, options=opts))
-        for k in ("key", "global")
-    ]
-    settings = {
-        "theta": args.theta,
-        "phi": args.phi,
-        "omega": args.omega,
-        "local_bound": float(jb.local_bound(args.theta, args.phi, args.omega)),
-        "quantum_bound": float(jb.quantum_bound(args.theta, args.phi, args.omega)),
-        "self_testing": bool(jb.is_self_testing(args.theta, args.phi, args.omega)),
-        "method": "qubit",
-        "dtype": "float64",
-        **{f"option_{k}": val for k, val in vars(opts).items()},
-        "elapsed_seconds": round(time.perf_counter() - t0, 3),
-    }
-    ds = labelled_dataset(
-        {
-            "noisy_key_rate": (("visibility",), key),
-            "noisy_global_rate": (("visibility",), glob),
-            "critical_visibility": (("kind",), np.array(crit)),
-        },
-        {"visibility": v, "kind": np.array(["key", "global"])},
-        title="Key and global randomness rates of eq. (6) under white noise",
-        settings=settings,
-        history=f"jaxbell noise; command: jaxbell {' '.join(args.argv)}",
-    )
+    try:
+        if "qubit" in args.method:  # envelopes once, with a bar; the rates below reuse them
+            opts = QubitOptions.from_mapping(_qubit_options(args))
+            tpl = [(args.theta, args.phi, args.omega)]
+            xs = (0, 1) if args.x is None else (args.x,)
+            ys = (0, 1) if args.y is None else (args.y,)
+            jobs = [("key", x, 0) for x in xs if "key" in kinds]
+            jobs += [("global", x, y) for x in xs for y in ys if "global" in kinds]
+            disable = True if args.no_progress else None
+            with tqdm(jobs, desc="entropy envelopes (qubit)", disable=disable) as bar:
+                for kind, x, y in bar:
+                    qubit_envelopes(tpl, kind=kind, x=x, y=y, options=opts)
+        ds = noisy_rate_curve(
+            args.theta,
+            args.phi,
+            args.omega,
+            args.visibility,
+            kind=kinds,
+            x=args.x,
+            y=args.y,
+            method=method,
+            options=options,
+            critical=not args.no_critical,
+            progress=False if args.no_progress else None,
+        )
+    except (ValueError, TypeError, ImportError) as err:
+        parser.error(_as_option_message(err))
+    ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out")
-    print(
-        f"wrote {args.out}: {v.size} visibilities in {time.perf_counter() - t0:.1f} s; "
-        f"critical visibility key {crit[0]:.6f}, global {crit[1]:.6f}"
-    )
+    crit = ""
+    if "critical_visibility" in ds:
+        cv = ds.critical_visibility
+        parts = []
+        for m in np.atleast_1d(ds.method.values):
+            sub = cv.sel({"method": m}) if "method" in cv.dims else cv
+            vals = ", ".join(f"{k} {float(sub.sel(kind=k)):.6f}" for k in kinds)
+            parts.append(f"{m}: {vals}")
+        crit = "; critical visibility " + "; ".join(parts)
+    elapsed = time.perf_counter() - t0
+    print(f"wrote {args.out}: {args.visibility.size} visibilities in {elapsed:.1f} s{crit}")
     return 0
 
 

@@ -744,180 +744,6 @@ def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr
     return ds
 
 
-GLOSSARY.update(
-    {
-        "achievable_entropy": (
-            "achievable entropy (noisy eq. 6)",
-            "bit",
-            "H(A|X=x,E) of the strategy of eq. (6) with white noise, Eve holding the "
-            "purification: an upper bound on the DI infimum at the same constraint",
-        ),
-        "error_correction": (
-            "error-correction cost",
-            "bit",
-            "min_y H(A|X=x,Y=y,B) = min_y h((1 + v E[x, y]) / 2) of the noisy strategy of eq. (6)",
-        ),
-        "best_y": ("Bob's best input y", "1", "The y attaining the error-correction cost"),
-        "certified_key_rate": (
-            "certified key rate",
-            "bit",
-            "Devetak-Winter rate, eq. (1): certified_entropy - error_correction; a lower bound "
-            "on the DI key rate; NaN where bff_status != 0",
-        ),
-        "achievable_key_rate": (
-            "achievable key rate (noisy eq. 6)",
-            "bit",
-            "achievable_entropy - error_correction: an upper bound on the DI key rate",
-        ),
-        "key_rate_gap": (
-            "gap between the bounds",
-            "bit",
-            "achievable_key_rate - certified_key_rate (>= 0): where the true DI rate lies",
-        ),
-    }
-)
-
-
-def bff_rate_curve_dataset(
-    result,
-    *,
-    visibility: np.ndarray,
-    achievable: np.ndarray,
-    error_correction: np.ndarray,
-    best_y: np.ndarray,
-    history: str | None = None,
-) -> xr.Dataset:
-    """Label a key-rate curve against visibility (see :func:`jaxbell.bff.bff_key_rate_curve`)."""
-    ds = bff_dataset(result, dim="point", history=history)
-    v = np.asarray(visibility, dtype=np.float64)
-    ds = ds.assign_coords(visibility=("point", v))
-    ds["achievable_entropy"] = ("point", np.asarray(achievable, dtype=np.float64))
-    ds["error_correction"] = ("point", np.asarray(error_correction, dtype=np.float64))
-    ds["best_y"] = ("point", np.asarray(best_y, dtype=np.int8))
-    ds["certified_key_rate"] = ds.certified_entropy - ds.error_correction
-    ds["achievable_key_rate"] = ds.achievable_entropy - ds.error_correction
-    ds["key_rate_gap"] = ds.achievable_key_rate - ds.certified_key_rate
-    for name in (
-        "visibility",
-        "achievable_entropy",
-        "error_correction",
-        "best_y",
-        "certified_key_rate",
-        "achievable_key_rate",
-        "key_rate_gap",
-    ):
-        ds[name].attrs.update(_attrs(name))
-    ds.attrs["title"] = (
-        "Certified (Brown-Fawzi-Fawzi) and achievable (noisy eq. 6) key rates against visibility"
-    )
-    return ds.swap_dims({"point": "visibility"})
-
-
-GLOSSARY.update(
-    {
-        "tuple": ("tuple of eq. (2)", "1", "Name of the (theta, phi, omega) tuple of the study"),
-        "constraint": (
-            "constraint",
-            "1",
-            "What the strategies must reproduce: 'bell' (<B> = v eta^Q) or 'correlators' "
-            "(all four correlators v E of eq. (6), Props. 4 and 6)",
-        ),
-        "max_chsh": GLOSSARY["max_chsh"],
-        "critical_visibility_certified": (
-            "certified critical visibility",
-            "1",
-            "Smallest visibility with a certified positive key rate (bisection on the BFF "
-            "bound): an upper bound on the DI threshold; NaN if none at v = 1",
-        ),
-        "critical_visibility_achievable": (
-            "achievable critical visibility",
-            "1",
-            "Visibility where the key rate of the noisy strategy of eq. (6) vanishes: a lower "
-            "bound on the DI threshold",
-        ),
-        "local_visibility": (
-            "local visibility eta^L / |eta^Q|",
-            "1",
-            "Below it <B> = v eta^Q has a local model and no key can be certified from <B>",
-        ),
-    }
-)
-
-_CURVE_VARIABLES = (
-    "certified_entropy",
-    "achievable_entropy",
-    "error_correction",
-    "certified_key_rate",
-    "achievable_key_rate",
-    "key_rate_gap",
-    "certificate_correction",
-    "bff_status",
-)
-
-
-def bff_study_dataset(
-    tuples: Mapping[str, tuple[float, float, float]],
-    curves: Mapping[tuple[str, str], xr.Dataset],
-    critical: Mapping[tuple[str, str], Mapping[str, float]],
-    *,
-    max_chsh: Mapping[str, float],
-    settings: Mapping[str, Any],
-    history: str | None = None,
-) -> xr.Dataset:
-    """Certified vs achievable key rates against visibility for several tuples (experiments).
-
-    ``curves[(name, constraint)]`` are datasets of :func:`jaxbell.bff.bff_key_rate_curve` on one
-    common visibility grid; ``critical[(name, constraint)]`` the dicts of
-    :func:`jaxbell.bff.bff_critical_visibility`. Dims (tuple, constraint, visibility).
-    """
-    names = list(tuples)
-    constraints = sorted({c for _, c in curves})
-    first = next(iter(curves.values()))
-    vis = first.visibility.values
-    shape = (len(names), len(constraints), vis.size)
-    data_vars: dict = {}
-    for var in _CURVE_VARIABLES:
-        arr = np.full(shape, np.nan if var != "bff_status" else -1)
-        for i, n in enumerate(names):
-            for j, c in enumerate(constraints):
-                if (n, c) in curves:
-                    arr[i, j] = curves[(n, c)][var].values
-        dtype = np.int8 if var == "bff_status" else np.float64
-        data_vars[var] = (("tuple", "constraint", "visibility"), arr.astype(dtype))
-    for key, var in (
-        ("certified", "critical_visibility_certified"),
-        ("achievable", "critical_visibility_achievable"),
-        ("local", "local_visibility"),
-    ):
-        arr = np.full(shape[:2], np.nan)
-        for i, n in enumerate(names):
-            for j, c in enumerate(constraints):
-                if (n, c) in critical:
-                    arr[i, j] = critical[(n, c)][key]
-        data_vars[var] = (("tuple", "constraint"), arr)
-    coords = {
-        "tuple": np.array(names),
-        "constraint": np.array(constraints),
-        "visibility": vis,
-        "theta": ("tuple", np.array([tuples[n][0] for n in names])),
-        "phi": ("tuple", np.array([tuples[n][1] for n in names])),
-        "omega": ("tuple", np.array([tuples[n][2] for n in names])),
-        "max_chsh": ("tuple", np.array([max_chsh[n] for n in names])),
-    }
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds = label(
-        ds,
-        title="Certified (Brown-Fawzi-Fawzi) vs achievable (noisy eq. 6) key rates against "
-        "visibility for tuples of eq. (2)",
-        settings=dict(settings),
-        history=history,
-        references=BFF_REFERENCE,
-    )
-    ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
-    ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
-    return ds
-
-
 # =============================================================================================
 # Rates below the quantum bound (jaxbell.qubit, jaxbell.rates): rate curves, noisy rates,
 # critical visibilities
@@ -1098,7 +924,7 @@ GLOSSARY.update(
 
 #: CF flag meanings of a rate curve's ``curve_status``
 CURVE_STATUS_FLAGS = {
-    0: "converged",
+    0: "converged_or_certified",
     1: "gap_above_tol_value_is_an_achievable_upper_bound",
     2: "failed_entropy_nan",
 }
@@ -1121,14 +947,22 @@ def rate_curve_dataset(
     fields: Mapping[str, np.ndarray],
     tangents: Mapping[str, np.ndarray],
     *,
-    method: str,
+    method: str | list[str],
     settings: Mapping[str, Any],
     history: str | None = None,
 ) -> xr.Dataset:
-    """Label a DI entropy curve over ``bell_value`` (see :func:`jaxbell.rates.rate_curve`)."""
+    """Label a DI entropy curve over ``bell_value`` (see :func:`jaxbell.rates.rate_curve`).
+
+    ``method`` is one name (a scalar coordinate) or a list (a dimension, along which
+    ``entropy`` and ``curve_status`` run).
+    """
+    several = not isinstance(method, str)
     data_vars = {}
     for name, arr in fields.items():
-        data_vars[name] = (_CURVE_DIMS.get(name, ("bell_value",)), np.asarray(arr))
+        dims = _CURVE_DIMS.get(name, ("bell_value",))
+        if several and name in ("entropy", "curve_status"):
+            dims = ("method", *dims)
+        data_vars[name] = (dims, np.asarray(arr))
     for name, arr in tangents.items():
         data_vars[name] = (("tangent",), np.asarray(arr))
     coords: dict[str, Any] = {"bell_value": np.asarray(bell_value, dtype=np.float64)}
@@ -1143,20 +977,27 @@ def rate_curve_dataset(
     coords |= {k: v for k, v in extra.items() if k in used}
     if "tangent" in used:
         coords["tangent"] = np.arange(len(next(iter(tangents.values()))))
-    coords["method"] = method
+    coords["method"] = np.array(method) if several else method
     ds = xr.Dataset(data_vars, coords=coords)
     kind = settings.get("kind", "key")
     what = "H(A|X=x,E)" if kind == "key" else "H(AB|X=x,Y=y,E)"
+    names = ", ".join(method) if several else method
+    refs = BELOW_BOUND_REFERENCES
+    if "bff" in ([method] if not several else method):
+        refs = f"{refs}; {BFF_REFERENCE}"
     ds = label(
         ds,
-        title=f"DI entropy {what} below the quantum bound over the Bell value (method {method})",
+        title=f"DI entropy {what} below the quantum bound over the Bell value (method {names})",
         settings=settings,
-        history=history or f"jaxbell.rate_curve, method {method}, kind {kind}",
-        references=BELOW_BOUND_REFERENCES,
+        history=history or f"jaxbell.rate_curve, method {names}, kind {kind}",
+        references=refs,
     )
     if "curve_status" in ds:
         ds["curve_status"].attrs["flag_values"] = np.array(list(CURVE_STATUS_FLAGS), np.int8)
         ds["curve_status"].attrs["flag_meanings"] = " ".join(CURVE_STATUS_FLAGS.values())
+    if "bff_status" in ds:
+        ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
+        ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
     return ds
 
 
@@ -1178,4 +1019,169 @@ def labelled_dataset(
         {k: (dims, np.asarray(v)) for k, (dims, v) in data_vars.items()},
         coords={k: np.asarray(v) for k, v in coords.items()},
     )
-    return label(ds, title=title, settings=settings, history=history, references=references)
+    ds = label(ds, title=title, settings=settings, history=history, references=references)
+    for name, flags in _flag_tables().items():  # CF flags of the status variables present
+        if name in ds:
+            ds[name].attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
+            ds[name].attrs["flag_meanings"] = " ".join(flags.values())
+    return ds
+
+
+# =============================================================================================
+# Certified lower bounds beside the qubit upper bounds (jaxbell.rates with method "bff";
+# issue 5's integration): gaps in rate curves, noisy rates of one tuple, thresholds
+# =============================================================================================
+
+GLOSSARY.update(
+    {
+        "method": (
+            "entropy method",
+            "1",
+            "Backend of the DI entropy: qubit (explicit qubit strategies and their convex "
+            "envelope: an upper bound, tight when the optimisation is global) or bff "
+            "(Brown-Fawzi-Fawzi SDPs: a certified lower bound); bff_correlators: bff given all "
+            "four correlators of the noisy strategy of eq. (6) (Props. 4, 6), a stronger "
+            "constraint than the Bell value",
+        ),
+        "entropy_gap": (
+            "qubit minus certified DI entropy",
+            "bit",
+            "entropy of method qubit minus entropy of method bff at the same Bell value: the "
+            "true DI entropy lies between them (>= 0 up to rounding)",
+        ),
+        "rate_status": (
+            "rate status",
+            "1",
+            "Per-point status of a noisy rate; see flag_values and flag_meanings",
+        ),
+        "achievable_key_rate": (
+            "key rate of the noisy strategy itself",
+            "bit",
+            "max_xy [H(A|X=x,E) - h((1 + v E[x, y])/2)] for the strategy of eq. (6) with white "
+            "noise and Eve holding the purification of the noisy state: an explicit attack, so "
+            "an upper bound on the DI key rate and on every method's value",
+        ),
+        "achievable_global_rate": (
+            "global randomness rate of the noisy strategy itself",
+            "bit",
+            "max_xy H(AB|X=x,Y=y,E) for the strategy of eq. (6) with white noise and Eve holding "
+            "the purification of the noisy state: an upper bound on the DI rate",
+        ),
+        "local_visibility": (
+            "local visibility eta^L / |eta^Q|",
+            "1",
+            "Below it <B> = v eta^Q has a local model and no rate is certified from <B>; NaN "
+            "where condition (4) fails",
+        ),
+        "critical_visibility": (
+            "critical visibility",
+            "1",
+            "Smallest visibility v with a positive rate (of the kind given); method qubit: a "
+            "lower bound on the protocol's threshold (explicit attacks kill the rate below "
+            "it); method bff: a positive rate is certified at it, an upper bound; NaN where no "
+            "v in [0, 1] gives one or the computation did not converge",
+        ),
+        "critical_visibility_achievable": (
+            "critical visibility of the noisy strategy itself",
+            "1",
+            "Smallest v with a positive achievable rate of the noisy strategy of eq. (6): a "
+            "lower bound on the protocol's threshold (weaker than method qubit's)",
+        ),
+        "noisy_key_rate_gap": (
+            "qubit minus certified key rate",
+            "bit",
+            "noisy_key_rate of method qubit minus that of method bff: the true DI key rate lies "
+            "between them (>= 0 up to rounding)",
+        ),
+        "noisy_global_rate_gap": (
+            "qubit minus certified global randomness rate",
+            "bit",
+            "noisy_global_rate of method qubit minus that of method bff (>= 0 up to rounding)",
+        ),
+        "critical_visibility_gap": (
+            "certified minus qubit critical visibility",
+            "1",
+            "critical_visibility of method bff minus that of method qubit: the true threshold "
+            "lies between them (>= 0 up to the bisection tolerances)",
+        ),
+    }
+)
+
+#: CF flag meanings of ``rate_status``
+RATE_STATUS_FLAGS = {0: "computed", 1: "failed_or_not_converged_rate_nan"}
+
+
+def _flag_tables() -> dict[str, dict[int, str]]:
+    """Status variables and their CF flags (applied by :func:`labelled_dataset`)."""
+    return {
+        "rate_status": RATE_STATUS_FLAGS,
+        "curve_status": CURVE_STATUS_FLAGS,
+        "bff_status": BFF_STATUS_FLAGS,
+    }
+
+
+def noisy_rate_dataset(
+    visibility: np.ndarray,
+    rates: Mapping[str, np.ndarray],
+    achievable: Mapping[str, np.ndarray],
+    critical: np.ndarray | None,
+    critical_achievable: np.ndarray | None,
+    *,
+    method: str | list[str],
+    local_visibility: float,
+    coords: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> xr.Dataset:
+    """Label the noisy rates of one tuple (see :func:`jaxbell.rates.noisy_rate_curve`).
+
+    ``rates[kind]`` has shape (method, visibility); ``critical`` (method, kind) in the order
+    of ``rates``; ``method`` one name (scalar coordinate) or a list (dimension).
+    """
+    several = not isinstance(method, str)
+    methods = list(method) if several else [method]
+    kinds = list(rates)
+    lead = ("method",) if several else ()
+
+    def per_method(arr):
+        arr = np.asarray(arr)
+        return arr if several else arr[0]
+
+    data_vars: dict = {}
+    status = []
+    for k in kinds:
+        data_vars[f"noisy_{k}_rate"] = (lead + ("visibility",), per_method(rates[k]))
+        data_vars[f"achievable_{k}_rate"] = (("visibility",), np.asarray(achievable[k]))
+        status.append(np.isnan(rates[k]).astype(np.int8))
+    data_vars["rate_status"] = (lead + ("kind", "visibility"), per_method(np.stack(status, 1)))
+    data_vars["local_visibility"] = ((), float(local_visibility))
+    if critical is not None:
+        data_vars["critical_visibility"] = (lead + ("kind",), per_method(critical))
+        data_vars["critical_visibility_achievable"] = (("kind",), np.asarray(critical_achievable))
+    if "qubit" in methods and "bff" in methods:
+        iq, ib = methods.index("qubit"), methods.index("bff")
+        for k in kinds:
+            data_vars[f"noisy_{k}_rate_gap"] = (("visibility",), rates[k][iq] - rates[k][ib])
+        if critical is not None:
+            data_vars["critical_visibility_gap"] = (("kind",), critical[ib] - critical[iq])
+    all_coords: dict[str, Any] = {
+        "visibility": np.asarray(visibility, dtype=np.float64),
+        "kind": np.array(kinds),
+        "method": np.array(methods) if several else method,
+    }
+    all_coords |= dict(coords)
+    ds = xr.Dataset(data_vars, coords=all_coords)
+    names = ", ".join(methods)
+    refs = BELOW_BOUND_REFERENCES
+    if "bff" in methods:
+        refs = f"{refs}; {BFF_REFERENCE}"
+    ds = label(
+        ds,
+        title=f"Key and global randomness rates of eq. (6) under white noise (method {names})",
+        settings=settings,
+        history=history or f"jaxbell.noisy_rate_curve, method {names}",
+        references=refs,
+    )
+    ds["rate_status"].attrs["flag_values"] = np.array(list(RATE_STATUS_FLAGS), dtype=np.int8)
+    ds["rate_status"].attrs["flag_meanings"] = " ".join(RATE_STATUS_FLAGS.values())
+    return ds

@@ -12,15 +12,23 @@ Backends (``method``):
 * ``"qubit"`` (:mod:`jaxbell.qubit`): explicit qubit strategies (Jordan's lemma) and their
   convex envelope -- an upper bound on the infimum that is tight when the optimisation is
   global, with the gap to the tangent-line estimate reported;
-* ``"bff"``: certified lower bounds (Brown-Fawzi-Fawzi SDP hierarchy), registered here when
-  available.
+* ``"bff"`` (:mod:`jaxbell.bff`): certified lower bounds (Brown-Fawzi-Fawzi SDP hierarchy),
+  valid despite solver tolerance; needs the optional extra ``pip install "jaxbell[sdp]"``.
+
+The true DI value lies between the two, so every function takes ``method`` as one name or a
+sequence of names: ``method=("qubit", "bff")`` computes both, in that order, on the same points
+-- a trailing axis of the returned array (``di_entropy``, ``noisy_key_rate``,
+``noisy_global_rate``, ``critical_visibility``), or a ``method`` dimension of the dataset
+(``rate_curve``, ``noisy_rate_curve``, which then also carry the gap between the two). With a
+sequence, ``options`` is keyed by method: ``options={"qubit": {...}, "bff": {"m": 4}}``.
 
 A backend is a function ``f(theta, phi, omega, bell_value, *, kind, x, y, options)`` returning
 bits as a ``jax.Array`` (NaN where its solve failed or did not converge), registered in
-``_BACKENDS``. A backend that also knows supporting lines and optimal strategies may register
-a rate-curve builder in ``_CURVES`` (``"qubit"`` does); other backends get an entropy-only
-curve. Every curve carries a scalar ``method`` coordinate, so curves of two methods combine
-with ``xarray.concat([...], dim="method")`` over their shared variables.
+``_BACKENDS``. A backend that also knows more per point (supporting lines and optimal
+strategies for ``"qubit"``, certificate status and correction for ``"bff"``) registers a
+rate-curve builder in ``_CURVES``; other backends get an entropy-only curve. A curve of one
+method carries a scalar ``method`` coordinate, so curves combine with
+``xarray.concat([...], dim="method")`` over their shared variables.
 
 White noise: E -> v E for the correlators of eq. (6) (the state mixed with the maximally mixed
 state with weight 1 - v), so <B> = v eta^Q and the marginals stay uniform. With h the binary
@@ -29,22 +37,26 @@ entropy,
     noisy_key_rate    = max_xy [ F_x(v |eta^Q|) - h((1 + v E[x, y])/2) ],
     noisy_global_rate = max_xy   G_xy(v |eta^Q|),
 
-F_x and G_xy the DI entropies of kind "key" and "global" (even in <B>). The key rate is
-returned as computed, negative where error correction costs more than the secrecy.
+F_x and G_xy the DI entropies of kind "key" and "global" (even in <B>); ``x`` (and ``y``) may
+fix the inputs instead of maximising over them. The key rate is returned as computed,
+negative where error correction costs more than the secrecy. The same rates of the noisy
+strategy itself, Eve holding the purification of the noisy state
+(:func:`noisy_strategy_entropy`), are achievable: upper bounds on both methods' values.
 
 References
 ----------
 L. Wooltorton, P. Brown and R. Colbeck, Phys. Rev. Lett. 132, 210802 (2024): eq. (1)-(6).
 I. Devetak and A. Winter, Proc. R. Soc. A 461, 207 (2005) (eq. 1).
 P. Brown, H. Fawzi and O. Fawzi, "Device-independent lower bounds on the conditional von
-Neumann entropy", arXiv:2106.13692 (method "bff").
+Neumann entropy", Quantum 8, 1445 (2024), arXiv:2106.13692 (method "bff").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -53,9 +65,10 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
+from jaxbell import bff
 from jaxbell._checks import as_angles, check_in_range
 from jaxbell._precision import x64_scope
-from jaxbell.entropy import _h_small
+from jaxbell.entropy import _h_small, _shannon
 from jaxbell.family import _local_bound, _quantum_bound_jit, is_self_testing
 from jaxbell.qubit import KINDS, QubitOptions, qubit_entropy, qubit_envelopes, strategy_from_params
 from jaxbell.strategy import _angle_sums, _strategy_angles, minority_probability
@@ -65,23 +78,89 @@ __all__ = [
     "di_entropy",
     "noisy_global_rate",
     "noisy_key_rate",
+    "noisy_rate_curve",
+    "noisy_strategy_entropy",
     "rate_curve",
 ]
 
 #: method -> entropy backend f(theta, phi, omega, bell_value, *, kind, x, y, options) -> bits
-_BACKENDS: dict[str, Callable[..., jax.Array]] = {"qubit": qubit_entropy}
+_BACKENDS: dict[str, Callable[..., jax.Array]] = {
+    "qubit": qubit_entropy,
+    "bff": bff.rates_backend,
+}
 
-_PLANNED = {"bff": "the certified Brown-Fawzi-Fawzi SDP backend (jaxbell.bff)"}
+#: What each method's value is: an upper bound on the DI infimum (achieved by explicit
+#: strategies) or a certified lower bound. The gaps are upper minus lower.
+BOUNDS = {"qubit": "upper", "bff": "lower"}
+
+#: Default bisection width of :func:`critical_visibility` per method (each bff step solves SDPs)
+_XTOL = {"bff": 1e-3}
+_XTOL_DEFAULT = 1e-7
+
+#: Options that keep a backend quiet inside loops that show their own progress
+_QUIET = {"bff": {"progress": False}}
 
 
 # --- checks -----------------------------------------------------------------------------------
 
 
 def _check_method(method) -> Callable[..., jax.Array]:
-    if method in _BACKENDS:
+    if isinstance(method, str) and method in _BACKENDS:
         return _BACKENDS[method]
-    extra = f"; {method!r} is {_PLANNED[method]}, not installed here" if method in _PLANNED else ""
-    raise ValueError(f"method must be one of {sorted(_BACKENDS)}, got {method!r}{extra}")
+    raise ValueError(
+        f"method must be one of {sorted(_BACKENDS)} or a sequence of them, got {method!r}"
+    )
+
+
+def _check_methods(method) -> tuple[tuple[str, ...], bool]:
+    """(method names, whether a sequence was given)."""
+    if isinstance(method, str):
+        _check_method(method)
+        return (method,), False
+    if isinstance(method, Sequence) and len(method) > 0:
+        names = tuple(method)
+        for name in names:
+            _check_method(name)
+        if len(set(names)) != len(names):
+            raise ValueError(f"method lists a method twice: {names!r}")
+        return names, True
+    raise ValueError(
+        f"method must be one of {sorted(_BACKENDS)} or a sequence of them, got {method!r}"
+    )
+
+
+def _split_options(methods: tuple[str, ...], options, multi: bool) -> dict[str, Any]:
+    """Options per method: ``options`` itself for one method, or keyed by method name."""
+    keyed = (
+        isinstance(options, Mapping)
+        and len(options) > 0
+        and all(isinstance(k, str) and k in _BACKENDS for k in options)
+    )
+    if keyed:
+        extra = sorted(set(options) - set(methods))
+        if extra:
+            raise TypeError(
+                f"options given for method(s) {extra} that are not computed (method={methods!r})"
+            )
+        return {m: options.get(m) for m in methods}
+    if multi and options is not None:
+        raise TypeError(
+            "with several methods, give the options per method, e.g. "
+            "options={'qubit': {'starts': 32}, 'bff': {'m': 4}}"
+        )
+    return {methods[0]: options}
+
+
+def _quiet(method: str, options):
+    """The options with the backend's own progress bar off (unless the caller set it)."""
+    quiet = _QUIET.get(method)
+    if not quiet:
+        return options
+    if options is None:
+        return dict(quiet)
+    if isinstance(options, Mapping):
+        return dict(quiet) | dict(options)
+    return options
 
 
 def _check_kind(kind, x, y):
@@ -91,6 +170,15 @@ def _check_kind(kind, x, y):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v not in (0, 1):
             raise ValueError(f"{name} must be 0 or 1 (an input of the Bell scenario), got {v!r}")
     return int(x), int(y)
+
+
+def _check_input(value, name: str) -> tuple[int, ...]:
+    """``None`` (all inputs) or one input, as the tuple of inputs to maximise over."""
+    if value is None:
+        return (0, 1)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in (0, 1):
+        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {value!r}")
+    return (int(value),)
 
 
 def _angles64(theta, phi, omega):
@@ -141,6 +229,13 @@ def _check_bell_value(bell_value, bell_max) -> np.ndarray:
     return eta
 
 
+def _as_output(arrays: list[np.ndarray], multi: bool) -> jax.Array:
+    """float64 jax.Array; several methods stacked on a trailing axis."""
+    out = np.stack(arrays, -1) if multi else arrays[0]
+    with x64_scope():
+        return jnp.asarray(out, dtype=jnp.float64)
+
+
 # --- DI entropy ---------------------------------------------------------------------------------
 
 
@@ -153,7 +248,7 @@ def di_entropy(
     kind: str = "key",
     x: int = 0,
     y: int = 0,
-    method: str = "qubit",
+    method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
 ) -> jax.Array:
     r"""DI entropy at an observed Bell value <B_theta,phi,omega> = bell_value, bits.
@@ -171,6 +266,14 @@ def di_entropy(
     explicit strategies (see :func:`rate_curve`). Values whose discretisation gap (hull minus
     tangent-line estimate) exceeds ``options["tol"]`` (default 1e-4 bits) are NaN.
 
+    With ``method="bff"`` the value is a **certified lower bound** on the infimum: the
+    Brown-Fawzi-Fawzi SDP hierarchy with the solver's dual corrected for its residuals
+    (:func:`jaxbell.bff_entropy`, raised to 0 where negative; exactly 0 for
+    |bell_value| <= eta^L, without an SDP). NaN where a point is not certified; its status
+    (infeasible, solver failed, inaccurate) is the ``bff_status`` of :func:`rate_curve` with
+    ``method="bff"``, or ``jaxbell.bff_entropy(...).status``. Needs
+    ``pip install "jaxbell[sdp]"``; seconds per point (m - 1 SDPs).
+
     Parameters
     ----------
     theta, phi, omega : array_like
@@ -182,45 +285,52 @@ def di_entropy(
         "key": H(A|X=x, E), Alice's raw key given Eve; "global": H(AB|X=x, Y=y, E).
     x, y : {0, 1}
         Inputs (``y`` matters only for "global").
-    method : str
-        Backend: "qubit" (explicit strategies, upper bound); "bff" when installed.
+    method : str or sequence of str
+        Backend: "qubit" (explicit strategies, upper bound) or "bff" (certified lower bound);
+        a sequence such as ``("qubit", "bff")`` computes each, stacked on a trailing axis.
     options : dict, optional
         Backend settings; for "qubit" see :class:`jaxbell.qubit.QubitOptions`
-        (directions, starts, steps, refine, learning_rate, tol, seed).
+        (directions, starts, steps, refine, learning_rate, tol, seed), for "bff"
+        :class:`jaxbell.bff.BffOptions` (m, level, eve_pairs, solver, processes, progress,
+        max_correction, constraint). With several methods, keyed by method:
+        ``{"qubit": {...}, "bff": {...}}``.
 
     Returns
     -------
     jax.Array
-        Bits (float64), the broadcast shape; in [0, 1] for "key", [0, 2] for "global"; NaN
-        where the backend's solve failed or did not converge.
+        Bits (float64), the broadcast shape (plus a trailing axis, one entry per method, when
+        ``method`` is a sequence); in [0, 1] for "key", [0, 2] for "global"; NaN where the
+        backend's solve failed or did not converge.
 
     Raises
     ------
     ValueError
         Unknown ``kind`` or ``method``, ``x``/``y`` not in {0, 1}, non-finite input, or
         |bell_value| beyond the quantum maximum.
+    TypeError
+        Unknown options (the message lists the valid ones).
+    ImportError
+        ``method="bff"`` without cvxpy or the solver (the message names ``jaxbell[sdp]``).
 
     References
     ----------
     Eq. (1)-(6) and Supplemental Material of Wooltorton, Brown & Colbeck, PRL 132, 210802
-    (2024); S. Pironio et al., New J. Phys. 11, 045021 (2009).
+    (2024); S. Pironio et al., New J. Phys. 11, 045021 (2009); P. Brown, H. Fawzi and
+    O. Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692.
     """
-    backend = _check_method(method)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
     x, y = _check_kind(kind, x, y)
     t, p, w = _angles64(theta, phi, omega)
     _, _, _, top = _bounds64(t, p, w)
     eta = _check_bell_value(bell_value, top)
     shape = eta.shape
-    return backend(
-        np.broadcast_to(t, shape),
-        np.broadcast_to(p, shape),
-        np.broadcast_to(w, shape),
-        eta,
-        kind=kind,
-        x=x,
-        y=y,
-        options=options,
-    )
+    t, p, w = (np.broadcast_to(a, shape) for a in (t, p, w))
+    out = [
+        np.asarray(_BACKENDS[m](t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m]))
+        for m in methods
+    ]
+    return _as_output(out, multi)
 
 
 # --- rate curves --------------------------------------------------------------------------------
@@ -234,8 +344,16 @@ def _default_bell_values(lo, top, st, num):
 
 def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     """Rich rate curve of the qubit backend: envelope, supporting lines, optimal mixtures."""
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
-    (env,) = qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options, progress=progress)
+    bar = tqdm(
+        total=QubitOptions.from_mapping(options).refine + 1,
+        desc="rate curve, qubit (passes)",
+        disable=not progress if progress is not None else None,
+    )
+    with bar:
+        (env,) = qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar)
     lo_i, hi_i, weight = env.segment(bell_value)
     slope, intercept = env.supporting_line(bell_value)
     idx = np.stack([lo_i, hi_i], -1)
@@ -276,8 +394,78 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     return fields, tangents, settings
 
 
+def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
+    """Certified rate curve: the bound, its certificate status and correction per point."""
+    t0 = time.perf_counter()
+    res = bff.certify(t, p, w, bell_value, kind=kind, x=x, y=y, options=options, progress=progress)
+    opts = res["options"]
+    fields = {
+        "entropy": res["value"],
+        "curve_status": np.where(np.isnan(res["value"]), 2, 0).astype(np.int8),
+        "bff_status": res["status"],
+        "certificate_correction": res["correction"],
+    }
+    sizes = bff.sdp_sizes(kind, opts.level, x=x, y=y, eve_pairs=opts.eve_pairs)
+    settings = {
+        **{f"option_{k}": v for k, v in dataclasses.asdict(opts).items()},
+        "sdp_block_dims": sizes["block_dims"],
+        "sdp_variables": sizes["variables"],
+        "sdps_per_point": opts.m - 1,
+        "solved_points": int(np.sum(res["solved"])),
+        "max_correction_bits": float(np.nanmax(res["correction"], initial=0.0)),
+        "elapsed_seconds": round(time.perf_counter() - t0, 3),
+    }
+    for package in ("cvxpy", "clarabel"):
+        try:
+            settings[f"{package}_version"] = __import__(package).__version__
+        except Exception:  # pragma: no cover - optional packages
+            settings[f"{package}_version"] = "not installed"
+    return fields, {}, settings
+
+
+def _entropy_curve(backend):
+    """Entropy-only curve builder for a backend without a rich one."""
+
+    def build(t, p, w, bell_value, *, kind, x, y, options, progress):
+        t0 = time.perf_counter()
+        ent = np.asarray(backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=options))
+        fields = {"entropy": ent, "curve_status": np.where(np.isnan(ent), 2, 0).astype(np.int8)}
+        return fields, {}, {"elapsed_seconds": round(time.perf_counter() - t0, 3)}
+
+    return build
+
+
 #: method -> rich curve builder (fields, tangent fields, settings); others get entropy only
-_CURVES: dict[str, Callable[..., Any]] = {"qubit": _qubit_curve}
+_CURVES: dict[str, Callable[..., Any]] = {"qubit": _qubit_curve, "bff": _bff_curve}
+
+#: Fields that several methods share; with several methods they gain a ``method`` dimension
+_SHARED_FIELDS = ("entropy", "curve_status")
+
+
+def _merge_curves(results: dict[str, tuple]) -> tuple[dict, dict, dict]:
+    """Fields, tangents and settings of several methods' curves, shared fields stacked."""
+    fields: dict = {}
+    tangents: dict = {}
+    settings: dict = {}
+    for name in _SHARED_FIELDS:
+        fields[name] = np.stack([np.asarray(r[0][name]) for r in results.values()])
+    seen: dict[str, str] = {}
+    for method, (f, tg, st) in results.items():
+        for k, v in {**f, **tg}.items():
+            if k in _SHARED_FIELDS:
+                continue
+            if k in fields or k in tangents:
+                raise ValueError(f"methods {seen[k]!r} and {method!r} both give field {k!r}")
+            seen[k] = method
+            (tangents if k in tg else fields)[k] = v
+        for k, v in st.items():
+            clash = any(k in other[2] for m2, other in results.items() if m2 != method)
+            settings[f"{method}_{k}" if clash else k] = v
+    if "qubit" in results and "bff" in results:
+        methods = list(results)
+        ent = fields["entropy"]
+        fields["entropy_gap"] = ent[methods.index("qubit")] - ent[methods.index("bff")]
+    return fields, tangents, settings
 
 
 def rate_curve(
@@ -290,7 +478,7 @@ def rate_curve(
     y: int = 0,
     num: int = 64,
     bell_value: ArrayLike | None = None,
-    method: str = "qubit",
+    method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     progress: bool | None = False,
 ) -> xr.Dataset:
@@ -300,43 +488,53 @@ def rate_curve(
     ----------
     theta, phi, omega : float
         One tuple of eq. (2), radians.
-    kind, x, y, method, options
+    kind, x, y, options
         As in :func:`di_entropy`.
+    method : str or sequence of str
+        "qubit" (upper bound, the default), "bff" (certified lower bound), or both, e.g.
+        ``("qubit", "bff")``: then ``entropy`` and ``curve_status`` gain a ``method``
+        dimension, each method's own variables are kept, and ``entropy_gap`` is added.
     num : int
         Number of Bell values (default 64), evenly spaced from eta^L to |eta^Q| for a
         self-testing tuple, from 0 to eta^L otherwise (where the curve is 0).
     bell_value : array_like, optional
         Explicit Bell values instead (1-D; |bell_value| within the quantum maximum).
     progress : bool or None
-        Show a tqdm bar over the optimisation passes (None: only on a terminal).
+        Show tqdm bars: over the optimisation passes ("qubit") and over the SDP points
+        ("bff"; run in parallel processes per ``options["processes"]``). None: only on a
+        terminal.
 
     Returns
     -------
     xarray.Dataset
-        Coordinate ``bell_value`` (and a scalar ``method``). For every method: ``entropy``
-        (bits) and ``curve_status`` (0 converged, 1 gap above tol, 2 failed). For "qubit"
-        also: ``entropy_lower_estimate`` and ``gap`` (tangent-line estimate and the
-        discretisation gap of the hull segment), ``slope`` and ``intercept`` of the supporting
-        line H >= intercept + slope * <B> (the affine min-tradeoff function), the optimal
-        attack as a mixture of two qubit strategies (dim ``component``): ``mixture_weight``,
-        ``component_bell_value``, ``component_entropy``, ``alice_angle`` (x), ``bob_angle``
-        (y) in the X-Z plane and the real ``state`` (row, col in the basis |ab>); and per
-        optimised slope (dim ``tangent``): ``tangent_slope``, ``tangent_intercept``,
-        ``tangent_spread`` and ``tangent_agreement`` between random starts. Attributes record
-        the tuple, kind, inputs, bounds, every option, the passes and the largest gap and
-        spread. Curves of two methods combine with
+        Coordinate ``bell_value`` and ``method`` (scalar for one method, a dimension for
+        several). For every method: ``entropy`` (bits) and ``curve_status`` (0 converged or
+        certified, 1 gap above tol, 2 failed). For "qubit" also: ``entropy_lower_estimate``
+        and ``gap`` (tangent-line estimate and the discretisation gap of the hull segment),
+        ``slope`` and ``intercept`` of the supporting line H >= intercept + slope * <B> (the
+        affine min-tradeoff function), the optimal attack as a mixture of two qubit strategies
+        (dim ``component``): ``mixture_weight``, ``component_bell_value``,
+        ``component_entropy``, ``alice_angle`` (x), ``bob_angle`` (y) in the X-Z plane and the
+        real ``state`` (row, col in the basis |ab>); and per optimised slope (dim
+        ``tangent``): ``tangent_slope``, ``tangent_intercept``, ``tangent_spread`` and
+        ``tangent_agreement`` between random starts. For "bff" also: ``bff_status``
+        (0 certified, 1 infeasible, 2 solver failed, 3 inaccurate) and
+        ``certificate_correction``. With both: ``entropy_gap`` = qubit - bff (>= 0 up to
+        the solvers' rounding with constraint "bell": the true DI entropy lies in between).
+        Attributes record the tuple, kind, inputs, bounds, every option (``option_*``), the
+        passes, the largest gap and spread, the SDP sizes and the time taken (settings that
+        two methods share are prefixed with the method). Curves of one method combine with
         ``xarray.concat([a[["entropy"]], b[["entropy"]]], dim="method")``.
 
     References
     ----------
     Eq. (2)-(6) and Supplemental Material of Wooltorton, Brown & Colbeck, PRL 132, 210802
-    (2024).
+    (2024); Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024) (method "bff").
     """
-    from tqdm import tqdm
-
     from jaxbell.dataset import rate_curve_dataset
 
-    backend = _check_method(method)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
     x, y = _check_kind(kind, x, y)
     if kind == "key":
         y = 0
@@ -360,7 +558,7 @@ def rate_curve(
         "kind": kind,
         "x": x,
         "y": y,
-        "method": method,
+        "method": ", ".join(methods),
         "local_bound": lo,
         "quantum_bound": q,
         "bell_max": top,
@@ -369,25 +567,19 @@ def rate_curve(
         "jax_version": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
     }
-    total = QubitOptions.from_mapping(options).refine + 1 if method == "qubit" else 1
-    bar = tqdm(
-        total=total,
-        desc="rate curve (passes)",
-        disable=not progress if progress is not None else None,
-    )
-    with bar:
-        if method in _CURVES:
-            fields, tangents, extra = _CURVES[method](
-                t, p, w, eta, kind=kind, x=x, y=y, options=options, progress=bar
-            )
-        else:
-            t0 = time.perf_counter()
-            ent = np.asarray(backend(t, p, w, eta, kind=kind, x=x, y=y, options=options))
-            fields = {"entropy": ent, "curve_status": np.where(np.isnan(ent), 2, 0).astype(np.int8)}
-            tangents = {}
-            extra = {"elapsed_seconds": round(time.perf_counter() - t0, 3)}
-            bar.update(1)
-    return rate_curve_dataset(eta, fields, tangents, method=method, settings=settings | extra)
+    results = {}
+    for m in methods:
+        build = _CURVES.get(m) or _entropy_curve(_BACKENDS[m])
+        results[m] = build(
+            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress
+        )
+    if multi:
+        fields, tangents, extra = _merge_curves(results)
+        label = list(methods)
+    else:
+        fields, tangents, extra = results[methods[0]]
+        label = methods[0]
+    return rate_curve_dataset(eta, fields, tangents, method=label, settings=settings | extra)
 
 
 # --- noisy rates and critical visibility ----------------------------------------------------
@@ -412,12 +604,95 @@ def _error_correction_cost(t, p, w, v):
         return np.asarray(_h_small(q))
 
 
-def _noisy(theta, phi, omega, visibility, kind, method, options):
-    backend = _check_method(method)
+def _noisy_state_entropy(v):
+    """S(rho_v) of rho_v = v |psi><psi| + (1 - v) 1/4, bits (eigenvalues (1+3v)/4, (1-v)/4 x3)."""
+    with x64_scope():
+        vv = jnp.asarray(v)
+        small = (1.0 - vv) / 4.0
+        lam = jnp.stack([(1.0 + 3.0 * vv) / 4.0, small, small, small], -1)
+        return np.asarray(_shannon(lam))
+
+
+def _achievable_entropy(t, p, w, v):
+    """Entropies of the noisy strategy of eq. (6) itself (Eve purifies the noisy state), bits.
+
+    {"key": H(A|X=x, E), "global": H(AB|X=x, Y=y, E)} and the error-correction cost, each of
+    shape (..., x, y) (the key entropy does not depend on the inputs).
+    """
+    cost = _error_correction_cost(t, p, w, v)  # h((1 + v E[x, y])/2)
+    s_rho = _noisy_state_entropy(v)[..., None, None]
+    with x64_scope():
+        h_v = np.asarray(_h_small(jnp.asarray((1.0 - np.asarray(v)) / 2.0)))[..., None, None]
+    key = np.broadcast_to(1.0 + h_v - s_rho, cost.shape)
+    return {"key": key, "global": 1.0 + cost - s_rho, "cost": cost}
+
+
+def _achievable(t, p, w, v, kind, xs, ys):
+    """Rates of the noisy strategy of eq. (6) itself, maximised over the inputs xs, ys."""
+    ent = _achievable_entropy(t, p, w, v)
+    rate = ent["key"] - ent["cost"] if kind == "key" else ent["global"]
+    sub = rate[..., list(xs), :][..., :, list(ys)]
+    return sub.reshape(sub.shape[:-2] + (-1,)).max(-1)
+
+
+def noisy_strategy_entropy(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    visibility: ArrayLike,
+    *,
+    kind: str = "key",
+    x: int = 0,
+    y: int = 0,
+) -> jax.Array:
+    r"""H(A|X=x,E) or H(AB|X=x,Y=y,E) of the strategy of eq. (6) under white noise, bits.
+
+    The state ``rho_v = v |psi><psi| + (1 - v) 1/4`` with Eve holding its purification and
+    the measurements of eq. (6); ``<B> = v eta^Q``, correlators ``v E``. An *achievable*
+    value: the DI infimum at that Bell value (or at those correlators) is at most this, so it
+    bounds both methods' values from above. With H(A'|E) = S(Delta(rho)) - S(rho) (Delta: the
+    dephasing of the measured outcomes; Eve purifies rho):
+
+    .. math::
+
+        H(A|X{=}x,E) = 1 + h\big(\tfrac{1+v}{2}\big) - S(\rho_v),\qquad
+        H(AB|X{=}x,Y{=}y,E) = 1 + h\big(\tfrac{1+vE_{xy}}{2}\big) - S(\rho_v),
+
+    ``S(rho_v) = -((1+3v)/4) log2((1+3v)/4) - 3 ((1-v)/4) log2((1-v)/4)``, h the binary
+    entropy (tests/test_rates.py checks both against an explicit purification).
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Angles of eq. (2), radians; broadcast with ``visibility``.
+    visibility : array_like
+        v in [0, 1].
+    kind : {"key", "global"}
+    x, y : {0, 1}
+
+    Returns
+    -------
+    jax.Array
+        Bits, float64, the broadcast shape.
+
+    References
+    ----------
+    Eq. (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); the purification formula
+    e.g. in Pironio et al., New J. Phys. 11, 045021 (2009).
+    """
+    x, y = _check_kind(kind, x, y)
     t, p, w = _angles64(theta, phi, omega)
     v = _check_visibility(visibility)
     shape = np.broadcast_shapes(t.shape, v.shape)
     t, p, w, v = (np.broadcast_to(a, shape) for a in (t, p, w, v))
+    out = _achievable_entropy(t, p, w, v)[kind][..., x, y]
+    with x64_scope():
+        return jnp.asarray(out, dtype=jnp.float64)
+
+
+def _noisy(t, p, w, v, kind, method, options, xs, ys):
+    """Noisy rate of one method on checked, broadcast float64 arrays (NaN: backend failed)."""
+    backend = _BACKENDS[method]
     _, q, _, top = _bounds64(t, p, w)
     eta = np.minimum(v * np.abs(q), top)  # |v eta^Q| <= |eta^Q| <= max always
 
@@ -426,14 +701,22 @@ def _noisy(theta, phi, omega, visibility, kind, method, options):
 
     if kind == "key":
         cost = _error_correction_cost(t, p, w, v)  # (..., x, y)
-        rates = np.stack([entropy("key", xi, 0)[..., None] - cost[..., xi, :] for xi in (0, 1)], -2)
+        rates = [entropy("key", xi, 0)[..., None] - cost[..., xi, :] for xi in xs]
     else:
-        rates = np.stack(
-            [np.stack([entropy("global", xi, yi) for yi in (0, 1)], -1) for xi in (0, 1)], -2
-        )
-    flat = rates.reshape(shape + (4,))
-    out = np.max(flat, axis=-1)  # NaN propagates: a failed input pair makes the max unknown
-    return out
+        rates = [entropy("global", xi, yi)[..., None] for xi in xs for yi in ys]
+    flat = np.concatenate(rates, -1)
+    return np.max(flat, axis=-1)  # NaN propagates: a failed input pair makes the max unknown
+
+
+def _noisy_entry(theta, phi, omega, visibility, kind, method, options, xs, ys):
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    t, p, w = _angles64(theta, phi, omega)
+    v = _check_visibility(visibility)
+    shape = np.broadcast_shapes(t.shape, v.shape)
+    t, p, w, v = (np.broadcast_to(a, shape) for a in (t, p, w, v))
+    out = [_noisy(t, p, w, v, kind, m, per_method[m], xs, ys) for m in methods]
+    return _as_output(out, multi)
 
 
 def noisy_key_rate(
@@ -442,7 +725,8 @@ def noisy_key_rate(
     omega: ArrayLike,
     visibility: ArrayLike,
     *,
-    method: str = "qubit",
+    x: int | None = None,
+    method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
 ) -> jax.Array:
     r"""Devetak-Winter key rate of the strategy of eq. (6) under white noise, bits per round.
@@ -460,24 +744,25 @@ def noisy_key_rate(
         local and the rate is -min h <= 0).
     visibility : array_like
         v in [0, 1]; broadcasts with the angles.
+    x : {0, 1} or None
+        Alice's key input; None (default): the best of both (twice the entropies to compute).
     method, options
-        As in :func:`di_entropy`.
+        As in :func:`di_entropy` (a sequence of methods adds a trailing axis).
 
     Returns
     -------
     jax.Array
         Bits per round, float64, the broadcast shape. With method "qubit" an upper bound on
-        the DI rate of this protocol (the entropy is an upper bound), tight when the
-        optimisation is global.
+        the DI rate of this protocol (the entropy is an upper bound, achieved by explicit
+        strategies), tight when the optimisation is global; with "bff" a certified lower bound.
 
     References
     ----------
     Eq. (1) and (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024);
     I. Devetak and A. Winter, Proc. R. Soc. A 461, 207 (2005).
     """
-    out = _noisy(theta, phi, omega, visibility, "key", method, options)
-    with x64_scope():
-        return jnp.asarray(out, dtype=jnp.float64)
+    xs = _check_input(x, "x")
+    return _noisy_entry(theta, phi, omega, visibility, "key", method, options, xs, (0, 1))
 
 
 def noisy_global_rate(
@@ -486,23 +771,125 @@ def noisy_global_rate(
     omega: ArrayLike,
     visibility: ArrayLike,
     *,
-    method: str = "qubit",
+    x: int | None = None,
+    y: int | None = None,
+    method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
 ) -> jax.Array:
     r"""Global randomness rate of the strategy of eq. (6) under white noise, bits per round.
 
     ``max_xy G_xy(v |eta^Q|)``, G_xy = :func:`di_entropy` of kind "global" with inputs
-    (x, y) at <B> = v eta^Q. In [0, 2]; 0 exactly when v |eta^Q| <= eta^L; NaN where the
-    backend failed. At v = 1 for a self-testing tuple this is
-    :func:`jaxbell.global_rate_at_quantum_bound`. Arguments as in :func:`noisy_key_rate`.
+    (x, y) at <B> = v eta^Q (``x``, ``y``: fix the inputs instead of maximising; None: both).
+    In [0, 2]; 0 exactly when v |eta^Q| <= eta^L; NaN where the backend failed. At v = 1 for
+    a self-testing tuple this is :func:`jaxbell.global_rate_at_quantum_bound`. Other arguments
+    as in :func:`noisy_key_rate`. With method "bff", level 2, each pair (x, y) costs about a
+    minute of CPU per point: fix ``x`` and ``y``, or use ``options={"level": 1}``.
 
     References
     ----------
     Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024), r^global below eq. (1).
     """
-    out = _noisy(theta, phi, omega, visibility, "global", method, options)
-    with x64_scope():
-        return jnp.asarray(out, dtype=jnp.float64)
+    xs, ys = _check_input(x, "x"), _check_input(y, "y")
+    return _noisy_entry(theta, phi, omega, visibility, "global", method, options, xs, ys)
+
+
+def _bisect(rate, left, right, ok, xtol, bar=None):
+    """Per element, shrink [left, right] around the first positive rate; right stays positive.
+
+    ``rate(indices, v)`` evaluates the elements ``indices`` at visibilities ``v``; elements
+    with a non-finite rate inside the bracket are marked not ok (and left alone).
+    """
+    left, right, ok = left.copy(), right.copy(), ok.copy()
+    iters = int(math.ceil(math.log2(1.0 / xtol))) + 1
+    for _ in range(iters):
+        active = np.flatnonzero(ok & (right - left > xtol))
+        if active.size == 0:
+            break
+        mid = 0.5 * (left[active] + right[active])
+        val = np.asarray(rate(active, mid))
+        finite = np.isfinite(val)
+        ok[active] &= finite
+        pos = val > 0
+        right[active] = np.where(pos, mid, right[active])
+        left[active] = np.where(pos, left[active], mid)
+        if bar is not None:
+            bar.update()
+    return left, right, ok
+
+
+def _achievable_critical(t, p, w, kind, xs, ys):
+    """Critical visibility of the noisy strategy itself (flat arrays): (threshold, below).
+
+    Where its rate vanishes an explicit attack leaves no rate, so the protocol's threshold is
+    at least ``below`` (NaN where the rate is not positive even at v = 1).
+    """
+
+    def rate(i, v):
+        return _achievable(t[i], p[i], w[i], v, kind, xs, ys)
+
+    ok = rate(np.arange(t.size), np.ones(t.shape)) > 0
+    left, right, ok = _bisect(rate, np.zeros(t.shape), np.ones(t.shape), ok, 1e-12)
+    return np.where(ok, right, np.nan), np.where(ok, left, np.nan)
+
+
+def _local_visibility(lo, q, t, p, w, constraint: str):
+    """Below this visibility the observed statistics have a local model (no rate positive)."""
+    if constraint == "correlators":  # the correlators v E are local iff max CHSH <= 2
+        from jaxbell.nonlocality import max_chsh_value
+        from jaxbell.strategy import strategy_correlators
+
+        with x64_scope():
+            mc = np.asarray(max_chsh_value(strategy_correlators(t, p, w)), dtype=np.float64)
+        return np.minimum(2.0 / mc, 1.0)
+    return lo / np.abs(q)
+
+
+def _critical(t, p, w, lo, q, kind, method, options, xs, ys, xtol, bar, floor=None):
+    """Critical visibilities of one method for self-testing tuples (flat arrays), and brackets."""
+    constraint = "bell"
+    if method == "bff":
+        constraint = bff.BffOptions.from_mapping(options).constraint
+    left = _local_visibility(lo, q, t, p, w, constraint)
+    if method == "bff":
+        # valid lower ends of the bracket, which save SDPs: the visibility where the rate of
+        # the noisy strategy itself vanishes (an explicit attack: no protocol rate above it),
+        # and, given, the qubit threshold (its rates are achievable upper bounds)
+        _, below = _achievable_critical(t, p, w, kind, xs, ys)
+        left = np.maximum(left, np.where(np.isfinite(below), below, 0.0))
+        if floor is not None and constraint == "bell":
+            left = np.maximum(left, np.where(np.isfinite(floor), floor, 0.0))
+    left = np.minimum(left, 1.0)
+    right = np.ones_like(left)
+
+    def rate(i, v):
+        return _noisy(t[i], p[i], w[i], v, kind, method, options, xs, ys)
+
+    top = rate(np.arange(t.size), right)
+    ok = top > 0
+    if bar is not None:
+        bar.update()
+    left, right, ok = _bisect(rate, left, right, ok, xtol, bar)
+    return np.where(ok, right, np.nan), np.where(ok, left, np.nan)
+
+
+def _check_xtol(xtol, methods: tuple[str, ...]) -> dict[str, float]:
+    """Bisection width per method from a number, a mapping by method, or None (defaults)."""
+    given = dict(xtol) if isinstance(xtol, Mapping) else {m: xtol for m in methods}
+    unknown = sorted(set(given) - set(methods))
+    if unknown:
+        raise ValueError(f"xtol is given for method(s) {unknown} that are not computed")
+    out = {}
+    for m in methods:
+        value = given.get(m)
+        if value is None:
+            value = _XTOL.get(m, _XTOL_DEFAULT)
+        number = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+        if not (number and 0 < value < 1):
+            raise ValueError(
+                f"xtol must be a number in (0, 1), a dict of them by method, or None; got {xtol!r}"
+            )
+        out[m] = float(value)
+    return out
 
 
 def critical_visibility(
@@ -511,17 +898,28 @@ def critical_visibility(
     omega: ArrayLike,
     *,
     kind: str = "key",
-    method: str = "qubit",
+    x: int | None = None,
+    y: int | None = None,
+    method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
-    xtol: float = 1e-7,
+    xtol: float | Mapping[str, float] | None = None,
+    progress: bool | None = False,
 ) -> jax.Array:
     r"""The smallest visibility v with a positive noisy rate (key or global randomness).
 
     The rate grows with v (the entropy is non-decreasing in |<B>| and the error-correction
     cost h((1 + v E)/2) falls), so the threshold is found by bisection on
     [eta^L / |eta^Q|, 1] (below the left end <B> is local and no rate is positive). For kind
-    "global" the answer is eta^L / |eta^Q| = 1 / violation_ratio: any Bell value beyond the
-    local bound certifies randomness.
+    "global" and method "qubit" the answer is eta^L / |eta^Q| = 1 / violation_ratio: any Bell
+    value beyond the local bound certifies randomness.
+
+    The two methods bracket the true threshold of the protocol: with "qubit" (rates that
+    explicit attacks achieve) the result is a **lower bound** on it, tight when the
+    optimisation is global; with "bff" a positive rate is **certified** at the result (and,
+    the DI rate growing with v, above it), so it is an **upper bound**. For "bff" the bisection
+    starts above the visibility where the noisy strategy itself has no rate (an explicit
+    attack), and above the qubit threshold when ``method=("qubit", "bff")``; each step solves
+    ``m - 1`` SDPs per input and tuple.
 
     Parameters
     ----------
@@ -529,53 +927,237 @@ def critical_visibility(
         Tuples of eq. (2), radians.
     kind : {"key", "global"}
         Which rate: :func:`noisy_key_rate` or :func:`noisy_global_rate`.
+    x, y : {0, 1} or None
+        Fix the inputs of the rate (None: the best of both); ``y`` only for "global".
     method, options
-        As in :func:`di_entropy`.
-    xtol : float
-        Width of the final bracket (default 1e-7). The result's accuracy is also limited by
-        the entropy's (``options["tol"]``, default 1e-4 bits, divided by the slope of the rate
-        in v).
+        As in :func:`di_entropy`; a sequence of methods adds a trailing axis.
+    xtol : float, dict or None
+        Width of the final bracket, for every method or by method (``{"bff": 4e-3}``); None
+        (or a method left out): 1e-7 for "qubit", 1e-3 for "bff". The result's accuracy is
+        also limited by the entropy's ("qubit": ``options["tol"]``, default 1e-4 bits,
+        divided by the slope of the rate in v).
+    progress : bool or None
+        tqdm bar over the bisection steps (None: only on a terminal).
 
     Returns
     -------
     jax.Array
-        v in (0, 1], float64, broadcast shape of the angles; NaN where no visibility gives a
-        positive rate (condition (4) fails, or the rate at v = 1 is <= 0) or where the backend
-        failed or did not converge inside the bracket. With method "qubit" a lower bound on
-        the true threshold, tight when the optimisation is global.
+        v in (0, 1], float64, broadcast shape of the angles (plus a trailing method axis for a
+        sequence of methods); NaN where no visibility gives a positive rate (condition (4)
+        fails, or the rate at v = 1 is <= 0) or where the backend failed or did not converge
+        inside the bracket.
 
     References
     ----------
-    Eq. (1), (3), (5), (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
+    Eq. (1), (3), (5), (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); Brown,
+    Fawzi & Fawzi, Quantum 8, 1445 (2024) (method "bff").
     """
-    _check_method(method)
+    from tqdm import tqdm
+
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
     if kind not in KINDS:
         raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
-    if not isinstance(xtol, (int, float, np.floating)) or not (0 < xtol < 1):
-        raise ValueError(f"xtol must be a number in (0, 1), got {xtol!r}")
+    xs = _check_input(x, "x")
+    ys = _check_input(y, "y") if kind == "global" else (0, 1)
+    tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     shape = t.shape
     t, p, w = (a.reshape(-1) for a in (t, p, w))
     lo, q, st, _ = _bounds64(t, p, w)
-    rate = noisy_key_rate if kind == "key" else noisy_global_rate
-    out = np.full(t.shape, np.nan)
     sel = np.flatnonzero(st)
-    if sel.size:
-        ts, ps, ws = t[sel], p[sel], w[sel]
-        left = lo[sel] / np.abs(q[sel])
-        right = np.ones_like(left)
-        top = np.asarray(rate(ts, ps, ws, right, method=method, options=options))
-        ok = top > 0
-        iters = int(math.ceil(math.log2(1.0 / xtol))) + 1
-        for _ in range(iters):
-            mid = 0.5 * (left + right)
-            val = np.asarray(rate(ts, ps, ws, mid, method=method, options=options))
-            ok &= np.isfinite(val)
-            pos = val > 0
-            right = np.where(pos, mid, right)
-            left = np.where(pos, left, mid)
-            if np.all(right - left <= xtol):
-                break
-        out[sel] = np.where(ok, right, np.nan)
-    with x64_scope():
-        return jnp.asarray(out.reshape(shape), dtype=jnp.float64)
+    steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
+    bar = tqdm(
+        total=steps,
+        desc="critical visibility (bisection steps)",
+        disable=not progress if progress is not None else None,
+    )
+    out = []
+    floor = None
+    with bar:
+        for m in methods:
+            res = np.full(t.shape, np.nan)
+            if sel.size:
+                crit, below = _critical(
+                    t[sel],
+                    p[sel],
+                    w[sel],
+                    lo[sel],
+                    q[sel],
+                    kind,
+                    m,
+                    _quiet(m, per_method[m]),
+                    xs,
+                    ys,
+                    tols[m],
+                    bar,
+                    floor=floor,
+                )
+                res[sel] = crit
+                if m == "qubit":
+                    floor = below  # the qubit rate is <= 0 there, so the certified one too
+            out.append(res.reshape(shape))
+    return _as_output(out, multi)
+
+
+# --- the noisy rates of one tuple as a dataset ---------------------------------------------
+
+
+def noisy_rate_curve(
+    theta: float,
+    phi: float,
+    omega: float,
+    visibility: ArrayLike,
+    *,
+    kind: str | Sequence[str] = ("key", "global"),
+    x: int | None = None,
+    y: int | None = None,
+    method: str | Sequence[str] = "qubit",
+    options: Mapping[str, Any] | None = None,
+    critical: bool = True,
+    xtol: float | Mapping[str, float] | None = None,
+    progress: bool | None = False,
+) -> xr.Dataset:
+    r"""Key and randomness rates of one tuple under white noise, per method, as a Dataset.
+
+    Over the visibilities given: :func:`noisy_key_rate` and :func:`noisy_global_rate` of each
+    method, the rates of the noisy strategy of eq. (6) itself (Eve purifying the noisy state,
+    :func:`noisy_strategy_entropy`: achievable, so above every method's value), and, with
+    ``critical``, :func:`critical_visibility` of each method and of the noisy strategy. With
+    ``method=("qubit", "bff")`` the true DI rate lies between the two (constraint "bell"),
+    and the gaps are reported.
+
+    Parameters
+    ----------
+    theta, phi, omega : float
+        One tuple of eq. (2), radians.
+    visibility : array_like
+        1-D, values in [0, 1].
+    kind : str or sequence of str
+        "key", "global" or both (default). "global" with "bff" at level 2 costs about a minute
+        of CPU per point and input pair: fix ``x`` and ``y``.
+    x, y : {0, 1} or None
+        Fix the inputs (None: the best of both).
+    method, options, xtol
+        As in :func:`critical_visibility`.
+    critical : bool
+        Also compute the critical visibilities (default True).
+    progress : bool or None
+        tqdm bars (None: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        Coordinates ``visibility``, ``kind`` (dimension), ``method`` (scalar for one method, a
+        dimension for several) and the scalar ``theta``, ``phi``, ``omega`` (so datasets of
+        several tuples combine with ``xarray.concat(..., dim="construction")``). Variables:
+        ``noisy_key_rate`` / ``noisy_global_rate`` ([method,] visibility), ``rate_status``
+        ([method,] kind, visibility; 0 computed, 1 failed: NaN), ``achievable_key_rate`` /
+        ``achievable_global_rate`` (visibility), ``local_visibility``; with ``critical``:
+        ``critical_visibility`` ([method,] kind) and ``critical_visibility_achievable``
+        (kind); with both methods: ``noisy_key_rate_gap`` / ``noisy_global_rate_gap`` (qubit
+        minus bff, >= 0 up to rounding for constraint "bell") and
+        ``critical_visibility_gap`` (bff minus qubit). Attributes: the tuple's bounds,
+        every option per method, the inputs, times.
+
+    References
+    ----------
+    Eq. (1)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); Devetak & Winter,
+    Proc. R. Soc. A 461, 207 (2005); Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024).
+    """
+    from jaxbell.dataset import noisy_rate_dataset
+
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if not kinds or any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kind must be 'key', 'global' or a sequence of both, got {kind!r}")
+    xs = _check_input(x, "x")
+    ys = _check_input(y, "y")
+    if not isinstance(critical, (bool, np.bool_)):
+        raise TypeError(f"critical must be True or False, got {critical!r}")
+    t, p, w = _angles64(theta, phi, omega)
+    if t.ndim:
+        raise ValueError("noisy_rate_curve takes one tuple: theta, phi and omega must be scalars")
+    v = _check_visibility(visibility)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"visibility must be a non-empty 1-D array; got shape {v.shape}")
+    t0 = time.perf_counter()
+    lo, q, st, _ = (float(a) for a in _bounds64(t, p, w))
+    tb, pb, wb = (np.broadcast_to(a, v.shape) for a in (t, p, w))
+    rates: dict[str, np.ndarray] = {}  # kind -> (method, visibility)
+    achievable: dict[str, np.ndarray] = {}
+    timing: dict[str, float] = {}
+    for k in kinds:
+        ys_k = ys if k == "global" else (0, 1)
+        per = []
+        for m in methods:
+            t1 = time.perf_counter()
+            opts = per_method[m]
+            if progress is False:
+                opts = _quiet(m, opts)
+            per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
+            timing[f"{m}_{k}"] = round(time.perf_counter() - t1, 3)
+        rates[k] = np.stack(per)
+        achievable[k] = _achievable(tb, pb, wb, v, k, xs, ys_k)
+    crit = ach_crit = None
+    if critical:
+        crit = np.full((len(methods), len(kinds)), np.nan)
+        ach_crit = np.full(len(kinds), np.nan)
+        for j, k in enumerate(kinds):
+            t1 = time.perf_counter()
+            crit[:, j] = np.atleast_1d(
+                np.asarray(
+                    critical_visibility(
+                        float(t),
+                        float(p),
+                        float(w),
+                        kind=k,
+                        x=x,
+                        y=y if k == "global" else None,
+                        method=list(methods) if multi else methods[0],
+                        options=options,
+                        xtol=xtol,
+                        progress=progress,
+                    )
+                )
+            )
+            timing[f"critical_{k}"] = round(time.perf_counter() - t1, 3)
+            ys_k = ys if k == "global" else (0, 1)
+            flat = (np.atleast_1d(a) for a in (t, p, w))
+            ach_crit[j] = _achievable_critical(*flat, k, xs, ys_k)[0][0]
+    settings: dict[str, Any] = {
+        "theta": float(t),
+        "phi": float(p),
+        "omega": float(w),
+        "local_bound": lo,
+        "quantum_bound": q,
+        "self_testing": bool(st),
+        "method": ", ".join(methods),
+        "x": "best of 0, 1" if x is None else int(x),
+        "y": "best of 0, 1" if y is None else int(y),
+        **{f"xtol_{m}": val for m, val in _check_xtol(xtol, methods).items()},
+        "dtype": "float64",
+        "jax_version": jax.__version__,
+    }
+    for m in methods:
+        if m == "qubit":
+            opts = vars(QubitOptions.from_mapping(per_method[m]))
+        elif m == "bff":
+            opts = dataclasses.asdict(bff.BffOptions.from_mapping(per_method[m]))
+        else:
+            opts = dict(per_method[m] or {})
+        settings |= {f"{m}_option_{k}": val for k, val in opts.items()}
+    settings |= {f"elapsed_seconds_{k}": val for k, val in timing.items()}
+    settings["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
+    return noisy_rate_dataset(
+        v,
+        rates,
+        achievable,
+        crit,
+        ach_crit,
+        method=list(methods) if multi else methods[0],
+        local_visibility=lo / abs(q) if st else math.nan,
+        coords={"theta": float(t), "phi": float(p), "omega": float(w)},
+        settings=settings,
+    )

@@ -191,3 +191,30 @@ def binary_entropy_np(q):
     with np.errstate(divide="ignore", invalid="ignore"):
         out = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
     return np.where((q <= 0) | (q >= 1), 0.0, out)
+
+
+def noisy_strategy_entropy_np(theta, phi, omega, v, kind="key", x=0, y=0):
+    """H(A|X=x,E) or H(AB|X=x,Y=y,E) of eq. (6) with visibility v, Eve holding the purification.
+
+    Brute force: purify rho_AB = v |psi><psi| + (1 - v) 1/4 into E, measure, and take
+    H(A'E) - H(E) of the classical-quantum state. An achievable value: the DI infimum at
+    <B> = v eta^Q (or at the correlators v E) is at most this.
+    """
+    import scipy.linalg as sl
+
+    rho = v * np.outer(PSI, PSI.conj()) + (1 - v) * np.eye(4) / 4
+    lam, vec = np.linalg.eigh(rho)
+    psi_abe = vec * np.sqrt(np.clip(lam, 0, None))  # |Psi> = sum_k sqrt(lam_k) |v_k>_AB |k>_E
+
+    def projector(angle, outcome):
+        obs = np.cos(angle) * SX + np.sin(angle) * SY
+        return (np.eye(2) + (-1) ** outcome * obs) / 2
+
+    alpha, beta = (0.0, theta)[x], (phi, omega)[y]
+    blocks = []
+    outcomes = [(a,) for a in (0, 1)] if kind == "key" else list(itertools.product((0, 1), (0, 1)))
+    for o in outcomes:
+        m_b = projector(beta, o[1]) if kind == "global" else np.eye(2)
+        sub = np.kron(projector(alpha, o[0]), m_b) @ psi_abe  # (AB, E)
+        blocks.append(sub.T @ sub.conj())  # Eve's unnormalised state given o
+    return entropy_np(sl.block_diag(*blocks)) - entropy_np(sum(blocks))

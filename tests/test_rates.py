@@ -4,8 +4,12 @@ rates, critical visibilities, the backend registry and the command line.
 Independent references: Pironio et al. (2009) for the CHSH member (entropy, noisy key rate and
 its root), the closed forms at the quantum bound (jaxbell.entropy, computed from eq. (6) without
 any optimisation), the local bound by enumeration, and an explicit purification of the stored
-optimal strategies (helpers.purified_entropies).
+optimal strategies (helpers.purified_entropies) and of the noisy strategy of eq. (6)
+(helpers.noisy_strategy_entropy_np). The certified backend ("bff") is checked against the qubit
+values (a different method: explicit attacks, so upper bounds) and against those references.
 """
+
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from helpers import (
     binary_entropy_np,
     coefficients_np,
     correlators_np,
+    noisy_strategy_entropy_np,
     pironio_entropy,
     purified_entropies,
     xz_observable,
@@ -55,8 +60,12 @@ def test_bad_arguments_raise_clear_errors():
         jb.di_entropy(*CHSH, 0.8, kind="keys")
     with pytest.raises(ValueError, match="x must be 0 or 1"):
         jb.di_entropy(*CHSH, 0.8, x=2)
-    with pytest.raises(ValueError, match=r"method must be one of \['qubit'\].*bff"):
-        jb.di_entropy(*CHSH, 0.8, method="bff")
+    with pytest.raises(ValueError, match=r"method must be one of \['bff', 'qubit'\]"):
+        jb.di_entropy(*CHSH, 0.8, method="sdp")
+    with pytest.raises(ValueError, match="method"):
+        jb.noisy_key_rate(*CHSH, 0.9, method=())
+    with pytest.raises(ValueError, match="x must be 0, 1 or None"):
+        jb.noisy_key_rate(*CHSH, 0.9, x=2)
     with pytest.raises(ValueError, match="theta"):
         jb.di_entropy(np.inf, 0.1, 0.2, 0.0)
     with pytest.raises(ValueError, match="visibility"):
@@ -253,7 +262,7 @@ def test_a_second_backend_plugs_in(monkeypatch, curve):
     assert np.all(ds.curve_status.values == np.where(np.isnan(ds.entropy), 2, 0))
     both = xr.concat([curve[["entropy", "curve_status"]], ds], dim="method")
     assert list(both.method.values) == ["qubit", "fake"]
-    assert both.entropy.sel(method="fake").isnull().sum() > 0
+    assert both.entropy.sel({"method": "fake"}).isnull().sum() > 0
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -365,3 +374,264 @@ def test_explicit_negative_bell_values_mirror_the_curve(curve):
     np.testing.assert_array_equal(ds.slope.values, -curve.slope.values[::8])
     line = ds.intercept.values + ds.slope.values * eta
     np.testing.assert_allclose(line, ds.entropy.values, atol=1e-12)
+
+
+# --- certified lower bounds (method "bff") beside the qubit values -----------------------------
+
+#: cheap certified settings: every m gives a valid lower bound (m = 4: 3 SDPs per point)
+BFF4 = {"m": 4, "processes": 1, "progress": False}
+#: qubit settings for the comparisons: any strategy found is an explicit attack, so cheaper
+#: optimisation (and tol=1, keeping every value) only weakens "certified <= qubit", never
+#: invalidates it
+QUBIT_MEDIUM = {"directions": 16, "starts": 4, "steps": 300, "refine": 1, "tol": 1.0}
+#: allowance in "certified <= qubit": the certificates are rigorous and the qubit values exact
+#: entropies of explicit strategies, both up to float64 rounding
+CERT_TOL = 1e-9
+
+
+def _pironio_threshold(rate):
+    lo, hi = 1 / np.sqrt(2), 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if rate(mid) <= 0 else (lo, mid)
+    return hi
+
+
+def test_bff_backend_is_bff_entropy():
+    eta_l, eta_q = float(jb.local_bound(*PROP3)), abs(float(jb.quantum_bound(*PROP3)))
+    eta = np.array([0.3 * eta_l, -eta_l, 0.5 * (eta_l + eta_q), -0.95 * eta_q])
+    opts = {"m": 2, "processes": 1, "progress": False}
+    got = np.asarray(jb.di_entropy(*PROP3, eta, x=1, method="bff", options=opts))
+    ref = jb.bff_entropy(*PROP3, eta[2:], x=1, m=2, processes=1, progress=False)
+    assert np.all(ref.status == 0) and np.all(ref.value > 0)
+    # (the first solve of a problem in a process may differ from later ones by ~1e-6 bits)
+    np.testing.assert_allclose(got[2:], ref.value, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got[:2], 0.0)  # local Bell values: exactly 0, no SDP
+    # kind "global" and both inputs pass through too
+    kw = {"kind": "global", "x": 0, "y": 1}
+    got = float(
+        jb.di_entropy(*PROP3, 0.98 * eta_q, **kw, method="bff", options=opts | {"level": 1})
+    )
+    ref = jb.bff_entropy(*PROP3, 0.98 * eta_q, **kw, m=2, level=1, processes=1, progress=False)
+    assert ref.status == 0 and got == pytest.approx(float(ref.value), abs=1e-5)
+
+
+def test_bff_options_and_missing_solver(monkeypatch):
+    with pytest.raises(TypeError, match=r"unknown option.*'bff'.*valid options"):
+        jb.di_entropy(*CHSH, 0.8, method="bff", options={"nodes": 3})
+    with pytest.raises(ValueError, match=r"options\['m'\]"):
+        jb.di_entropy(*CHSH, 0.8, method="bff", options={"m": 1})
+    with pytest.raises(ValueError, match=r"options\['constraint'\]"):
+        jb.di_entropy(*CHSH, 0.8, method="bff", options={"constraint": "all"})
+    with pytest.raises(TypeError, match="per method"):
+        jb.di_entropy(*CHSH, 0.8, method=("qubit", "bff"), options={"m": 3})
+    with pytest.raises(TypeError, match="not computed"):
+        jb.di_entropy(*CHSH, 0.8, method="qubit", options={"bff": {"m": 3}})
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
+    with pytest.raises(ImportError, match=r"jaxbell\[sdp\]"):
+        jb.di_entropy(*CHSH, 0.8, method="bff")
+    with pytest.raises(ImportError, match=r"jaxbell\[sdp\]"):
+        jb.noisy_key_rate(*CHSH, 0.9, method=("qubit", "bff"), options={"qubit": LOOSE})
+
+
+def _random_pairs(rng, n):
+    """n random self-testing tuples with a Bell value between the local and quantum bounds."""
+    pts = []
+    while len(pts) < n:
+        t, p, w = rng.uniform(0, 2 * PI, 3)
+        if not bool(jb.is_self_testing(t, p, w)):
+            continue
+        eta_q = abs(float(jb.quantum_bound(t, p, w)))
+        v = rng.uniform(float(jb.local_bound(t, p, w)) / eta_q, 1.0)
+        pts.append((t, p, w, v, eta_q * rng.choice([-1.0, 1.0])))
+    return (np.array(a) for a in zip(*pts, strict=True))
+
+
+def _check_certified_below_qubit(rng, n, bff_options, qubit_options):
+    t, p, w, v, eta_q = _random_pairs(rng, n)
+    xs = rng.integers(0, 2, n)
+    gaps = []
+    for x in (0, 1):
+        s = xs == x
+        both = np.asarray(
+            jb.di_entropy(
+                t[s],
+                p[s],
+                w[s],
+                v[s] * eta_q[s],
+                x=x,
+                method=("qubit", "bff"),
+                options={"qubit": qubit_options, "bff": bff_options},
+            )
+        )
+        qub, cert = both[:, 0], both[:, 1]
+        explicit = np.array(
+            [noisy_strategy_entropy_np(*a, x=x) for a in zip(t[s], p[s], w[s], v[s], strict=True)]
+        )
+        assert np.all(np.isfinite(both)), both
+        assert np.all(cert <= qub + CERT_TOL), cert - qub  # certified <= an explicit attack
+        assert np.all(qub <= explicit + 1e-9), qub - explicit  # qubit: the best attack found
+        gaps.append(qub - cert)
+    return np.concatenate(gaps)
+
+
+def test_certified_never_above_qubit_at_20_random_pairs(rng):
+    gaps = _check_certified_below_qubit(rng, 20, BFF4, QUBIT_MEDIUM)
+    # not vacuous: m = 4 drops at most 1/(16 ln 2) = 0.09 bit from the last node
+    assert gaps.max() < 0.1, gaps
+
+
+@pytest.mark.slow
+def test_slow_certified_never_above_qubit_m8(rng):
+    gaps = _check_certified_below_qubit(rng, 24, {"m": 8, "progress": False}, None)
+    # m = 8: the last node costs <= 0.0113 bit where H = 1, more where H is linear in <B>
+    assert gaps.max() < 0.05, gaps
+
+
+def test_rate_curve_with_both_methods(tmp_path):
+    ds = jb.rate_curve(*CHSH, num=6, method=("qubit", "bff"), options={"bff": BFF4})
+    assert list(ds.method.values) == ["qubit", "bff"]
+    assert ds.entropy.dims == ("method", "bell_value") and ds.bff_status.dims == ("bell_value",)
+    qub, cert = ds.entropy.sel({"method": "qubit"}).values, ds.entropy.sel({"method": "bff"}).values
+    np.testing.assert_array_equal(ds.entropy_gap.values, qub - cert)
+    assert np.all(ds.entropy_gap.values >= -CERT_TOL)
+    # the tight CHSH curve (Pironio et al.) lies between the two
+    true = pironio_entropy(2 * np.sqrt(2) * ds.bell_value.values)
+    assert np.all(cert <= true + 1e-9) and np.all(true <= qub + 1e-9)
+    np.testing.assert_allclose(qub, true, atol=1e-4)
+    assert np.all(ds.bff_status == 0) and np.all(ds.curve_status == 0)
+    assert cert[0] == 0 and ds.attrs["solved_points"] == 5  # eta^L: exactly 0, no SDP
+    assert ds.bff_status.attrs["flag_meanings"].split()[0] == "certified"
+    assert ds.attrs["option_m"] == 4 and ds.attrs["option_starts"] == 16
+    assert "arXiv:2106.13692" in ds.attrs["references"]
+    assert "qubit_elapsed_seconds" in ds.attrs and "bff_elapsed_seconds" in ds.attrs
+    for name in list(ds.variables):
+        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    back = jb.open_dataset(jb.save_dataset(ds, tmp_path / "both.nc"))
+    xr.testing.assert_identical(back.load(), ds)
+    # one method alone: a scalar method coordinate, as before
+    one = jb.rate_curve(*CHSH, bell_value=ds.bell_value.values[-2:], method="bff", options=BFF4)
+    assert one.method.item() == "bff" and one.entropy.dims == ("bell_value",)
+    np.testing.assert_allclose(one.entropy.values, cert[-2:], atol=1e-5)
+
+
+def test_noisy_rate_curve_brackets_the_true_rate(tmp_path):
+    # CHSH member: the true DI rate (Pironio et al.) lies between the certified and qubit rates,
+    # and the noisy strategy itself (Eve purifying the noisy state) is above both
+    v = np.array([0.7, 0.85, 0.95, 1.0])
+    ds = jb.noisy_rate_curve(
+        *CHSH, v, kind="key", x=0, method=("qubit", "bff"), options={"bff": BFF4}, critical=False
+    )
+    cost = binary_entropy_np((1 - v / np.sqrt(2)) / 2)
+    true = pironio_entropy(2 * np.sqrt(2) * v) - cost
+    qub = ds.noisy_key_rate.sel({"method": "qubit"}).values
+    cert = ds.noisy_key_rate.sel({"method": "bff"}).values
+    assert np.all(ds.rate_status == 0)
+    assert np.all(cert <= true + 1e-9) and np.all(true <= qub + 1e-9)
+    np.testing.assert_allclose(qub, true, atol=1e-4)
+    assert np.all(qub <= ds.achievable_key_rate.values + 1e-9)
+    ach = np.array([noisy_strategy_entropy_np(*CHSH, vi) for vi in v]) - cost
+    np.testing.assert_allclose(ds.achievable_key_rate.values, ach, atol=1e-10)
+    np.testing.assert_array_equal(ds.noisy_key_rate_gap.values, qub - cert)
+    np.testing.assert_allclose(cert[0], -cost[0], atol=1e-15)  # v < 1/sqrt2: local, H = 0
+    assert float(ds.local_visibility) == pytest.approx(1 / np.sqrt(2), rel=1e-12)
+    assert ds.attrs["bff_option_m"] == 4 and ds.attrs["x"] == 0
+    for name in list(ds.variables):
+        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    back = jb.open_dataset(jb.save_dataset(ds, tmp_path / "noisy.nc"))
+    xr.testing.assert_identical(back.load(), ds)
+
+
+def test_critical_visibilities_are_ordered():
+    # noisy strategy <= qubit <= certified thresholds; for the CHSH member the true threshold
+    # (Pironio et al.) lies between qubit and certified; Props. 3 and 5 near phi = pi/2 too
+    cost = lambda v: binary_entropy_np((1 - v / np.sqrt(2)) / 2)  # noqa: E731
+    true = _pironio_threshold(lambda v: pironio_entropy(2 * np.sqrt(2) * v) - cost(v))
+    t, p, w = (np.array(a) for a in zip(CHSH, PROP3, PROP5, strict=True))
+    crit = np.asarray(
+        jb.critical_visibility(
+            t, p, w, x=0, method=("qubit", "bff"), options={"bff": BFF4}, xtol={"bff": 4e-3}
+        )
+    )
+    assert crit.shape == (3, 2) and np.all(np.isfinite(crit))
+    assert np.all(crit[:, 0] <= crit[:, 1]) and np.all(crit[:, 1] < 1)
+    local = np.asarray(jb.local_bound(t, p, w)) / np.abs(np.asarray(jb.quantum_bound(t, p, w)))
+    assert np.all(local < crit[:, 0])
+    qub, cert = crit[0]
+    assert qub == pytest.approx(true, abs=2e-5)
+    assert qub <= true <= cert and cert - true < 2e-2
+    # a positive rate is certified at the certified threshold, and not below the bracket
+    rates = jb.noisy_key_rate(*CHSH, [cert, cert - 8e-3], x=0, method="bff", options=BFF4)
+    assert float(rates[0]) > 0 >= float(rates[1])
+
+
+def test_noisy_strategy_entropy_matches_purification(rng):
+    t, p, w = rng.uniform(0, 2 * PI, (3, 6))
+    v = rng.uniform(0, 1, 6)
+    for kind, x, y in (("key", 0, 0), ("key", 1, 0), ("global", 0, 1), ("global", 1, 1)):
+        got = np.asarray(jb.noisy_strategy_entropy(t, p, w, v, kind=kind, x=x, y=y))
+        ref = [
+            noisy_strategy_entropy_np(*a, kind=kind, x=x, y=y) for a in zip(t, p, w, v, strict=True)
+        ]
+        np.testing.assert_allclose(got, ref, atol=1e-10)
+    # at v = 1 the closed form at the quantum bound: 1 + h((1 + E[x, y])/2)
+    np.testing.assert_allclose(
+        float(jb.noisy_strategy_entropy(*CHSH, 1.0, kind="global", x=0, y=1)),
+        1 + float(jb.pair_entropies_at_quantum_bound(*CHSH)[0, 1]),
+        atol=1e-12,
+    )
+
+
+def test_fixed_inputs_and_the_best_of_both():
+    v = np.array([0.9, 0.97, 1.0])
+    best = np.asarray(jb.noisy_key_rate(*PROP3, v, options=LOOSE))
+    each = [np.asarray(jb.noisy_key_rate(*PROP3, v, x=x, options=LOOSE)) for x in (0, 1)]
+    np.testing.assert_array_equal(best, np.maximum(*each))
+    assert np.all(each[0] > each[1])  # near phi = pi/2, A_0 and B_0 are nearly perfectly correlated
+
+
+def test_correlator_constraint_certifies_more():
+    # Props. 4 and 6: fixing all four correlators v E of the noisy strategy constrains more than
+    # the Bell value alone (a larger infimum), and stays below the noisy strategy itself
+    eta_q = abs(float(jb.quantum_bound(*PROP3)))
+    v = np.array([0.97, 0.995])
+    opts = {"m": 3, "processes": 1, "progress": False}
+    bell = np.asarray(jb.di_entropy(*PROP3, v * eta_q, method="bff", options=opts))
+    corr = np.asarray(
+        jb.di_entropy(*PROP3, v * eta_q, method="bff", options=opts | {"constraint": "correlators"})
+    )
+    e = np.asarray(jb.strategy_correlators(*PROP3))
+    ref = jb.bff_entropy(*PROP3, None, correlators=v[:, None, None] * e, m=3, processes=1)
+    np.testing.assert_allclose(corr, ref.value, atol=1e-5)
+    assert np.all(corr >= bell - 1e-5) and corr[0] > bell[0] + 0.05
+    explicit = np.array([noisy_strategy_entropy_np(*PROP3, vi) for vi in v])
+    assert np.all(corr <= explicit + 1e-9)
+    # not self-testing: the quantum maximum eta^L exceeds |eta^Q|, beyond which no v E reaches
+    eta_l = float(jb.local_bound(*NOT_ST))
+    assert abs(float(jb.quantum_bound(*NOT_ST))) < eta_l
+    with pytest.raises(ValueError, match="constraint"):
+        jb.di_entropy(*NOT_ST, eta_l, method="bff", options=opts | {"constraint": "correlators"})
+
+
+def test_noise_and_rate_curve_commands_with_both_methods(tmp_path, capsys):
+    args = ["--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4", "--no-progress"]
+    fast = ["--directions", "16", "--starts", "4", "--steps", "200", "--refine", "1"]
+    sdp = ["--m", "2", "--processes", "1"]
+    out = tmp_path / "noise.nc"
+    argv = ["noise", *args, "--visibility", "0.9:1:2", "--kind", "key", "--x", "0", "--tol", "1"]
+    assert main([*argv, "--method", "qubit", "bff", *fast, *sdp, "--out", str(out)]) == 0
+    assert "bff: key" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert list(ds.method.values) == ["qubit", "bff"] and list(ds.kind.values) == ["key"]
+        assert np.all(ds.noisy_key_rate_gap.values >= -CERT_TOL)
+        assert np.all(ds.critical_visibility_gap.values >= 0)
+        assert ds.attrs["bff_option_m"] == 2
+    out = tmp_path / "curve.nc"
+    argv = ["rate-curve", *args, "--num", "3", "--method", "bff", *sdp, "--out", str(out)]
+    assert main(argv) == 0
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.method.item() == "bff" and ds.sizes["bell_value"] == 3
+        assert np.all(ds.bff_status.values == 0)
+    with pytest.raises(SystemExit):
+        main(["rate-curve", *args, "--method", "bff", "--m", "1", "--out", str(out)])
+    assert "--m" in capsys.readouterr().err
