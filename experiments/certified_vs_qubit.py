@@ -155,10 +155,10 @@ def main(argv=None) -> int:
             "omega": (("construction",), tpl[:, 2]),
             "max_chsh": (("construction",), chsh),
             "local_visibility": (("construction",), local),
-            "critical_visibility": (("construction", "method"), crit),
+            "critical_visibility": (("construction", "rate_method"), crit),
             "critical_visibility_achievable": (("construction",), crit_ach),
         },
-        {"construction": np.array(names), "method": np.array(METHODS)},
+        {"construction": np.array(names), "rate_method": np.array(METHODS)},
         title="Critical visibilities for a positive key rate (x = 0) under white noise: qubit "
         "(lower bound), certified BFF (upper bound), BFF given all four correlators",
         settings=common | {"deltas": list(args.table_deltas), "kind": "key"},
@@ -178,11 +178,11 @@ def main(argv=None) -> int:
             "omega": (("construction",), tpl[:, 2]),
             "max_chsh": (("construction",), chsh[[names.index(n) for n in order]]),
             "noisy_key_rate": (
-                ("construction", "method", "visibility"),
+                ("construction", "rate_method", "visibility"),
                 np.stack([curves[n]["rates"] for n in order]),
             ),
             "rate_status": (
-                ("construction", "method", "visibility"),
+                ("construction", "rate_method", "visibility"),
                 np.stack([curves[n]["status"] for n in order]).astype(np.int8),
             ),
             "achievable_key_rate": (
@@ -194,12 +194,16 @@ def main(argv=None) -> int:
                 np.stack([curves[n]["rates"][0] - curves[n]["rates"][1] for n in order]),
             ),
             "critical_visibility": (
-                ("construction", "method"),
+                ("construction", "rate_method"),
                 np.stack([curves[n]["critical"] for n in order]),
             ),
             "local_visibility": (("construction",), np.array([curves[n]["local"] for n in order])),
         },
-        {"construction": np.array(order), "method": np.array(METHODS), "visibility": VISIBILITY},
+        {
+            "construction": np.array(order),
+            "rate_method": np.array(METHODS),
+            "visibility": VISIBILITY,
+        },
         title="Key rate (x = 0) under white noise: qubit upper bound, certified BFF lower bound "
         "(given <B> and given all four correlators), and the noisy strategy itself",
         settings=common | {"delta": args.delta, "kind": "key"},

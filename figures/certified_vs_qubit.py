@@ -47,13 +47,13 @@ def main() -> pathlib.Path:
         sub = ds.sel(construction=name)
         ax, gap_ax = axes[0, j], axes[1, j]
         rate = sub.noisy_key_rate
-        qub, cert = (rate.sel({"method": m}).values for m in ("qubit", "bff"))
+        qub, cert = (rate.sel(rate_method=m).values for m in ("qubit", "bff"))
         ax.fill_between(v, cert, qub, color="0.85", label="true DI rate (given <B>) lies here")
         ax.plot(v, sub.achievable_key_rate.values, color="0.4", ls=":", lw=1.0,
                 label="noisy strategy itself")  # fmt: skip
         for method, style in STYLE.items():
-            ax.plot(v, rate.sel({"method": method}).values, marker=".", ms=4, lw=1.2, **style)
-            vc = float(sub.critical_visibility.sel({"method": method}))
+            ax.plot(v, rate.sel(rate_method=method).values, marker=".", ms=4, lw=1.2, **style)
+            vc = float(sub.critical_visibility.sel(rate_method=method))
             if np.isfinite(vc):
                 ax.axvline(vc, color=style["color"], lw=0.6, alpha=0.7)
         ax.axvline(float(sub.local_visibility), color="k", lw=0.6, ls=(0, (1, 3)))

@@ -764,13 +764,6 @@ GLOSSARY.update(
             "1",
             "Observed value eta of <B_theta,phi,omega> (eq. 2); the DI entropies are even in it",
         ),
-        "method": (
-            "entropy method",
-            "1",
-            "Backend of the DI entropy: qubit (explicit qubit strategies and their convex "
-            "envelope: an upper bound, tight when the optimisation is global) or bff "
-            "(Brown-Fawzi-Fawzi SDPs: a certified lower bound)",
-        ),
         "kind": (
             "rate kind",
             "1",
@@ -961,7 +954,7 @@ def rate_curve_dataset(
     for name, arr in fields.items():
         dims = _CURVE_DIMS.get(name, ("bell_value",))
         if several and name in ("entropy", "curve_status"):
-            dims = ("method", *dims)
+            dims = ("rate_method", *dims)
         data_vars[name] = (dims, np.asarray(arr))
     for name, arr in tangents.items():
         data_vars[name] = (("tangent",), np.asarray(arr))
@@ -977,7 +970,7 @@ def rate_curve_dataset(
     coords |= {k: v for k, v in extra.items() if k in used}
     if "tangent" in used:
         coords["tangent"] = np.arange(len(next(iter(tangents.values()))))
-    coords["method"] = np.array(method) if several else method
+    coords["rate_method"] = np.array(method) if several else method
     ds = xr.Dataset(data_vars, coords=coords)
     kind = settings.get("kind", "key")
     what = "H(A|X=x,E)" if kind == "key" else "H(AB|X=x,Y=y,E)"
@@ -1034,7 +1027,7 @@ def labelled_dataset(
 
 GLOSSARY.update(
     {
-        "method": (
+        "rate_method": (
             "entropy method",
             "1",
             "Backend of the DI entropy: qubit (explicit qubit strategies and their convex "
@@ -1141,7 +1134,7 @@ def noisy_rate_dataset(
     several = not isinstance(method, str)
     methods = list(method) if several else [method]
     kinds = list(rates)
-    lead = ("method",) if several else ()
+    lead = ("rate_method",) if several else ()
 
     def per_method(arr):
         arr = np.asarray(arr)
@@ -1167,7 +1160,7 @@ def noisy_rate_dataset(
     all_coords: dict[str, Any] = {
         "visibility": np.asarray(visibility, dtype=np.float64),
         "kind": np.array(kinds),
-        "method": np.array(methods) if several else method,
+        "rate_method": np.array(methods) if several else method,
     }
     all_coords |= dict(coords)
     ds = xr.Dataset(data_vars, coords=all_coords)

@@ -28,7 +28,7 @@ bits as a ``jax.Array`` (NaN where its solve failed or did not converge), regist
 strategies for ``"qubit"``, certificate status and correction for ``"bff"``) registers a
 rate-curve builder in ``_CURVES``; other backends get an entropy-only curve. A curve of one
 method carries a scalar ``method`` coordinate, so curves combine with
-``xarray.concat([...], dim="method")`` over their shared variables.
+``xarray.concat([...], dim="rate_method")`` over their shared variables.
 
 White noise: E -> v E for the correlators of eq. (6) (the state mixed with the maximally mixed
 state with weight 1 - v), so <B> = v eta^Q and the marginals stay uniform. With h the binary
@@ -524,7 +524,7 @@ def rate_curve(
         Attributes record the tuple, kind, inputs, bounds, every option (``option_*``), the
         passes, the largest gap and spread, the SDP sizes and the time taken (settings that
         two methods share are prefixed with the method). Curves of one method combine with
-        ``xarray.concat([a[["entropy"]], b[["entropy"]]], dim="method")``.
+        ``xarray.concat([a[["entropy"]], b[["entropy"]]], dim="rate_method")``.
 
     References
     ----------

@@ -135,7 +135,7 @@ def test_rate_curve_dataset(curve):
     ds = curve
     eta_l, eta_q = float(jb.local_bound(*PROP3)), abs(float(jb.quantum_bound(*PROP3)))
     assert float(ds.bell_value[0]) == pytest.approx(eta_l) and float(ds.bell_value[-1]) == eta_q
-    assert ds.method.item() == "qubit" and ds.attrs["kind"] == "key"
+    assert ds.rate_method.item() == "qubit" and ds.attrs["kind"] == "key"
     for name in list(ds.variables):
         assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
     for key in ("title", "source", "history", "references", "option_starts", "theta"):
@@ -258,11 +258,11 @@ def test_a_second_backend_plugs_in(monkeypatch, curve):
     assert float(jb.di_entropy(*PROP3, 0.5, method="fake", kind="global", x=1, y=1)) == 0.25
     assert calls[-1] == ("global", 1, 1)
     ds = jb.rate_curve(*PROP3, num=33, method="fake")
-    assert ds.method.item() == "fake"
+    assert ds.rate_method.item() == "fake"
     assert np.all(ds.curve_status.values == np.where(np.isnan(ds.entropy), 2, 0))
-    both = xr.concat([curve[["entropy", "curve_status"]], ds], dim="method")
-    assert list(both.method.values) == ["qubit", "fake"]
-    assert both.entropy.sel({"method": "fake"}).isnull().sum() > 0
+    both = xr.concat([curve[["entropy", "curve_status"]], ds], dim="rate_method")
+    assert list(both.rate_method.values) == ["qubit", "fake"]
+    assert both.entropy.sel({"rate_method": "fake"}).isnull().sum() > 0
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -490,9 +490,14 @@ def test_slow_certified_never_above_qubit_m8(rng):
 
 def test_rate_curve_with_both_methods(tmp_path):
     ds = jb.rate_curve(*CHSH, num=6, method=("qubit", "bff"), options={"bff": BFF4})
-    assert list(ds.method.values) == ["qubit", "bff"]
-    assert ds.entropy.dims == ("method", "bell_value") and ds.bff_status.dims == ("bell_value",)
-    qub, cert = ds.entropy.sel({"method": "qubit"}).values, ds.entropy.sel({"method": "bff"}).values
+    assert list(ds.rate_method.values) == ["qubit", "bff"]
+    assert ds.entropy.dims == ("rate_method", "bell_value") and ds.bff_status.dims == (
+        "bell_value",
+    )
+    qub, cert = (
+        ds.entropy.sel({"rate_method": "qubit"}).values,
+        ds.entropy.sel({"rate_method": "bff"}).values,
+    )
     np.testing.assert_array_equal(ds.entropy_gap.values, qub - cert)
     assert np.all(ds.entropy_gap.values >= -CERT_TOL)
     # the tight CHSH curve (Pironio et al.) lies between the two
@@ -511,7 +516,7 @@ def test_rate_curve_with_both_methods(tmp_path):
     xr.testing.assert_identical(back.load(), ds)
     # one method alone: a scalar method coordinate, as before
     one = jb.rate_curve(*CHSH, bell_value=ds.bell_value.values[-2:], method="bff", options=BFF4)
-    assert one.method.item() == "bff" and one.entropy.dims == ("bell_value",)
+    assert one.rate_method.item() == "bff" and one.entropy.dims == ("bell_value",)
     np.testing.assert_allclose(one.entropy.values, cert[-2:], atol=1e-5)
 
 
@@ -524,8 +529,8 @@ def test_noisy_rate_curve_brackets_the_true_rate(tmp_path):
     )
     cost = binary_entropy_np((1 - v / np.sqrt(2)) / 2)
     true = pironio_entropy(2 * np.sqrt(2) * v) - cost
-    qub = ds.noisy_key_rate.sel({"method": "qubit"}).values
-    cert = ds.noisy_key_rate.sel({"method": "bff"}).values
+    qub = ds.noisy_key_rate.sel({"rate_method": "qubit"}).values
+    cert = ds.noisy_key_rate.sel({"rate_method": "bff"}).values
     assert np.all(ds.rate_status == 0)
     assert np.all(cert <= true + 1e-9) and np.all(true <= qub + 1e-9)
     np.testing.assert_allclose(qub, true, atol=1e-4)
@@ -622,7 +627,7 @@ def test_noise_and_rate_curve_commands_with_both_methods(tmp_path, capsys):
     assert main([*argv, "--method", "qubit", "bff", *fast, *sdp, "--out", str(out)]) == 0
     assert "bff: key" in capsys.readouterr().out
     with xr.open_dataset(out, engine="h5netcdf") as ds:
-        assert list(ds.method.values) == ["qubit", "bff"] and list(ds.kind.values) == ["key"]
+        assert list(ds.rate_method.values) == ["qubit", "bff"] and list(ds.kind.values) == ["key"]
         assert np.all(ds.noisy_key_rate_gap.values >= -CERT_TOL)
         assert np.all(ds.critical_visibility_gap.values >= 0)
         assert ds.attrs["bff_option_m"] == 2
@@ -630,7 +635,7 @@ def test_noise_and_rate_curve_commands_with_both_methods(tmp_path, capsys):
     argv = ["rate-curve", *args, "--num", "3", "--method", "bff", *sdp, "--out", str(out)]
     assert main(argv) == 0
     with xr.open_dataset(out, engine="h5netcdf") as ds:
-        assert ds.method.item() == "bff" and ds.sizes["bell_value"] == 3
+        assert ds.rate_method.item() == "bff" and ds.sizes["bell_value"] == 3
         assert np.all(ds.bff_status.values == 0)
     with pytest.raises(SystemExit):
         main(["rate-curve", *args, "--method", "bff", "--m", "1", "--out", str(out)])
