@@ -1221,7 +1221,7 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if "critical_visibility" in ds:
         cv = ds.critical_visibility
         parts = []
-        for m in np.atleast_1d(ds.method.values):
+        for m in np.atleast_1d(ds.rate_method.values):
             sub = cv.sel(rate_method=m) if "rate_method" in cv.dims else cv
             vals = ", ".join(f"{k} {float(sub.sel(kind=k)):.6f}" for k in kinds)
             parts.append(f"{m}: {vals}")
