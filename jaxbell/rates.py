@@ -148,7 +148,7 @@ def _split_options(methods: tuple[str, ...], options, multi: bool) -> dict[str, 
             "with several methods, give the options per method, e.g. "
             "options={'qubit': {'starts': 32}, 'bff': {'m': 4}}"
         )
-    return {methods[0]: options}
+    return {m: options for m in methods}  # one method's options, or None for every method
 
 
 def _quiet(method: str, options):

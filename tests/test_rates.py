@@ -640,3 +640,16 @@ def test_noise_and_rate_curve_commands_with_both_methods(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["rate-curve", *args, "--method", "bff", "--m", "1", "--out", str(out)])
     assert "--m" in capsys.readouterr().err
+
+
+def test_several_methods_without_options():
+    # method=("qubit", "bff") with no options: each backend runs with its defaults
+    pytest.importorskip("cvxpy")
+    eta = 0.9 * abs(float(jb.quantum_bound(*CHSH)))
+    both = np.asarray(jb.di_entropy(*CHSH, eta, method=("qubit", "bff")))
+    alone = [float(jb.di_entropy(*CHSH, eta, method=m)) for m in ("qubit", "bff")]
+    # certified values repeat to ~1e-6 bit (the first SDP solve of a process can differ)
+    np.testing.assert_allclose(both, alone, rtol=0, atol=1e-5)
+    s = 2 * np.sqrt(2) * eta  # Pironio et al. (2009): tight for the CHSH member
+    pironio = 1 - float(jb.binary_entropy((1 + np.sqrt((s / 2) ** 2 - 1)) / 2))
+    assert both[1] <= pironio + 1e-6 <= both[0] + 1e-4
