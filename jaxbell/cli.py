@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,25 +97,60 @@ def parse_range(text: str) -> np.ndarray:
     return np.linspace(start, stop, num)
 
 
-def _range_type(option: str) -> Callable[[str], np.ndarray]:
-    def convert(text: str) -> np.ndarray:
+def _argtype(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse ``type`` from a parser that raises ValueError with a message for the user
+    (argparse then reports it against the option)."""
+
+    def convert(text: str):
         try:
-            return parse_range(text)
+            return parse(text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
 
-    convert.__name__ = f"range for {option}"
+    convert.__name__ = what
     return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _range_type(option: str) -> Callable[[str], np.ndarray]:
+    return _argtype(parse_range, f"range for {option}")
+
+
+def _angle_type(option: str) -> Callable[[str], float]:
+    return _argtype(parse_angle, f"angle for {option}")
+
+
+def _value_range(option: str, low: float | None = None, high: float | None = None):
+    """START:STOP:NUM or one number (pi understood), optionally checked against [low, high]."""
+
+    def parse(text: str) -> np.ndarray:
+        values = parse_range(text)
+        if (low is not None and np.any(values < low)) or (
+            high is not None and np.any(values > high)
+        ):
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            raise ValueError(f"{text!r}: values must lie in [{lo}, {hi}]")
+        return values
+
+    return _argtype(parse, f"range for {option}")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise ValueError(f"must be >= {low}, got {value}")
+        return value
+
+    return _argtype(parse, f"whole number >= {low}")
+
+
+_positive_int = _int_at_least(1)
+_nonnegative_int = _int_at_least(0)
+_visibility_range = _value_range("--visibility", 0.0, 1.0)
 
 
 _RANGE_HELP = (
@@ -140,14 +176,7 @@ def _list_of_floats(option: str) -> Callable[[str], list[float]]:
 
 
 def _bins(text: str):
-    if ":" not in text:
-        value = _positive_int(text)
-        return value
-    try:
-        edges = parse_range(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return edges
+    return _positive_int(text) if ":" not in text else _range_type("--bins")(text)
 
 
 def _process(text: str) -> tuple[int, int]:
@@ -447,16 +476,6 @@ def _add_reproduce(sub) -> None:
     p.set_defaults(run=_run_reproduce, parser=p)
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _check_out_dir(path: str, parser: argparse.ArgumentParser) -> None:
     import os
     from pathlib import Path
@@ -715,22 +734,6 @@ def format_reductions(ds) -> str:
 # --- jaxbell bff: certified lower bounds (issue 5) ---------------------------------------
 
 
-def _value_range(option: str, low: float | None = None, high: float | None = None):
-    """START:STOP:NUM or one number (pi understood), optionally checked against [low, high]."""
-
-    def convert(text: str) -> np.ndarray:
-        try:
-            values = parse_range(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-        if low is not None and np.any(values < low) or high is not None and np.any(values > high):
-            raise argparse.ArgumentTypeError(f"values must lie in [{low:g}, {high:g}]")
-        return values
-
-    convert.__name__ = f"range for {option}"
-    return convert
-
-
 def _add_bff(sub) -> None:
     p = sub.add_parser(
         "bff",
@@ -758,7 +761,7 @@ def _add_bff(sub) -> None:
     )
     what.add_argument(
         "--visibility",
-        type=_value_range("--visibility", 0.0, 1.0),
+        type=_visibility_range,
         help="white-noise visibility v in [0, 1] of the strategy of eq. (6): the constraint "
         "is <B> = v eta^Q (or the correlators v E with --constraint correlators); writes the "
         "certified key rates and those of the noisy strategy itself (as jaxbell noise "
@@ -776,17 +779,6 @@ def _add_bff(sub) -> None:
     p.add_argument("--out", required=True, help="output file: FILE.nc or FILE.zarr")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.set_defaults(run=_run_bff, parser=p)
-
-
-def _angle_type(option: str) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            return parse_angle(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    convert.__name__ = f"angle for {option}"
-    return convert
 
 
 def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -850,16 +842,6 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 # --- rates below the quantum bound: rate-curve and noise ---------------------------------------
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -868,26 +850,6 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
-
-
-def _visibility_range(text: str) -> np.ndarray:
-    """``START:STOP:NUM`` or one value, all in [0, 1]."""
-    parts = text.split(":")
-    try:
-        if len(parts) == 1:
-            values = np.array([float(parts[0])])
-        elif len(parts) == 3:
-            num = int(parts[2])
-            if num < 2:
-                raise argparse.ArgumentTypeError(f"{text!r}: a range needs NUM >= 2")
-            values = np.linspace(float(parts[0]), float(parts[1]), num)
-        else:
-            raise argparse.ArgumentTypeError(f"{text!r}: write START:STOP:NUM or one value")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write e.g. 0.8:1:41 or 0.95") from None
-    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
-        raise argparse.ArgumentTypeError(f"{text!r}: visibilities must lie in [0, 1]")
-    return values
 
 
 def _add_tuple_options(p) -> None:
@@ -920,7 +882,7 @@ def _add_qubit_options(p) -> None:
     )
     g.add_argument(
         "--refine",
-        type=_nonneg_int,
+        type=_nonnegative_int,
         default=4,
         help="most refinement passes, each adding slopes where the hull is coarsest (default 4)",
     )
