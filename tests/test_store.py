@@ -87,7 +87,10 @@ def test_shares_of_processes_fill_one_store(tmp_path):
 
 
 _CHILD = """
-import sys, time, jax, numpy as np
+import signal, sys, time, jax, numpy as np
+# a shell that started us in the background (e.g. CI) may have set SIGINT to "ignore", which
+# Python keeps; Ctrl-C in a terminal raises KeyboardInterrupt, so simulate that
+signal.signal(signal.SIGINT, signal.default_int_handler)
 jax.config.update("jax_enable_x64", True)
 from jaxbell import store
 original = store.GridStore.write_block
