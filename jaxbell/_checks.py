@@ -8,6 +8,7 @@ tracer has no value to look at. Every message names the argument and says how to
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,10 @@ __all__ = [
     "as_angle",
     "as_angles",
     "as_correlators",
+    "as_real_array",
     "check_in_range",
     "is_concrete",
+    "options_from_mapping",
 ]
 
 
@@ -123,3 +126,38 @@ def check_in_range(x, name: str, low: float, high: float, *, closed=(True, True)
         lb = "[" if closed[0] else "("
         rb = "]" if closed[1] else ")"
         raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{rb}; got {x!r}")
+
+
+def as_real_array(value, name: str) -> np.ndarray:
+    """A finite real NumPy float64 array (host side, for solvers that run outside JAX)."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a real number or array, got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a real number or array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has non-finite value(s) (NaN or inf); give finite numbers")
+    return arr
+
+
+def options_from_mapping(cls, options, method: str):
+    """Build the options dataclass ``cls`` of a backend from a dict, None or an instance;
+    unknown keys raise a TypeError listing the valid ones."""
+    import dataclasses
+
+    if options is None:
+        return cls()
+    if isinstance(options, cls):
+        return options
+    if not isinstance(options, Mapping):
+        raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {unknown} for method {method!r}; valid options: {valid}"
+        )
+    return cls(**options)

@@ -131,7 +131,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from tqdm import tqdm
 
-from jaxbell._checks import as_angles, as_correlators
+from jaxbell._checks import as_angles, as_correlators, as_real_array, options_from_mapping
 from jaxbell._precision import x64_scope
 
 __all__ = [
@@ -914,7 +914,7 @@ def bff_entropy(
     else:
         if bell_value is None:
             raise ValueError("bell_value is required (or give correlators=... instead)")
-        eta = _as_finite(bell_value, "bell_value")
+        eta = as_real_array(bell_value, "bell_value")
         try:
             shape = np.broadcast_shapes(t.shape, eta.shape)
         except ValueError:
@@ -1087,17 +1087,7 @@ class BffOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | BffOptions | None) -> BffOptions:
         """Build from a dict (unknown keys raise a TypeError listing the valid ones)."""
-        if options is None:
-            return cls()
-        if isinstance(options, cls):
-            return options
-        if not isinstance(options, Mapping):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise TypeError(f"unknown option(s) {unknown} for method 'bff'; valid options: {valid}")
-        return cls(**options)
+        return options_from_mapping(cls, options, "bff")
 
     def solver_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`bff_entropy` (all but ``constraint``)."""
@@ -1150,7 +1140,7 @@ def certify(
         from jaxbell.family import local_bound, quantum_bound
 
         t, p, w = (np.asarray(a, dtype=np.float64) for a in as_angles(theta, phi, omega))
-        eta = _as_finite(bell_value, "bell_value")
+        eta = as_real_array(bell_value, "bell_value")
         shape = np.broadcast_shapes(t.shape, eta.shape)
         t, p, w, eta = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, eta))
         lo = np.asarray(local_bound(t, p, w), dtype=np.float64)
@@ -1254,20 +1244,6 @@ def _check_solver(solver, name: str = "solver") -> str:
     if upper not in SOLVERS:
         raise ValueError(f"{name} must be one of {SOLVERS} (cvxpy names), got {solver!r}")
     return upper
-
-
-def _as_finite(value, name: str) -> np.ndarray:
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a real number or array, got {type(value).__name__}")
-    arr = np.asarray(value)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must be a real number or array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} has non-finite value(s) (NaN or inf); give finite values")
-    return arr
 
 
 def _import_cvxpy(solver: str | None = None):

@@ -83,7 +83,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles
+from jaxbell._checks import as_angles, options_from_mapping
 from jaxbell._precision import x64_scope
 from jaxbell.entropy import _entropy_2x2, _shannon
 from jaxbell.family import _bell_coefficients, _local_bound, _quantum_bound_jit, is_self_testing
@@ -347,19 +347,7 @@ class QubitOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | QubitOptions | None) -> QubitOptions:
         """Build from a dict (unknown keys raise a TypeError listing the valid ones)."""
-        if options is None:
-            return cls()
-        if isinstance(options, cls):
-            return options
-        if not isinstance(options, Mapping):
-            raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise TypeError(
-                f"unknown option(s) {unknown} for method 'qubit'; valid options: {valid}"
-            )
-        return cls(**options)
+        return options_from_mapping(cls, options, "qubit")
 
 
 # --- the batched solver: problems x slopes x starts, in fixed blocks split over the devices --

@@ -66,7 +66,7 @@ import xarray as xr
 from jax.typing import ArrayLike
 
 from jaxbell import bff
-from jaxbell._checks import as_angles, check_in_range
+from jaxbell._checks import as_angles, as_real_array, check_in_range
 from jaxbell._precision import x64_scope
 from jaxbell.entropy import _h_small, _shannon
 from jaxbell.family import _local_bound, _quantum_bound_jit, is_self_testing
@@ -199,22 +199,8 @@ def _bounds64(t, p, w):
     return lo, q, st, np.where(st, np.abs(q), lo)
 
 
-def _as_real(value, name: str) -> np.ndarray:
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be a real number or array, got {type(value).__name__}")
-    arr = np.asarray(value)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"{name} must be a real number or array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} has non-finite value(s) (NaN or inf); give finite numbers")
-    return arr
-
-
 def _check_bell_value(bell_value, bell_max) -> np.ndarray:
-    eta = _as_real(bell_value, "bell_value")
+    eta = as_real_array(bell_value, "bell_value")
     shape = np.broadcast_shapes(eta.shape, np.shape(bell_max))
     eta, top = np.broadcast_to(eta, shape), np.broadcast_to(bell_max, shape)
     beyond = np.abs(eta) > top * (1 + 1e-12) + 1e-15
@@ -586,7 +572,7 @@ def rate_curve(
 
 
 def _check_visibility(visibility) -> np.ndarray:
-    v = _as_real(visibility, "visibility")
+    v = as_real_array(visibility, "visibility")
     check_in_range(v, "visibility", 0.0, 1.0)
     return v
 
