@@ -195,14 +195,17 @@ STATUS_FLAGS = {
 }
 
 
+#: CF flags of every status variable, by variable name: :func:`label` attaches them wherever
+#: such a variable appears (each capability registers its own below).
+FLAGS: dict[str, dict[int, str]] = {
+    "status": STATUS_FLAGS,
+    "status_flag": {k: v for k, v in STATUS_FLAGS.items() if k >= 0},
+}
+
+
 def _attrs(name: str) -> dict[str, Any]:
     long_name, units, description = GLOSSARY[name]
-    attrs = {"long_name": long_name, "units": units, "description": description}
-    if name in ("status", "status_flag"):
-        flags = {k: v for k, v in STATUS_FLAGS.items() if name == "status" or k >= 0}
-        attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
-        attrs["flag_meanings"] = " ".join(flags.values())
-    return attrs
+    return {"long_name": long_name, "units": units, "description": description}
 
 
 def _now() -> str:
@@ -242,6 +245,10 @@ def label(
     for name in list(ds.variables):
         if name in GLOSSARY:
             ds[name].attrs.update(_attrs(name))
+        if name in FLAGS:
+            flags = FLAGS[name]
+            ds[name].attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
+            ds[name].attrs["flag_meanings"] = " ".join(flags.values())
         missing = {"long_name", "units", "description"} - set(ds[name].attrs)
         if missing:
             raise ValueError(f"variable {name!r} lacks attributes {sorted(missing)}")
@@ -732,8 +739,6 @@ def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr
         history=history or f"jaxbell.bff_entropy on {n} point(s)",
         references=BFF_REFERENCE,
     )
-    ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
-    ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
     if dim != "point":
         if dim not in ds.coords or ds[dim].dims != ("point",):
             raise ValueError(
@@ -985,12 +990,6 @@ def rate_curve_dataset(
         history=history or f"jaxbell.rate_curve, method {names}, kind {kind}",
         references=refs,
     )
-    if "curve_status" in ds:
-        ds["curve_status"].attrs["flag_values"] = np.array(list(CURVE_STATUS_FLAGS), np.int8)
-        ds["curve_status"].attrs["flag_meanings"] = " ".join(CURVE_STATUS_FLAGS.values())
-    if "bff_status" in ds:
-        ds["bff_status"].attrs["flag_values"] = np.array(list(BFF_STATUS_FLAGS), dtype=np.int8)
-        ds["bff_status"].attrs["flag_meanings"] = " ".join(BFF_STATUS_FLAGS.values())
     return ds
 
 
@@ -1012,12 +1011,7 @@ def labelled_dataset(
         {k: (dims, np.asarray(v)) for k, (dims, v) in data_vars.items()},
         coords={k: np.asarray(v) for k, v in coords.items()},
     )
-    ds = label(ds, title=title, settings=settings, history=history, references=references)
-    for name, flags in _flag_tables().items():  # CF flags of the status variables present
-        if name in ds:
-            ds[name].attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
-            ds[name].attrs["flag_meanings"] = " ".join(flags.values())
-    return ds
+    return label(ds, title=title, settings=settings, history=history, references=references)
 
 
 # =============================================================================================
@@ -1104,13 +1098,13 @@ GLOSSARY.update(
 RATE_STATUS_FLAGS = {0: "computed", 1: "failed_or_not_converged_rate_nan"}
 
 
-def _flag_tables() -> dict[str, dict[int, str]]:
-    """Status variables and their CF flags (applied by :func:`labelled_dataset`)."""
-    return {
+FLAGS.update(
+    {
         "rate_status": RATE_STATUS_FLAGS,
         "curve_status": CURVE_STATUS_FLAGS,
         "bff_status": BFF_STATUS_FLAGS,
     }
+)
 
 
 def noisy_rate_dataset(
@@ -1175,6 +1169,4 @@ def noisy_rate_dataset(
         history=history or f"jaxbell.noisy_rate_curve, method {names}",
         references=refs,
     )
-    ds["rate_status"].attrs["flag_values"] = np.array(list(RATE_STATUS_FLAGS), dtype=np.int8)
-    ds["rate_status"].attrs["flag_meanings"] = " ".join(RATE_STATUS_FLAGS.values())
     return ds
