@@ -116,13 +116,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import multiprocessing
 import os
 import sys
 import time
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import jax
@@ -133,6 +131,7 @@ from tqdm import tqdm
 
 from jaxbell._checks import as_angles, as_correlators, as_real_array, options_from_mapping
 from jaxbell._precision import x64_scope
+from jaxbell._workers import imap_unordered
 
 __all__ = [
     "BffOptions",
@@ -847,9 +846,10 @@ def bff_entropy(
         cvxpy solver. Clarabel (default) and SCS are open source and come with
         ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed.
     processes : int or None
-        Worker processes for the points (spawned, one point per task; a script that uses
-        them needs the ``if __name__ == "__main__":`` guard). None: one per CPU core, but at
-        least 4 points per worker (starting one costs a few seconds); 1 runs here.
+        Worker processes for the points (fresh interpreters, one point per task; they never
+        re-run the caller's script, so no ``if __name__ == "__main__":`` guard is needed).
+        None: one per CPU core, but at least 4 points per worker (starting one costs a few
+        seconds); 1 runs here.
     progress : bool or None
         tqdm progress bar over points on stderr; None: shown on a terminal for > 1 point.
     max_correction : float
@@ -968,12 +968,9 @@ def bff_entropy(
                 results[i] = _solve_point(task)
                 bar.update()
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
-                futures = {pool.submit(_solve_point, task): i for i, task in enumerate(tasks)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
+            for i, result in imap_unordered(_solve_point, tasks, processes):
+                results[i] = result
+                bar.update()
 
     def gather(name, dtype=float, extra=()):
         arr = np.array([r[name] for r in results], dtype=dtype)
@@ -1157,6 +1154,15 @@ def certify(
         solve = np.abs(eta) > lo
     else:
         solve = np.ones(n, dtype=bool)
+        zero = q == 0
+        if np.any(zero):
+            i = int(np.flatnonzero(zero)[0])
+            raise ValueError(
+                "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
+                f"v = bell_value / eta^Q, undefined at (theta, phi, omega) = ({t[i]:.17g}, "
+                f"{p[i]:.17g}, {w[i]:.17g}) where eta^Q = 0; call "
+                "bff_entropy(..., correlators=v * E) with the visibility v instead"
+            )
         bad = np.abs(eta) > np.abs(q) * (1 + 1e-12)
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
@@ -1176,7 +1182,7 @@ def certify(
                 from jaxbell.strategy import strategy_correlators
 
                 e = np.asarray(strategy_correlators(ts, ps, ws), dtype=np.float64)
-            v = eta[idx] / q[idx]
+            v = np.divide(eta[idx], q[idx], out=np.zeros(idx.size), where=q[idx] != 0)
             e = np.clip(v[:, None, None] * e, -1.0, 1.0)
             res = bff_entropy(ts, ps, ws, None, correlators=e, kind=kind, x=x, y=y, **kwargs)
         out["value"][idx] = np.maximum(res.value, 0.0)  # NaN stays NaN

@@ -782,6 +782,13 @@ GLOSSARY.update(
             "key) or H(AB|X=x, Y=y, E) (kind global), Eve holding a purification; kind, x and y "
             "are dataset attributes",
         ),
+        "hull_entropy": (
+            "qubit-attack entropy (converged or not)",
+            "bit",
+            "The lower convex hull of the qubit strategies found, at every Bell value: the "
+            "entropy an explicit attack leaves (an upper bound on the DI infimum), also where "
+            "curve_status flags that the envelope did not converge (there entropy is NaN)",
+        ),
         "entropy_lower_estimate": (
             "tangent-line estimate of the DI entropy",
             "bit",
@@ -866,7 +873,9 @@ GLOSSARY.update(
         "tangent_spread": (
             "spread between starts",
             "bit",
-            "Median minus best, over the random starts at this slope, of H - mu <B>",
+            "Median minus best, over the random starts at this slope, of cos(tau) (H - mu |<B>|) "
+            "with tan(tau) = mu (|eta^Q| - eta^L) (mu where (4) fails): the spread of the "
+            "normalised objective",
         ),
         "tangent_agreement": (
             "agreement between starts",

@@ -572,8 +572,10 @@ class QubitEnvelope:
     tangent_intercept : numpy.ndarray
         G(mu) = min over strategies found of H - mu |<B>|, bits.
     tangent_spread : numpy.ndarray
-        Per slope: median minus best of the starts' values of H - mu <B>, bits (0 when all
-        starts agree; large values flag a rugged landscape).
+        Per slope: median minus best of the starts' values of cos(tau) (H - mu |<B>|), bits,
+        where tan(tau) = mu (|eta^Q| - eta^L) is the normalised slope (mu where (4) fails):
+        0 when all starts agree, large values flag a rugged landscape; the cos(tau) keeps
+        steep slopes from magnifying it.
     tangent_agreement : numpy.ndarray
         Per slope: fraction of starts within 1e-6 bits of the best.
     segment_gap : numpy.ndarray
@@ -663,14 +665,18 @@ class QubitEnvelope:
         return slope, ve[lo] - slope * vb[lo]
 
     def gap(self, bell_value: ArrayLike) -> np.ndarray:
-        """The largest gap (bits) on the hull segment containing |bell_value| (see segment_gap)."""
+        """The largest gap (bits) on the hull segment containing |bell_value| (see segment_gap);
+        0 for |bell_value| <= eta^L, where the envelope is exactly 0 (a local deterministic
+        strategy reaches it, and H >= 0)."""
         lo, _, _ = self.segment(bell_value)
         if len(self.segment_gap) == 0:
             return np.zeros(lo.shape)
-        return self.segment_gap[lo]
+        local = self._abs_eta(bell_value) <= self.local_bound
+        return np.where(local, 0.0, self.segment_gap[lo])
 
     def status(self, bell_value: ArrayLike) -> np.ndarray:
-        """0 where the segment's gap is <= options.tol (converged), 1 where not."""
+        """0 where the segment's gap is <= options.tol (converged) or |bell_value| <= eta^L
+        (exactly 0), 1 where not."""
         return np.where(self.gap(bell_value) <= self.options.tol, 0, 1).astype(np.int8)
 
 
@@ -717,7 +723,8 @@ def _record_pass(prob: _Problem, tau, params, h, b, obj) -> None:
         vals = value[k][good]
         best = np.min(vals)
         prob.slopes.append(float(np.tan(tau[k])))
-        prob.spreads.append(float(np.median(vals) - best))
+        # in the normalised objective cos(tau) (H - mu u): bits that steep slopes do not magnify
+        prob.spreads.append(float((np.median(vals) - best) * ct[k, 0]))
         prob.agreements.append(float(np.mean(value[k] <= best + 1e-6)))
 
 

@@ -200,10 +200,16 @@ def _bounds64(t, p, w):
 
 
 def _check_bell_value(bell_value, bell_max) -> np.ndarray:
+    """Checked Bell values; values within rounding of the input's dtype of the quantum maximum
+    (e.g. ``quantum_bound`` computed in float32 when JAX's x64 mode is off) are clipped to it."""
+    dtype = np.asarray(bell_value).dtype
     eta = as_real_array(bell_value, "bell_value")
     shape = np.broadcast_shapes(eta.shape, np.shape(bell_max))
     eta, top = np.broadcast_to(eta, shape), np.broadcast_to(bell_max, shape)
-    beyond = np.abs(eta) > top * (1 + 1e-12) + 1e-15
+    rtol = 1e-12
+    if np.issubdtype(dtype, np.floating) and np.finfo(dtype).eps > np.finfo(np.float64).eps:
+        rtol = 8 * float(np.finfo(dtype).eps)  # float32 input: its own rounding
+    beyond = np.abs(eta) > top * (1 + rtol) + 1e-15
     if np.any(beyond):
         i = np.flatnonzero(beyond.reshape(-1))[0]
         raise ValueError(
@@ -212,7 +218,7 @@ def _check_bell_value(bell_value, bell_max) -> np.ndarray:
             f"{eta.reshape(-1)[i]!r} where the maximum is {top.reshape(-1)[i]!r}; no quantum "
             "strategy reaches it"
         )
-    return eta
+    return np.clip(eta, -top, top)
 
 
 def _as_output(arrays: list[np.ndarray], multi: bool) -> jax.Array:
@@ -346,13 +352,18 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     mix = np.stack([1.0 - weight, weight], -1)
     rho, alpha, beta = (np.asarray(v) for v in strategy_from_params(env.vertex_params[idx]))
     sign = np.where(np.asarray(bell_value) < 0, -1.0, 1.0)
+    hull = env.entropy(bell_value)
+    status = env.status(bell_value)
     fields = {
-        "entropy": env.entropy(bell_value),
+        # as di_entropy: NaN where the envelope did not converge to options["tol"]; the hull
+        # value (still the entropy of an explicit attack, an upper bound) stays in hull_entropy
+        "entropy": np.where(status == 0, hull, np.nan),
+        "hull_entropy": hull,
         "entropy_lower_estimate": env.lower_estimate(bell_value),
         "gap": env.gap(bell_value),
         "slope": slope * sign,
         "intercept": intercept,
-        "curve_status": env.status(bell_value),
+        "curve_status": status,
         "mixture_weight": mix,
         "component_bell_value": env.vertex_bell_value[idx],
         "component_entropy": env.vertex_entropy[idx],
@@ -494,8 +505,10 @@ def rate_curve(
     -------
     xarray.Dataset
         Coordinate ``bell_value`` and ``method`` (scalar for one method, a dimension for
-        several). For every method: ``entropy`` (bits) and ``curve_status`` (0 converged or
-        certified, 1 gap above tol, 2 failed). For "qubit" also: ``entropy_lower_estimate``
+        several). For every method: ``entropy`` (bits; NaN where ``curve_status`` is not 0, as
+        :func:`di_entropy`) and ``curve_status`` (0 converged or certified, 1 gap above tol,
+        2 failed). For "qubit" also: ``hull_entropy`` (the attack's entropy at every point,
+        converged or not), ``entropy_lower_estimate``
         and ``gap`` (tangent-line estimate and the discretisation gap of the hull segment),
         ``slope`` and ``intercept`` of the supporting line H >= intercept + slope * <B> (the
         affine min-tradeoff function), the optimal attack as a mixture of two qubit strategies
@@ -831,7 +844,7 @@ def _local_visibility(lo, q, t, p, w, constraint: str):
 
 
 def _critical(t, p, w, lo, q, kind, method, options, xs, ys, xtol, bar, floor=None):
-    """Critical visibilities of one method for self-testing tuples (flat arrays), and brackets."""
+    """Critical visibilities of one method for the selected tuples (flat arrays), and brackets."""
     constraint = "bell"
     if method == "bff":
         constraint = bff.BffOptions.from_mapping(options).constraint
@@ -931,7 +944,9 @@ def critical_visibility(
         v in (0, 1], float64, broadcast shape of the angles (plus a trailing method axis for a
         sequence of methods); NaN where no visibility gives a positive rate (condition (4)
         fails, or the rate at v = 1 is <= 0) or where the backend failed or did not converge
-        inside the bracket.
+        inside the bracket. With ``options={"constraint": "correlators"}`` ("bff") every tuple
+        whose eq. (6) correlators are nonlocal is bisected, self-testing or not (e.g. the
+        phi = pi/2 points of Props. 4 and 6).
 
     References
     ----------
@@ -945,13 +960,15 @@ def critical_visibility(
     if kind not in KINDS:
         raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
     xs = _check_input(x, "x")
-    ys = _check_input(y, "y") if kind == "global" else (0, 1)
+    ys = _check_input(y, "y")  # checked for every kind, used by "global" only
+    if kind == "key":
+        ys = (0, 1)
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     shape = t.shape
     t, p, w = (a.reshape(-1) for a in (t, p, w))
     lo, q, st, _ = _bounds64(t, p, w)
-    sel = np.flatnonzero(st)
+    nonlocal_e6 = None
     steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
     bar = tqdm(
         total=steps,
@@ -959,10 +976,17 @@ def critical_visibility(
         disable=not progress if progress is not None else None,
     )
     out = []
-    floor = None
+    floor = np.full(t.shape, np.nan)
     with bar:
         for m in methods:
             res = np.full(t.shape, np.nan)
+            sel = np.flatnonzero(st)
+            if m == "bff" and bff.BffOptions.from_mapping(per_method[m]).constraint != "bell":
+                # all four correlators constrained: any tuple whose eq. (6) correlators are
+                # nonlocal may have a rate, self-testing or not (Props. 4, 6 at phi = pi/2)
+                if nonlocal_e6 is None:
+                    nonlocal_e6 = _local_visibility(lo, q, t, p, w, "correlators") < 1.0
+                sel = np.flatnonzero((st | nonlocal_e6) & (q != 0))
             if sel.size:
                 crit, below = _critical(
                     t[sel],
@@ -977,11 +1001,11 @@ def critical_visibility(
                     ys,
                     tols[m],
                     bar,
-                    floor=floor,
+                    floor=floor[sel],
                 )
                 res[sel] = crit
                 if m == "qubit":
-                    floor = below  # the qubit rate is <= 0 there, so the certified one too
+                    floor[sel] = below  # the qubit rate is <= 0 there, so the certified one too
             out.append(res.reshape(shape))
     return _as_output(out, multi)
 

@@ -653,3 +653,59 @@ def test_several_methods_without_options():
     s = 2 * np.sqrt(2) * eta  # Pironio et al. (2009): tight for the CHSH member
     pironio = 1 - float(jb.binary_entropy((1 + np.sqrt((s / 2) ** 2 - 1)) / 2))
     assert both[1] <= pironio + 1e-6 <= both[0] + 1e-4
+
+
+# --- review fixes: dtype of eta^Q, input checks, correlator thresholds, curve status ---------
+
+
+def test_a_float32_quantum_bound_is_accepted_as_the_maximum():
+    # with x64 off quantum_bound comes back in float32, a few float32 ulps from the float64
+    # maximum; it must be taken as |eta^Q| (key entropy 1 there: self-testing of the singlet
+    # with projective qubit measurements leaves Eve uncorrelated with A_x)
+    eta32 = np.float32(jb.quantum_bound(*PROP5))
+    assert abs(float(eta32)) != abs(float(jb.quantum_bound(*PROP5)))
+    h = float(jb.di_entropy(*PROP5, eta32, x=0, options=LOOSE))
+    assert h == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="bell_value.*quantum maximum"):
+        jb.di_entropy(*PROP5, np.float32(1.0001) * eta32, options=LOOSE)
+
+
+def test_critical_visibility_checks_y_for_every_kind():
+    with pytest.raises(ValueError, match="y must be"):
+        jb.critical_visibility(*CHSH, kind="key", y=2)
+
+
+def test_correlator_thresholds_cover_the_props_4_and_6_limit():
+    # at phi = pi/2 (Prop. 4: max CHSH 5/2) condition (4) fails, so the Bell value alone
+    # certifies nothing, but the four correlators of eq. (6) do: a finite certified threshold,
+    # above the visibility 2 / max CHSH where v E becomes local, with a positive certified
+    # rate at it and none a bracket below
+    prop4 = (PI / 3, PI / 2, 5 * PI / 6)
+    assert not bool(jb.is_self_testing(*prop4))
+    opts = {"m": 3, "processes": 1, "progress": False, "constraint": "correlators"}
+    crit = np.asarray(
+        jb.critical_visibility(*prop4, x=0, method=("qubit", "bff"), options={"bff": opts})
+    )
+    assert np.isnan(crit[0])  # qubit: Bell value only, not self-testing
+    assert 2 / 2.5 < crit[1] < 1
+    rate = jb.noisy_key_rate(*prop4, [crit[1], crit[1] - 2e-3], x=0, method="bff", options=opts)
+    assert float(rate[0]) > 0 >= float(rate[1])
+    with pytest.raises(ValueError, match="eta\\^Q = 0"):
+        jb.noisy_key_rate(PI / 3, PI / 2, PI / 2, 0.99, x=0, method="bff", options=opts)
+
+
+def test_rate_curve_entropy_is_nan_where_di_entropy_is():
+    # too few slopes for a tight tolerance: some segments stay unconverged; rate_curve and
+    # di_entropy agree on which values are NaN, the hull value is kept, and |eta| <= eta^L is
+    # exactly 0 with status 0 (a local deterministic strategy reaches it)
+    rough = {"directions": 6, "starts": 2, "steps": 60, "refine": 0, "tol": 1e-9}
+    eta_l, eta_q = float(jb.local_bound(*PROP3)), abs(float(jb.quantum_bound(*PROP3)))
+    eta = np.concatenate([[0.0, 0.5 * eta_l, eta_l], np.linspace(eta_l, eta_q, 7)[1:-1]])
+    ds = jb.rate_curve(*PROP3, bell_value=eta, options=rough)
+    status = ds.curve_status.values
+    assert np.all(status[:3] == 0) and np.all(ds.entropy.values[:3] == 0)
+    assert np.any(status != 0)
+    np.testing.assert_array_equal(np.isnan(ds.entropy.values), status != 0)
+    assert np.all(np.isfinite(ds.hull_entropy.values))
+    direct = np.asarray(jb.di_entropy(*PROP3, eta, options=rough))
+    np.testing.assert_array_equal(np.isnan(direct), status != 0)
