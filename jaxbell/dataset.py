@@ -298,33 +298,80 @@ def grid_dataset(
     )
 
 
-def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: bool = True) -> Path:
-    """Raise a clear error naming ``name`` unless ``path`` can be written; return it as a Path."""
+def _overwrite_hint(name: str) -> str:
+    return "--overwrite" if name.startswith("--") else "overwrite=True"
+
+
+def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: bool = False) -> Path:
+    """Raise a clear error naming ``name`` unless ``path`` can be written; return it as a Path.
+
+    The folder must exist and accept a new file (a temporary file is created and removed).
+    An existing ``.nc`` file is replaced, as netCDF writers do; an existing ``.zarr`` path is a
+    ``FileExistsError`` unless ``overwrite`` (then it must be a zarr store or an empty folder,
+    never any other folder). ``name`` is the argument named in messages (``--out`` from the
+    command line, whose option is then ``--overwrite``).
+    """
+    from jaxbell.store import check_folder_writable, check_removable
+
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir() and path.suffix != ".zarr":
         raise ValueError(f"{name}={str(path)!r} is a directory; give a file name ending in .nc")
-    if not parent.exists():
-        raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise PermissionError(f"{name}={str(path)!r} is not writable")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{name}={str(path)!r} exists; pass overwrite=True to replace it")
+    check_folder_writable(path, name)
+    if path.suffix == ".zarr" and path.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{name}={str(path)!r} exists; pass {_overwrite_hint(name)} to replace it "
+                "(a zarr store only, never another folder), or choose another name"
+            )
+        check_removable(path, name)
+    elif path.exists():
+        try:
+            open(path, "ab").close()  # writes nothing; fails where the file cannot be replaced
+        except OSError as err:
+            raise ValueError(f"{name}={str(path)!r} is not writable ({err.strerror})") from None
     return path
 
 
-def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out") -> Path:
+def save_dataset(
+    ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out", overwrite: bool = False
+) -> Path:
     """Write ``ds`` to netCDF (``.nc``, h5netcdf engine) or zarr (``.zarr``); return the path.
 
     Bool variables are stored as int8 with a ``dtype: bool`` encoding and read back as bool.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The dataset.
+    path : str or path-like
+        ``FILE.nc`` (an existing file is replaced) or ``FILE.zarr`` (an existing path is an
+        error unless ``overwrite``).
+    name : str
+        The argument named in error messages.
+    overwrite : bool
+        Replace an existing ``FILE.zarr``; only a zarr store or an empty folder is ever removed.
+
+    Raises
+    ------
+    ValueError
+        The folder does not exist or cannot be written, or the name does not end in .nc/.zarr,
+        or ``overwrite`` would remove a folder that is not a zarr store.
+    FileExistsError
+        ``FILE.zarr`` exists and ``overwrite`` is False.
     """
-    path = check_writable(path, name)
-    if path.suffix == ".zarr":
-        ds.to_zarr(path, mode="w", consolidated=False)
-    elif path.suffix in (".nc", ".nc4", ".h5"):
-        ds.to_netcdf(path, engine="h5netcdf")
-    else:
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    path = Path(path)
+    if path.suffix not in (".zarr", ".nc", ".nc4", ".h5"):
         raise ValueError(f"{name}={str(path)!r}: use a .nc (netCDF) or .zarr file name")
+    path = check_writable(path, name, overwrite=overwrite)
+    if path.suffix == ".zarr":
+        from jaxbell.store import remove_store
+
+        remove_store(path, name)
+        ds.to_zarr(path, mode="w-", consolidated=False)
+    else:
+        ds.to_netcdf(path, engine="h5netcdf")
     return path
 
 
