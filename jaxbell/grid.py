@@ -829,6 +829,7 @@ def write_grid(
     from jaxbell.dataset import create_grid_store, open_dataset
     from jaxbell.store import (
         GridStore,
+        StoreRemovedError,
         StoreWriteError,
         check_store_path,
         describe_differences,
@@ -933,7 +934,15 @@ def write_grid(
         )
         raise
     except StoreWriteError as err:
-        n = len(store.done_ids()) if store.done_dir.is_dir() else 0
+        if isinstance(err, StoreRemovedError) or not store.intact():
+            raise StoreRemovedError(
+                err.errno,
+                f"{err.strerror} -- the store {str(path)!r} was removed or moved while the "
+                "grid was being written: no finished block survives (chunks written after "
+                "the removal, if any, are unusable); run the command again with --overwrite "
+                "(overwrite=True) to compute the grid from scratch",
+            ) from err
+        n = len(store.done_ids())
         raise StoreWriteError(
             err.errno,
             f"{err.strerror} -- {n} of {total} blocks are finished and recorded in the store "
