@@ -137,12 +137,14 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "max_chsh_bin_lower": (
         "lower edge of the max_chsh bin",
         "1",
-        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+        "Bins are [lower, upper); the last bin also holds its upper edge and values up to "
+        "8 units of roundoff above it (max_chsh at 2 sqrt 2 up to rounding)",
     ),
     "max_chsh_bin_upper": (
         "upper edge of the max_chsh bin",
         "1",
-        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+        "Bins are [lower, upper); the last bin also holds its upper edge and values up to "
+        "8 units of roundoff above it (max_chsh at 2 sqrt 2 up to rounding)",
     ),
     "max_chsh_histogram": (
         "histogram of max_chsh over the self-testing region",
@@ -157,7 +159,8 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "max_chsh_above_bins": (
         "self-testing points above the last bin",
         "1",
-        "Number of grid points where condition (4) holds with max_chsh above the last edge",
+        "Number of grid points where condition (4) holds with max_chsh above the last edge "
+        "(beyond 8 units of roundoff)",
     ),
     "self_testing_fraction": (
         "fraction of the grid where condition (4) holds",
