@@ -71,8 +71,9 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "violation_ratio": (
         "violation ratio |eta^Q| / eta^L",
         "1",
-        "Ratio of quantum to local bound; > 1 exactly where condition (4) holds; NaN where "
-        "eta^L vanishes up to rounding (all coefficients zero, status 2)",
+        "Ratio of quantum to local bound; > 1 where condition (4) holds and <= 1 up to "
+        "rounding (a few 1e-14) where it fails; NaN where eta^L vanishes up to rounding (all "
+        "coefficients zero, status 2)",
     ),
     "correlators": (
         "correlators E[x, y]",
@@ -425,7 +426,7 @@ GLOSSARY.update(
             "supremum attained",
             "1",
             "True where a self-testing tuple reaches the supremum; False where it is approached "
-            "only as condition (4) degenerates",
+            "only as condition (4) degenerates, or where the search did not converge (unknown)",
         ),
         "converged": (
             "search converged",
