@@ -648,9 +648,11 @@ def evaluate_grid(
     chunk_size : int or None
         Grid points per block (per device). None: :func:`default_chunk_size` (65536 on a CPU,
         2**24 on a GPU). Memory beyond the output arrays is bounded by about
-        ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps in flight), e.g.
-        14 MB for the CPU default in float64, whatever the grid size. One compilation serves
-        every block (the last blocks are padded).
+        ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps in flight) plus
+        the window of theta tables, ``7 * max(TABLE_BUDGET, entries of one step) * itemsize``
+        (``TABLE_BUDGET`` = 2**20: 56 MiB in float64), e.g. about 70 MiB for the CPU default
+        in float64 (~75 MiB measured), whatever the grid size. One compilation serves every
+        block (the last blocks are padded).
     progress : bool or None
         Show a tqdm progress bar with an ETA (on stderr). None: show when stderr is a terminal
         and the grid has more than one step.
