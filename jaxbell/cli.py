@@ -75,10 +75,16 @@ def parse_angle(text: str) -> float:
     return value
 
 
+#: Most points of one range (2**24: 128 MiB of float64 per axis, and a grid of such axes is
+#: far beyond any machine); larger NUM is an error before anything is allocated.
+MAX_RANGE_POINTS = 2**24
+
+
 def parse_range(text: str) -> np.ndarray:
     """``START:STOP:NUM`` -> ``np.linspace(START, STOP, NUM)`` (both ends included), or one angle.
 
-    START < STOP and NUM >= 2 are required for a range; a single angle gives a length-1 axis.
+    START < STOP and 2 <= NUM <= :data:`MAX_RANGE_POINTS` are required for a range; a single
+    angle gives a length-1 axis.
     """
     parts = text.split(":")
     if len(parts) == 1:
@@ -92,6 +98,12 @@ def parse_range(text: str) -> np.ndarray:
         raise ValueError(f"{text!r}: NUM must be a whole number of points") from None
     if num < 2:
         raise ValueError(f"{text!r}: a range needs NUM >= 2 points (one angle needs no colons)")
+    if num > MAX_RANGE_POINTS:
+        raise ValueError(
+            f"{text!r}: NUM = {num:,} points is more than one range may have "
+            f"({MAX_RANGE_POINTS:,}); for huge grids use --out FILE.zarr (out of core) or "
+            "--reduce with fewer points per axis"
+        )
     if not start < stop:
         raise ValueError(f"{text!r}: START must be below STOP (got {start:g} >= {stop:g})")
     return np.linspace(start, stop, num)
@@ -229,7 +241,8 @@ def _add_grid(sub) -> None:
         "--overwrite",
         action="store_true",
         help="replace an existing --out FILE.zarr instead of resuming it (a store written "
-        "with other settings is otherwise an error; FILE.nc is always replaced)",
+        "with other settings is otherwise an error; with --reduce, an existing FILE.zarr is "
+        "an error without it; only a zarr store is ever removed; FILE.nc is always replaced)",
     )
     p.add_argument(
         "--reduce",
@@ -333,16 +346,27 @@ def _start_distributed(spec: str, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--distributed: jax.distributed.initialize failed: {err}")
 
 
-def _check_out(out: str, parser: argparse.ArgumentParser) -> None:
-    """Fail before computing when --out cannot be written as a netCDF / zarr file."""
+def _check_out(out: str, parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
+    """Fail before computing when --out cannot be written as a netCDF / zarr file (a folder
+    that does not exist or is not a folder, no file can be created there, or an existing
+    FILE.zarr without --overwrite)."""
     from jaxbell.dataset import check_writable
 
     if not out.endswith((".nc", ".nc4", ".h5", ".zarr")):
         parser.error(f"--out={out!r}: use a FILE.nc (netCDF) or FILE.zarr name")
     try:
-        check_writable(out, "--out")
-    except (ValueError, PermissionError) as err:
+        check_writable(out, "--out", overwrite=overwrite)
+    except (ValueError, OSError) as err:
         parser.error(str(err))
+
+
+def _add_overwrite(p) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out FILE.zarr (only a zarr store is ever removed); an "
+        "existing FILE.nc is always replaced",
+    )
 
 
 def _memory_bytes() -> int | None:
@@ -418,7 +442,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"than this machine's memory allows ({mem / 2**30:.1f} GiB); write FILE.zarr "
             "(out of core) or use --reduce"
         )
-    _check_out(args.out, parser)
+    _check_out(args.out, parser, overwrite=args.overwrite)
     try:
         ds = evaluate_grid(
             args.theta,
@@ -432,7 +456,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except KeyboardInterrupt:
         parser.exit(130, "jaxbell grid: interrupted; nothing was written\n")
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
-    save_dataset(ds, args.out, name="--out")
+    save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     elapsed = time.perf_counter() - t0
     st = ds.self_testing
     frac = float(st.mean())
@@ -453,7 +477,7 @@ def _add_reproduce(sub) -> None:
             "every claim of Propositions 1-6 against a computed value (claims.md, claims.json), "
             "compute the grids behind Figures 1 and 2 and the trade-off between nonlocality and "
             "key that the paper only bounds (netCDF), and draw the figures (PNG). The default "
-            "run takes a few minutes on two CPU cores, --quick about half a minute. Exits with "
+            "run takes a few minutes on two CPU cores, --quick about 25 s. Exits with "
             "status 1 if a claim fails."
         ),
     )
@@ -466,7 +490,8 @@ def _add_reproduce(sub) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smaller grids, fewer epsilon values, restarts and spot checks (about 30 s)",
+        help="smaller grids, fewer epsilon values, restarts and spot checks (about 25 s on "
+        "two cores)",
     )
     p.add_argument("--pdf", action="store_true", help="also write the figures as PDF")
     p.add_argument(
@@ -477,17 +502,26 @@ def _add_reproduce(sub) -> None:
 
 
 def _check_out_dir(path: str, parser: argparse.ArgumentParser) -> None:
-    import os
+    """Fail before computing unless --out is a folder, or can be created as one, and files
+    can be written in it (a temporary file is created and removed)."""
     from pathlib import Path
+
+    from jaxbell.store import check_folder_writable
 
     out = Path(path)
     if out.exists() and not out.is_dir():
         parser.error(f"--out {path!r} is a file; give a folder")
     existing = out
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        parser.error(f"--out {path!r}: folder {str(existing)!r} is not writable")
+    if not existing.is_dir():
+        parser.error(
+            f"--out {path!r}: {str(existing)!r} is a file, so the folder cannot be created there"
+        )
+    try:
+        check_folder_writable(out, "--out", folder=existing)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def _run_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -570,11 +604,12 @@ def _add_search(sub) -> None:
         "result is the same on any number)",
     )
     p.add_argument("--out", default=None, help="write the result to FILE.nc (netCDF)")
+    _add_overwrite(p)
     p.set_defaults(run=_run_search, parser=p)
 
 
 def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.dataset import save_dataset
     from jaxbell.search import find_tuple, max_chsh
     from jaxbell.sharding import select_devices
 
@@ -592,10 +627,7 @@ def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         except ValueError as err:
             parser.error(f"--fixed {item!r}: {err}")
     if args.out is not None:
-        try:
-            check_writable(args.out, "--out")
-        except (ValueError, PermissionError) as err:
-            parser.error(str(err))
+        _check_out(args.out, parser, overwrite=args.overwrite)
     kwargs = dict(
         min_key_rate=args.min_key_rate,
         max_epsilon=args.max_epsilon,
@@ -630,7 +662,7 @@ def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         f"converged = {r.converged}\n{r.note}"
     )
     if args.out is not None:
-        save_dataset(r.to_dataset(), args.out, name="--out")
+        save_dataset(r.to_dataset(), args.out, name="--out", overwrite=args.overwrite)
         print(f"wrote {args.out}")
     return 0 if r.converged else 1
 
@@ -647,10 +679,10 @@ def _run_reduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     )
 
     names = [v.strip() for v in args.reduce.split(",") if v.strip()]
-    if args.overwrite or args.compressor is not None:
-        parser.error("--overwrite and --compressor apply to --out FILE.zarr without --reduce")
+    if args.compressor is not None:
+        parser.error("--compressor applies to --out FILE.zarr without --reduce")
     if args.out is not None:
-        _check_out(args.out, parser)
+        _check_out(args.out, parser, overwrite=args.overwrite)
     checks = (
         ("--reduce", _check_reductions, names),
         ("--epsilon-bounds", _check_eps, args.epsilon_bounds or DEFAULT_EPSILON_BOUNDS),
@@ -683,7 +715,7 @@ def _run_reduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     print(format_reductions(ds))
     if args.out is not None:
-        save_dataset(ds, args.out, name="--out")
+        save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
         print(f"wrote {args.out}")
     return 0
 
@@ -777,18 +809,16 @@ def _add_bff(sub) -> None:
     p.add_argument("--y", type=int, choices=[0, 1], default=0, help="Bob's input, global (0)")
     _add_bff_options(p, title="SDP settings")
     p.add_argument("--out", required=True, help="output file: FILE.nc or FILE.zarr")
+    _add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.set_defaults(run=_run_bff, parser=p)
 
 
 def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell import bff
-    from jaxbell.dataset import check_writable, save_dataset
+    from jaxbell.dataset import save_dataset
 
-    try:
-        check_writable(args.out, "--out")
-    except (ValueError, PermissionError) as err:
-        parser.error(str(err))
+    _check_out(args.out, parser, overwrite=args.overwrite)
     if args.visibility is not None and args.kind != "key":
         parser.error("--visibility computes key rates: use it with --kind key")
     if args.visibility is None and args.constraint != "bell":
@@ -828,7 +858,7 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ImportError as err:
         parser.error(str(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
-    save_dataset(ds, args.out, name="--out")
+    save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     elapsed = time.perf_counter() - t0
     values = ds[column].values
     print(
@@ -1037,6 +1067,7 @@ def _add_rate_curve(sub) -> None:
     )
     _add_method_option(p)
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
+    _add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
     _add_bff_options(p)
@@ -1047,7 +1078,7 @@ def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     from jaxbell.dataset import save_dataset
     from jaxbell.rates import rate_curve
 
-    _check_out(args.out, parser)
+    _check_out(args.out, parser, overwrite=args.overwrite)
     if args.num < 2:
         parser.error(f"--num must be >= 2, got {args.num}")
     method, options = _method_options(args, parser)
@@ -1068,7 +1099,7 @@ def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     except (ValueError, TypeError, ImportError) as err:
         parser.error(_as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
-    save_dataset(ds, args.out, name="--out")
+    save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     bad = int((ds.curve_status != 0).sum())
     top = ds.entropy.isel(bell_value=-1).values
     gap = (
@@ -1133,6 +1164,7 @@ def _add_noise(sub) -> None:
     )
     _add_method_option(p)
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
+    _add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
     _add_bff_options(p)
@@ -1146,7 +1178,7 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from jaxbell.qubit import QubitOptions, qubit_envelopes
     from jaxbell.rates import noisy_rate_curve
 
-    _check_out(args.out, parser)
+    _check_out(args.out, parser, overwrite=args.overwrite)
     method, options = _method_options(args, parser)
     kinds = list(dict.fromkeys(args.kind))
     t0 = time.perf_counter()
@@ -1178,7 +1210,7 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     except (ValueError, TypeError, ImportError) as err:
         parser.error(_as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
-    save_dataset(ds, args.out, name="--out")
+    save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     crit = ""
     if "critical_visibility" in ds:
         cv = ds.critical_visibility

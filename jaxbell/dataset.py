@@ -71,8 +71,9 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "violation_ratio": (
         "violation ratio |eta^Q| / eta^L",
         "1",
-        "Ratio of quantum to local bound; > 1 exactly where condition (4) holds; NaN where "
-        "eta^L vanishes up to rounding (all coefficients zero, status 2)",
+        "Ratio of quantum to local bound; > 1 where condition (4) holds and <= 1 up to "
+        "rounding (a few 1e-14) where it fails; NaN where eta^L vanishes up to rounding (all "
+        "coefficients zero, status 2)",
     ),
     "correlators": (
         "correlators E[x, y]",
@@ -137,12 +138,14 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "max_chsh_bin_lower": (
         "lower edge of the max_chsh bin",
         "1",
-        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+        "Bins are [lower, upper); the last bin also holds its upper edge and values up to "
+        "8 units of roundoff above it (max_chsh at 2 sqrt 2 up to rounding)",
     ),
     "max_chsh_bin_upper": (
         "upper edge of the max_chsh bin",
         "1",
-        "Bins are [lower, upper); the last bin also holds values equal to its upper edge",
+        "Bins are [lower, upper); the last bin also holds its upper edge and values up to "
+        "8 units of roundoff above it (max_chsh at 2 sqrt 2 up to rounding)",
     ),
     "max_chsh_histogram": (
         "histogram of max_chsh over the self-testing region",
@@ -157,7 +160,8 @@ GLOSSARY: dict[str, tuple[str, str, str]] = {
     "max_chsh_above_bins": (
         "self-testing points above the last bin",
         "1",
-        "Number of grid points where condition (4) holds with max_chsh above the last edge",
+        "Number of grid points where condition (4) holds with max_chsh above the last edge "
+        "(beyond 8 units of roundoff)",
     ),
     "self_testing_fraction": (
         "fraction of the grid where condition (4) holds",
@@ -298,33 +302,80 @@ def grid_dataset(
     )
 
 
-def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: bool = True) -> Path:
-    """Raise a clear error naming ``name`` unless ``path`` can be written; return it as a Path."""
+def _overwrite_hint(name: str) -> str:
+    return "--overwrite" if name.startswith("--") else "overwrite=True"
+
+
+def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: bool = False) -> Path:
+    """Raise a clear error naming ``name`` unless ``path`` can be written; return it as a Path.
+
+    The folder must exist and accept a new file (a temporary file is created and removed).
+    An existing ``.nc`` file is replaced, as netCDF writers do; an existing ``.zarr`` path is a
+    ``FileExistsError`` unless ``overwrite`` (then it must be a zarr store or an empty folder,
+    never any other folder). ``name`` is the argument named in messages (``--out`` from the
+    command line, whose option is then ``--overwrite``).
+    """
+    from jaxbell.store import check_folder_writable, check_removable
+
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir() and path.suffix != ".zarr":
         raise ValueError(f"{name}={str(path)!r} is a directory; give a file name ending in .nc")
-    if not parent.exists():
-        raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise PermissionError(f"{name}={str(path)!r} is not writable")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{name}={str(path)!r} exists; pass overwrite=True to replace it")
+    check_folder_writable(path, name)
+    if path.suffix == ".zarr" and path.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{name}={str(path)!r} exists; pass {_overwrite_hint(name)} to replace it "
+                "(a zarr store only, never another folder), or choose another name"
+            )
+        check_removable(path, name)
+    elif path.exists():
+        try:
+            open(path, "ab").close()  # writes nothing; fails where the file cannot be replaced
+        except OSError as err:
+            raise ValueError(f"{name}={str(path)!r} is not writable ({err.strerror})") from None
     return path
 
 
-def save_dataset(ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out") -> Path:
+def save_dataset(
+    ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out", overwrite: bool = False
+) -> Path:
     """Write ``ds`` to netCDF (``.nc``, h5netcdf engine) or zarr (``.zarr``); return the path.
 
     Bool variables are stored as int8 with a ``dtype: bool`` encoding and read back as bool.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The dataset.
+    path : str or path-like
+        ``FILE.nc`` (an existing file is replaced) or ``FILE.zarr`` (an existing path is an
+        error unless ``overwrite``).
+    name : str
+        The argument named in error messages.
+    overwrite : bool
+        Replace an existing ``FILE.zarr``; only a zarr store or an empty folder is ever removed.
+
+    Raises
+    ------
+    ValueError
+        The folder does not exist or cannot be written, or the name does not end in .nc/.zarr,
+        or ``overwrite`` would remove a folder that is not a zarr store.
+    FileExistsError
+        ``FILE.zarr`` exists and ``overwrite`` is False.
     """
-    path = check_writable(path, name)
-    if path.suffix == ".zarr":
-        ds.to_zarr(path, mode="w", consolidated=False)
-    elif path.suffix in (".nc", ".nc4", ".h5"):
-        ds.to_netcdf(path, engine="h5netcdf")
-    else:
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    path = Path(path)
+    if path.suffix not in (".zarr", ".nc", ".nc4", ".h5"):
         raise ValueError(f"{name}={str(path)!r}: use a .nc (netCDF) or .zarr file name")
+    path = check_writable(path, name, overwrite=overwrite)
+    if path.suffix == ".zarr":
+        from jaxbell.store import remove_store
+
+        remove_store(path, name)
+        ds.to_zarr(path, mode="w-", consolidated=False)
+    else:
+        ds.to_netcdf(path, engine="h5netcdf")
     return path
 
 
@@ -375,7 +426,7 @@ GLOSSARY.update(
             "supremum attained",
             "1",
             "True where a self-testing tuple reaches the supremum; False where it is approached "
-            "only as condition (4) degenerates",
+            "only as condition (4) degenerates, or where the search did not converge (unknown)",
         ),
         "converged": (
             "search converged",

@@ -648,9 +648,11 @@ def evaluate_grid(
     chunk_size : int or None
         Grid points per block (per device). None: :func:`default_chunk_size` (65536 on a CPU,
         2**24 on a GPU). Memory beyond the output arrays is bounded by about
-        ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps in flight), e.g.
-        14 MB for the CPU default in float64, whatever the grid size. One compilation serves
-        every block (the last blocks are padded).
+        ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps in flight) plus
+        the window of theta tables, ``7 * max(TABLE_BUDGET, entries of one step) * itemsize``
+        (``TABLE_BUDGET`` = 2**20: 56 MiB in float64), e.g. about 70 MiB for the CPU default
+        in float64 (~75 MiB measured), whatever the grid size. One compilation serves every
+        block (the last blocks are padded).
     progress : bool or None
         Show a tqdm progress bar with an ETA (on stderr). None: show when stderr is a terminal
         and the grid has more than one step.
@@ -829,6 +831,7 @@ def write_grid(
     from jaxbell.dataset import create_grid_store, open_dataset
     from jaxbell.store import (
         GridStore,
+        StoreRemovedError,
         StoreWriteError,
         check_store_path,
         describe_differences,
@@ -933,7 +936,15 @@ def write_grid(
         )
         raise
     except StoreWriteError as err:
-        n = len(store.done_ids()) if store.done_dir.is_dir() else 0
+        if isinstance(err, StoreRemovedError) or not store.intact():
+            raise StoreRemovedError(
+                err.errno,
+                f"{err.strerror} -- the store {str(path)!r} was removed or moved while the "
+                "grid was being written: no finished block survives (chunks written after "
+                "the removal, if any, are unusable); run the command again with --overwrite "
+                "(overwrite=True) to compute the grid from scratch",
+            ) from err
+        n = len(store.done_ids())
         raise StoreWriteError(
             err.errno,
             f"{err.strerror} -- {n} of {total} blocks are finished and recorded in the store "

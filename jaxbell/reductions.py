@@ -57,6 +57,8 @@ __all__ = [
     "DEFAULT_BINS",
     "DEFAULT_EPSILON_BOUNDS",
     "REDUCTIONS",
+    "LAST_EDGE_ULPS",
+    "last_edge_top",
     "merge_reductions",
     "reduce_grid",
 ]
@@ -98,9 +100,25 @@ def _reduce(operands, inits, combine, group: int | None = None):
     return tuple(out)
 
 
+#: The last histogram bin also holds values up to this many units of roundoff
+#: (``LAST_EDGE_ULPS * finfo(dtype).eps * |edge|``) above its upper edge: max_chsh at
+#: Tsirelson's bound 2 sqrt 2 (the default last edge) comes out up to ~3 ulps above it by
+#: rounding, and those points are not "above" the bins.
+LAST_EDGE_ULPS = 8
+
+
+def last_edge_top(edges) -> np.ndarray:
+    """The largest value the last bin holds: ``edges[-1]`` plus :data:`LAST_EDGE_ULPS` units
+    of roundoff, in the dtype of ``edges`` (the same number as on the devices)."""
+    edges = np.asarray(edges)
+    top = edges[-1]
+    return top + edges.dtype.type(LAST_EDGE_ULPS * np.finfo(edges.dtype).eps) * np.abs(top)
+
+
 def _histogram_slots(mc, edges, uniform: bool):
     """Slot of each value: 0 below ``edges[0]``, 1 + i in bin i ([e_i, e_i+1), the last bin
-    closed), ``nb + 1`` above ``edges[-1]`` (``numpy.histogram`` semantics, exactly)."""
+    closed and extended to :func:`last_edge_top`), ``nb + 1`` above (``numpy.histogram``
+    semantics except for that extension, which absorbs rounding at 2 sqrt 2)."""
     nb = edges.shape[0] - 1
     if uniform:  # a guess from the bin width, then one exact correction each way
         inf = jnp.full((1,), jnp.inf, edges.dtype)
@@ -112,7 +130,9 @@ def _histogram_slots(mc, edges, uniform: bool):
         slot = slot + (mc >= ext[slot + 1]).astype(jnp.int32)
     else:
         slot = jnp.searchsorted(edges, mc, side="right").astype(jnp.int32)
-    return jnp.where(mc == edges[-1], nb, slot)
+    eps = jnp.asarray(LAST_EDGE_ULPS * np.finfo(edges.dtype).eps, edges.dtype)
+    top = edges[-1] + eps * jnp.abs(edges[-1])
+    return jnp.where((mc >= edges[-1]) & (mc <= top), nb, slot)
 
 
 def _block_partials(fields, limits, eps, edges, histogram: str, group: int | None = None):
@@ -384,7 +404,9 @@ def reduce_grid(
     bins : int or array_like
         Histogram edges of max_chsh (strictly increasing, dimensionless), or a number of
         equal bins from 2 to 2 sqrt 2. Bins are [lower, upper), the last one closed, as in
-        ``numpy.histogram``; values outside are counted below / above. Edges are used in
+        ``numpy.histogram``, and extended by :data:`LAST_EDGE_ULPS` units of roundoff (so
+        that max_chsh at Tsirelson's bound, a few ulps above 2 sqrt 2 by rounding, falls in
+        it); values outside are counted below / above. Edges are used in
         ``dtype`` (and recorded as such).
     dtype : {float64, float32}
         Precision of the computation.

@@ -856,7 +856,7 @@ def reproduce(
         ``tradeoff.nc`` (netCDF), ``claims.md``, ``claims.json``, ``figure1.png``,
         ``figure2.png``, ``tradeoff.png`` (and ``.pdf`` with ``pdf=True``).
     quick : bool
-        Small grids and searches (:data:`PROFILES` ``"quick"``): about half a minute on two
+        Small grids and searches (:data:`PROFILES` ``"quick"``): about 25 s on two
         CPU cores instead of a few minutes.
     pdf : bool
         Also write the figures as PDF.

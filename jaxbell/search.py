@@ -95,6 +95,14 @@ ANGLES = ("theta", "phi", "omega")
 TSIRELSON = 2.0 * math.sqrt(2.0)
 #: s = _SUM_ROWS @ (theta, phi, omega): the angle sums s00, s01, s10, s11 of eq. (6)
 _SUM_ROWS = np.array([[0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1]], dtype=float)
+#: Linear forms on which the product of condition (4), cos(phi) cos(omega) cos(theta + phi)
+#: cos(theta + omega), is a square (>= 0) wherever the form is 0 mod pi, so that (4) fails
+#: identically: theta (then it is cos^2 phi cos^2 omega), phi - omega, theta + phi + omega.
+_SQUARE_ROWS = (
+    (np.array([1.0, 0.0, 0.0]), "theta = 0 (mod pi)"),
+    (np.array([0.0, 1.0, -1.0]), "phi - omega = 0 (mod pi)"),
+    (np.array([1.0, 1.0, 1.0]), "theta + phi + omega = 0 (mod pi)"),
+)
 #: the eight CHSH-type expressions: +-(sum_xy E - 2 E_k), weights on (E00, E01, E10, E11)
 _CHSH_WEIGHTS = np.array(
     [sign * (np.ones(4) - 2.0 * np.eye(4)[k]) for sign in (1.0, -1.0) for k in range(4)]
@@ -300,17 +308,28 @@ def _build_case(fixed: Mapping[str, float], pin, key, require: bool) -> _Case | 
                 return "covered by the other pinned value"
         elif kind == "key":
             key_const = implied
-    if require:  # an angle sum fixed at +-pi/2 makes condition (4) fail identically
+    if require:  # fixed values on which condition (4) fails identically
         eq = [(r, v) for i, (r, v) in enumerate(zip(R, vals, strict=True)) if i != key_row]
-        for k in range(4):
+        A = np.array([r for r, _ in eq]) if eq else np.zeros((0, 3))
+
+        def implied_by_eq(form):
             if not eq:
-                break
-            A = np.array([r for r, _ in eq])
-            coef, *_ = np.linalg.lstsq(A.T, _SUM_ROWS[k], rcond=None)
-            if np.allclose(coef @ A, _SUM_ROWS[k]):
-                implied = float(coef @ np.array([v for _, v in eq]))
-                if abs(math.cos(implied)) < 1e-12:
-                    return "condition (4) fails identically (a fixed angle sum is +-pi/2)"
+                return None
+            coef, *_ = np.linalg.lstsq(A.T, form, rcond=None)
+            ok = np.allclose(coef @ A, form)
+            return float(coef @ np.array([v for _, v in eq])) if ok else None
+
+        for k in range(4):
+            implied = implied_by_eq(_SUM_ROWS[k])
+            if implied is not None and abs(math.cos(implied)) < 1e-12:
+                return "condition (4) fails identically (a fixed angle sum is +-pi/2)"
+        for form, what in _SQUARE_ROWS:
+            implied = implied_by_eq(form)
+            if implied is not None and abs(math.sin(implied)) < 1e-12:
+                return (
+                    f"condition (4) fails identically: with {what} its product "
+                    "cos(theta+phi) cos(phi) cos(theta+omega) cos(omega) is a square, >= 0"
+                )
     m = len(R)
     free_idx = list(range(3))
     P = np.zeros((3, 3))
@@ -733,6 +752,8 @@ def _check_fixed(fixed) -> dict[str, float]:
             ) from None
         if not math.isfinite(v):
             raise ValueError(f"fixed[{name!r}] must be finite radians, got {value!r}")
+        if abs(v) > 2.0 * math.pi:  # to (-pi, pi], exactly reduced by libm's sin and cos
+            v = math.atan2(math.sin(v), math.cos(v))
         out[name] = v
     return out
 
@@ -1035,6 +1056,14 @@ def _maximise(setup: _Setup, *, seed, restarts, steps, newton_steps, devices):
             "certified by all four correlators (Props. 4, 6), not by one Bell expression"
         )
     converged = ok_kkt and abs(value - supremum) <= 1e-4
+    if not converged:
+        attained = False  # unknown: the best value found is only a lower bound
+        failed = (
+            "NOT CONVERGED: the best restart misses the optimality conditions (gradient norm "
+            f"{summary['grad_norm']:.1e}), so max_chsh is only a lower bound on the supremum "
+            "and whether it is attained is unknown; try more restarts or steps or another seed"
+        )
+        notes = [failed] + (notes if key_one else notes[1:])
     return summary, supremum, attained, converged, "; ".join(notes)
 
 
@@ -1235,7 +1264,10 @@ def find_tuple(
         ``chsh`` outside (2, 2 sqrt 2] or above the supremum under the constraints (e.g.
         ``find_tuple(2.6, perfect_randomness=True)``: the supremum is 3 sqrt(3)/2), or at a
         supremum that is only approached in a limit; NaN; ``min_key_rate`` outside (0, 1];
-        impossible constraints.
+        impossible constraints (also fixed angles on which condition (4) fails identically,
+        e.g. ``theta = 0``); ``chsh - 2`` below about 3e-7, where the margin of condition (4)
+        at tuples with max_chsh = chsh, about ``(chsh - 2)**2 / 4``, is under float64's
+        rounding tolerance and no tuple can be certified self-testing.
 
     Notes
     -----
@@ -1303,6 +1335,23 @@ def find_tuple(
         fixed=setup.fixed,
     )  # fmt: skip
     hit = feas & (np.abs(chk["max_chsh"] - target) <= 1e-9)
+    tol = boundary_tolerance(np.float64)
+    if not np.any(hit) and (target - 2.0) ** 2 / 4.0 <= 4.0 * tol:
+        near = np.abs(chk["max_chsh"] - target) <= 1e-9
+        margin = np.max(np.where(near, chk["margin"], -np.inf), initial=-np.inf)
+        found = (
+            f" (the tuples found at max_chsh = s have margins <= {margin:.1e})"
+            if near.any()
+            else ""
+        )
+        raise ValueError(
+            f"chsh={target!r}: s - 2 = {target - 2.0:.1e} is below what float64 can certify as "
+            "self-testing: the margin of condition (4) at tuples with max_chsh = s is about "
+            f"(s - 2)^2 / 4 = {(target - 2.0) ** 2 / 4.0:.1e} (measured for s - 2 from 1e-4 to "
+            f"3e-7), not above the rounding tolerance {tol:.1e} within which (4) cannot be "
+            f"told from failing{found}. Targets with s - 2 >= 3e-7 are reached (checked "
+            "down to s - 2 = 1e-6 under tight key constraints and perfect randomness)"
+        )
     if not np.any(hit):
         return _result(
             None, setup, converged=False, elapsed=time.perf_counter() - t0,

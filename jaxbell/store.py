@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -38,7 +39,9 @@ from jaxbell._version import __version__
 __all__ = [
     "STORE_FORMAT",
     "GridStore",
+    "StoreRemovedError",
     "StoreWriteError",
+    "check_folder_writable",
     "check_store_path",
     "read_record",
     "store_progress",
@@ -56,6 +59,10 @@ class StoreWriteError(OSError):
     """Writing a block failed (disk full, store removed, permissions). Finished blocks are kept."""
 
 
+class StoreRemovedError(StoreWriteError):
+    """The store was removed or moved during the run: nothing of it survives on disk."""
+
+
 def _zarr():
     try:
         import zarr
@@ -68,6 +75,29 @@ def _has_metadata(path: Path) -> bool:
     return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
 
 
+def check_folder_writable(path: Path, name: str, folder: Path | None = None) -> None:
+    """Raise a ValueError naming ``name`` unless a file can be created next to ``path``
+    (in ``folder`` if given, the folder ``path`` will be created in).
+
+    The folder must exist and be a folder; a temporary file is created in it and removed
+    again (``os.access`` is not enough: it says yes to root, and knows nothing of read-only
+    or virtual file systems such as /proc).
+    """
+    path = Path(path)
+    parent = Path(folder) if folder is not None else path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".jaxbell-write-test-", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(
+            f"{name}={str(path)!r}: cannot write in folder {str(parent)!r} ({err.strerror or err})"
+        ) from None
+
+
 def check_store_path(path, name: str = "path") -> Path:
     """A path for a zarr store: ends in ``.zarr``, its folder exists and is writable."""
     if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
@@ -77,12 +107,10 @@ def check_store_path(path, name: str = "path") -> Path:
         raise ValueError(
             f"{name}={str(path)!r}: an out-of-core grid is a zarr store; end the name in .zarr"
         )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"{name}={str(path)!r}: folder {str(parent)!r} does not exist")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{name}={str(path)!r} exists and is not a zarr store (not a folder)")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    check_folder_writable(path, name)
+    if path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f"{name}={str(path)!r} is not writable")
     return path
 
@@ -148,15 +176,21 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
     return out
 
 
-def remove_store(path: Path) -> None:
+def check_removable(path: Path, name: str = "path") -> None:
+    """Raise a ValueError unless ``path`` is missing, a zarr store or an empty folder."""
+    if path.exists() and not (path.is_dir() and (_has_metadata(path) or not any(path.iterdir()))):
+        raise ValueError(
+            f"{name}={str(path)!r} exists but is not a zarr store or an empty folder; refusing "
+            "to remove it. Remove it yourself or choose another name."
+        )
+
+
+def remove_store(path: Path, name: str = "path") -> None:
     """Remove a store for ``overwrite``; refuse anything that is not a zarr store or empty."""
+    path = Path(path)
     if not path.exists():
         return
-    if not (_has_metadata(path) or not any(path.iterdir())):
-        raise ValueError(
-            f"{str(path)!r} is a folder but not a zarr store; refusing to remove it. "
-            "Remove it yourself or choose another name."
-        )
+    check_removable(path, name)
     shutil.rmtree(path)
 
 
@@ -226,9 +260,13 @@ class GridStore:
                 f"writing block {block_id} of {str(self.path)!r} failed: {err}",
             ) from err
 
+    def intact(self) -> bool:
+        """Whether the store's metadata and finished-block folder are still on disk."""
+        return _has_metadata(self.path) and self.done_dir.is_dir()
+
     def _mark_done(self, block_id: int, info: Mapping) -> None:
-        if not _has_metadata(self.path) or not self.done_dir.is_dir():
-            raise StoreWriteError(
+        if not self.intact():
+            raise StoreRemovedError(
                 errno.ENOENT,
                 f"the store {str(self.path)!r} was removed or moved during the run "
                 f"(block {block_id} not recorded)",

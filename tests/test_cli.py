@@ -257,3 +257,50 @@ def test_negative_angles_need_no_equals_sign(tmp_path):
         np.testing.assert_allclose(ds.theta, [-np.pi / 2, 0, np.pi / 2])
         np.testing.assert_allclose(ds.phi, [-0.5])
         np.testing.assert_allclose(ds.omega, [-np.pi / 4])
+
+
+def _exit_message(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_reduce_to_an_existing_zarr_store_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "g2.zarr"
+    assert main([*_SMALL, "--out", str(out), "--quiet"]) == 0
+    err = _exit_message([*_SMALL, "--reduce", "--out", str(out), "--quiet"], capsys)
+    assert "--out" in err and "--overwrite" in err
+    assert jb.open_dataset(out).max_chsh.shape == (9, 7, 5)  # the grid store is untouched
+    folder = tmp_path / "foo.zarr"
+    folder.mkdir()
+    (folder / "important.txt").write_text("precious")
+    err = _exit_message([*_SMALL, "--reduce", "--out", str(folder), "--overwrite"], capsys)
+    assert "refusing to remove" in err and (folder / "important.txt").exists()
+    assert main([*_SMALL, "--reduce", "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert "self_testing_fraction" in jb.open_dataset(out)
+
+
+def test_unwritable_out_is_an_option_error_before_computing(tmp_path, capsys, monkeypatch):
+    import jaxbell.grid
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("computed before checking --out")
+
+    monkeypatch.setattr(jaxbell.grid, "evaluate_grid", fail)
+    grid = ["grid", "--theta", "0:1:3", "--phi", "0", "--omega", "0", "--no-progress"]
+    assert "afile' is a file" in _exit_message([*grid, "--out", "afile/x.nc"], capsys)
+    assert "cannot write in folder '/proc'" in _exit_message([*grid, "--out", "/proc/x.nc"], capsys)
+    assert "cannot write" in _exit_message([*grid, "--out", "/proc/x.zarr"], capsys)
+    assert "--out" in _exit_message(["search", "--out", "afile/a.nc"], capsys)
+    err = _exit_message(["reproduce", "--quick", "--out", "afile/sub"], capsys)
+    assert "--out" in err and "is a file" in err
+
+
+def test_huge_range_is_refused_before_allocating(capsys):
+    err = _exit_message(["grid", "--theta=0:2pi:99999999999", "--phi", "0", "--omega", "0",
+                         "--out", "x.nc"], capsys)  # fmt: skip
+    assert "--theta" in err and "99,999,999,999" in err and "FILE.zarr" in err

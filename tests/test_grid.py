@@ -270,3 +270,31 @@ def test_sharded_grid_identical_on_1_to_4_devices(rng, tmp_path):
     with np.load(path) as four:
         for name in grid_module.FIELDS:
             np.testing.assert_array_equal(four[name], here[name].values, err_msg=name)
+
+
+def test_zarr_output_never_removes_a_folder_silently(tmp_path):
+    ds = jb.evaluate_grid([0.1], [0.2], [0.3])
+    folder = tmp_path / "foo.zarr"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "important.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="out=.*overwrite=True"):
+        jb.save_dataset(ds, folder)
+    with pytest.raises(ValueError, match="refusing to remove"):
+        jb.save_dataset(ds, folder, overwrite=True)
+    assert (folder / "important.txt").read_text() == "precious"
+    store = jb.save_dataset(ds, tmp_path / "s.zarr")
+    with pytest.raises(FileExistsError):
+        jb.save_dataset(ds, store)
+    assert jb.save_dataset(ds, store, overwrite=True) == store  # a zarr store may be replaced
+    nc = jb.save_dataset(ds, tmp_path / "s.nc")
+    assert jb.save_dataset(ds, nc) == nc  # an existing netCDF file is replaced, as documented
+
+
+def test_unwritable_folders_are_named_before_writing(tmp_path):
+    ds = jb.evaluate_grid([0.1], [0.2], [0.3])
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="out=.*'.*afile' is a file, not a folder"):
+        jb.save_dataset(ds, afile / "x.nc")
+    with pytest.raises(ValueError, match="out=.*cannot write in folder '/proc'"):
+        jb.save_dataset(ds, "/proc/x.nc")

@@ -10,9 +10,12 @@ from helpers import run_python
 
 import jaxbell as jb
 from jaxbell.reductions import (
+    DEFAULT_BINS,
+    LAST_EDGE_ULPS,
     REDUCTIONS,
     _Accumulator,
     _histogram_slots,
+    last_edge_top,
     merge_reductions,
     reduce_grid,
 )
@@ -43,9 +46,12 @@ def _from_fields(ds, eps, edges):
                 [a[k] if found else np.nan for a, k in zip(axes, i, strict=True)]
             )
     inside = mc[st]
-    out["hist"] = np.histogram(inside, bins=edges)[0]
+    e = np.asarray(edges, mc.dtype)  # the edges as the devices use them
+    top = last_edge_top(e)
+    last = (inside > e[-1]) & (inside <= top)  # rounding above the last edge: last bin
+    out["hist"] = np.histogram(np.where(last, edges[-1], inside), bins=edges)[0]
     out["below"] = int((inside < edges[0]).sum())
-    out["above"] = int((inside > edges[-1]).sum())
+    out["above"] = int((inside > top).sum())
     status = ds.status.values
     out["status"] = [int((status == v).sum()) for v in (0, 1, 2)]
     return out
@@ -130,11 +136,30 @@ def test_histogram_slots_follow_numpy_semantics_at_the_edges():
     )
     r = np.searchsorted(edges, values, side="right")  # numpy.histogram's reference semantics
     expected = np.where(values == edges[-1], edges.size - 1, r)
+    rounding = (values > edges[-1]) & (values <= last_edge_top(edges))
+    assert rounding.sum() == 2  # a few ulps above the last edge: rounding, in the last bin
+    expected[rounding] = edges.size - 1
     for uniform in (True, False):
         slots = np.asarray(_histogram_slots(jnp.asarray(values), jnp.asarray(edges), uniform))
         np.testing.assert_array_equal(slots, expected, err_msg=f"uniform={uniform}")
     counts = np.bincount(expected, minlength=edges.size + 1)[1:-1]
-    np.testing.assert_array_equal(counts, np.histogram(values, bins=edges)[0])
+    clipped = np.where(expected == edges.size - 1, edges[-1], values)
+    np.testing.assert_array_equal(counts, np.histogram(clipped, bins=edges)[0])
+
+
+def test_tsirelson_points_are_not_above_the_bins():
+    # max_chsh of points at Tsirelson's bound comes out up to 3 ulps above 2 sqrt 2 by rounding
+    a = np.linspace(0, 2 * np.pi, 41)
+    ds = jb.evaluate_grid(a, a, a)
+    assert float(ds.max_chsh.max()) > 2 * np.sqrt(2)  # the rounding this test is about
+    red = reduce_grid(a, a, a, reductions=["max_chsh_histogram"])
+    assert int(red.max_chsh_above_bins) == 0
+    assert int(red.max_chsh_histogram.sum()) == int(ds.self_testing.sum())
+    top = np.nextafter(2 * np.sqrt(2), 9)
+    beyond = 2 * np.sqrt(2) * (1 + 2 * LAST_EDGE_ULPS * np.finfo(float).eps)
+    for uniform in (True, False):
+        slots = _histogram_slots(jnp.asarray([top, beyond]), jnp.asarray(DEFAULT_BINS), uniform)
+        np.testing.assert_array_equal(slots, [100, 101])
 
 
 def test_ties_go_to_the_first_grid_point():

@@ -271,3 +271,43 @@ def test_epsilon_interval_half_width_inverts_the_entropy():
         a = search.epsilon_interval_half_width(eps)
         # at the interval's edge sin(pi/2 - a) = cos(a): h((1 - cos a)/2) = eps
         assert _h((1 - math.cos(a)) / 2) == pytest.approx(eps, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "match"),
+    [
+        ({"theta": 0.0}, "theta = 0 \\(mod pi\\)"),
+        ({"theta": math.pi}, "theta = 0 \\(mod pi\\)"),
+        ({"theta": 0.0, "phi": 0.0}, "theta = 0 \\(mod pi\\)"),
+        ({"phi": 0.3, "omega": 0.3 + math.pi}, "phi - omega"),
+        ({"theta": -0.8, "phi": 0.3, "omega": 0.5}, "theta \\+ phi \\+ omega"),
+    ],
+)
+def test_max_chsh_and_find_tuple_share_the_impossibility_check(fixed, match):
+    # condition (4)'s product is a square (>= 0) there: no tuple can be self-testing
+    with pytest.raises(ValueError, match=f"impossible constraints.*{match}"):
+        jb.max_chsh(fixed=fixed)
+    with pytest.raises(ValueError, match=f"impossible constraints.*{match}"):
+        jb.find_tuple(2.2, fixed=fixed)
+
+
+def test_huge_fixed_angles_are_reduced():
+    r = jb.max_chsh(fixed={"omega": 1e10})
+    assert r.converged and r.supremum_attained
+    assert r.omega == math.atan2(math.sin(1e10), math.cos(1e10))
+    assert r.max_chsh == pytest.approx(jb.max_chsh(fixed={"omega": r.omega}).max_chsh, abs=1e-12)
+
+
+def test_not_converged_is_never_called_attained(monkeypatch):
+    monkeypatch.setattr(search, "_GRAD_TOL", -1.0)  # no restart can meet the KKT test
+    r = search.max_chsh(perfect_randomness=True, seed=3)
+    assert not r.converged and not r.supremum_attained
+    assert "NOT CONVERGED" in r.note and "attained at the tuple" not in r.note
+
+
+def test_find_tuple_near_the_local_bound():
+    r = jb.find_tuple(2 + 1e-6)
+    assert r.converged and r.self_testing and abs(r.max_chsh - (2 + 1e-6)) <= 1e-9
+    assert r.self_testing_margin > jb.family.boundary_tolerance(np.float64)
+    with pytest.raises(ValueError, match="s - 2 = 1.0e-09 is below what float64 can certify"):
+        jb.find_tuple(2 + 1e-9)

@@ -250,8 +250,11 @@ def test_removed_store_mid_run_is_a_clear_error(tmp_path, monkeypatch):
     _failing_writes(
         monkeypatch, 3 * 11 + 2, lambda store: shutil.rmtree(store.path, ignore_errors=True)
     )
-    with pytest.raises(StoreWriteError, match="removed or moved"):
+    with pytest.raises(StoreWriteError, match="removed or moved") as info:
         write_grid(*axes, path, chunk_size=10, progress=False)
+    msg = str(info.value)  # never the claim that finished blocks survive
+    assert "will not be lost" not in msg and "no finished block survives" in msg
+    assert "from scratch" in msg
 
 
 def test_other_settings_are_an_error_unless_overwrite(tmp_path):
