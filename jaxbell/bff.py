@@ -43,9 +43,13 @@ Eve's ``Z``. The moment matrix ``G_{uv} = <u^dag v>`` [NPA] has rows (words):
 * Eve: ``h z`` for each of Eve's letters z, z^dag and each head h in {1, A_x', B_y'} (words of
   length <= 2 with one Eve letter) and, at level 2, in {A_x' B_y'} (the span of BFF's extra
   monomials ``P Q Z``); at level 1 for kind "global" also h = A_x B_y on the key inputs;
-* the span of BFF's extra monomials for the objective's quadratic terms on the key inputs:
-  ``h Z_s^dag Z_s'`` (key, h in {1, A_x}) or ``h Z_s Z_s'^dag`` (global, h in {1, A_x, B_y,
-  A_x B_y}), s and s' the letters of one pair of outcomes;
+* with ``extras=True`` (the default for kind "key"), the span of BFF's extra monomials for the
+  objective's quadratic terms on the key inputs: ``h Z_s^dag Z_s'`` (key, h in {1, A_x}) or
+  ``h Z_s Z_s'^dag`` (global, h in {1, A_x, B_y, A_x B_y}), s and s' the letters of one pair
+  of outcomes. For kind "key" they add up to 2e-4 bits; for kind "global" they changed no
+  bound by more than 1.4e-5 bits, either way, about the certificate's own correction (13
+  points: CHSH, Props. 2, 3, 5, a random tuple; m = 4, 8; Bell value and correlator
+  constraints) at 3-4x the time, so "global" leaves them out by default (``extras=None``);
 * with ``eve_pairs=True`` (level 2): every product of two Eve letters (the rest of NPA level 2;
   for kind "key" at m = 8 it moves the bound by <= 4e-5 bits for 4-6x the time).
 
@@ -61,8 +65,8 @@ Two symmetries shrink the SDP without loosening it:
   into two blocks.
 
 Kind "key" at level 2: blocks of 31 and 26 rows, 272 real moments (the complex moment matrix
-of the same words would have 57 rows); kind "global" at level 2: 61 and 56 rows, 1108 moments.
-See :func:`sdp_sizes`.
+of the same words would have 57 rows); kind "global" at level 2: 45 and 40 rows, 512 moments
+(61 and 56 rows, 1108 moments with the extras). See :func:`sdp_sizes`.
 
 Rigour despite solver tolerance
 -------------------------------
@@ -322,7 +326,9 @@ def _node_objective(kind: str, x: int, y: int, t: float) -> dict:
     return total
 
 
-def _rows(kind: str, level: int, x: int, y: int, eve_pairs: bool = False) -> list[tuple]:
+def _rows(
+    kind: str, level: int, x: int, y: int, eve_pairs: bool = False, extras: bool = True
+) -> list[tuple]:
     """Moment-matrix rows (words); the monomial sets of the module docstring.
 
     * Alice and Bob: 1, A_x', B_y', A_x' B_y' for all inputs; at level 2 also A_0 A_1, A_1 A_0,
@@ -330,7 +336,8 @@ def _rows(kind: str, level: int, x: int, y: int, eve_pairs: bool = False) -> lis
     * Eve: ``h z`` for every Eve letter z, z^dagger and every head h: at level 1 the heads of
       the key measurement, {1, A_x} (key) or {1, A_x, B_y, A_x B_y} (global); at level 2 all
       of 1, A_x', B_y', A_x' B_y' (NPA level 2 with one Eve letter, and BFF's P Q Z extras);
-    * BFF's extras for the objective's quadratic terms, in the letters of one pair of outcomes:
+    * ``extras``: BFF's extras for the objective's quadratic terms, in the letters of one pair
+      of outcomes:
       ``h Z_s^dag Z_s'`` (key, h in {1, A_x}) or ``h Z_s Z_s'^dag`` (global, h in the level-1
       heads);
     * ``eve_pairs`` (level 2): every product of two Eve letters (the rest of NPA level 2).
@@ -361,7 +368,7 @@ def _rows(kind: str, level: int, x: int, y: int, eve_pairs: bool = False) -> lis
         for z in eve:
             add(_wmul(head, z))
     for s, s2 in itertools.product(range(n_eve), repeat=2):
-        if s // 2 != s2 // 2:  # Z_o's letters: one pair of flipped outcomes
+        if not extras or s // 2 != s2 // 2:  # Z_o's letters: one pair of flipped outcomes
             continue
         for head in key_heads:
             dag = ((s, 1), (s2, 0)) if kind == "key" else ((s, 0), (s2, 1))
@@ -395,15 +402,15 @@ _RELAXATIONS: dict = {}
 
 
 def _relaxation(
-    kind: str, level: int, x: int, y: int, eve_pairs: bool, flip: bool = True
+    kind: str, level: int, x: int, y: int, eve_pairs: bool, flip: bool = True, extras: bool = True
 ) -> _Relaxation:
     """The relaxation's matrices; ``flip=False`` skips the outcome-flip block reduction."""
-    key = (kind, level, x, y, eve_pairs, flip)
+    key = (kind, level, x, y, eve_pairs, flip, extras)
     if key in _RELAXATIONS:
         return _RELAXATIONS[key]
     import scipy.sparse as sp
 
-    rows = _rows(kind, level, x, y, eve_pairs)
+    rows = _rows(kind, level, x, y, eve_pairs, extras)
     if flip:
         blocks = tuple(tuple(r for r in rows if _odd(r) == parity) for parity in (False, True))
     else:
@@ -471,10 +478,25 @@ def _linear(poly: dict, index: Mapping) -> tuple[float, np.ndarray]:
     return c0, c
 
 
+def _check_extras(extras, kind: str, name: str = "extras") -> bool:
+    """None: BFF's extra monomials for kind "key" only (module docstring); else a bool."""
+    if extras is None:
+        return kind == "key"
+    return _check_bool(extras, name)
+
+
 def sdp_sizes(
-    kind: str = "key", level: int = 2, *, x: int = 0, y: int = 0, eve_pairs: bool = False
+    kind: str = "key",
+    level: int = 2,
+    *,
+    x: int = 0,
+    y: int = 0,
+    eve_pairs: bool = False,
+    extras: bool | None = None,
 ) -> dict[str, Any]:
     """Sizes of one node's SDP: block dimensions, real moments (variables), equalities.
+
+    Arguments as in :func:`bff_entropy`.
 
     Returns
     -------
@@ -486,12 +508,14 @@ def sdp_sizes(
     """
     kind, level, x, y = _check_kind(kind), _check_int(level, "level", 1, 2), *_check_xy(x, y)
     eve_pairs = _check_bool(eve_pairs, "eve_pairs")
-    rel = _relaxation(kind, level, x, y, eve_pairs)
+    extras = _check_extras(extras, kind)
+    rel = _relaxation(kind, level, x, y, eve_pairs, True, extras)
     dims = [len(b) for b in rel.blocks]
     return {
         "kind": kind,
         "level": level,
         "eve_pairs": eve_pairs,
+        "extras": extras,
         "block_dims": dims,
         "moment_matrix_dim": sum(dims),
         "variables": len(rel.index),
@@ -548,11 +572,19 @@ _PROBLEMS: dict = {}
 
 
 def _node_problem(
-    kind: str, level: int, x: int, y: int, eve_pairs: bool, mode: str, flip: bool = True
+    kind: str,
+    level: int,
+    x: int,
+    y: int,
+    eve_pairs: bool,
+    mode: str,
+    flip: bool = True,
+    extras: bool = True,
 ) -> _NodeProblem:
-    key = (kind, level, x, y, eve_pairs, mode, flip)
+    key = (kind, level, x, y, eve_pairs, mode, flip, extras)
     if key not in _PROBLEMS:
-        _PROBLEMS[key] = _NodeProblem(_relaxation(kind, level, x, y, eve_pairs, flip), mode)
+        rel = _relaxation(kind, level, x, y, eve_pairs, flip, extras)
+        _PROBLEMS[key] = _NodeProblem(rel, mode)
     return _PROBLEMS[key]
 
 
@@ -634,10 +666,11 @@ def _solve_node(
     solver: str,
     threads: int | None,
     flip: bool = True,
+    extras: bool = True,
 ) -> tuple[float, float, float, str]:
     """One node: (certified inf bound, raw dual value, correction, solver status)."""
     cp = _import_cvxpy()
-    prob = _node_problem(kind, level, x, y, eve_pairs, mode, flip)
+    prob = _node_problem(kind, level, x, y, eve_pairs, mode, flip, extras)
     c0, c = _linear(_node_objective(kind, x, y, t), prob.rel.index)
     c = c * (2.0 * eve_norm_bound(t)) ** prob.rel.moment_eve  # in scaled moments
     prob.c.value = c
@@ -672,14 +705,26 @@ def _solve_node(
 
 def _solve_point(task: tuple) -> dict:
     """All m - 1 nodes of one point; the unit of work sent to a worker process."""
-    (kind, level, x, y, eve_pairs, mode, coef, target, m, solver, threads, max_correction) = task
+    (kind, level, x, y, eve_pairs, extras, mode, coef, target, m, solver, threads, max_corr) = task
     t_nodes, w_nodes = gauss_radau(m)
     weights = w_nodes[:-1] / (t_nodes[:-1] * _LN2)
     start = time.perf_counter()
     vals, duals, corrs, statuses = [], [], [], []
     for t in t_nodes[:-1]:
         v, d, cr, st = _solve_node(
-            kind, level, x, y, eve_pairs, mode, coef, target, float(t), solver, threads
+            kind,
+            level,
+            x,
+            y,
+            eve_pairs,
+            mode,
+            coef,
+            target,
+            float(t),
+            solver,
+            threads,
+            True,
+            extras,
         )
         vals.append(v)
         duals.append(d)
@@ -697,7 +742,7 @@ def _solve_point(task: tuple) -> dict:
     dual = float(np.sum(weights * (1.0 + duals_a)))
     correction = float(np.sum(weights * corrs_a))
     if np.all(np.isfinite(vals_a)):
-        code = 0 if correction <= max_correction else 3
+        code = 0 if correction <= max_corr else 3
     elif any(s in ("infeasible", "infeasible_inaccurate") for s in statuses):
         code = 1
     else:
@@ -798,6 +843,7 @@ def bff_entropy(
     m: int = 8,
     level: int = 2,
     eve_pairs: bool = False,
+    extras: bool | None = None,
     correlators: ArrayLike | None = None,
     solver: str = "CLARABEL",
     processes: int | None = None,
@@ -839,6 +885,10 @@ def bff_entropy(
     eve_pairs : bool
         Also include every product of two Eve letters (completes NPA level 2 on all letters).
         Slower (kind "key": 4-6x), and moved the CHSH bounds by <= 4e-5 bits at m = 8.
+    extras : bool or None
+        BFF's extra monomials for the objective's quadratic terms (module docstring). None
+        (default): on for kind "key" (they add up to 2e-4 bits), off for kind "global" (changes
+        of at most 1.4e-5 bits where measured, at 3-4x the time).
     correlators : array_like, optional
         Shape (..., 2, 2), E[x, y] in [-1, 1]: constrain all four correlators (Props. 4, 6)
         instead of the Bell value (then pass ``bell_value=None``).
@@ -887,6 +937,7 @@ def bff_entropy(
     m = _check_int(m, "m", 2, 40)
     level = _check_int(level, "level", 1, 2)
     eve_pairs = _check_bool(eve_pairs, "eve_pairs")
+    extras = _check_extras(extras, kind)
     solver = _check_solver(solver)
     if not (isinstance(max_correction, (int, float)) and max_correction > 0):
         raise ValueError(
@@ -946,6 +997,7 @@ def bff_entropy(
                 x,
                 y,
                 eve_pairs,
+                extras,
                 mode,
                 coef,
                 target,
@@ -992,7 +1044,7 @@ def bff_entropy(
         correlators=None if e is None else np.array(e),
         nodes=t_nodes[:-1],
         weights=w_nodes[:-1] / (t_nodes[:-1] * _LN2),
-        sizes=sdp_sizes(kind, level, x=x, y=y, eve_pairs=eve_pairs),
+        sizes=sdp_sizes(kind, level, x=x, y=y, eve_pairs=eve_pairs, extras=extras),
         settings={
             "kind": kind,
             "x": x,
@@ -1000,6 +1052,7 @@ def bff_entropy(
             "m": m,
             "level": level,
             "eve_pairs": eve_pairs,
+            "extras": extras,
             "solver": solver,
             "constraint": mode,
             "max_correction": float(max_correction),
@@ -1031,6 +1084,8 @@ class BffOptions:
         Relaxation level (default 2).
     eve_pairs : bool
         Every product of two Eve letters in the moment matrix (default False).
+    extras : bool or None
+        BFF's extra monomials (default None: for kind "key" only; see :func:`bff_entropy`).
     solver : {"CLARABEL", "SCS", "MOSEK"}
         cvxpy solver (default "CLARABEL").
     processes : int or None
@@ -1056,6 +1111,7 @@ class BffOptions:
     m: int = 8
     level: int = 2
     eve_pairs: bool = False
+    extras: bool | None = None
     solver: str = "CLARABEL"
     processes: int | None = None
     progress: bool | None = None
@@ -1066,6 +1122,8 @@ class BffOptions:
         _check_int(self.m, "options['m']", 2, 40)
         _check_int(self.level, "options['level']", 1, 2)
         _check_bool(self.eve_pairs, "options['eve_pairs']")
+        if self.extras is not None:
+            _check_bool(self.extras, "options['extras']")
         object.__setattr__(self, "solver", _check_solver(self.solver, "options['solver']"))
         if self.processes is not None:
             _check_int(self.processes, "options['processes']", 1, 4096)

@@ -283,7 +283,7 @@ def di_entropy(
     options : dict, optional
         Backend settings; for "qubit" see :class:`jaxbell.qubit.QubitOptions`
         (directions, starts, steps, refine, learning_rate, tol, seed), for "bff"
-        :class:`jaxbell.bff.BffOptions` (m, level, eve_pairs, solver, processes, progress,
+        :class:`jaxbell.bff.BffOptions` (m, level, eve_pairs, extras, solver, processes, progress,
         max_correction, constraint). With several methods, keyed by method:
         ``{"qubit": {...}, "bff": {...}}``.
 
@@ -402,9 +402,10 @@ def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
         "bff_status": res["status"],
         "certificate_correction": res["correction"],
     }
-    sizes = bff.sdp_sizes(kind, opts.level, x=x, y=y, eve_pairs=opts.eve_pairs)
+    sizes = bff.sdp_sizes(kind, opts.level, x=x, y=y, eve_pairs=opts.eve_pairs, extras=opts.extras)
     settings = {
         **{f"option_{k}": v for k, v in dataclasses.asdict(opts).items()},
+        "option_extras": sizes["extras"],  # None resolved by kind
         "sdp_block_dims": sizes["block_dims"],
         "sdp_variables": sizes["variables"],
         "sdps_per_point": opts.m - 1,

@@ -218,10 +218,38 @@ def test_sdp_sizes():
     assert key["block_dims"] == [31, 26] and key["variables"] == 272
     assert bff.sdp_sizes("key", 1)["moment_matrix_dim"] < key["moment_matrix_dim"]
     assert bff.sdp_sizes("key", 2, eve_pairs=True)["moment_matrix_dim"] == 57 + 12
-    assert bff.sdp_sizes("global", 2)["block_dims"] == [61, 56]
+    glob = bff.sdp_sizes("global", 2)  # BFF's extras off by default for kind "global"
+    assert glob["block_dims"] == [45, 40] and not glob["extras"]
+    assert bff.sdp_sizes("global", 2, extras=True)["block_dims"] == [61, 56]
+    assert bff.sdp_sizes("key", 2, extras=False)["moment_matrix_dim"] < 57
+
+
+def test_global_extras_change_nothing_measurable():
+    # the default for kind "global" leaves out BFF's extra monomials; with them the relaxation
+    # is larger (so at least as tight), and the two certified values agree to the certificate
+    t, p, w = PI / 3, PI / 3, PI  # Prop. 2
+    eq = float(jb.quantum_bound(t, p, w))
+    kw = dict(kind="global", x=0, y=1, m=2, processes=1)
+    off = jb.bff_entropy(t, p, w, 0.98 * eq, **kw)
+    on = jb.bff_entropy(t, p, w, 0.98 * eq, extras=True, **kw)
+    assert off.status == 0 and on.status == 0
+    assert off.settings["extras"] is False and on.settings["extras"] is True
+    assert abs(float(on.value) - float(off.value)) < 2e-5
+    ach = noisy_strategy_entropy(t, p, w, 0.98, kind="global", x=0, y=1)
+    assert float(on.value) <= ach + 1e-9
 
 
 # --- against independent results -------------------------------------------------------------
+
+
+def test_global_at_the_quantum_bound_matches_the_closed_form():
+    # Prop. 2 tuple: global randomness 2 at (x, y) = (0, 1); m = 12 (dropped term <= 0.0075)
+    t, p, w = PI / 3, PI / 3, PI
+    eq = float(jb.quantum_bound(t, p, w))
+    closed = float(jb.global_rate_at_quantum_bound(t, p, w))
+    r = jb.bff_entropy(t, p, w, eq, kind="global", x=0, y=1, m=12, level=2, processes=1)
+    assert r.status == 0, r.node_status
+    assert closed - 1e-2 <= float(r.value) <= closed + 1e-9
 
 
 def test_chsh_member_below_and_within_3e3_of_pironio():
@@ -426,17 +454,6 @@ def test_mosek_without_licence_is_a_clear_error():
 
 
 # --- slow: the full sweeps ----------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_slow_global_at_the_quantum_bound_matches_the_closed_form():
-    # Prop. 2 tuple: global randomness 2 at (x, y) = (0, 1); m = 12 (dropped term <= 0.0075)
-    t, p, w = PI / 3, PI / 3, PI
-    eq = float(jb.quantum_bound(t, p, w))
-    closed = float(jb.global_rate_at_quantum_bound(t, p, w))
-    r = jb.bff_entropy(t, p, w, eq, kind="global", x=0, y=1, m=12, level=2, processes=1)
-    assert r.status == 0, r.node_status
-    assert closed - 1e-2 <= float(r.value) <= closed + 1e-9
 
 
 @pytest.mark.slow
