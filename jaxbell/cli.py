@@ -478,7 +478,7 @@ def _add_reproduce(sub) -> None:
             "every claim of Propositions 1-6 against a computed value (claims.md, claims.json), "
             "compute the grids behind Figures 1 and 2 and the trade-off between nonlocality and "
             "key that the paper only bounds (netCDF), and draw the figures (PNG). The default "
-            "run takes a few minutes on two CPU cores, --quick about 25 s. Exits with "
+            "run takes about a minute on two CPU cores, --quick 17-25 s. Exits with "
             "status 1 if a claim fails."
         ),
     )
@@ -491,8 +491,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smaller grids, fewer epsilon values, restarts and spot checks (about 25 s on "
-        "two cores)",
+        help="smaller grids, fewer epsilon values, restarts and spot checks (17-25 s on two cores)",
     )
     p.add_argument("--pdf", action="store_true", help="also write the figures as PDF")
     p.add_argument(

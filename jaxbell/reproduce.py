@@ -856,8 +856,8 @@ def reproduce(
         ``tradeoff.nc`` (netCDF), ``claims.md``, ``claims.json``, ``figure1.png``,
         ``figure2.png``, ``tradeoff.png`` (and ``.pdf`` with ``pdf=True``).
     quick : bool
-        Small grids and searches (:data:`PROFILES` ``"quick"``): about 25 s on two
-        CPU cores instead of a few minutes.
+        Small grids and searches (:data:`PROFILES` ``"quick"``): 17-25 s on two
+        CPU cores instead of about a minute.
     pdf : bool
         Also write the figures as PDF.
     progress : bool or None
