@@ -123,8 +123,12 @@ def _serve() -> None:
     """Worker loop: (func, task) pickles in on stdin, (ok, result or traceback) out on stdout."""
     import traceback
 
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # stray prints must not corrupt the result stream
+    # the results travel on a private copy of file descriptor 1; fd 1 itself (and so any
+    # stray output, from Python or from a solver's native code) goes to stderr
+    stdin = sys.stdin.buffer
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     while True:
         try:
             func, task = _receive(stdin)

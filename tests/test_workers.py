@@ -1,6 +1,8 @@
 """The worker pool behind parallel BFF points: results, errors, and no re-run of __main__."""
 
+import functools
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,11 +11,21 @@ import pytest
 
 from jaxbell._workers import WorkerError, imap_unordered
 
+_write_fd1 = functools.partial(os.write, 1)  # importable by the workers (module os)
+
 
 def test_results_come_back_with_their_indices():
     tasks = [float(k * k) for k in range(7)]
     got = dict(imap_unordered(math.sqrt, tasks, processes=2))
     assert got == {k: float(k) for k in range(7)}  # sqrt(k^2) = k exactly in binary
+
+
+def test_stray_output_in_a_worker_does_not_corrupt_the_results():
+    # print() and native writes to file descriptor 1 go to stderr, not into the result stream
+    got = dict(imap_unordered(print, ["to stderr", "also"], processes=1))
+    assert got == {0: None, 1: None}
+    got = dict(imap_unordered(_write_fd1, [b"native bytes\n"] * 3, processes=2))
+    assert got == {0: 13, 1: 13, 2: 13}
 
 
 def test_an_exception_in_a_worker_is_raised_with_its_cause():
