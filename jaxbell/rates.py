@@ -1156,6 +1156,8 @@ def noisy_rate_curve(
             opts = vars(QubitOptions.from_mapping(per_method[m]))
         elif m == "bff":
             opts = dataclasses.asdict(bff.BffOptions.from_mapping(per_method[m]))
+            if opts["extras"] is None:
+                opts["extras"] = "auto: on for kind key, off for kind global"
         else:
             opts = dict(per_method[m] or {})
         settings |= {f"{m}_option_{k}": val for k, val in opts.items()}
