@@ -3,8 +3,8 @@
 ``multiprocessing``'s "spawn" and "forkserver" start methods run the parent's main script
 again in every worker, so a plain script without the ``if __name__ == "__main__":`` guard
 crashes (or repeats its own work); "fork" is unsafe once JAX's threads run. The workers here
-are fresh interpreters (``python -m jaxbell._workers``) that import only the function they
-are sent, by module and name, and exchange pickles over their standard input and output.
+are fresh interpreters (``python -c``, importing :mod:`jaxbell` and then the function they
+are sent, by module and name) that exchange pickles over their standard input and output.
 
 Used by :func:`jaxbell.bff.bff_entropy` to solve SDP points in parallel.
 """
@@ -17,7 +17,9 @@ import queue
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -53,8 +55,10 @@ def imap_unordered(
 
     ``func`` must be importable by module and name (a module-level function); tasks and
     results must pickle. An exception in a worker is raised here as :class:`WorkerError`
-    (with the worker's traceback); the workers are stopped when the iterator is closed,
-    garbage-collected or interrupted (Ctrl-C), so no process outlives the call.
+    (with the worker's traceback; a worker that dies adds the end of its stderr). The workers
+    see this process's ``sys.path``. When all results have arrived they exit at the end of
+    their input; on an error, Ctrl-C or an early close of the iterator they are killed at
+    once, so no process outlives the call.
     """
     tasks = list(tasks)
     todo: queue.Queue = queue.Queue()
@@ -65,17 +69,27 @@ def imap_unordered(
     env.setdefault("JAX_PLATFORMS", "cpu")  # a worker never needs an accelerator
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, "1")  # one core per worker: the workers are the parallelism
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "jaxbell._workers"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        for _ in range(max(1, min(processes, len(tasks))))
-    ]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # as spawn would see it
+    procs: list[subprocess.Popen] = []
+    logs = []
+    try:
+        for _ in range(max(1, min(processes, len(tasks)))):
+            logs.append(tempfile.TemporaryFile())
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _ENTRY],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=logs[-1],
+                    env=env,
+                )
+            )
+    except BaseException:
+        _stop(procs, logs, kill=True)
+        raise
 
-    def feed(proc: subprocess.Popen) -> None:
+    def feed(k: int) -> None:
+        proc = procs[k]
         try:
             while True:
                 try:
@@ -85,38 +99,79 @@ def imap_unordered(
                 _send(proc.stdin, (func, task))
                 ok, result = _receive(proc.stdout)
                 done.put((index, ok, result))
-        except (EOFError, OSError, pickle.PickleError) as exc:
-            code = proc.poll()
-            done.put((-1, False, f"worker process {proc.pid} died (exit code {code}): {exc!r}"))
+        except BaseException as exc:  # never leave the caller waiting for a dead thread
+            try:
+                code = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+            why = "died" if code is not None else "failed"
+            done.put(
+                (
+                    -1,
+                    False,
+                    f"worker process {proc.pid} {why} (exit code {code}): {exc!r}{_tail(logs[k])}",
+                )
+            )
 
-    threads = [threading.Thread(target=feed, args=(p,), daemon=True) for p in procs]
+    threads = [threading.Thread(target=feed, args=(k,), daemon=True) for k in range(len(procs))]
     for th in threads:
         th.start()
+    finished = False
     try:
         for _ in range(len(tasks)):
             index, ok, result = done.get()
             if not ok:
                 raise WorkerError(result)
             yield index, result
+        finished = True
     finally:
         while not todo.empty():  # no new tasks once the caller stops listening
             try:
                 todo.get_nowait()
             except queue.Empty:
                 break
+        _stop(procs, logs, kill=not finished)
+
+
+#: What a worker runs (``-c``: ``python -m jaxbell._workers`` would import this module twice).
+_ENTRY = "from jaxbell._workers import _main; _main()"
+
+
+def _tail(log, size: int = 2000) -> str:
+    """The end of a worker's stderr, for an error message."""
+    try:
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - size))
+        text = log.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        return ""
+    return f"; its stderr ends:\n{text}" if text else ""
+
+
+def _stop(procs: list, logs: list, *, kill: bool) -> None:
+    """End the workers: at the end of their input, or killed (on errors); never left behind."""
+    try:
         for proc in procs:
+            if kill:
+                proc.kill()
             try:
                 proc.stdin.close()  # a worker exits at the end of its input
-            except OSError:
+            except (OSError, ValueError):
                 pass
+        deadline = time.monotonic() + 10.0
         for proc in procs:
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+    finally:  # even on a second Ctrl-C
         for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
             proc.stdout.close()
+        for log in logs:
+            log.close()
 
 
 def _serve() -> None:
@@ -141,7 +196,8 @@ def _serve() -> None:
         _send(stdout, reply)
 
 
-if __name__ == "__main__":
+def _main() -> None:
+    """A worker's entry point (:data:`_ENTRY`)."""
     try:
         _serve()
     except KeyboardInterrupt:  # the parent was interrupted too; it reports

@@ -1240,7 +1240,7 @@ def certify(
                 from jaxbell.strategy import strategy_correlators
 
                 e = np.asarray(strategy_correlators(ts, ps, ws), dtype=np.float64)
-            v = np.divide(eta[idx], q[idx], out=np.zeros(idx.size), where=q[idx] != 0)
+            v = eta[idx] / q[idx]  # q != 0: checked above
             e = np.clip(v[:, None, None] * e, -1.0, 1.0)
             res = bff_entropy(ts, ps, ws, None, correlators=e, kind=kind, x=x, y=y, **kwargs)
         out["value"][idx] = np.maximum(res.value, 0.0)  # NaN stays NaN

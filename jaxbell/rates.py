@@ -200,15 +200,19 @@ def _bounds64(t, p, w):
 
 
 def _check_bell_value(bell_value, bell_max) -> np.ndarray:
-    """Checked Bell values; values within rounding of the input's dtype of the quantum maximum
-    (e.g. ``quantum_bound`` computed in float32 when JAX's x64 mode is off) are clipped to it."""
+    """Checked Bell values; values within rounding of the quantum maximum are clipped to it.
+
+    The rounding is float64's, or float32's where the value is a float32 array or JAX's x64
+    mode is off (then ``quantum_bound`` itself is computed in float32, and a Python float
+    made from it is no closer to the true maximum)."""
     dtype = np.asarray(bell_value).dtype
     eta = as_real_array(bell_value, "bell_value")
     shape = np.broadcast_shapes(eta.shape, np.shape(bell_max))
     eta, top = np.broadcast_to(eta, shape), np.broadcast_to(bell_max, shape)
     rtol = 1e-12
-    if np.issubdtype(dtype, np.floating) and np.finfo(dtype).eps > np.finfo(np.float64).eps:
-        rtol = 8 * float(np.finfo(dtype).eps)  # float32 input: its own rounding
+    single = np.issubdtype(dtype, np.floating) and np.finfo(dtype).eps > np.finfo(np.float64).eps
+    if single or not jax.config.jax_enable_x64:
+        rtol = 8 * float(np.finfo(np.float32).eps)  # the library's own float32 rounding
     beyond = np.abs(eta) > top * (1 + rtol) + 1e-15
     if np.any(beyond):
         i = np.flatnonzero(beyond.reshape(-1))[0]

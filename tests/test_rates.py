@@ -11,6 +11,7 @@ values (a different method: explicit attacks, so upper bounds) and against those
 
 import sys
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -668,6 +669,17 @@ def test_a_float32_quantum_bound_is_accepted_as_the_maximum():
     assert h == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="bell_value.*quantum maximum"):
         jb.di_entropy(*PROP5, np.float32(1.0001) * eta32, options=LOOSE)
+
+
+def test_a_python_float_of_the_float32_bound_is_accepted_with_x64_off():
+    # the library's default mode: quantum_bound in float32, passed on as a Python float
+    jax.config.update("jax_enable_x64", False)
+    try:
+        eta = float(jb.quantum_bound(*PROP5))
+        h = float(jb.di_entropy(*PROP5, eta, x=0, options=LOOSE))
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert h == pytest.approx(1.0, abs=1e-6)
 
 
 def test_critical_visibility_checks_y_for_every_kind():

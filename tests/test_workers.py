@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -26,6 +27,37 @@ def test_stray_output_in_a_worker_does_not_corrupt_the_results():
     assert got == {0: None, 1: None}
     got = dict(imap_unordered(_write_fd1, [b"native bytes\n"] * 3, processes=2))
     assert got == {0: 13, 1: 13, 2: 13}
+
+
+def test_a_worker_that_dies_is_reported_with_its_exit_code():
+    with pytest.raises(WorkerError, match="died \\(exit code 3\\)"):
+        list(imap_unordered(os._exit, [3], processes=1))
+
+
+def test_an_unpicklable_task_raises_instead_of_hanging():
+    with pytest.raises(WorkerError, match="pickle"):
+        list(imap_unordered(math.sqrt, [(k for k in range(2))], processes=1))
+
+
+def test_on_an_error_busy_workers_are_killed_not_awaited():
+    # one worker fails at once while the other sleeps 60 s: the error arrives, and the call
+    # ends, long before the sleeper would have finished
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError, match="non-negative"):
+        list(imap_unordered(time.sleep, [60.0, -1.0], processes=2))
+    assert time.monotonic() - t0 < 30
+
+
+def test_workers_start_cleanly_with_warnings_as_errors():
+    # a worker that imported its own module twice would warn, and die under -W error
+    code = "import math; from jaxbell._workers import imap_unordered; "
+    code += "print(sorted(imap_unordered(math.sqrt, [1.0, 4.0], processes=2)))"
+    env = os.environ | {"PYTHONWARNINGS": "error"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[(0, 1.0), (1, 2.0)]"
 
 
 def test_an_exception_in_a_worker_is_raised_with_its_cause():
