@@ -11,6 +11,18 @@ For each dtype, in one run on the same grid:
 Each is timed in its own subprocess (best of ``--repeat`` runs) so that its peak resident
 memory is its own. Prints points/s, the speed-up over NumPy and the ratio to the floor.
 
+All three run in the same memory regime, set through glibc's allocator (``--memory``):
+
+* ``fresh`` -- every output array of 4 MiB or more is a new mapping, so each call pays the
+  kernel's zeroing of fresh pages (as a single large call does);
+* ``warm``  -- freed outputs stay mapped and the next call reuses them (as repeated calls can).
+
+Left to itself, glibc's *dynamic* mmap threshold puts a process in one regime or the other
+depending on its allocation history, so unpinned runs are bimodal and, worse, the three
+subprocesses can land in different regimes (a warm jaxbell against a fresh NumPy and floor
+flattered jaxbell by ~1.5x in earlier versions of this benchmark). ``--memory default`` shows
+that behaviour. The environment variables are glibc's; other C libraries ignore them.
+
     python benchmarks/grid_throughput.py            # 128^3, float32 and float64
     python benchmarks/grid_throughput.py --n 64 --repeat 3
 """
@@ -163,10 +175,18 @@ def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -
     }
 
 
-def run(n: int, dtypes, repeat: int, chunk_size: int | None) -> list[dict]:
+#: glibc malloc settings of each memory regime (environment variables of the subprocesses)
+MEMORY = {
+    "fresh": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)},
+    "warm": {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2 << 30)},
+    "default": {},
+}
+
+
+def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> list[dict]:
     results = []
     for dtype in dtypes:
-        row = {}
+        row = {"memory": memory}
         for impl in ("floor", "numpy", "jaxbell"):
             cmd = [
                 sys.executable,
@@ -187,13 +207,13 @@ def run(n: int, dtypes, repeat: int, chunk_size: int | None) -> list[dict]:
                 capture_output=True,
                 text=True,
                 check=True,
-                env=os.environ | {"PYTHONWARNINGS": "ignore"},
+                env=os.environ | {"PYTHONWARNINGS": "ignore"} | MEMORY[memory],
             )
             row[impl] = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
         f, npy, jx = row["floor"], row["numpy"], row["jaxbell"]
         print(
-            f"{n}^3 {dtype}: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
+            f"{n}^3 {dtype}, {memory} memory: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
             f"({jx['seconds'] * 1e3:7.1f} ms, peak RSS {jx['peak_rss_mib']:6.0f} MiB) | "
             f"numpy {npy['points_per_s'] / 1e6:6.1f} Mpt/s ({npy['seconds'] * 1e3:7.1f} ms, "
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
@@ -212,6 +232,12 @@ def main() -> None:
     ap.add_argument("--dtype", action="append", choices=["float32", "float64"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--chunk-size", type=int, default=None)
+    ap.add_argument(
+        "--memory",
+        choices=["both", "fresh", "warm", "default"],
+        default="both",
+        help="memory regime of all three (module docstring); both: fresh, then warm",
+    )
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--worker", choices=["jaxbell", "numpy", "floor"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -219,7 +245,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.n, dtypes[0], args.repeat, args.chunk_size)))
         return
-    results = run(args.n, dtypes, args.repeat, args.chunk_size)
+    regimes = ["fresh", "warm"] if args.memory == "both" else [args.memory]
+    results = [r for m in regimes for r in run(args.n, dtypes, args.repeat, args.chunk_size, m)]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
