@@ -399,8 +399,19 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = False if args.no_progress else None
     t0 = time.perf_counter()
     if args.out.endswith(".zarr"):
-        from jaxbell.store import StoreWriteError, store_progress
+        from jaxbell.store import (
+            StoreWriteError,
+            check_removable,
+            check_store_path,
+            store_progress,
+        )
 
+        try:  # the path checks write_grid makes, here with messages that name --out
+            out = check_store_path(args.out, "--out")
+            if args.overwrite:
+                check_removable(out, "--out")
+        except (ValueError, PermissionError) as err:
+            parser.error(str(err))
         try:
             ds = write_grid(
                 args.theta,
@@ -416,8 +427,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 compressor=args.compressor,
             )
         except (ValueError, PermissionError, FileExistsError) as err:
-            msg = str(err)  # write_grid names its argument "path": here it is --out
-            parser.error(msg.replace("path=", "--out=") if "path=" in msg else f"--out: {msg}")
+            parser.error(f"--out: {err}")
         except StoreWriteError as err:
             parser.exit(1, f"jaxbell grid: error: {err}\n")
         except KeyboardInterrupt:
