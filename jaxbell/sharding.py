@@ -145,6 +145,18 @@ def _pad_leading(x, pad: int):
     return xp.concatenate([x, xp.repeat(x[-1:], pad, axis=0)], axis=0)
 
 
+def _batch_length(leaves, mismatch: str) -> int:
+    """The common, non-zero leading length of ``leaves`` (a ValueError starting ``mismatch``
+    when they have none)."""
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(f"{mismatch}; got {sorted(map(str, sizes))}")
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("the batch is empty; give at least one element")
+    return n
+
+
 def shard_batch(tree, devices: int | Sequence[jax.Device] | None = None):
     """Place a batch split over the devices, for an already jitted, vmapped function.
 
@@ -168,14 +180,7 @@ def shard_batch(tree, devices: int | Sequence[jax.Device] | None = None):
     """
     devs = select_devices(devices)
     leaves = jax.tree.leaves(tree)
-    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
-    if None in sizes or len(sizes) != 1:
-        raise ValueError(
-            f"every leaf needs the same leading batch length; got {sorted(map(str, sizes))}"
-        )
-    n = sizes.pop()
-    if n == 0:
-        raise ValueError("the batch is empty; give at least one element")
+    n = _batch_length(leaves, "every leaf needs the same leading batch length")
     pad = (-n) % len(devs)
     sharding = NamedSharding(device_mesh(devs), PartitionSpec(BATCH_AXIS))
     return jax.device_put(jax.tree.map(lambda x: _pad_leading(x, pad), tree), sharding), n
@@ -317,14 +322,7 @@ def map_blocks(
         raise ValueError(f"block must be a positive number of elements, got {block!r}")
     devs = select_devices(devices)
     leaves = jax.tree.leaves(batched)
-    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
-    if None in sizes or len(sizes) != 1:
-        raise ValueError(
-            f"every batched leaf needs the same leading length; got {sorted(map(str, sizes))}"
-        )
-    n = sizes.pop()
-    if n == 0:
-        raise ValueError("the batch is empty; give at least one element")
+    n = _batch_length(leaves, "every batched leaf needs the same leading length")
     mesh = device_mesh(devs)
     split = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
     shared = jax.device_put(tuple(shared), NamedSharding(mesh, PartitionSpec()))
