@@ -509,7 +509,7 @@ def sdp_sizes(
     kind, level, x, y = _check_kind(kind), _check_int(level, "level", 1, 2), *_check_xy(x, y)
     eve_pairs = _check_bool(eve_pairs, "eve_pairs")
     extras = _check_extras(extras, kind)
-    rel = _relaxation(kind, level, x, y, eve_pairs, True, extras)
+    rel = _relaxation(kind, level, x, y, eve_pairs, extras=extras)
     dims = [len(b) for b in rel.blocks]
     return {
         "kind": kind,
@@ -723,8 +723,7 @@ def _solve_point(task: tuple) -> dict:
             float(t),
             solver,
             threads,
-            True,
-            extras,
+            extras=extras,
         )
         vals.append(v)
         duals.append(d)
