@@ -107,12 +107,14 @@ def _reduce(operands, inits, combine, group: int | None = None):
 LAST_EDGE_ULPS = 8
 
 
-def last_edge_top(edges) -> np.ndarray:
+def last_edge_top(edges):
     """The largest value the last bin holds: ``edges[-1]`` plus :data:`LAST_EDGE_ULPS` units
-    of roundoff, in the dtype of ``edges`` (the same number as on the devices)."""
-    edges = np.asarray(edges)
+    of roundoff, in the dtype of ``edges``; NumPy or JAX arrays alike (the devices use this
+    same function, so host and device agree to the bit)."""
+    if not isinstance(edges, jax.Array):
+        edges = np.asarray(edges)
     top = edges[-1]
-    return top + edges.dtype.type(LAST_EDGE_ULPS * np.finfo(edges.dtype).eps) * np.abs(top)
+    return top + edges.dtype.type(LAST_EDGE_ULPS * np.finfo(edges.dtype).eps) * abs(top)
 
 
 def _histogram_slots(mc, edges, uniform: bool):
@@ -130,9 +132,7 @@ def _histogram_slots(mc, edges, uniform: bool):
         slot = slot + (mc >= ext[slot + 1]).astype(jnp.int32)
     else:
         slot = jnp.searchsorted(edges, mc, side="right").astype(jnp.int32)
-    eps = jnp.asarray(LAST_EDGE_ULPS * np.finfo(edges.dtype).eps, edges.dtype)
-    top = edges[-1] + eps * jnp.abs(edges[-1])
-    return jnp.where((mc >= edges[-1]) & (mc <= top), nb, slot)
+    return jnp.where((mc >= edges[-1]) & (mc <= last_edge_top(edges)), nb, slot)
 
 
 def _block_partials(fields, limits, eps, edges, histogram: str, group: int | None = None):
