@@ -973,7 +973,6 @@ def critical_visibility(
     shape = t.shape
     t, p, w = (a.reshape(-1) for a in (t, p, w))
     lo, q, st, _ = _bounds64(t, p, w)
-    nonlocal_e6 = None
     steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
     bar = tqdm(
         total=steps,
@@ -989,8 +988,7 @@ def critical_visibility(
             if m == "bff" and bff.BffOptions.from_mapping(per_method[m]).constraint != "bell":
                 # all four correlators constrained: any tuple whose eq. (6) correlators are
                 # nonlocal may have a rate, self-testing or not (Props. 4, 6 at phi = pi/2)
-                if nonlocal_e6 is None:
-                    nonlocal_e6 = _local_visibility(lo, q, t, p, w, "correlators") < 1.0
+                nonlocal_e6 = _local_visibility(lo, q, t, p, w, "correlators") < 1.0
                 sel = np.flatnonzero((st | nonlocal_e6) & (q != 0))
             if sel.size:
                 crit, below = _critical(
