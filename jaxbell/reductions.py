@@ -309,6 +309,9 @@ class ReduceConsumer(Consumer):
     def submit(self, pool, blocks, result):
         return [pool.submit(self._fold, blocks, result)]
 
+    def release(self, result) -> None:
+        """Partial reductions are small and of another shape: nothing to reuse."""
+
     def _fold(self, blocks, result) -> int:
         host = {k: np.asarray(v) for k, v in result.items()}
         points = 0
