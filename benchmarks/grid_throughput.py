@@ -138,10 +138,10 @@ def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from jaxbell.grid import DEFAULT_CHUNK_SIZE, grid_fields
+    from jaxbell.grid import default_chunk_size, grid_fields
 
     axes = _axes(n)
-    cs = chunk_size or DEFAULT_CHUNK_SIZE
+    cs = chunk_size or default_chunk_size("cpu", "memory", dtype)
     runs = {
         "jaxbell": lambda: grid_fields(*axes, dtype=dtype, chunk_size=cs, progress=False),
         "numpy": lambda: numpy_fields(*axes, dtype),

@@ -46,6 +46,7 @@ from jaxbell.grid import (
     GridPlan,
     _block_expand,
     _check_process,
+    _compiler_options,
     _log_start,
     _prepare,
     logger,
@@ -217,10 +218,14 @@ def _device_partials(tab, start, limits, eps, edges, *, size, sharded, histogram
 @functools.lru_cache(maxsize=32)
 def _reducer(mesh, size: int, ndev: int, histogram: str):
     """The compiled step of a reduction: partials of each device's block, leading axis ndev."""
-    group = None if mesh.devices.flat[0].platform == "cpu" else ACCELERATOR_GROUP
+    platform = mesh.devices.flat[0].platform
+    group = None if platform == "cpu" else ACCELERATOR_GROUP
     kwargs = {"size": size, "histogram": histogram, "group": group}
+    opts = _compiler_options(platform)
     if ndev == 1:
-        return jax.jit(functools.partial(_device_partials, sharded=False, **kwargs))
+        return jax.jit(
+            functools.partial(_device_partials, sharded=False, **kwargs), compiler_options=opts
+        )
     rep = PartitionSpec()
     return jax.jit(
         shard_map(
@@ -228,7 +233,8 @@ def _reducer(mesh, size: int, ndev: int, histogram: str):
             mesh=mesh,
             in_specs=(rep, rep, rep, rep, rep),
             out_specs=PartitionSpec(BATCH_AXIS),
-        )
+        ),
+        compiler_options=opts,
     )
 
 

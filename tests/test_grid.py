@@ -71,10 +71,63 @@ def test_float32_grid_agrees_with_float64(rng):
 
 def test_second_call_with_same_shapes_does_not_recompile(rng):
     t, p, w = _axes(rng)
+    kernels = [grid_module._row_kernel("cpu", into) for into in (False, True)]
     jb.evaluate_grid(t, p, w, chunk_size=50)
-    before = grid_module._expand_rows._cache_size()
+    before = [k._cache_size() for k in kernels]
+    assert min(before) >= 1  # the grid has more steps than MAX_IN_FLIGHT: both kernels ran
     jb.evaluate_grid(t + 0.01, p, w - 0.01, chunk_size=50)
-    assert grid_module._expand_rows._cache_size() == before
+    assert [k._cache_size() for k in kernels] == before
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_engine_reuses_the_buffers_of_finished_steps(rng, dtype):
+    """A run allocates MAX_IN_FLIGHT steps of block buffers, then donates them to later steps
+    (no JAX warning that a donation was refused); the values are those of the point functions."""
+    import warnings
+
+    t, p, w = _axes(rng, (9, 6, 5))
+    axes, dt, chunk, devs = grid_module._prepare(t, p, w, dtype, 30, 1, "memory")
+    plan = grid_module.GridPlan(axes, dt, chunk, devs)
+    pointers = []
+
+    class Recording(grid_module.ArrayConsumer):
+        def compute(self, tab, start, step):
+            result = super().compute(tab, start, step)
+            pointers.append({k: v.unsafe_buffer_pointer() for k, v in result.items()})
+            return result
+
+    consumer = Recording(plan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grid_module.run_engine(plan, consumer, progress=False)
+    assert len(pointers) == plan.nsteps >= 3 * grid_module.MAX_IN_FLIGHT
+    for name in grid_module.FIELDS:
+        assert len({ptr[name] for ptr in pointers}) == grid_module.MAX_IN_FLIGHT, name
+    ref = _point_reference(t, p, w)
+    for name, val in ref.items():
+        np.testing.assert_allclose(
+            consumer.out[name],
+            val,
+            rtol=1e-5 if dtype == "float32" else 1e-12,
+            atol=1e-6 if dtype == "float32" else 0,
+            err_msg=name,
+        )
+
+
+def test_outputs_start_on_huge_page_boundaries():
+    out = grid_module.grid_fields(
+        np.linspace(0, 1, 64), np.linspace(0, 1, 64), np.linspace(0, 1, 64)
+    )
+    for name, arr in out.items():  # 2 MiB float64 fields and the 8 MiB correlators
+        if arr.nbytes >= grid_module.HUGE_PAGE:
+            assert arr.ctypes.data % grid_module.HUGE_PAGE == 0, name
+        assert arr.flags.c_contiguous and arr.flags.writeable, name
+    small = grid_module.aligned_empty((3, 4), np.float32)
+    assert small.shape == (3, 4) and small.dtype == np.float32
+    big = grid_module.aligned_empty((1 << 20, 2), np.float64)
+    assert big.ctypes.data % grid_module.HUGE_PAGE == 0 and big.shape == (1 << 20, 2)
+    big[...] = 1.5  # the whole view is usable
+    assert big.sum() == 1.5 * big.size
 
 
 def test_structure_known_answers():
@@ -218,6 +271,11 @@ def test_table_windows_do_not_change_results(rng, monkeypatch):
 
 def test_default_chunk_sizes():
     assert grid_module.default_chunk_size("cpu") == grid_module.DEFAULT_CHUNK_SIZE == 1 << 16
+    assert grid_module.default_chunk_size("cpu", dtype="float32") == 1 << 17  # same bytes
+    assert grid_module.default_chunk_size("cpu", "reduce", "float32") == 1 << 16
+    assert grid_module.default_chunk_size("gpu", dtype="float32") == 1 << 24
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        grid_module.default_chunk_size("cpu", dtype="int8")
     assert grid_module.default_chunk_size("cpu", "zarr") == 1 << 18
     assert grid_module.default_chunk_size("gpu") == 1 << 24
     assert grid_module.default_chunk_size("gpu", "zarr") == 1 << 20
@@ -225,6 +283,8 @@ def test_default_chunk_sizes():
         grid_module.default_chunk_size("cpu", "disk")
     ds = jb.evaluate_grid([0.1], [0.2], [0.3])
     assert ds.attrs["chunk_size"] == grid_module.default_chunk_size()
+    ds = jb.evaluate_grid([0.1], [0.2], [0.3], dtype="float32")
+    assert ds.attrs["chunk_size"] == 1 << 17
 
 
 def test_log_names_the_devices(caplog):
