@@ -553,10 +553,15 @@ class Consumer:
         futures = []
         for block, arrays in zip(blocks, per_device(self.plan, result), strict=True):
             if block is not None and self.wanted(block):
-                futures.append(pool.submit(self._consume_block, block, arrays))
+                for i, part in enumerate(self.parts(arrays)):
+                    futures.append(pool.submit(self._consume_block, block, part, i == 0))
         return futures
 
-    def _consume_block(self, block, arrays) -> int:
+    def parts(self, arrays: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
+        """The fields of a block, in groups consumed as separate tasks (here: one group)."""
+        return [arrays]
+
+    def _consume_block(self, block, arrays, count: bool = True) -> int:
         region = self.plan.block_region(*block)
         sizes = tuple(s.stop - s.start for s in region)
         host = {
@@ -564,7 +569,7 @@ class Consumer:
             for name, arr in arrays.items()
         }
         self.consume_block(block, region, host)
-        return math.prod(sizes)
+        return math.prod(sizes) if count else 0  # points are counted by a block's first part
 
     def consume_block(self, block, region, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -592,15 +597,39 @@ def aligned_empty(shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     return raw[offset : offset + nbytes].view(dt).reshape(shape)
 
 
+def balanced_groups(sizes: dict[str, int], n: int) -> list[list[str]]:
+    """Split names into at most ``n`` non-empty groups of about equal total size (greedy,
+    largest first)."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(n, len(sizes))))]
+    totals = [0] * len(groups)
+    for name in sorted(sizes, key=lambda k: -sizes[k]):
+        i = totals.index(min(totals))
+        groups[i].append(name)
+        totals[i] += sizes[name]
+    return groups
+
+
 class ArrayConsumer(Consumer):
-    """Copies every block into NumPy arrays of the whole grid (the in-memory output)."""
+    """Copies every block into NumPy arrays of the whole grid (the in-memory output).
+
+    A block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes, so that every
+    copy thread works on every step: the copies of the first and last steps, which nothing
+    else overlaps, take half as long (128^3 on 2 cores: ~8% less time in all).
+    """
 
     def __init__(self, plan: GridPlan):
         super().__init__(plan)
+        fields = field_dtypes(plan.dtype)
         self.out = {
-            name: aligned_empty(plan.shape + trail, dt)
-            for name, (trail, dt) in field_dtypes(plan.dtype).items()
+            name: aligned_empty(plan.shape + trail, dt) for name, (trail, dt) in fields.items()
         }
+        self.groups = balanced_groups(
+            {name: math.prod(trail) * dt.itemsize for name, (trail, dt) in fields.items()},
+            COPY_THREADS,
+        )
+
+    def parts(self, arrays):
+        return [{name: arrays[name] for name in group} for group in self.groups]
 
     def consume_block(self, block, region, arrays) -> None:
         for name, arr in arrays.items():

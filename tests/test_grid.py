@@ -130,6 +130,30 @@ def test_outputs_start_on_huge_page_boundaries():
     assert big.sum() == 1.5 * big.size
 
 
+def test_balanced_groups_split_the_copy_work_evenly():
+    import itertools
+    import math
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3):
+        sizes = {f"f{i}": int(v) for i, v in enumerate(rng.integers(1, 50, 7))}
+        groups = grid_module.balanced_groups(sizes, n)
+        assert sorted(sum(groups, [])) == sorted(sizes) and len(groups) == n
+        worst = max(sum(sizes[k] for k in g) for g in groups)
+        best = min(  # brute force over all assignments of the 7 names to n groups
+            max(sum(sizes[k] for k, j in zip(sizes, lab, strict=True) if j == g) for g in range(n))
+            for lab in itertools.product(range(n), repeat=len(sizes))
+        )
+        assert worst <= best + max(sizes.values())  # greedy: within one item of optimal
+    assert grid_module.balanced_groups({"a": 1}, 4) == [["a"]]
+    fields = grid_module.field_dtypes("float64")
+    two = grid_module.balanced_groups(
+        {k: math.prod(t) * d.itemsize for k, (t, d) in fields.items()}, 2
+    )
+    totals = [sum(math.prod(fields[k][0]) * fields[k][1].itemsize for k in g) for g in two]
+    assert totals[0] == totals[1] == 49  # 13 float64 fields + a bool + an int8, halved
+
+
 def test_structure_known_answers():
     # Figure 1 plane (omega = pi): the maximum over the perfect-randomness region is 3 sqrt3/2
     ax = np.linspace(0, PI, 61)  # contains pi/3
