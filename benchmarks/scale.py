@@ -37,7 +37,7 @@ from jaxbell.reductions import reduce_grid
 output, n, dtype, store = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 axes = [np.linspace(0, 2 * np.pi, n), np.linspace(-np.pi, np.pi, n), np.linspace(0, 2 * np.pi, n)]
 devs = jax.local_devices()
-chunk = grid.default_chunk_size(devs[0].platform, "memory" if output == "memory" else output)
+chunk = grid.default_chunk_size(devs[0].platform, output, dtype)
 plan = grid.GridPlan(axes, np.dtype(dtype), chunk, devs)
 warm = [axes[0], axes[1][: plan.block[1]], axes[2]]  # one block column: same programs
 

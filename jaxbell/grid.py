@@ -210,7 +210,7 @@ _THETA_TABLES = ("st", "ctp", "stp", "h10", "ctw", "stw", "h11")
 
 
 #: XLA options of the block kernels on a CPU. LLVM's default 256-bit vectors leave AVX-512
-#: half used; 512 makes the block expansion ~25% faster on an AVX-512 CPU (AMD EPYC, 2 cores:
+#: half used; 512 makes the block expansion ~23% faster on an AVX-512 CPU (AMD EPYC, 2 cores:
 #: 4.6 -> 3.5 ms for 128^3 in float64) and changes no bit of the results. A CPU without
 #: AVX-512 uses its widest vectors.
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
