@@ -175,6 +175,9 @@ def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -
     }
 
 
+#: Targets at 128^3 on the project's 2-core CPU (issue 2): speed-up over NumPy, time / floor
+TARGET_N, TARGET_SPEEDUP, TARGET_FLOOR_RATIO = 128, 8.0, 3.0
+
 #: glibc malloc settings of each memory regime (environment variables of the subprocesses)
 MEMORY = {
     "fresh": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)},
@@ -212,15 +215,23 @@ def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> lis
             row[impl] = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
         f, npy, jx = row["floor"], row["numpy"], row["jaxbell"]
+        speedup, to_floor = npy["seconds"] / jx["seconds"], jx["seconds"] / f["seconds"]
+        met = speedup >= TARGET_SPEEDUP and to_floor <= TARGET_FLOOR_RATIO
+        row["target_met"] = bool(met) if n == TARGET_N else None  # the target is for 128^3
+        verdict = "met" if row["target_met"] else "NOT met"
+        target = (
+            f"target (>= {TARGET_SPEEDUP:g}x, <= {TARGET_FLOOR_RATIO:g}x) {verdict}   "
+            if n == TARGET_N
+            else ""
+        )
         print(
             f"{n}^3 {dtype}, {memory} memory: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
             f"({jx['seconds'] * 1e3:7.1f} ms, peak RSS {jx['peak_rss_mib']:6.0f} MiB) | "
             f"numpy {npy['points_per_s'] / 1e6:6.1f} Mpt/s ({npy['seconds'] * 1e3:7.1f} ms, "
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
             f"(output {f['output_bytes'] / 2**20:.0f} MiB)\n"
-            f"    speed-up over numpy: {npy['seconds'] / jx['seconds']:5.1f}x   "
-            f"time / write floor: {jx['seconds'] / f['seconds']:4.2f}x   "
-            f"devices: {', '.join(jx['devices'])}",
+            f"    speed-up over numpy: {speedup:5.1f}x   time / write floor: {to_floor:4.2f}x   "
+            f"{target}devices: {', '.join(jx['devices'])}",
             flush=True,
         )
     return results
