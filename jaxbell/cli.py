@@ -282,8 +282,8 @@ def _add_grid(sub) -> None:
         type=_positive_int,
         default=None,
         help="grid points per block and device (bounds memory beyond the output); default "
-        "per device and output: on a CPU 65536 in float64, 131072 in float32 (262144 for "
-        "FILE.zarr), 16777216 on a GPU "
+        "per device and output: on a CPU 65536 (131072 for a float32 grid in memory, 262144 "
+        "for FILE.zarr), 16777216 on a GPU "
         "(1048576 for FILE.zarr), see jaxbell.grid.default_chunk_size; the store's when "
         "resuming",
     )

@@ -80,9 +80,10 @@ FIELDS = (
 #: many in float32): small enough that XLA's buffers stay in cache (see
 #: :func:`default_chunk_size` for the other cases).
 DEFAULT_CHUNK_SIZE = 1 << 16
-#: Default points per block, by platform ("cpu" or any accelerator) and output.
-#: CPU: 2**16 in float64 keeps a step's fields (~7 MiB) in the last-level cache; float32 takes
-#: 2**17 points for the same bytes (128^3 on 2 cores: 8.0 against 10.2 ms at 2**16, while
+#: Default points per block, by platform ("cpu" or any accelerator) and output (float64; on a
+#: CPU in memory float32 takes twice as many points, see :func:`default_chunk_size`).
+#: CPU: 2**16 in float64 keeps a step's fields (~6 MiB) in the last-level cache; float32 takes
+#: 2**17 points for about the same bytes (128^3 on 2 cores: 8.0 against 10.2 ms at 2**16, while
 #: float64 is slower at 2**17: 17 against 15 ms; benchmarks/grid_throughput.py). zarr stores
 #: use 2**18-point chunks (2 MiB per float64 field): each chunk write costs ~1 ms of overhead.
 #: GPU/TPU: 2**24 points per block (~1.7 GiB of float64 fields; measured on an H200 at
@@ -102,9 +103,17 @@ MAX_IN_FLIGHT = 2
 COPY_THREADS = 2
 
 
+def field_nbytes(dtype: DTypeLike) -> dict[str, int]:
+    """Bytes per grid point of each field, for a grid computed in ``dtype``."""
+    return {
+        name: math.prod(trail) * dt.itemsize for name, (trail, dt) in field_dtypes(dtype).items()
+    }
+
+
 def bytes_per_point(dtype: DTypeLike) -> int:
-    """Bytes per grid point of all fields: 13 floats (9 scalars, 4 correlators), a bool, an int8."""
-    return 13 * np.dtype(dtype).itemsize + 2
+    """Bytes per grid point of all fields: 12 floats (8 scalars, 4 correlators), a bool, an
+    int8 (98 in float64, 50 in float32)."""
+    return sum(field_nbytes(dtype).values())
 
 
 def _pw_tables(p, w):
@@ -226,25 +235,22 @@ def _expand_rows(tab, start, size):
     return _block_expand(tab | rows)
 
 
+def _expand_into(tab, start, size, spare):
+    """:func:`_expand_rows`; ``spare`` (donated) is the result of an earlier step with the
+    same shapes, so XLA writes into its buffers, or None (new buffers)."""
+    return _expand_rows(tab, start, size)
+
+
 @functools.lru_cache(maxsize=8)
-def _row_kernel(platform: str, into: bool) -> Callable:
-    """:func:`_expand_rows` jitted for a platform (``start`` traced, ``size`` static: one
-    compilation serves every block). ``into``: a fourth argument ``spare``, the result of an
-    earlier step (same shapes), is donated, so XLA writes into its buffers and a run allocates
-    block buffers once instead of once per step."""
-    opts = _compiler_options(platform)
-    if not into:
-        return jax.jit(_expand_rows, static_argnames="size", compiler_options=opts)
-
-    def expand_into(tab, start, size, spare):
-        return _expand_rows(tab, start, size)
-
+def _row_kernel(platform: str) -> Callable:
+    """:func:`_expand_into` jitted for a platform (``start`` traced, ``size`` static: one
+    compilation serves every block, plus one for ``spare=None``)."""
     return jax.jit(
-        expand_into,
+        _expand_into,
         static_argnames="size",
         donate_argnames="spare",
         keep_unused=True,
-        compiler_options=opts,
+        compiler_options=_compiler_options(platform),
     )
 
 
@@ -342,9 +348,10 @@ def default_chunk_size(
     """
     if output not in CHUNK_SIZES["cpu"]:
         raise ValueError(f"output must be one of {sorted(CHUNK_SIZES['cpu'])}, got {output!r}")
+    itemsize = _float_dtype(dtype).itemsize
     platform = jax.default_backend() if platform is None else platform
     if platform == "cpu" and output == "memory":  # the same bytes per step in either precision
-        return CHUNK_SIZES["cpu"]["memory"] * 8 // _float_dtype(dtype).itemsize
+        return CHUNK_SIZES["cpu"]["memory"] * 8 // itemsize
     return CHUNK_SIZES["cpu" if platform == "cpu" else "accelerator"][output]
 
 
@@ -467,24 +474,20 @@ class GridPlan:
 
 
 @functools.lru_cache(maxsize=32)
-def _sharded_expand(mesh, size: int, into: bool) -> Callable:
+def _sharded_expand(mesh, size: int) -> Callable:
     """Fields for a step: device ``d`` computes theta rows ``start + d * size`` of the tables
-    (``into``: written into the donated buffers of an earlier step, the third argument)."""
+    (the third argument as ``spare`` of :func:`_expand_into`, sharded like the result)."""
 
-    def per_device(tab, start, *spare):
-        d = jax.lax.axis_index(BATCH_AXIS)
-        rows = {
-            k: jax.lax.dynamic_slice_in_dim(tab[k], start + d * size, size) for k in _THETA_TABLES
-        }
-        return _block_expand(tab | rows)
+    def per_device(tab, start, spare):
+        return _expand_rows(tab, start + jax.lax.axis_index(BATCH_AXIS) * size, size)
 
     spec, batch = PartitionSpec(), PartitionSpec(BATCH_AXIS)
-    specs = (spec, spec, batch) if into else (spec, spec)
-    fn = shard_map(per_device, mesh=mesh, in_specs=specs, out_specs=batch)
-    opts = _compiler_options(mesh.devices.flat[0].platform)
-    if into:
-        return jax.jit(fn, donate_argnums=2, keep_unused=True, compiler_options=opts)
-    return jax.jit(fn, compiler_options=opts)
+    return jax.jit(
+        shard_map(per_device, mesh=mesh, in_specs=(spec, spec, batch), out_specs=batch),
+        donate_argnums=2,
+        keep_unused=True,
+        compiler_options=_compiler_options(mesh.devices.flat[0].platform),
+    )
 
 
 def _step_fields(plan: GridPlan, tab, start: int, spare=None) -> dict[str, jax.Array]:
@@ -493,15 +496,9 @@ def _step_fields(plan: GridPlan, tab, start: int, spare=None) -> dict[str, jax.A
     ``spare``: the result of an earlier step of the same plan, no longer used; its buffers are
     donated to this step (None: new buffers).
     """
-    size = plan.block[0]
     if plan.ndev == 1:
-        platform = plan.devices[0].platform
-        if spare is None:
-            return _row_kernel(platform, False)(tab, start, size)
-        return _row_kernel(platform, True)(tab, start, size, spare)
-    if spare is None:
-        return _sharded_expand(plan.mesh, size, False)(tab, start)
-    return _sharded_expand(plan.mesh, size, True)(tab, start, spare)
+        return _row_kernel(plan.devices[0].platform)(tab, start, plan.block[0], spare)
+    return _sharded_expand(plan.mesh, plan.block[0])(tab, start, spare)
 
 
 def per_device(plan: GridPlan, result: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
@@ -540,10 +537,16 @@ class Consumer:
 
         Its buffers are donated to a later step, so a run allocates ``MAX_IN_FLIGHT`` steps
         of buffers once instead of fresh ones per step: on a CPU that saves the allocator's
-        page faults and returning memory to the kernel, 10-20% of a grid's time. A buffer
-        something still references (a NumPy view) is not reused; JAX copies instead.
+        page faults and returning memory to the kernel, 10-20% of a grid's time. If something
+        still references a buffer (a NumPy view), XLA writes the step into a new one instead.
+        Consumers whose :meth:`compute` takes no spare override this to do nothing.
         """
-        self._spare.append(result)
+        if len(self._spare) < MAX_IN_FLIGHT:
+            self._spare.append(result)
+
+    def forget_spares(self) -> None:
+        """Drop the buffers kept for reuse (the engine calls this when a run ends)."""
+        self._spare.clear()
 
     def submit(self, pool: ThreadPoolExecutor, blocks, result) -> list[Future]:
         """Hand the step's result to the copy threads; each future returns points done."""
@@ -553,8 +556,10 @@ class Consumer:
         futures = []
         for block, arrays in zip(blocks, per_device(self.plan, result), strict=True):
             if block is not None and self.wanted(block):
-                for i, part in enumerate(self.parts(arrays)):
-                    futures.append(pool.submit(self._consume_block, block, part, i == 0))
+                parts = self.parts(arrays)
+                for i, part in enumerate(parts):
+                    last = i == len(parts) - 1
+                    futures.append(pool.submit(self._consume_block, block, part, last))
         return futures
 
     def parts(self, arrays: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
@@ -569,7 +574,7 @@ class Consumer:
             for name, arr in arrays.items()
         }
         self.consume_block(block, region, host)
-        return math.prod(sizes) if count else 0  # points are counted by a block's first part
+        return math.prod(sizes) if count else 0  # a block's points count with its last part
 
     def consume_block(self, block, region, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -586,7 +591,8 @@ def aligned_empty(shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     the 2 MiB-aligned part of an allocation with them; the unaligned head and tail are faulted
     in 4 KiB pages. Aligned, a 128^3 float64 grid's outputs take ~500 page faults instead of
     ~4000, and 25-30% less kernel time. The extra 2 MiB of address space per array is never
-    touched, so it costs no memory. The result is a view (its ``base`` holds the allocation).
+    touched, so it costs no memory. The result is a view (its ``base`` holds the allocation,
+    so ``ndarray.resize`` does not apply).
     """
     dt = np.dtype(dtype)
     nbytes = math.prod(shape) * dt.itemsize
@@ -619,14 +625,11 @@ class ArrayConsumer(Consumer):
 
     def __init__(self, plan: GridPlan):
         super().__init__(plan)
-        fields = field_dtypes(plan.dtype)
         self.out = {
-            name: aligned_empty(plan.shape + trail, dt) for name, (trail, dt) in fields.items()
+            name: aligned_empty(plan.shape + trail, dt)
+            for name, (trail, dt) in field_dtypes(plan.dtype).items()
         }
-        self.groups = balanced_groups(
-            {name: math.prod(trail) * dt.itemsize for name, (trail, dt) in fields.items()},
-            COPY_THREADS,
-        )
+        self.groups = balanced_groups(field_nbytes(plan.dtype), COPY_THREADS)
 
     def parts(self, arrays):
         return [{name: arrays[name] for name in group} for group in self.groups]
@@ -648,8 +651,8 @@ def run_engine(
 
     At most ``MAX_IN_FLIGHT`` steps are computed or being consumed at once. On an error or a
     KeyboardInterrupt no further step is dispatched, the steps in flight are allowed to finish
-    (so their blocks are either completely consumed or not at all), and the exception is
-    re-raised.
+    (a zarr store's blocks are then either completely written and recorded or not at all; an
+    in-memory output is discarded with the exception), and the exception is re-raised.
     """
     if process[1] == 1:
         total, initial = plan.npoints, consumer.done_points()
@@ -703,6 +706,9 @@ def run_engine(
                 for fut in futures:
                     fut.exception()
             raise
+        finally:
+            inflight.clear()
+            consumer.forget_spares()  # no device memory outlives the run (or its traceback)
 
 
 def _prepare(theta, phi, omega, dtype, chunk_size, devices, output: str):
@@ -774,7 +780,7 @@ def evaluate_grid(
     chunk_size : int or None
         Grid points per block (per device). None: :func:`default_chunk_size` (on a CPU 65536
         in float64 and 131072 in float32; 2**24 on a GPU). Memory beyond the output arrays is
-        bounded by about ``2 * devices * chunk_size * (13 * itemsize + 2)`` bytes (two steps
+        bounded by about ``2 * devices * chunk_size * (12 * itemsize + 2)`` bytes (two steps
         in flight) plus the window of theta tables,
         ``7 * max(TABLE_BUDGET, entries of one step) * itemsize`` (``TABLE_BUDGET`` = 2**20:
         56 MiB in float64), e.g. about 70 MiB for the CPU default in float64 (~75 MiB
