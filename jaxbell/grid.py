@@ -225,8 +225,18 @@ _THETA_TABLES = ("st", "ctp", "stp", "h10", "ctw", "stw", "h11")
 CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
 
 
+@functools.lru_cache(maxsize=4)
 def _compiler_options(platform: str) -> dict | None:
-    return CPU_COMPILER_OPTIONS if platform == "cpu" else None
+    """CPU_COMPILER_OPTIONS on a CPU whose XLA accepts them (checked once), else None."""
+    if platform != "cpu":
+        return None
+    try:  # an XLA that no longer knows an option rejects the compilation: keep its defaults
+        probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS)
+        probe.lower(jax.ShapeDtypeStruct((), np.float32)).compile()
+    except Exception as err:  # noqa: BLE001 - any failure means: compile without the options
+        logger.debug("XLA CPU options %s not used: %s", CPU_COMPILER_OPTIONS, err)
+        return None
+    return CPU_COMPILER_OPTIONS
 
 
 def _expand_rows(tab, start, size):

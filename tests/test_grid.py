@@ -130,6 +130,20 @@ def test_outputs_start_on_huge_page_boundaries():
     assert big.sum() == 1.5 * big.size
 
 
+def test_cpu_compiler_options_fall_back_when_xla_rejects_them(monkeypatch):
+    options = grid_module._compiler_options
+    assert options("gpu") is None
+    assert options("cpu") in (grid_module.CPU_COMPILER_OPTIONS, None)
+    monkeypatch.setattr(grid_module, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": 1})
+    options.cache_clear()
+    try:
+        assert options("cpu") is None  # XLA refuses the option: its defaults are used
+    finally:
+        monkeypatch.undo()
+        options.cache_clear()
+    assert options("cpu") == grid_module.CPU_COMPILER_OPTIONS  # this jaxlib knows the option
+
+
 def test_balanced_groups_split_the_copy_work_evenly():
     import itertools
     import math
