@@ -91,7 +91,7 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 #: reductions 3.5 against 1.8 and 0.6 Gpt/s) so that kernel launches are amortised; 2**20 for
 #: zarr (8 MiB chunks per field) to keep host memory well under 2 GB.
 CHUNK_SIZES = {
-    "cpu": {"memory": 1 << 16, "zarr": 1 << 18, "reduce": 1 << 16},
+    "cpu": {"memory": DEFAULT_CHUNK_SIZE, "zarr": 1 << 18, "reduce": 1 << 16},
     "accelerator": {"memory": 1 << 24, "zarr": 1 << 20, "reduce": 1 << 24},
 }
 #: Entries per theta table computed at once (a window of theta rows): bounds table memory to

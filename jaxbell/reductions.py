@@ -41,12 +41,11 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxbell.dataset import reduction_dataset
 from jaxbell.grid import (
-    _THETA_TABLES,
     Consumer,
     GridPlan,
-    _block_expand,
     _check_process,
     _compiler_options,
+    _expand_rows,
     _log_start,
     _prepare,
     logger,
@@ -208,8 +207,7 @@ def _block_partials(fields, limits, eps, edges, histogram: str, group: int | Non
 
 def _device_partials(tab, start, limits, eps, edges, *, size, sharded, histogram, group):
     d = jax.lax.axis_index(BATCH_AXIS) if sharded else 0
-    rows = {k: jax.lax.dynamic_slice_in_dim(tab[k], start + d * size, size) for k in _THETA_TABLES}
-    fields = _block_expand(tab | rows)
+    fields = _expand_rows(tab, start + d * size, size)
     limits = limits - jnp.stack([d * size, 0, 0]).astype(limits.dtype)
     partials = _block_partials(fields, limits, eps, edges, histogram, group)
     return jax.tree.map(lambda x: x[None], partials)
