@@ -14,12 +14,26 @@ doi:10.1103/PhysRevLett.132.210802.
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from fractions import Fraction
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["axis_label", "close", "figure1", "figure2", "save", "tradeoff_figure"]
+__all__ = [
+    "axis_label",
+    "certified_vs_qubit_figure",
+    "close",
+    "construction_title",
+    "figure1",
+    "figure2",
+    "noise_planes_figure",
+    "noise_tolerance_figure",
+    "noisy_rates_figure",
+    "save",
+    "tradeoff_figure",
+]
 
 _GREEK = {"theta": "θ", "phi": "φ", "omega": "ω", "epsilon": "ε", "eta": "η", "alpha": "α"}
 _LIMITS = {
@@ -28,6 +42,8 @@ _LIMITS = {
     "3√3/2": 3.0 * math.sqrt(3.0) / 2.0,
     "2√2": 2.0 * math.sqrt(2.0),
 }
+#: opacity of the white veil over the part of Fig. 1 where condition (4) fails
+_PALE = 0.4
 
 
 def _figure(size):
@@ -139,7 +155,7 @@ def figure1(ds: xr.Dataset):
     mc = _heat(fig, ax, ds, x, y)
     tx, ty = ds[x].values, ds[y].values
     region = (_field(ds, "self_testing", x, y) & (_field(ds, "global_rate", x, y) == 2)).values
-    ax.contourf(tx, ty, (~region).astype(float), levels=[0.5, 1.5], colors="white", alpha=0.4)
+    ax.contourf(tx, ty, (~region).astype(float), levels=[0.5, 1.5], colors="white", alpha=_PALE)
     ax.contour(tx, ty, region.astype(float), levels=[0.5], colors="k", linestyles="--",
                linewidths=1.2)  # fmt: skip
     ax.contour(tx, ty, mc.values, levels=[2.0], colors="k", linewidths=1.4)
@@ -153,12 +169,24 @@ def figure1(ds: xr.Dataset):
     ax.set_ylabel(axis_label(ds[y]))
     omega = float(np.atleast_1d(ds["omega"].values)[0])
     ax.set_title(f"Strategies of eq. (6) at ω = {_pi_text(omega)}", fontsize=11)
+    pale = _pale_patch()
     _legend(fig, [
         ("k-", "max CHSH-type value = 2"),
         ("k--", "boundary of condition (4) (global rate 2 inside)"),
         ("kx", "maximum of I_CHSH, 3√3/2"),
+        (pale, "lightened: condition (4) fails"),
     ])  # fmt: skip
     return fig
+
+
+def _pale_patch():
+    """A legend patch that looks like the veiled colour map: a mid viridis colour seen through
+    the white veil of opacity ``_PALE``."""
+    from matplotlib import colormaps
+    from matplotlib.patches import Patch
+
+    base = np.asarray(colormaps["viridis"](0.75)[:3])
+    return Patch(facecolor=(1 - _PALE) * base + _PALE, edgecolor="0.6", lw=0.6)
 
 
 def figure2(ds: xr.Dataset):
@@ -182,7 +210,6 @@ def figure2(ds: xr.Dataset):
     tx, ty = ds[x].values, ds[y].values
     cs = ax.contour(tx, ty, mc.values, levels=[2.1, 2.2, 2.3, 2.4], colors="w", linewidths=0.6,
                     alpha=0.8)  # fmt: skip
-    ax.clabel(cs, fontsize=7, fmt="%.1f")
     corr = ds["correlators"].squeeze(drop=True).transpose(y, x, "x", "y").values
     _level_two(ax, tx, ty, corr, mc.values)
     nonlocal_ = mc.values > 2.0
@@ -210,7 +237,54 @@ def figure2(ds: xr.Dataset):
         ("kx", "maximum of I_CHSH, 5/2"),
         ("bx", "maximum of I_CHSH with E01 = 0, 1 + √2"),
     ])  # fmt: skip
+    _spread_clabels(ax, cs, fmt="%.1f")  # last: it needs the final layout
     return fig
+
+
+def _spread_clabels(ax, cs, *, fmt: str, fontsize: float = 7.0) -> None:
+    """Label every contour line of ``cs`` once, the labels spread over the axes.
+
+    matplotlib puts a line's label where the line is straightest, which in Fig. 2 is beside
+    the diagonal each triangle shares with its neighbour, so that the labels of all levels pile
+    up there. Here the labels are placed greedily instead: the next label goes on an unlabelled
+    line, at the point farthest from the labels placed so far and from the axes' edges (distances
+    in points, on the final layout).
+    """
+    fig = ax.get_figure()
+    fig.draw_without_rendering()  # fix the layout, so that transData is the final one
+    box = ax.get_window_extent()
+    pt = 72.0 / fig.dpi
+    lo, hi = np.array([box.x0, box.y0]) * pt, np.array([box.x1, box.y1]) * pt
+    lines = []  # per line: its vertices in data coordinates and in points
+    for path in cs.get_paths():
+        for poly in path.to_polygons(closed_only=False):
+            if len(poly) < 3:
+                continue
+            at = ax.transData.transform(poly) * pt
+            if np.hypot(*np.diff(at, axis=0).T).sum() < 8 * fontsize:
+                continue  # too short to carry a label
+            edge = np.minimum(at - lo, hi - at).min(axis=1)
+            keep = edge > 1.5 * fontsize
+            if keep.any():
+                lines.append((poly[keep], at[keep], edge[keep]))
+    placed: list[np.ndarray] = []
+    manual = []
+    while lines:
+        best = (-np.inf, 0, 0)
+        for k, (_, at, edge) in enumerate(lines):
+            room = 2.0 * edge
+            if placed:
+                gap = np.hypot(*(at[:, None, :] - np.array(placed)[None]).transpose(2, 0, 1))
+                room = np.minimum(room, gap.min(axis=1))
+            i = int(np.argmax(room))
+            if room[i] > best[0]:
+                best = (room[i], k, i)
+        _, k, i = best
+        poly, at, _ = lines.pop(k)
+        placed.append(at[i])
+        manual.append(tuple(poly[i]))
+    if manual:
+        ax.clabel(cs, fontsize=fontsize, fmt=fmt, manual=manual)
 
 
 def _level_two(ax, tx, ty, corr, mc):
@@ -233,6 +307,10 @@ def _legend(fig, entries):
 
     handles = []
     for style, text in entries:
+        if not isinstance(style, str):  # an artist (a patch for a shaded region)
+            style.set_label(text)
+            handles.append(style)
+            continue
         color = "tab:blue" if style.startswith("b") else "k"
         ls = style.lstrip("bk")
         if ls == "x":
@@ -277,7 +355,6 @@ def tradeoff_figure(ds: xr.Dataset):
     ax.set_xlabel(axis_label(ds["max_epsilon"]))
     ax.set_ylabel("sup " + axis_label(ds["max_chsh"]))
     ax.set_ylim(2.35, 2.9)
-    ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Nonlocality vs key at the quantum bound", fontsize=11)
     small = eps <= 1e-2
     if np.any(small):
@@ -287,8 +364,256 @@ def tradeoff_figure(ds: xr.Dataset):
         ax2.loglog(eps[small], scale * ref, color="0.4", ls="--", lw=1, label="∝ √ε")
     ax2.set_xlabel(axis_label(ds["max_epsilon"]))
     ax2.set_ylabel("sup max CHSH-type value − limit (ε → 0)")
-    ax2.legend(loc="upper left", fontsize=8)
+    # one legend for both panels, below them: inside, the left one covered the 1 + √2 line
+    fig.legend(handles=ax2.get_legend_handles_labels()[0], loc="outside lower center", ncols=3,
+               fontsize=8, frameon=False)  # fmt: skip
     ax2.set_title("Approach to the limits 5/2 and 1 + √2", fontsize=11)
     for a in (ax, ax2):
         a.grid(True, which="major", color="0.9", lw=0.6)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Noise-robustness figures (figures/certified_vs_qubit.py, figures/noise_figures.py)
+
+_CONSTRUCTION = re.compile(r"^chsh-(5/2|1\+sqrt2) delta=(\S+)$")
+_PROPOSITION = {"5/2": "Prop. 3", "1+sqrt2": "Prop. 5"}
+_FAMILY = re.compile(r"^omega=(\S+)$")
+
+
+def construction_title(name: str) -> str:
+    """A readable name for a construction label of the experiments' datasets.
+
+    ``"chsh"`` (the CHSH member of eq. (6)) becomes "CHSH member", ``"chsh-5/2 delta=0.1"``
+    (Prop. 3's construction (pi/3, pi/2 - delta, 5pi/6)) "Prop. 3, φ = π/2 − 0.1" and
+    ``"chsh-1+sqrt2 delta=0.1"`` (Prop. 5's, (pi/4, pi/2 - delta, pi)) "Prop. 5, φ = π/2 − 0.1".
+    A family label ``"omega=5pi/6"`` becomes "ω = 5π/6". Other names are returned unchanged.
+    """
+    name = str(name)
+    if name == "chsh":
+        return "CHSH member"
+    m = _CONSTRUCTION.match(name)
+    if m:
+        return f"{_PROPOSITION[m[1]]}, φ = π/2 − {m[2]}"
+    m = _FAMILY.match(name)
+    if m:
+        return "ω = " + m[1].replace("pi", "π")
+    return name
+
+
+def _angle_text(x: float) -> str:
+    """An angle as a fraction of pi where it is one, else as pi/2 - delta or a decimal."""
+    if abs(x - float(Fraction(x / math.pi).limit_denominator(12)) * math.pi) < 1e-9:
+        return _pi_text(x)
+    d = math.pi / 2 - x
+    if 0 < d < 1 and abs(d - round(d, 3)) < 1e-9:
+        return f"π/2 − {round(d, 3):g}"
+    return f"{x:.3f}"
+
+
+def _wrapped(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width))
+
+
+_RATE_STYLE = {
+    "qubit": dict(color="C0", ls="-", label="qubit strategies (upper bound)"),
+    "bff": dict(color="C3", ls="--", label="certified BFF, given ⟨B⟩ (lower bound)"),
+    "bff_correlators": dict(color="C2", ls="-.", label="certified BFF, given all four E[x, y]"),
+}
+
+
+def certified_vs_qubit_figure(ds: xr.Dataset):
+    """Certified (BFF) lower bounds beside the qubit upper bounds on the noisy key rate.
+
+    Top row: the Devetak-Winter key rate (x = 0) against visibility for each construction; the
+    true DI rate of the protocol (constraint <B>) lies in the shaded band between the certified
+    and the qubit values. Bottom row: the width of the band, with the cost 1/(2 m² ln 2) of the
+    Gauss-Radau quadrature at H = 1.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/certified_vs_qubit.nc`` (experiments/certified_vs_qubit.py).
+    """
+    names = list(ds["construction"].values)
+    fig = _figure((4.1 * len(names), 6.4))
+    axes = fig.subplots(2, len(names), sharex="col", height_ratios=[2.2, 1], squeeze=False)
+    m = int(ds.attrs["m"])
+    cap = 1 / (2 * m**2 * math.log(2))  # what dropping the last Gauss-Radau node costs at H = 1
+    v = ds["visibility"].values
+    for j, name in enumerate(names):
+        sub = ds.sel(construction=name)
+        ax, gap_ax = axes[0, j], axes[1, j]
+        rate = sub["noisy_key_rate"]
+        qub, cert = (rate.sel(rate_method=k).values for k in ("qubit", "bff"))
+        ax.fill_between(v, cert, qub, color="0.85", label="true DI rate (given ⟨B⟩) lies here")
+        ax.plot(v, sub["achievable_key_rate"].values, color="0.4", ls=":", lw=1.0,
+                label="noisy strategy itself")  # fmt: skip
+        for method, style in _RATE_STYLE.items():
+            ax.plot(v, rate.sel(rate_method=method).values, marker=".", ms=4, lw=1.2, **style)
+            vc = float(sub["critical_visibility"].sel(rate_method=method))
+            if np.isfinite(vc):
+                ax.axvline(vc, color=style["color"], lw=0.6, alpha=0.7)
+        ax.axvline(float(sub["local_visibility"]), color="k", lw=0.6, ls=(0, (1, 3)))
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_ylim(-0.15, 1.0)
+        angles = ", ".join(_angle_text(float(sub[a])) for a in ("theta", "phi", "omega"))
+        ax.set_title(f"{construction_title(name)}\n(θ, φ, ω) = ({angles}), max CHSH "
+                     f"{float(sub['max_chsh']):.3f}", fontsize=8.5)  # fmt: skip
+        gap = sub["noisy_key_rate_gap"].where(sub["noisy_key_rate_gap"] > 0)
+        gap_ax.semilogy(v, gap.values, "k.-", lw=1.0, ms=4)
+        gap_ax.axhline(cap, color="C3", lw=0.7, ls="--")
+        gap_ax.text(v.min() + 0.003, cap * 1.25, f"1/(2m² ln 2), m = {m}", color="C3", fontsize=7)
+        gap_ax.set_ylim(1e-6, 0.1)
+        gap_ax.set_xlabel(axis_label(ds["visibility"]))
+        gap_ax.set_xlim(v.min(), 1.0)
+        gap_ax.grid(alpha=0.3, which="both", lw=0.4)
+    # each label wrapped to its panel's height (unwrapped, the two collided)
+    axes[0, 0].set_ylabel(_wrapped(axis_label(ds["noisy_key_rate"]), 30))
+    axes[1, 0].set_ylabel(_wrapped(axis_label(ds["noisy_key_rate_gap"]), 20), fontsize=9)
+    fig.align_ylabels(axes[:, 0])
+    fig.legend(handles=axes[0, 0].get_legend_handles_labels()[0], loc="outside lower center",
+               ncols=3, fontsize=8, frameon=False)  # fmt: skip
+    fig.suptitle(
+        f"DI key rate of eq. (1) (x = 0) under white noise; BFF m = {m}, level "
+        f"{ds.attrs['level']}\nvertical lines: critical visibilities (dotted black: local "
+        "visibility, below which both entropies are exactly 0 and the gap vanishes)",
+        fontsize=9.5,
+    )
+    return fig
+
+
+def noise_planes_figure(panels):
+    """White-noise tolerance 1 - critical visibility (key) over planes of tuples.
+
+    Parameters
+    ----------
+    panels : sequence of xarray.Dataset
+        ``figures/data/noise_plane_*.nc`` (experiments/noise_planes.py): attribute ``plane``
+        "near-key" (phi = pi/2 - ``delta``, over (theta, omega)) or "omega-pi".
+    """
+    from matplotlib.colors import LogNorm
+
+    fig = _figure((4.0 * len(panels) + 0.8, 4.1))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    norm = LogNorm(1e-4, 0.2)
+    for ax, ds in zip(axes, panels, strict=True):
+        xdim, ydim = ds["critical_visibility"].dims
+        tol = 1 - ds["critical_visibility"]
+        x, y = ds[xdim].values, ds[ydim].values
+        im = ax.pcolormesh(x, y, tol.values.T, norm=norm, cmap="viridis", shading="nearest")
+        cs = ax.contour(x, y, ds["max_chsh"].values.T, levels=[2.0, 2.25, 2.5], colors="w",
+                        linewidths=0.8)  # fmt: skip
+        ax.clabel(cs, fontsize=7, fmt="%.2f")
+        ax.contour(x, y, ds["self_testing"].values.T.astype(float), levels=[0.5], colors="k",
+                   linewidths=0.6, linestyles="--")  # fmt: skip
+        ax.set_xlabel(axis_label(ds[xdim]))
+        ax.set_ylabel(axis_label(ds[ydim]))
+        if ds.attrs["plane"] == "near-key":
+            ax.set_title(f"φ = π/2 − {ds.attrs['delta']:g}", fontsize=10)
+        else:
+            ax.set_title("ω = π", fontsize=10)
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.9, pad=0.01)
+    cb.set_label("noise tolerance 1 − critical visibility (key)")
+    fig.suptitle(
+        "White-noise tolerance of DI key (Devetak–Winter, qubit-strategy entropies); "
+        "white: max CHSH-type value of eq. (6); dashed: boundary of condition (4)",
+        fontsize=9,
+    )
+    return fig
+
+
+def noisy_rates_figure(ds: xr.Dataset):
+    """Key rates of the extremal constructions under white noise, and their DI key entropy
+    below the quantum bound against the chord (mixing a local strategy with eq. (6)).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/noisy_rates_extremal.nc`` (experiments/noisy_rates_extremal.py).
+    """
+    from matplotlib import colormaps
+
+    fig = _figure((11.0, 4.9))
+    a1, a2 = fig.subplots(1, 2)
+    colors = colormaps["tab10"](np.arange(ds.sizes["construction"]))
+    one_minus_v = 1 - ds["visibility"].values
+    for i, name in enumerate(ds["construction"].values):
+        label = f"{construction_title(name)} (max CHSH {float(ds['max_chsh'][i]):.3f})"
+        key = ds["noisy_key_rate"][i].values
+        a1.plot(np.where(one_minus_v > 0, one_minus_v, 1e-5), key, color=colors[i], label=label)
+        a2.plot(ds["normalised_bell_value"].values, ds["entropy"][i].values, color=colors[i])
+    a1.set_xscale("log")
+    a1.set_ylim(-0.05, 1.0)
+    a1.axhline(0, color="k", lw=0.6)
+    a1.set_xlabel("1 − " + axis_label(ds["visibility"]))
+    a1.set_ylabel(axis_label(ds["noisy_key_rate"]))
+    a1.invert_xaxis()
+    a1.set_title("Key rate under white noise (1 − v = 10⁻⁵ marks v = 1)", fontsize=10)
+    u = ds["normalised_bell_value"].values
+    a2.plot(u, u, "k:", lw=1, label="chord: mix of local and eq. (6)")
+    a2.set_xlabel(axis_label(ds["normalised_bell_value"]))
+    a2.set_ylabel(f"{axis_label(ds['entropy'])}, H(A|X=0, E)")
+    a2.set_title("DI key entropy below the quantum bound", fontsize=10)
+    handles = a1.get_legend_handles_labels()[0] + a2.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=7.5,
+               frameon=False)  # fmt: skip
+    return fig
+
+
+def _frontier_fit(ds: xr.Dataset):
+    """Power law a x^k through the best tolerance per CHSH bin (x = max CHSH - 2), all lines."""
+    x = (ds["max_chsh"] - 2).values.ravel()
+    y = (1 - ds["critical_visibility"]).values.ravel()
+    ok = np.isfinite(x) & np.isfinite(y) & (y > 0) & (x > 0)
+    x, y = x[ok], y[ok]
+    edges = np.geomspace(x.min(), x.max() * 1.0001, 9)
+    bx, by = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (x >= lo) & (x < hi)
+        if sel.any():
+            i = np.argmax(np.where(sel, y, -np.inf))
+            bx.append(x[i])
+            by.append(y[i])
+    k, loga = np.polyfit(np.log(bx), np.log(by), 1)
+    return float(np.exp(loga)), float(k)
+
+
+def noise_tolerance_figure(ds: xr.Dataset):
+    """Noise tolerance 1 - critical visibility (key) against max CHSH - 2 along the lines of
+    near-perfect-key constructions, with the power-law frontier through the best points.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/noise_tolerance_vs_chsh.nc`` (experiments/noise_tolerance_vs_chsh.py).
+    """
+    from matplotlib import colormaps
+
+    fig = _figure((6.8, 6.2))
+    ax = fig.add_subplot()
+    markers = dict(zip(ds["family"].values, "osd^v", strict=False))
+    colors = colormaps["plasma"](np.linspace(0, 0.85, ds.sizes["delta"]))
+    for fam in ds["family"].values:
+        for j, d in enumerate(ds["delta"].values):
+            sub = ds.sel(family=fam, delta=d)
+            x = sub["max_chsh"].values - 2
+            ax.plot(x, 1 - sub["critical_visibility"].values, marker=markers[fam], ms=3.5, lw=1,
+                    color=colors[j], label=f"{construction_title(fam)}, δ = {d:g}")  # fmt: skip
+            ax.plot(x, 1 - 1 / sub["violation_ratio"].values, color=colors[j], lw=0.6, ls=":")
+    for v in ds["visibility"].values:
+        ax.axhline(1 - v, color="0.6", lw=0.6)
+        ax.text(1.01, 1 - v, f"v = {v:g}", fontsize=7, color="0.4", va="center",
+                transform=ax.get_yaxis_transform())  # fmt: skip
+    a, k = _frontier_fit(ds)
+    xs = np.geomspace(0.01, 0.8, 50)
+    ax.plot(xs, a * xs**k, "k--", lw=0.8, label=f"frontier fit {a:.3f} (CHSH − 2)^{k:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("max CHSH-type value − 2 of the construction (noise-free)")
+    ax.set_ylabel("noise tolerance 1 − critical visibility (key)")
+    ax.set_title("How close to local can a construction be and still give key?\n"
+                 "dotted: 1 − η^L/|η^Q| (no Bell violation left)", fontsize=9)  # fmt: skip
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower center", ncols=3,
+               fontsize=7, frameon=False)  # fmt: skip
     return fig
