@@ -49,11 +49,17 @@ def figure2_dataset(n=81):
     corr = np.stack([np.stack([e00, e01], -1), np.stack([e10, e11], -1)], -2)
     return xr.Dataset(
         {
-            "max_chsh": (("theta", "phi", "omega"), mc.T[:, None, :],
-                         _attrs("max CHSH-type value", "1")),
-            "correlators": (("theta", "phi", "omega", "x", "y"),
-                            corr.transpose(1, 0, 2, 3)[:, None], _attrs("correlator E[x, y]", "1")),
-        },  # fmt: skip
+            "max_chsh": (
+                ("theta", "phi", "omega"),
+                mc.T[:, None, :],
+                _attrs("max CHSH-type value", "1"),
+            ),
+            "correlators": (
+                ("theta", "phi", "omega", "x", "y"),
+                corr.transpose(1, 0, 2, 3)[:, None],
+                _attrs("correlator E[x, y]", "1"),
+            ),
+        },
         coords={
             "theta": _angle("theta", tx),
             "phi": _angle("phi", [PI / 2]),
@@ -71,15 +77,27 @@ def figure1_dataset(n=61):
     st = (tx[:, None] + ty[None, :] > PI / 2) & (tx[:, None] < PI / 2) & (ty[None, :] > 0)
     return xr.Dataset(
         {
-            "max_chsh": (("theta", "phi", "omega"), mc[..., None],
-                         _attrs("max CHSH-type value", "1")),
-            "self_testing": (("theta", "phi", "omega"), st[..., None],
-                             _attrs("self-testing (condition 4)", "1")),
-            "global_rate": (("theta", "phi", "omega"), np.where(st, 2.0, 1.0)[..., None],
-                            _attrs("global randomness rate", "bit")),
-        },  # fmt: skip
-        coords={"theta": _angle("theta", tx), "phi": _angle("phi", ty),
-                "omega": _angle("omega", [PI])},  # fmt: skip
+            "max_chsh": (
+                ("theta", "phi", "omega"),
+                mc[..., None],
+                _attrs("max CHSH-type value", "1"),
+            ),
+            "self_testing": (
+                ("theta", "phi", "omega"),
+                st[..., None],
+                _attrs("self-testing (condition 4)", "1"),
+            ),
+            "global_rate": (
+                ("theta", "phi", "omega"),
+                np.where(st, 2.0, 1.0)[..., None],
+                _attrs("global randomness rate", "bit"),
+            ),
+        },
+        coords={
+            "theta": _angle("theta", tx),
+            "phi": _angle("phi", ty),
+            "omega": _angle("omega", [PI]),
+        },
         attrs={"crosses_theta": [PI / 3], "crosses_phi": [PI / 3]},
     )
 
@@ -89,19 +107,30 @@ def tradeoff_dataset():
     s = np.stack([2.5 + 0.4 * np.sqrt(eps), 1 + np.sqrt(2) + 0.2 * np.sqrt(eps)])
     s = np.minimum(s, [[2 * np.sqrt(2)], [3 * np.sqrt(3) / 2]])
     return xr.Dataset(
-        {"max_chsh": (("perfect_randomness", "max_epsilon"), s,
-                      _attrs("max CHSH-type value", "1"))},  # fmt: skip
+        {
+            "max_chsh": (
+                ("perfect_randomness", "max_epsilon"),
+                s,
+                _attrs("max CHSH-type value", "1"),
+            )
+        },
         coords={
-            "perfect_randomness": ("perfect_randomness", [False, True],
-                                   _attrs("perfect randomness required", "1")),  # fmt: skip
+            "perfect_randomness": (
+                "perfect_randomness",
+                [False, True],
+                _attrs("perfect randomness required", "1"),
+            ),
             "max_epsilon": ("max_epsilon", eps, _attrs("epsilon bound", "bit")),
         },
     )
 
 
 NAMES = ["chsh", "chsh-5/2 delta=0.1", "chsh-1+sqrt2 delta=0.1"]
-TUPLES = [(PI / 2, PI / 4, 3 * PI / 4), (PI / 3, PI / 2 - 0.1, 5 * PI / 6),
-          (PI / 4, PI / 2 - 0.1, PI)]  # fmt: skip
+TUPLES = [
+    (PI / 2, PI / 4, 3 * PI / 4),
+    (PI / 3, PI / 2 - 0.1, 5 * PI / 6),
+    (PI / 4, PI / 2 - 0.1, PI),
+]
 
 
 def certified_dataset():
@@ -116,17 +145,32 @@ def certified_dataset():
             "phi": ("construction", t[:, 1], _attrs("phi", "rad")),
             "omega": ("construction", t[:, 2], _attrs("omega", "rad")),
             "max_chsh": ("construction", [2.828, 2.579, 2.476], _attrs("max CHSH-type value", "1")),
-            "noisy_key_rate": (("construction", "rate_method", "visibility"), rate,
-                               _attrs("key rate under white noise", "bit")),
-            "achievable_key_rate": (("construction", "visibility"), rate[:, 0] + 0.2,
-                                    _attrs("key rate of the noisy strategy itself", "bit")),
-            "noisy_key_rate_gap": (("construction", "visibility"), rate[:, 0] - rate[:, 1],
-                                   _attrs("qubit minus certified key rate", "bit")),
-            "critical_visibility": (("construction", "rate_method"), np.full((3, 3), 0.95),
-                                    _attrs("critical visibility", "1")),
-            "local_visibility": ("construction", [0.707, 0.95, 0.985],
-                                 _attrs("local visibility eta^L / |eta^Q|", "1")),
-        },  # fmt: skip
+            "noisy_key_rate": (
+                ("construction", "rate_method", "visibility"),
+                rate,
+                _attrs("key rate under white noise", "bit"),
+            ),
+            "achievable_key_rate": (
+                ("construction", "visibility"),
+                rate[:, 0] + 0.2,
+                _attrs("key rate of the noisy strategy itself", "bit"),
+            ),
+            "noisy_key_rate_gap": (
+                ("construction", "visibility"),
+                rate[:, 0] - rate[:, 1],
+                _attrs("qubit minus certified key rate", "bit"),
+            ),
+            "critical_visibility": (
+                ("construction", "rate_method"),
+                np.full((3, 3), 0.95),
+                _attrs("critical visibility", "1"),
+            ),
+            "local_visibility": (
+                "construction",
+                [0.707, 0.95, 0.985],
+                _attrs("local visibility eta^L / |eta^Q|", "1"),
+            ),
+        },
         coords={
             "construction": ("construction", NAMES, _attrs("construction", "1")),
             "rate_method": ("rate_method", methods, _attrs("entropy method", "1")),
@@ -225,6 +269,10 @@ def test_certified_vs_qubit_ylabels_do_not_collide():
     assert top.get_text() and bottom.get_text()
     a, b = top.get_window_extent(renderer), bottom.get_window_extent(renderer)
     assert _overlap(a, b) == 0.0, (a, b)
+    # and each stays within the height of its own panel (the shorter bottom one overran it)
+    for k, box in ((0, a), (3, b)):
+        panel = fig.axes[k].get_window_extent(renderer)
+        assert panel.y0 <= box.y0 and box.y1 <= panel.y1, (k, box, panel)
     plots.close(fig)
 
 
@@ -241,10 +289,14 @@ def test_certified_vs_qubit_titles_are_physics_names():
 
 @pytest.mark.parametrize(
     ("name", "title"),
-    [("chsh", "CHSH member"), ("chsh-5/2 delta=0.03", "Prop. 3, φ = π/2 − 0.03"),
-     ("chsh-1+sqrt2 delta=0.3", "Prop. 5, φ = π/2 − 0.3"), ("omega=5pi/6", "ω = 5π/6"),
-     ("other", "other")],
-)  # fmt: skip
+    [
+        ("chsh", "CHSH member"),
+        ("chsh-5/2 delta=0.03", "Prop. 3, φ = π/2 − 0.03"),
+        ("chsh-1+sqrt2 delta=0.3", "Prop. 5, φ = π/2 − 0.3"),
+        ("omega=5pi/6", "ω = 5π/6"),
+        ("other", "other"),
+    ],
+)
 def test_construction_title(name, title):
     assert plots.construction_title(name) == title
 
