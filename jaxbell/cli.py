@@ -508,7 +508,17 @@ def _add_reproduce(sub) -> None:
     p.add_argument(
         "--seed", type=_nonnegative_int, default=0, help="seed of every search (default: 0)"
     )
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: one line per stage on stderr instead",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr (no progress bar, no stage lines; warnings still show); the "
+        "claims summary is still printed on stdout",
+    )
     p.set_defaults(run=_run_reproduce, parser=p)
 
 
@@ -544,7 +554,8 @@ def _run_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         args.out,
         quick=args.quick,
         pdf=args.pdf,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress or args.quiet else None,
+        quiet=args.quiet,
         seed=args.seed,
     )
     elapsed = time.perf_counter() - t0

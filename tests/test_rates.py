@@ -9,7 +9,9 @@ optimal strategies (helpers.purified_entropies) and of the noisy strategy of eq.
 values (a different method: explicit attacks, so upper bounds) and against those references.
 """
 
+import re
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -721,3 +723,74 @@ def test_rate_curve_entropy_is_nan_where_di_entropy_is():
     assert np.all(np.isfinite(ds.hull_entropy.values))
     direct = np.asarray(jb.di_entropy(*PROP3, eta, options=rough))
     np.testing.assert_array_equal(np.isnan(direct), status != 0)
+
+
+# --- the numbers README.md quotes from figures/data (issue 14) --------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "figures" / "data"
+#: README's critical-visibility table: row label -> construction in critical_visibilities.nc
+README_ROWS = {
+    "CHSH member": "chsh",
+    "Prop. 3, φ = π/2 − 0.3": "chsh-5/2 delta=0.3",
+    "Prop. 3, φ = π/2 − 0.1": "chsh-5/2 delta=0.1",
+    "Prop. 3, φ = π/2 − 0.03": "chsh-5/2 delta=0.03",
+    "Prop. 5, φ = π/2 − 0.1": "chsh-1+sqrt2 delta=0.1",
+}
+
+
+def _readme_visibility_table():
+    text = (ROOT / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.match(r"(CHSH member|Prop\. [35], φ)", cells[0]):
+            label = cells[0].rsplit(" (", 1)[0]
+            rows[label] = [float(c) for c in cells[1:]]
+    return text, rows
+
+
+def test_readme_noise_numbers_are_the_stored_data():
+    text, rows = _readme_visibility_table()
+    assert set(rows) == set(README_ROWS)
+    ds = xr.open_dataset(DATA / "critical_visibilities.nc")
+    for label, construction in README_ROWS.items():
+        data = ds.critical_visibility.sel(construction=construction)
+        got = [float(data.sel(rate_method=m)) for m in ("qubit", "bff", "bff_correlators")]
+        np.testing.assert_allclose(rows[label], got, atol=5e-6, err_msg=label)
+    # best tolerance 1 - v_crit on the planes phi = pi/2 - delta: 7.4, 3.8, 1.4 %
+    quoted = re.search(r"over \(θ, ω\) is ([\d.]+) %, ([\d.]+) % and ([\d.]+) %", text)
+    for delta, q in zip(("0.3", "0.1", "0.03"), quoted.groups(), strict=True):
+        plane = xr.open_dataset(DATA / f"noise_plane_near-key_delta{delta}.nc")
+        assert round(100 * (1 - float(plane.critical_visibility.min())), 1) == float(q), delta
+    # key at visibility 0.99, 0.999, 0.9999 needs max CHSH >= 2.35, 2.10, 2.03
+    quoted = re.search(r"needs max CHSH ≥ ([\d.]+), ([\d.]+) and ([\d.]+)", text)
+    tol = xr.open_dataset(DATA / "noise_tolerance_vs_chsh.nc")
+    least = tol.least_chsh_with_key.min(("family", "delta"))
+    np.testing.assert_array_equal(least.visibility, [0.99, 0.999, 0.9999])
+    for got, q in zip(least.values, quoted.groups(), strict=True):
+        assert round(float(got), 2) == float(q)
+
+
+@pytest.mark.slow
+def test_stored_critical_visibilities_are_recomputed():
+    """Re-derive a few points of the data behind README's numbers with the library: qubit
+    thresholds of the table (default options, as stored), the best point of the delta = 0.1
+    plane (the plane's options), and the least CHSH value's tuple at visibility 0.99."""
+    ds = xr.open_dataset(DATA / "critical_visibilities.nc")
+    for construction in ("chsh", "chsh-5/2 delta=0.1"):
+        row = ds.sel(construction=construction)
+        tpl = (float(row.theta), float(row.phi), float(row.omega))
+        got = float(jb.critical_visibility(*tpl, x=0, xtol=1e-7))
+        ref = float(row.critical_visibility.sel(rate_method="qubit"))
+        assert got == pytest.approx(ref, abs=2e-5), construction
+    plane = xr.open_dataset(DATA / "noise_plane_near-key_delta0.1.nc")
+    best = plane.critical_visibility.where(
+        plane.critical_visibility == plane.critical_visibility.min(), drop=True
+    )
+    theta, omega = float(best.theta[0]), float(best.omega[0])
+    opts = {k[len("option_") :]: float(v) if k == "option_tol" else int(v)
+            for k, v in plane.attrs.items() if k.startswith("option_")}  # fmt: skip
+    got = float(jb.critical_visibility(theta, float(plane.attrs["phi"]), omega, x=0, options=opts))
+    assert 1 - got == pytest.approx(1 - float(best.squeeze()), abs=5e-4)
+    assert round(100 * (1 - got), 1) == 3.8

@@ -6,12 +6,15 @@ the qubit optimiser against NumPy matrices), then every claim of a quick run mus
 the command must write what it promises.
 """
 
+import contextlib
+import io
 import json
 import math
+import re
 
 import numpy as np
 import pytest
-from helpers import PSI, SX, SY
+from helpers import PSI, SX, SY, binary_entropy_np
 
 import jaxbell as jb
 from jaxbell import reproduce as rp
@@ -73,20 +76,93 @@ def test_figure_marks_are_maxima_of_i_chsh():
         assert abs(math.sin(w)) < 1e-12  # E01 = 0
 
 
+def test_key_pair_entropy_from_matrices_is_the_papers_closed_form():
+    """H(A|X=0,Y=0,B) from the matrices of eq. (6) against the paper's h((1 + sin phi)/2)."""
+    for phi in (np.pi / 2, np.pi / 2 - 0.1, 0.3, -1.0, 2.0):
+        ref = float(binary_entropy_np((1 + math.sin(phi)) / 2))
+        assert rp.key_pair_entropy_from_matrices(0.7, phi, 2.0) == pytest.approx(ref, abs=1e-14)
+    assert rp.key_pair_entropy_from_matrices(0.7, np.pi / 2 - 0.1, 2.0) > 0.02  # it can fail
+
+
+def test_perfect_randomness_planes_reach_and_never_exceed_prop2():
+    """The brute force behind claim 2-above: Prop. 2's 3 sqrt(3)/2 at theta = phi = pi/3 on
+    the grid (n divisible by 6), below it on a grid that misses pi/3, never above."""
+    top = 3 * math.sqrt(3) / 2
+    assert rp.perfect_randomness_planes_max(60) == pytest.approx(top, abs=1e-12)
+    coarse = rp.perfect_randomness_planes_max(100)
+    assert top - 1e-2 < coarse < top
+    with pytest.raises(ValueError, match="n must"):
+        rp.perfect_randomness_planes_max(2)
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
-    rc = main(["reproduce", "--quick", "--out", str(out), "--no-progress"])
-    return rc, out
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: no bar, so one line per stage
+        rc = main(["reproduce", "--quick", "--out", str(out)])
+    return rc, out, err.getvalue()
+
+
+def test_reproduce_logs_one_line_per_stage(quick_run):
+    _, _, err = quick_run
+    lines = err.splitlines()
+    assert len(lines) == 5, err  # five stages, not one line per search call
+    assert all(line.startswith("reproduce: [") for line in lines), err
+    assert "problems in" not in err
+
+
+def test_reproduce_quiet_writes_nothing_to_stderr(quick_run, tmp_path, monkeypatch, capsys):
+    """--quiet: no stage lines, and the INFO lines the library logs meanwhile are held back
+    (the stages are replaced by the quick run's datasets, logging as the searches do)."""
+    import logging
+
+    _, out, _ = quick_run
+    log = logging.getLogger("jaxbell")
+
+    def loaded(name):
+        def stage(*args, **kwargs):
+            log.info("find_tuple: 128 problems in 1 call(s) of 128 per device on 1 x cpu")
+            return jb.open_dataset(out / f"{name}.nc").load()
+
+        return stage
+
+    monkeypatch.setattr(rp, "figure1_grid", loaded("figure1_grid"))
+    monkeypatch.setattr(rp, "figure2_grid", loaded("figure2_grid"))
+    monkeypatch.setattr(rp, "tradeoff", loaded("tradeoff"))
+    monkeypatch.setattr(rp, "compute_claims", lambda **kwargs: log.info("find_tuple: x") or [])
+    capsys.readouterr()
+    assert main(["reproduce", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "claims pass" in captured.out
+
+
+def test_claim_ids_name_their_proposition(quick_run):
+    """Each id starts with its proposition: '1ii-value' under Prop. 1(ii), '2-...' under
+    Prop. 2 (or Props. 2, ...); the trade-off claims name the proposition they extend."""
+    _, out, _ = quick_run
+    claims = json.loads((out / "claims.json").read_text())["claims"]
+    for c in claims:
+        head = c["id"].split("-")[0]
+        props = re.findall(r"Props?\. ([0-9, ]+)(\((?:i|ii|iii|iv)\))?", c["proposition"])
+        numbers = {n.strip() for ns, _ in props for n in ns.split(",") if n.strip()}
+        if head == "T":
+            assert c["proposition"].endswith("(new curve)"), c
+            continue
+        assert head[0] in numbers, c
+        roman = head[1:]
+        if roman:
+            assert f"({roman})" in {part for _, part in props}, c
 
 
 def test_reproduce_quick_passes_every_claim(quick_run):
-    rc, out = quick_run
+    rc, out, _ = quick_run
     assert rc == 0
     payload = json.loads((out / "claims.json").read_text())
     assert payload["passed"] and payload["profile"] == "quick"
     ids = {c["id"] for c in payload["claims"]}
-    for prop in ("1iv", "2-", "3-", "4-", "5-", "6-", "T-"):
+    for prop in ("1ii", "1iv", "2-", "3-", "4-", "5-", "6-", "T-"):
         assert any(i.startswith(prop) for i in ids), prop
     for c in payload["claims"]:
         assert c["passed"], c
@@ -94,7 +170,7 @@ def test_reproduce_quick_passes_every_claim(quick_run):
 
 
 def test_reproduce_quick_writes_labelled_data_and_figures(quick_run):
-    _, out = quick_run
+    _, out, _ = quick_run
     for name in ("figure1.png", "figure2.png", "tradeoff.png", "claims.md"):
         assert (out / name).stat().st_size > 1000, name
     md = (out / "claims.md").read_text()
