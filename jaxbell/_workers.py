@@ -27,7 +27,10 @@ _HEADER = struct.Struct("<Q")
 
 
 def _send(stream, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    _send_bytes(stream, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _send_bytes(stream, data: bytes) -> None:
     stream.write(_HEADER.pack(len(data)))
     stream.write(data)
     stream.flush()
@@ -189,11 +192,11 @@ def _serve() -> None:
             func, task = _receive(stdin)
         except EOFError:
             return
-        try:
-            reply = (True, func(task))
+        try:  # a result that cannot pickle is the function's error too, not the worker's end
+            data = pickle.dumps((True, func(task)), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # reported to the parent, which raises it
-            reply = (False, traceback.format_exc())
-        _send(stdout, reply)
+            data = pickle.dumps((False, traceback.format_exc()))
+        _send_bytes(stdout, data)
 
 
 def _main() -> None:
