@@ -39,6 +39,14 @@ def test_an_unpicklable_task_raises_instead_of_hanging():
         list(imap_unordered(math.sqrt, [(k for k in range(2))], processes=1))
 
 
+def test_an_unpicklable_result_is_reported_as_the_functions_error():
+    # open() returns a file object, which cannot pickle: the worker reports the TypeError like
+    # any exception of the function (before, the worker died and the error was an EOFError)
+    with pytest.raises(WorkerError, match="cannot pickle") as info:
+        list(imap_unordered(open, [os.devnull], processes=1))
+    assert "EOFError" not in str(info.value) and "died" not in str(info.value)
+
+
 def test_on_an_error_busy_workers_are_killed_not_awaited():
     # one worker fails at once while the other sleeps 60 s: the error arrives, and the call
     # ends, long before the sleeper would have finished
