@@ -241,8 +241,9 @@ def _add_grid(sub) -> None:
         "--overwrite",
         action="store_true",
         help="replace an existing --out FILE.zarr instead of resuming it (a store written "
-        "with other settings is otherwise an error; with --reduce, an existing FILE.zarr is "
-        "an error without it; only a zarr store is ever removed; FILE.nc is always replaced)",
+        "with other settings is otherwise an error), or an existing FILE.nc (an error "
+        "without it); with --reduce, an existing --out is an error without it; only a zarr "
+        "store is ever removed, never another folder",
     )
     p.add_argument(
         "--reduce",
@@ -350,7 +351,7 @@ def _start_distributed(spec: str, parser: argparse.ArgumentParser) -> None:
 def _check_out(out: str, parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
     """Fail before computing when --out cannot be written as a netCDF / zarr file (a folder
     that does not exist or is not a folder, no file can be created there, or an existing
-    FILE.zarr without --overwrite)."""
+    FILE.nc / FILE.zarr without --overwrite)."""
     from jaxbell.dataset import check_writable
 
     if not out.endswith((".nc", ".nc4", ".h5", ".zarr")):
@@ -365,8 +366,8 @@ def _add_overwrite(p) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing --out FILE.zarr (only a zarr store is ever removed); an "
-        "existing FILE.nc is always replaced",
+        help="replace an existing --out FILE.nc or FILE.zarr (an error without it; only a "
+        "zarr store is ever removed, never another folder)",
     )
 
 

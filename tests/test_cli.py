@@ -304,3 +304,21 @@ def test_huge_range_is_refused_before_allocating(capsys):
     err = _exit_message(["grid", "--theta=0:2pi:99999999999", "--phi", "0", "--omega", "0",
                          "--out", "x.nc"], capsys)  # fmt: skip
     assert "--theta" in err and "99,999,999,999" in err and "FILE.zarr" in err
+
+
+def test_an_existing_netcdf_file_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "g.nc"
+    assert main([*_SMALL, "--out", str(out)]) == 0
+    capsys.readouterr()
+    out.write_bytes(b"mine")  # whatever is there must survive a refusal
+    err = _exit_message([*_SMALL, "--out", str(out)], capsys)
+    assert f"--out='{out}' exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"mine"
+    for cmd in (["search", "--chsh", "2.5"], ["noise", "--theta", "1", "--phi", "1",
+                                             "--omega", "1"]):  # fmt: skip
+        err = _exit_message([*cmd, "--out", str(out)], capsys)  # before anything is computed
+        assert "exists" in err and "--overwrite" in err
+    assert main([*_SMALL, "--out", str(out), "--overwrite"]) == 0
+    ref = jb.evaluate_grid(np.linspace(0, 2 * np.pi, 9), np.linspace(0, np.pi, 7),
+                           np.linspace(1, 3, 5))  # fmt: skip
+    np.testing.assert_array_equal(jb.open_dataset(out).max_chsh.values, ref.max_chsh.values)
