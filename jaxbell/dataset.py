@@ -474,7 +474,8 @@ def open_dataset(
         if progress is not None and progress[0] < progress[1] and not allow_incomplete:
             done, total = progress
             raise ValueError(
-                f"{str(path)!r} is an unfinished grid store ({done} of {total} blocks done); "
+                f"{str(path)!r} is an unfinished grid store ({done} of {total} "
+                f"block{'s' if total != 1 else ''} done); "
                 "resume it with the same jaxbell.write_grid call (or jaxbell grid command), "
                 "or pass allow_incomplete=True to read what is there"
             )

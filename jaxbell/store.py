@@ -168,8 +168,7 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
             s0, s1, sn = stored["axes_range"][axis]
             a0, a1, an = asked["axes_range"][axis]
             out.append(
-                f"{axis} axis: stored {sn} points from {s0:.17g} to {s1:.17g}, "
-                f"asked {an} points from {a0:.17g} to {a1:.17g}"
+                f"{axis} axis: stored {_points(s0, s1, sn)}, asked {_points(a0, a1, an)}"
                 + (
                     " (same ends and size, different values)"
                     if (s0, s1, sn) == (a0, a1, an)
@@ -177,6 +176,13 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
                 )
             )
     return out
+
+
+def _points(first: float, last: float, num: int) -> str:
+    """``3 points from A to B``, or ``1 point at A``."""
+    if num == 1:
+        return f"1 point at {first:.17g}"
+    return f"{num} points from {first:.17g} to {last:.17g}"
 
 
 def check_removable(path: Path, name: str = "path") -> None:

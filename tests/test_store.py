@@ -411,3 +411,11 @@ def test_saved_zarr_is_consolidated_and_strings_round_trip(tmp_path):
         for name, var in ds.variables.items():
             assert back[name].dtype == var.dtype, name
     assert back.sel(kind="global", row="10").value == 5.0
+
+
+def test_a_one_point_axis_is_described_once(tmp_path):
+    path = tmp_path / "g.zarr"
+    write_grid([0.1, 0.2], [0.3], [0.4], path, progress=False)
+    with pytest.raises(ValueError, match="phi axis: stored 1 point at 0.2999") as info:
+        write_grid([0.1, 0.2], [0.35], [0.4], path, progress=False)
+    assert "asked 1 point at 0.3499" in str(info.value) and "points from" not in str(info.value)
