@@ -241,8 +241,9 @@ def _add_grid(sub) -> None:
         "--overwrite",
         action="store_true",
         help="replace an existing --out FILE.zarr instead of resuming it (a store written "
-        "with other settings is otherwise an error; with --reduce, an existing FILE.zarr is "
-        "an error without it; only a zarr store is ever removed; FILE.nc is always replaced)",
+        "with other settings is otherwise an error), or an existing FILE.nc (an error "
+        "without it); with --reduce, an existing --out is an error without it; only a zarr "
+        "store is ever removed, never another folder",
     )
     p.add_argument(
         "--reduce",
@@ -350,7 +351,7 @@ def _start_distributed(spec: str, parser: argparse.ArgumentParser) -> None:
 def _check_out(out: str, parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
     """Fail before computing when --out cannot be written as a netCDF / zarr file (a folder
     that does not exist or is not a folder, no file can be created there, or an existing
-    FILE.zarr without --overwrite)."""
+    FILE.nc / FILE.zarr without --overwrite)."""
     from jaxbell.dataset import check_writable
 
     if not out.endswith((".nc", ".nc4", ".h5", ".zarr")):
@@ -365,9 +366,20 @@ def _add_overwrite(p) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing --out FILE.zarr (only a zarr store is ever removed); an "
-        "existing FILE.nc is always replaced",
+        help="replace an existing --out FILE.nc or FILE.zarr (an error without it; only a "
+        "zarr store is ever removed, never another folder)",
     )
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 block``, ``2 blocks``, ``1,024 points``: a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _span(low: float, high: float, fmt: str = ".6g") -> str:
+    """``from A to B``, or ``A`` alone when both ends print the same."""
+    a, b = format(low, fmt), format(high, fmt)
+    return a if a == b else f"from {a} to {b}"
 
 
 def _memory_bytes() -> int | None:
@@ -413,6 +425,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 check_removable(out, "--out")
         except (ValueError, PermissionError) as err:
             parser.error(str(err))
+        before = None if args.overwrite else store_progress(out)
         try:
             ds = write_grid(
                 args.theta,
@@ -435,12 +448,19 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.exit(130, "jaxbell grid: interrupted; run the same command to resume\n")
         elapsed = time.perf_counter() - t0
         done, total = store_progress(args.out)
-        what = (
-            "wrote" if done == total else f"wrote this process's share of ({done}/{total} blocks)"
-        )
+        had = before[0] if before is not None else 0
+        now = done - had  # blocks finished while this command ran (by every process)
+        status = "complete" if done == total else f"{done:,} of {_count(total, 'block')} done"
+        size = f"{_count(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {ds.attrs['dtype']})"
+        if now == 0:
+            what = f"{args.out}: {size}, {status}; nothing to compute"
+        else:
+            what = f"wrote {args.out}: {size}, {status}; {_count(now, 'block')} computed"
+        there = f"already there: {had:,} of {_count(total, 'block')}" if had else ""
         print(
-            f"{what} {args.out}: {n:,} points ({shape[0]}x{shape[1]}x{shape[2]}, "
-            f"{ds.attrs['dtype']}) in {elapsed:.2f} s; open it with jaxbell.open_dataset"
+            f"{what} in {elapsed:.2f} s"
+            + (f" ({there})" if there else "")
+            + "; open it with jaxbell.open_dataset"
         )
         return 0
     if args.process is not None or args.compressor is not None:
@@ -474,7 +494,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     frac = float(st.mean())
     best = float(ds.max_chsh.where(st).max()) if frac > 0 else float("nan")
     print(
-        f"wrote {args.out}: {n:,} points ({shape[0]}x{shape[1]}x{shape[2]}, {dtype}) in "
+        f"wrote {args.out}: {_count(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {dtype}) in "
         f"{elapsed:.2f} s; self-testing fraction {frac:.4f}; largest max_chsh there {best:.6f}"
     )
     return 0
@@ -579,7 +599,8 @@ def _add_search(sub) -> None:
             "eq. (2) whose rates at the quantum bound meet the constraints. Without --chsh: the "
             "supremum of max_chsh (jaxbell.max_chsh); with --chsh S: a tuple whose max_chsh "
             "equals S to 1e-9 (jaxbell.find_tuple). Prints the tuple, its rates and whether "
-            "the supremum is attained; --out writes the result as a labelled netCDF file."
+            "the supremum is attained; --out writes the result as a labelled dataset (netCDF or "
+            "zarr)."
         ),
     )
     p.add_argument(
@@ -625,7 +646,7 @@ def _add_search(sub) -> None:
         help="split the restarts over the first N devices of this process (default: all; the "
         "result is the same on any number)",
     )
-    p.add_argument("--out", default=None, help="write the result to FILE.nc (netCDF)")
+    p.add_argument("--out", default=None, help="write the result to FILE.nc (netCDF) or FILE.zarr")
     _add_overwrite(p)
     p.set_defaults(run=_run_search, parser=p)
 
@@ -746,7 +767,7 @@ def format_reductions(ds) -> str:
     """A plain-text summary of a :func:`jaxbell.reductions.reduce_grid` dataset."""
     nt, np_, no = ds.sizes["theta"], ds.sizes["phi"], ds.sizes["omega"]
     lines = [
-        f"reductions of a {nt}x{np_}x{no} grid ({int(ds.grid_points):,} points, "
+        f"reductions of a {nt}x{np_}x{no} grid ({_count(int(ds.grid_points), 'point')}, "
         f"{ds.attrs['dtype']}) in {ds.attrs['elapsed_seconds']:.2f} s on "
         f"{ds.attrs['device_count']} device(s) ({ds.attrs['devices']})"
     ]
@@ -777,9 +798,10 @@ def format_reductions(ds) -> str:
     if "max_chsh_histogram" in ds:
         lo, hi = float(ds.max_chsh_bin_lower[0]), float(ds.max_chsh_bin_upper[-1])
         lines.append(
-            f"histogram of max_chsh over the self-testing region: {ds.sizes['max_chsh_bin']} "
-            f"bins from {lo:.6g} to {hi:.6g}; {int(ds.max_chsh_histogram.sum()):,} points in "
-            f"the bins, {int(ds.max_chsh_below_bins):,} below, {int(ds.max_chsh_above_bins):,} "
+            "histogram of max_chsh over the self-testing region: "
+            f"{_count(ds.sizes['max_chsh_bin'], 'bin')} from {lo:.6g} to {hi:.6g}; "
+            f"{_count(int(ds.max_chsh_histogram.sum()), 'point')} in the bins, "
+            f"{int(ds.max_chsh_below_bins):,} below, {int(ds.max_chsh_above_bins):,} "
             "above (all counts in the dataset written with --out)"
         )
     return "\n".join(lines)
@@ -983,7 +1005,10 @@ def _add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
         "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see jaxbell.bff.BffOptions",
     )
     g.add_argument(
-        "--m", type=_positive_int, default=8, help="Gauss-Radau nodes, 2..40 (m - 1 SDPs per point)"
+        "--m",
+        type=_positive_int,
+        default=8,
+        help="Gauss-Radau nodes, 2..40 (m - 1 SDPs per point; default 8)",
     )
     g.add_argument(
         "--level", type=int, choices=[1, 2], default=2, help="relaxation level (default 2)"
@@ -1070,7 +1095,9 @@ def _add_rate_curve(sub) -> None:
         description=(
             "Compute the device-independent entropy H(A|X=x,E) (--kind key) or "
             "H(AB|X=x,Y=y,E) (--kind global) of one tuple of eq. (2) as a function of the "
-            "observed Bell value, from eta^L to |eta^Q| (eq. 3, 5). --method qubit (default): "
+            "observed Bell value, from eta^L to |eta^Q| (eq. 3, 5) for a self-testing tuple "
+            "(condition 4); for any other tuple |eta^Q| <= eta^L and the values run from 0 to "
+            "eta^L, where the entropy is 0 (a warning says so). --method qubit (default): "
             "explicit qubit strategies (Jordan's lemma) and their convex envelope, an upper "
             "bound on the infimum, tight when the optimisation is global; writes entropy, the "
             "supporting lines (slope, intercept), the optimal attack (a mixture of two qubit "
@@ -1094,7 +1121,8 @@ def _add_rate_curve(sub) -> None:
         "--num",
         type=_positive_int,
         default=64,
-        help="number of Bell values, evenly spaced from eta^L to |eta^Q| (default 64, >= 2)",
+        help="number of Bell values, >= 2, evenly spaced from eta^L to |eta^Q| (from 0 to "
+        "eta^L for a tuple that is not self-testing) (default 64)",
     )
     _add_method_option(p)
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
@@ -1252,7 +1280,8 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             parts.append(f"{m}: {vals}")
         crit = "; critical visibility " + "; ".join(parts)
     elapsed = time.perf_counter() - t0
-    print(f"wrote {args.out}: {args.visibility.size} visibilities in {elapsed:.1f} s{crit}")
+    visibilities = _count(args.visibility.size, "visibility", "visibilities")
+    print(f"wrote {args.out}: {visibilities} in {elapsed:.1f} s{crit}")
     return 0
 
 

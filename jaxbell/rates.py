@@ -54,6 +54,7 @@ Neumann entropy", Quantum 8, 1445 (2024), arXiv:2106.13692 (method "bff").
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -550,6 +551,14 @@ def rate_curve(
         if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 2:
             raise ValueError(f"num must be an integer >= 2, got {num!r}")
         eta = _default_bell_values(lo, top, bool(st), int(num))
+        if not st:
+            logging.getLogger("jaxbell").warning(
+                "(theta, phi, omega) = (%.6g, %.6g, %.6g) is not self-testing (condition (4) "
+                "fails): its quantum bound is the local bound eta^L = %.6g, so the Bell values "
+                "run from 0 to eta^L, where a local strategy reaches every value and the DI "
+                "entropy is 0",
+                float(t), float(p), float(w), lo,
+            )  # fmt: skip
     else:
         eta = _check_bell_value(bell_value, top)
         if eta.ndim != 1 or eta.size == 0:

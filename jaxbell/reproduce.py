@@ -1013,7 +1013,7 @@ def reproduce(
         ):
             ds = state[key]
             ds.attrs["history"] += f"; jaxbell.reproduce(quick={quick}, seed={seed})"
-            files.append(save_dataset(ds, out / f"{name}.nc"))
+            files.append(save_dataset(ds, out / f"{name}.nc", overwrite=True))
         claims = run(
             "claims",
             lambda: compute_claims(

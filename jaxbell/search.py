@@ -139,7 +139,8 @@ class SearchResult:
     Attributes
     ----------
     theta, phi, omega : float
-        The tuple, radians (NaN when the search failed).
+        The tuple, radians in [0, 2 pi) (NaN when the search failed); the rates and
+        ``max_chsh`` are computed at these angles.
     max_chsh : float
         Largest CHSH-type value of the strategy of eq. (6) at the tuple, in (2, 2 sqrt 2].
     key_rate, epsilon, global_rate : float
@@ -697,6 +698,13 @@ def _candidates(seed: int, size: int, count: int = 16) -> np.ndarray:
     return z
 
 
+def wrap_angles(angles: np.ndarray) -> np.ndarray:
+    """Angles reduced into [0, 2 pi) (every function of the family is 2 pi-periodic in each):
+    values already there are kept exactly, NaN stays NaN."""
+    out = np.mod(np.asarray(angles, dtype=np.float64), 2 * np.pi)
+    return np.where(out >= 2 * np.pi, 0.0, out)  # a tiny negative angle rounds up to 2 pi
+
+
 def _recheck(angles: np.ndarray) -> dict[str, np.ndarray]:
     """The closed forms (family.py, nonlocality.py, entropy.py) at tuples of shape (n, 3)."""
     t, p, w = (np.ascontiguousarray(angles[:, i]) for i in range(3))
@@ -881,6 +889,7 @@ def _run_max(setup: _Setup, eps_list, *, seed, restarts, steps, newton_steps, de
         _solve_max, probs, cands, mus, np.bool_(setup.require_self_testing), adam_steps=steps,
         devices=devices,
     )  # fmt: skip
+    out["angles"] = wrap_angles(out["angles"])  # reported, and re-checked, in [0, 2 pi)
     with x64_scope():
         chk = _recheck(out["angles"][:n])
     summaries = []
@@ -1328,7 +1337,7 @@ def find_tuple(
     _log_run("find_tuple", n, devs)
     out = _blocked(_solve_find, probs, cands, target, mus, adam_steps=steps, devices=devs)
     with x64_scope():
-        angles = np.concatenate([out["level"][:n], out["path"][:n]])
+        angles = wrap_angles(np.concatenate([out["level"][:n], out["path"][:n]]))
         chk = _recheck(angles)
     feas = _feasible(
         chk, eps_max=setup.eps_eff, randomness=setup.randomness, require_self_testing=True,

@@ -11,7 +11,10 @@ Layout of ``FILE.zarr`` (zarr v3, written by xarray so that ``xarray.open_zarr``
   (write to a temporary name, then ``os.replace``) only *after* all of the block's data are
   written. A block without its file is not finished, whatever its chunks hold: a run killed
   in the middle of a block (SIGKILL, Ctrl-C, a full disk, a power cut of the process) leaves
-  it unfinished, and the next run computes and writes it again.
+  it unfinished, and the next run computes and writes it again;
+* consolidated metadata (in the root ``zarr.json``), written when the last block is finished
+  (with the history line saying so), so that ``xarray.open_dataset`` opens a finished store
+  without a warning. An unfinished store has none.
 
 Reopening a store with other settings is an error that says which setting differs; with
 ``overwrite`` the old store is removed first. Nothing here guards against a lost page cache
@@ -165,8 +168,7 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
             s0, s1, sn = stored["axes_range"][axis]
             a0, a1, an = asked["axes_range"][axis]
             out.append(
-                f"{axis} axis: stored {sn} points from {s0:.17g} to {s1:.17g}, "
-                f"asked {an} points from {a0:.17g} to {a1:.17g}"
+                f"{axis} axis: stored {_points(s0, s1, sn)}, asked {_points(a0, a1, an)}"
                 + (
                     " (same ends and size, different values)"
                     if (s0, s1, sn) == (a0, a1, an)
@@ -174,6 +176,13 @@ def describe_differences(stored: Mapping, asked: Mapping) -> list[str]:
                 )
             )
     return out
+
+
+def _points(first: float, last: float, num: int) -> str:
+    """``3 points from A to B``, or ``1 point at A``."""
+    if num == 1:
+        return f"1 point at {first:.17g}"
+    return f"{num} points from {first:.17g} to {last:.17g}"
 
 
 def check_removable(path: Path, name: str = "path") -> None:
@@ -283,7 +292,18 @@ class GridStore:
         os.replace(tmp, self.done_dir / str(block_id))
 
     def append_history(self, line: str) -> None:
-        """Append a line to the dataset's ``history`` attribute."""
+        """Append a line to the dataset's ``history`` attribute; once every block is finished,
+        also write the store's consolidated metadata (see :meth:`consolidate`)."""
         group = _zarr().open_group(str(self.path), mode="r+")
         history = group.attrs.get("history", "")
         group.attrs["history"] = f"{history}\n{line}" if history else line
+        if len(self.done_ids()) == self.nblocks:
+            self.consolidate()
+
+    def consolidate(self) -> None:
+        """Write consolidated metadata, so that ``xarray.open_dataset`` opens the store without
+        a warning. Done only for a finished store: until then a resumed run may still change
+        the metadata (history), and readers of an unfinished store use its own files."""
+        from jaxbell.dataset import consolidate_zarr
+
+        consolidate_zarr(self.path)

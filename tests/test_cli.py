@@ -304,3 +304,72 @@ def test_huge_range_is_refused_before_allocating(capsys):
     err = _exit_message(["grid", "--theta=0:2pi:99999999999", "--phi", "0", "--omega", "0",
                          "--out", "x.nc"], capsys)  # fmt: skip
     assert "--theta" in err and "99,999,999,999" in err and "FILE.zarr" in err
+
+
+def test_an_existing_netcdf_file_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "g.nc"
+    assert main([*_SMALL, "--out", str(out)]) == 0
+    capsys.readouterr()
+    out.write_bytes(b"mine")  # whatever is there must survive a refusal
+    err = _exit_message([*_SMALL, "--out", str(out)], capsys)
+    assert f"--out='{out}' exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"mine"
+    for cmd in (["search", "--chsh", "2.5"], ["noise", "--theta", "1", "--phi", "1",
+                                             "--omega", "1"]):  # fmt: skip
+        err = _exit_message([*cmd, "--out", str(out)], capsys)  # before anything is computed
+        assert "exists" in err and "--overwrite" in err
+    assert main([*_SMALL, "--out", str(out), "--overwrite"]) == 0
+    ref = jb.evaluate_grid(np.linspace(0, 2 * np.pi, 9), np.linspace(0, np.pi, 7),
+                           np.linspace(1, 3, 5))  # fmt: skip
+    np.testing.assert_array_equal(jb.open_dataset(out).max_chsh.values, ref.max_chsh.values)
+
+
+def test_zarr_message_says_what_this_run_computed(tmp_path, capsys):
+    from jaxbell.store import store_progress
+
+    out = tmp_path / "g.zarr"
+    argv = [*_SMALL, "--out", str(out), "--chunk-size", "5", "--quiet"]
+    assert main([*argv, "--process", "0/2"]) == 0  # half the blocks
+    first, total = store_progress(out)
+    assert 0 < first < total
+    text = capsys.readouterr().out
+    assert f"{first} of {total} blocks done; {first} blocks computed" in text
+    assert main([*argv, "--process", "1/2"]) == 0  # the rest: a resume
+    text = capsys.readouterr().out
+    assert f"complete; {total - first} blocks computed" in text
+    assert f"already there: {first} of {total} blocks" in text
+    assert main(argv) == 0  # already complete: nothing computed, nothing claimed
+    text = capsys.readouterr().out
+    assert "nothing to compute" in text and "wrote" not in text
+    assert f"already there: {total} of {total} blocks" in text
+
+
+def test_counts_and_ranges_read_right():
+    from jaxbell.cli import _count, _span
+
+    assert [_count(k, "block") for k in (0, 1, 2, 1234)] == [
+        "0 blocks", "1 block", "2 blocks", "1,234 blocks"]  # fmt: skip
+    assert _count(1, "visibility", "visibilities") == "1 visibility"
+    assert _span(0.13181, 0.13181) == "0.13181" and _span(0.1, 0.2) == "from 0.1 to 0.2"
+
+
+def test_rate_curve_of_a_tuple_that_is_not_self_testing_says_so(tmp_path, capsys):
+    """The curve runs from 0 to eta^L there, and a warning says why; the zarr output has no
+    fixed-length strings (zarr's UnstableSpecificationWarning is an error here) and opens in
+    xarray without a warning."""
+    import warnings
+
+    out = tmp_path / "r.zarr"
+    argv = ["rate-curve", "--theta", "pi/4", "--phi", "pi/4", "--omega", "pi", "--num", "3",
+            "--directions", "2", "--starts", "1", "--steps", "2", "--refine", "0",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "is not self-testing" in err and "from 0 to eta^L" in err
+    assert not jb.is_self_testing(np.pi / 4, np.pi / 4, np.pi)
+    eta_l = float(jb.local_bound(np.pi / 4, np.pi / 4, np.pi))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_dataset(out, engine="zarr")
+    np.testing.assert_allclose(ds.bell_value.values, np.linspace(0, eta_l, 3), rtol=1e-15)
+    assert jb.open_dataset(out).row.dtype.kind == "U"

@@ -406,7 +406,11 @@ def test_zarr_output_never_removes_a_folder_silently(tmp_path):
         jb.save_dataset(ds, store)
     assert jb.save_dataset(ds, store, overwrite=True) == store  # a zarr store may be replaced
     nc = jb.save_dataset(ds, tmp_path / "s.nc")
-    assert jb.save_dataset(ds, nc) == nc  # an existing netCDF file is replaced, as documented
+    before = nc.read_bytes()
+    with pytest.raises(FileExistsError, match="out=.*exists; pass overwrite=True"):
+        jb.save_dataset(ds.isel(theta=slice(0, 0)), nc)  # a netCDF file too, as for zarr
+    assert nc.read_bytes() == before
+    assert jb.save_dataset(ds, nc, overwrite=True) == nc
 
 
 def test_unwritable_folders_are_named_before_writing(tmp_path):

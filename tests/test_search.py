@@ -258,6 +258,8 @@ def test_tradeoff_curve_is_monotone_and_agrees_with_max_chsh():
     np.testing.assert_allclose(mc, ds.max_chsh.values, atol=1e-12)
     assert np.all(margin > 0) and np.all(eps_np <= eps * (1 + 1e-9))
     assert np.all(glob[1] == 2.0)
+    for name in ("theta", "phi", "omega"):
+        assert np.all((ds[name].values >= 0) & (ds[name].values < 2 * np.pi)), name
 
 
 def test_tradeoff_curve_bad_input():
@@ -294,7 +296,7 @@ def test_max_chsh_and_find_tuple_share_the_impossibility_check(fixed, match):
 def test_huge_fixed_angles_are_reduced():
     r = jb.max_chsh(fixed={"omega": 1e10})
     assert r.converged and r.supremum_attained
-    assert r.omega == math.atan2(math.sin(1e10), math.cos(1e10))
+    assert r.omega == search.wrap_angles(math.atan2(math.sin(1e10), math.cos(1e10)))
     assert r.max_chsh == pytest.approx(jb.max_chsh(fixed={"omega": r.omega}).max_chsh, abs=1e-12)
 
 
@@ -311,3 +313,27 @@ def test_find_tuple_near_the_local_bound():
     assert r.self_testing_margin > jb.family.boundary_tolerance(np.float64)
     with pytest.raises(ValueError, match="s - 2 = 1.0e-09 is below what float64 can certify"):
         jb.find_tuple(2 + 1e-9)
+
+
+def test_result_angles_are_wrapped_and_the_values_are_theirs():
+    """Angles come back in [0, 2 pi) (this search gave theta = 2 pi + pi/3), and every value
+    reported is that of the reported tuple, recomputed here in NumPy (the functions are
+    2 pi-periodic in each angle, so wrapping loses nothing)."""
+    prop2 = jb.max_chsh(perfect_randomness=True, fixed={"omega": np.pi})
+    assert prop2.max_chsh == pytest.approx(3 * math.sqrt(3) / 2, abs=1e-12)  # Prop. 2
+    assert prop2.omega == np.pi  # fixed, and in [0, 2 pi): exactly the value given
+    negative = jb.max_chsh(max_epsilon=1e-3, fixed={"omega": -2.0})
+    assert negative.omega == pytest.approx(2 * np.pi - 2.0, abs=1e-15)
+    found = jb.find_tuple(2.4, max_epsilon=1e-3, seed=4)
+    for r in (prop2, negative, found):
+        assert r.converged
+        assert all(0 <= a < 2 * np.pi for a in r.angles), r.angles
+        mc, margin, eps, glob = _np_fields(*r.angles)
+        assert mc == pytest.approx(r.max_chsh, abs=1e-12)
+        assert margin == pytest.approx(r.self_testing_margin, rel=1e-9, abs=1e-15)
+        assert eps == pytest.approx(r.epsilon, rel=1e-9, abs=1e-15)
+        assert glob == pytest.approx(r.global_rate, abs=1e-12)
+    np.testing.assert_array_equal(
+        search.wrap_angles([0.0, np.pi, -1e-300, -np.pi / 2, 7.0, np.nan]),
+        [0.0, np.pi, 0.0, 1.5 * np.pi, 7.0 - 2 * np.pi, np.nan],
+    )

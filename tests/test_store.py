@@ -357,3 +357,65 @@ def test_peak_memory_stays_bounded_as_the_grid_grows(tmp_path, what):
     assert peaks[256] < min(2048, 0.5 * fields_mib), (peaks, fields_mib)
     # blocks are full-sized at both sizes: memory must not grow with the grid
     assert peaks[256] - peaks[160] < 0.1 * fields_mib, (peaks, fields_mib)
+
+
+def _open_strictly(path):
+    """xarray's own opener, as a user calls it, with every warning an error."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return xr.open_dataset(path, engine="zarr").load()
+
+
+def test_finished_store_is_consolidated_and_xarray_opens_it_without_warnings(tmp_path):
+    from jaxbell.dataset import is_consolidated
+
+    axes = _axes(n=(5, 4, 3))
+    path = tmp_path / "g.zarr"
+    write_grid(*axes, path, chunk_size=4, process=(0, 2), progress=False)
+    assert not is_consolidated(path)  # unfinished: a resume may still change the metadata
+    write_grid(*axes, path, process=(1, 2), progress=False)  # resumed to the end
+    assert is_consolidated(path)
+    ref = jb.evaluate_grid(*axes, chunk_size=4)
+    plain = _open_strictly(path)
+    _assert_same_grid(plain, ref)
+    assert "finished" in plain.attrs["history"]  # the attributes are the final ones
+    # an already finished store: nothing computed, still consolidated, same data
+    write_grid(*axes, path, progress=False)
+    _assert_same_grid(_open_strictly(path), ref)
+    _assert_same_grid(jb.open_dataset(path), ref)
+
+
+def test_saved_zarr_is_consolidated_and_strings_round_trip(tmp_path):
+    """save_dataset: no UnstableSpecificationWarning (no fixed-length UTF-32 in zarr v3), no
+    warning when xarray opens it, and strings read back as they were written (also .nc)."""
+    ds = xr.Dataset(
+        {
+            "value": (("row", "kind"), np.arange(8.0).reshape(4, 2)),
+            "node_status": (("kind",), np.array(["optimal", "optimal_inaccurate"])),
+        },
+        coords={
+            "row": np.array(["00", "01", "10", "11"]),
+            "kind": np.array(["key", "global"]),
+            "rate_method": "qubit",
+        },
+        attrs={"title": "strings"},
+    )
+    path = jb.save_dataset(ds, tmp_path / "s.zarr")  # pytest turns warnings into errors
+    plain = _open_strictly(path)
+    assert plain.node_status.values.tolist() == ds.node_status.values.tolist()
+    nc = jb.save_dataset(ds, tmp_path / "s.nc")
+    for back in (jb.open_dataset(path).load(), jb.open_dataset(nc).load()):
+        xr.testing.assert_identical(back, ds)
+        for name, var in ds.variables.items():
+            assert back[name].dtype == var.dtype, name
+    assert back.sel(kind="global", row="10").value == 5.0
+
+
+def test_a_one_point_axis_is_described_once(tmp_path):
+    path = tmp_path / "g.zarr"
+    write_grid([0.1, 0.2], [0.3], [0.4], path, progress=False)
+    with pytest.raises(ValueError, match="phi axis: stored 1 point at 0.2999") as info:
+        write_grid([0.1, 0.2], [0.35], [0.4], path, progress=False)
+    assert "asked 1 point at 0.3499" in str(info.value) and "points from" not in str(info.value)
