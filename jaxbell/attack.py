@@ -498,9 +498,7 @@ def _descend(p0, lam, hw, x, p, learning_rate, *, steps, full):
 @functools.partial(jax.jit, static_argnames=("steps", "full"))
 def _price_block(p0, lam, hw, x, p, learning_rate, *, steps, full):
     one = functools.partial(_descend, steps=steps, full=full)
-    return jax.vmap(one, in_axes=(0, 0, None, None, None, None))(
-        p0, lam, hw, x, p, learning_rate
-    )
+    return jax.vmap(one, in_axes=(0, 0, None, None, None, None))(p0, lam, hw, x, p, learning_rate)
 
 
 def _price(p0, lam, hw, x, p, options, full, devices):

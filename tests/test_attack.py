@@ -95,7 +95,10 @@ def test_bell_diagonal_strategy_attains_ho_et_al(c, p):
 def test_deterministic_strategies_are_the_local_vertices():
     h, ma, mb, e = attack.attack_strategy_terms(attack._deterministic_params(), preprocessing=0.2)
     np.testing.assert_allclose(h, binary_entropy_np(0.2), atol=1e-12)  # Eve knows A, not the flip
-    pts = {tuple(np.round(np.concatenate([a, b, c.ravel()]), 12)) for a, b, c in zip(ma, mb, e)}
+    pts = {
+        tuple(np.round(np.concatenate([a, b, c.ravel()]), 12))
+        for a, b, c in zip(ma, mb, e, strict=True)
+    }
     expect = {
         (a0, a1, b0, b1, a0 * b0, a0 * b1, a1 * b0, a1 * b1)
         for a0 in (1, -1) for a1 in (1, -1) for b0 in (1, -1) for b1 in (1, -1)
@@ -103,7 +106,7 @@ def test_deterministic_strategies_are_the_local_vertices():
     assert pts == {tuple(float(v) for v in q) for q in expect}
 
 
-# --- the attack -------------------------------------------------------------------------------------
+# --- the attack ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("p", [0.0, 0.25])
@@ -137,7 +140,10 @@ def test_bell_diagonal_target_reproduces_ho_et_al(p):
     assert r.residual < 1e-9
     # the mixture's entropy, recomputed from its explicit strategies
     rho, alpha, _ = attack.attack_strategy(r.params)
-    h = [purified_preprocessed_entropy(q, xz_observable(a[0]), p) for q, a in zip(rho, alpha)]
+    h = [
+        purified_preprocessed_entropy(q, xz_observable(a[0]), p)
+        for q, a in zip(rho, alpha, strict=True)
+    ]
     assert float(np.dot(r.weights, h)) == pytest.approx(r.entropy, abs=1e-9)
 
 
@@ -179,7 +185,7 @@ def test_lossy_full_target_is_finite_and_below_lossless():
     np.testing.assert_allclose(r.behaviour(), beh, atol=1e-9)
 
 
-# --- bad input ----------------------------------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------------------------
 
 
 def test_bad_input_names_the_argument():
