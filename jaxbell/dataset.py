@@ -212,6 +212,20 @@ def _attrs(name: str) -> dict[str, Any]:
     return {"long_name": long_name, "units": units, "description": description}
 
 
+def is_label_coordinate(ds: xr.Dataset, name: str) -> bool:
+    """Whether ``name`` is a coordinate that labels rather than measures: strings (a method,
+    a construction) or integers (an input x, a node index). Such coordinates carry
+    ``long_name`` and ``description`` but no ``units`` (CF: units do not apply to labels), so
+    that xarray's plots title them "x = 0", not "x = 0 [1]"; dimensionless *quantities* keep
+    units "1"."""
+    if name not in ds.coords:
+        return False
+    dtype = ds[name].dtype
+    if dtype.kind in "USO":
+        return True
+    return dtype.kind in "iu" and ds[name].attrs.get("units", "1") == "1"
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
@@ -253,6 +267,9 @@ def label(
             flags = FLAGS[name]
             ds[name].attrs["flag_values"] = np.array(list(flags), dtype=np.int8)
             ds[name].attrs["flag_meanings"] = " ".join(flags.values())
+        if is_label_coordinate(ds, name):
+            ds[name].attrs.pop("units", None)
+            continue
         missing = {"long_name", "units", "description"} - set(ds[name].attrs)
         if missing:
             raise ValueError(f"variable {name!r} lacks attributes {sorted(missing)}")

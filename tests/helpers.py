@@ -218,3 +218,15 @@ def noisy_strategy_entropy_np(theta, phi, omega, v, kind="key", x=0, y=0):
         sub = np.kron(projector(alpha, o[0]), m_b) @ psi_abe  # (AB, E)
         blocks.append(sub.T @ sub.conj())  # Eve's unnormalised state given o
     return entropy_np(sl.block_diag(*blocks)) - entropy_np(sum(blocks))
+
+
+def assert_labelled(ds):
+    """Every variable has long_name and description; quantities have units; coordinates that
+    label (strings, integer indices) have none, so xarray's plots do not print "[1]"."""
+    for name, var in ds.variables.items():
+        assert var.attrs.get("long_name") and var.attrs.get("description"), name
+        is_label = name in ds.coords and var.dtype.kind in "USOiu"
+        if is_label:
+            assert "units" not in var.attrs, (name, var.attrs.get("units"))
+        else:
+            assert var.attrs.get("units"), name

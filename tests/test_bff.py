@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sl
 import xarray as xr
-from helpers import SX, SY
+from helpers import SX, SY, assert_labelled
 from helpers import noisy_strategy_entropy_np as noisy_strategy_entropy
 
 import jaxbell as jb
@@ -347,11 +347,7 @@ def test_dataset_is_labelled_and_round_trips(tmp_path):
     r = jb.bff_entropy(*CHSH, eta, m=2, processes=1)
     ds = r.to_dataset(dim="bell_value")
     assert ds.sizes == {"bell_value": 2, "node": 1}
-    for name in ds.variables:
-        if name in ("x", "y"):
-            continue
-        for attr in ("long_name", "units", "description"):
-            assert attr in ds[name].attrs, (name, attr)
+    assert_labelled(ds)
     assert ds.certified_entropy.attrs["units"] == "bit"
     assert "arXiv:2106.13692" in ds.attrs["references"]
     assert ds.attrs["m"] == 2 and ds.attrs["kind"] == "key" and ds.attrs["solver"] == "CLARABEL"

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import assert_labelled
 
 import jaxbell as jb
 from jaxbell import grid as grid_module
@@ -198,9 +199,7 @@ def test_trivial_expression_is_flagged():
 def test_every_variable_is_labelled(rng):
     ds = jb.evaluate_grid(*_axes(rng, (3, 3, 3)))
     assert set(grid_module.FIELDS) == set(ds.data_vars)
-    for name in list(ds.data_vars) + list(ds.coords):
-        for key in ("long_name", "units", "description"):
-            assert ds[name].attrs.get(key), (name, key)
+    assert_labelled(ds)
     assert ds.correlators.dims == ("theta", "phi", "omega", "x", "y")
     assert ds.key_rate.attrs["units"] == "bit" and ds.theta.attrs["units"] == "rad"
     for key in ("title", "source", "history", "references", "dtype", "chunk_size", "devices"):

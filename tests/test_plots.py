@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+import jaxbell as jb  # noqa: E402
 from jaxbell import plots  # noqa: E402
 
 PI = math.pi
@@ -309,3 +310,16 @@ def test_figure1_legend_names_the_lightened_region():
     label = [t.get_text() for t in legend.get_texts()][legend.legend_handles.index(patches[0])]
     assert "(4)" in label and "lightened" in label
     plots.close(fig)
+
+
+def test_xarray_titles_of_label_coordinates_have_no_units(rng):
+    # xarray titles a slice by its scalar coordinates ("x = 0 [1]" when x carried units "1")
+    ds = jb.evaluate_grid(*(np.sort(rng.uniform(0, 2 * np.pi, 3)) for _ in range(3)))
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    da = ds.correlators.isel(theta=0, phi=0, omega=0, x=0)
+    da.drop_vars(["theta", "phi", "omega"]).plot(ax=ax)
+    texts = [ax.get_title(), ax.get_xlabel()]
+    assert "x = 0" in texts[0] and "[1]" not in texts[0], texts
+    assert texts[1] == "Bob's input y", texts

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from helpers import (
+    assert_labelled,
     binary_entropy_np,
     coefficients_np,
     correlators_np,
@@ -139,8 +140,7 @@ def test_rate_curve_dataset(curve):
     eta_l, eta_q = float(jb.local_bound(*PROP3)), abs(float(jb.quantum_bound(*PROP3)))
     assert float(ds.bell_value[0]) == pytest.approx(eta_l) and float(ds.bell_value[-1]) == eta_q
     assert ds.rate_method.item() == "qubit" and ds.attrs["kind"] == "key"
-    for name in list(ds.variables):
-        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    assert_labelled(ds)
     for key in ("title", "source", "history", "references", "option_starts", "theta"):
         assert key in ds.attrs
     assert "10.1103/PhysRevLett.132.210802" in ds.attrs["references"]
@@ -513,8 +513,7 @@ def test_rate_curve_with_both_methods(tmp_path):
     assert ds.attrs["option_m"] == 4 and ds.attrs["option_starts"] == 16
     assert "arXiv:2106.13692" in ds.attrs["references"]
     assert "qubit_elapsed_seconds" in ds.attrs and "bff_elapsed_seconds" in ds.attrs
-    for name in list(ds.variables):
-        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    assert_labelled(ds)
     back = jb.open_dataset(jb.save_dataset(ds, tmp_path / "both.nc"))
     xr.testing.assert_identical(back.load(), ds)
     # one method alone: a scalar method coordinate, as before
@@ -544,8 +543,7 @@ def test_noisy_rate_curve_brackets_the_true_rate(tmp_path):
     np.testing.assert_allclose(cert[0], -cost[0], atol=1e-15)  # v < 1/sqrt2: local, H = 0
     assert float(ds.local_visibility) == pytest.approx(1 / np.sqrt(2), rel=1e-12)
     assert ds.attrs["bff_option_m"] == 4 and ds.attrs["x"] == 0
-    for name in list(ds.variables):
-        assert {"long_name", "units", "description"} <= set(ds[name].attrs), name
+    assert_labelled(ds)
     back = jb.open_dataset(jb.save_dataset(ds, tmp_path / "noisy.nc"))
     xr.testing.assert_identical(back.load(), ds)
 

@@ -6,7 +6,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import run_python
+from helpers import assert_labelled, run_python
 
 import jaxbell as jb
 from jaxbell.reductions import (
@@ -200,9 +200,7 @@ def test_process_shares_merge_to_the_whole_grid():
 
 def test_labels_and_netcdf_round_trip(tmp_path):
     red = reduce_grid(*_axes(7, (4, 4, 4)))
-    for name in list(red.data_vars) + list(red.coords):
-        for key in ("long_name", "units", "description"):
-            assert red[name].attrs.get(key), (name, key)
+    assert_labelled(red)
     assert (
         red.epsilon_bound.attrs["units"] == "bit" and red.theta_at_largest.attrs["units"] == "rad"
     )

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import PSI, SX, SY, binary_entropy_np
+from helpers import PSI, SX, SY, assert_labelled, binary_entropy_np
 
 import jaxbell as jb
 from jaxbell import reproduce as rp
@@ -177,8 +177,7 @@ def test_reproduce_quick_writes_labelled_data_and_figures(quick_run):
     assert "| 2-sup |" in md and "**FAIL**" not in md
     for name in ("figure1_grid.nc", "figure2_grid.nc", "tradeoff.nc"):
         ds = jb.open_dataset(out / name)
-        for var, da in ds.variables.items():
-            assert {"long_name", "units", "description"} <= set(da.attrs), (name, var)
+        assert_labelled(ds)
         assert "jaxbell.reproduce" in ds.attrs["history"]
     curve = jb.open_dataset(out / "tradeoff.nc")
     # the computed limits against the paper's values (Props. 3 and 5)

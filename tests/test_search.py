@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import correlators_from_matrices
+from helpers import assert_labelled, correlators_from_matrices
 
 import jaxbell as jb
 from jaxbell import search
@@ -170,8 +170,7 @@ def test_second_call_does_not_recompile():
 def test_result_dataset_is_labelled_and_round_trips(tmp_path):
     r = jb.max_chsh(max_epsilon=0.01)
     ds = r.to_dataset()
-    for name, var in ds.variables.items():
-        assert {"long_name", "units", "description"} <= set(var.attrs), name
+    assert_labelled(ds)
     assert "10.1103/PhysRevLett.132.210802" in ds.attrs["references"]
     assert ds.attrs["max_epsilon"] == 0.01 and ds.attrs["search"] == "max_chsh"
     assert float(ds.max_chsh) == r.max_chsh
@@ -244,8 +243,7 @@ def test_find_tuple_at_an_attained_supremum_returns_the_maximiser():
 def test_tradeoff_curve_is_monotone_and_agrees_with_max_chsh():
     eps = np.array([1e-5, 1e-3, 0.1])
     ds = jb.tradeoff_curve(eps)
-    for name, var in ds.variables.items():
-        assert {"long_name", "units", "description"} <= set(var.attrs), name
+    assert_labelled(ds)
     for pr in (False, True):
         s = ds.max_chsh.sel(perfect_randomness=pr).values
         assert np.all(np.diff(s) >= -1e-12)
