@@ -9,12 +9,13 @@ inner infima on random classical-quantum states (Sylvester equations), and quadr
 import itertools
 import math
 import sys
+import types
 
 import numpy as np
 import pytest
 import scipy.linalg as sl
 import xarray as xr
-from helpers import SX, SY
+from helpers import PSI, SX, SY, coefficients_np, correlators_from_matrices
 from helpers import noisy_strategy_entropy_np as noisy_strategy_entropy
 
 import jaxbell as jb
@@ -314,6 +315,74 @@ def test_certificate_is_valid_when_the_solver_stops_early(monkeypatch):
     assert float(rough.value) <= float(good.value) + 1e-9
     strict = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1, max_correction=1e-12)
     assert strict.status == 3 and np.isnan(strict.value)  # inaccurate: NaN, never 0
+
+
+def _eve_states_of_noisy_strategy(theta, phi, omega, v):
+    """Bell value and Eve's (subnormalised) states given Alice's key outcome a (x = 0) for the
+    strategy of eq. (6) under white noise v, Eve holding the purification (brute force)."""
+    rho = v * np.outer(PSI, PSI.conj()) + (1 - v) * np.eye(4) / 4
+    lam, vec = np.linalg.eigh(rho)
+    psi_abe = vec * np.sqrt(np.clip(lam, 0, None))  # (AB, E)
+    sigmas = []
+    for a in (0, 1):
+        proj = np.kron((np.eye(2) + (-1) ** a * SX) / 2, np.eye(2))  # A_0 = X (eq. 6)
+        sub = proj @ psi_abe
+        sigmas.append(sub.T @ sub.conj())
+    eta = float(
+        np.sum(
+            coefficients_np(theta, phi, omega) * v * correlators_from_matrices(theta, phi, omega)
+        )
+    )
+    return eta, sigmas
+
+
+def test_certificate_correction_is_what_keeps_an_inexact_dual_below_the_truth():
+    # The node objective at an explicit quantum strategy (the noisy strategy of eq. (6) with Eve
+    # holding the purification and her optimal Z) is feasible for the node SDP, so it is an
+    # upper bound U on the SDP minimum, and every certified node value must lie below it.
+    # Perturb the solver's dual point so that its raw dual objective D exceeds U: the
+    # uncorrected D would then be a false "bound"; only the residual / negative-eigenvalue
+    # correction brings it back below U.
+    eta, sigmas = _eve_states_of_noisy_strategy(*CHSH, 0.9)
+    np.testing.assert_allclose(eta, 0.9 * float(jb.quantum_bound(*CHSH)), atol=1e-12)
+    coef = np.asarray(jb.bell_coefficients(*CHSH), dtype=float).ravel()
+    t = float(bff.gauss_radau(4)[0][1])
+    upper = _inner_infimum(t, sigmas)[0]  # U: this strategy's node objective, Eve's best Z
+    value, dual, _, _ = bff._solve_node(
+        "key", 2, 0, 0, False, "bell", coef, np.array([eta]), t, "CLARABEL", None
+    )
+    assert value <= dual <= upper + 1e-9
+    prob = bff._node_problem("key", 2, 0, 0, False, "bell")  # the problem just solved
+    c0, c = bff._linear(bff._node_objective("key", 0, 0, t), prob.rel.index)
+    c = c * (2 * bff.eve_norm_bound(t)) ** prob.rel.moment_eve
+    a, b = prob.equality_matrix(coef), np.array([eta])
+    xs = [np.array(con.dual_value) for con in prob.psd]
+    lam, mu = np.atleast_1d(prob.eq.dual_value), np.atleast_1d(prob.bound.dual_value)
+
+    def certify(xs, lam, mu):
+        fake = types.SimpleNamespace(
+            rel=prob.rel,
+            psd=[types.SimpleNamespace(dual_value=x) for x in xs],
+            eq=types.SimpleNamespace(dual_value=lam),
+            bound=types.SimpleNamespace(dual_value=mu),
+        )
+        return bff._certify(fake, c, c0, a, b)
+
+    v0, d0, _ = certify(xs, lam, mu)
+    np.testing.assert_allclose([v0, d0], [value, dual], rtol=0, atol=1e-12)
+    lift = upper - d0 + 0.05  # how far D must rise to pass U
+    assert prob.rel.F0[0][0, 0] == 1.0  # the empty word's entry: D = ... - <X, F0>
+    x_low = [xs[0] - lift * np.eye(len(xs[0]))[:, :1] @ np.eye(len(xs[0]))[:1], *xs[1:]]
+    perturbed = {
+        "X lowered at the empty word (not PSD)": (x_low, lam, mu),
+        # cvxpy's sign of lam is detected from the residual: move lam away along its own sign
+        "lam moved (stationarity residual)": (xs, lam * (1 + lift / abs(float(b @ lam))), mu),
+    }
+    for name, args in perturbed.items():
+        v, d, corr = certify(*args)
+        assert d > upper, (name, d, upper)  # the uncorrected dual alone would be invalid
+        assert v <= upper + 1e-9, (name, v, upper)
+        assert corr >= d - upper, name
 
 
 def test_scs_gives_a_certified_bound_too():
