@@ -853,12 +853,21 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             column, ok = "noisy_key_rate", int(np.sum(ds.rate_status.values == 0))
         else:
+            from jaxbell.rates import _bounds64, _check_bell_value
+
+            # the check of jaxbell.di_entropy: no quantum strategy reaches |<B>| beyond the
+            # tuple's quantum maximum (bff_entropy would only report such points infeasible)
+            top = _bounds64(args.theta, args.phi, args.omega)[3]
+            try:
+                bell_value = _check_bell_value(args.bell_value, top)
+            except ValueError as err:
+                parser.error(f"--bell-value: {err}")
             opts.pop("constraint")
             res = bff.bff_entropy(
                 args.theta,
                 args.phi,
                 args.omega,
-                args.bell_value,
+                bell_value,
                 kind=args.kind,
                 x=args.x,
                 y=args.y,
