@@ -886,6 +886,17 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{column} from {np.nanmin(values) if ok else float('nan'):.6f} "
         f"to {np.nanmax(values) if ok else float('nan'):.6f} bits"
     )
+    if "bff_solver_status" in ds:  # the solver's own status, beside the certificate's
+        from jaxbell.bff import SOLVER_STATUS_FLAGS
+
+        codes, counts = np.unique(ds.bff_solver_status.values, return_counts=True)
+        print(
+            "SDP solver status (worst node per point): "
+            + ", ".join(
+                f"{SOLVER_STATUS_FLAGS[int(c)]} {n}" for c, n in zip(codes, counts, strict=True)
+            )
+            + " (a certified value is rigorous whatever the solver's status)"
+        )
     return 0
 
 
