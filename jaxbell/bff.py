@@ -99,7 +99,15 @@ exactly. If S is not PSD, ``<S, G> >= -sum_{e_j < 0} |e_j| min((sum_u |v_{ju}|)^
 its eigenpairs ``(e_j, v_j)``, plus an allowance for the eigensolver's backward error. The
 certified node value is ``D`` minus this correction minus 1e-12 (float64 rounding in forming
 D). A failed or infeasible solve, or a total correction above ``max_correction`` bits, gives
-NaN with its status, never 0. Typical corrections are 1e-7 to 1e-5 bits per point.
+NaN with its status, never 0. Typical corrections are 1e-7 to 1e-5 bits per point. A
+certified sum below 0 is reported as 0 (H >= 0 for a classical outcome).
+
+The solver's own status is kept beside the certificate's (``BffResult.solver_status``,
+:data:`SOLVER_STATUS_FLAGS`): Clarabel at the tolerances used here (1e-9) usually ends in its
+reduced-accuracy "AlmostSolved" (cvxpy's "optimal_inaccurate"); the dual point it returns is
+certified like any other. Every solve starts from scratch (no warm start, no solver object
+reused between solves), so a point gives the same bits however often and in whatever order it
+is solved in a process, and in a fresh one (with the same number of solver threads).
 
 References
 ----------
@@ -156,6 +164,18 @@ STATUS_FLAGS = {
     1: "infeasible",
     2: "solver_failed",
     3: "inaccurate",
+}
+#: Per-point codes of the *solver's* own status (:attr:`BffResult.solver_status`): the worst over
+#: the point's node solves. Independent of the certificate: a point can be certified (status 0)
+#: from solves that stopped at the solver's reduced tolerance (1) or at its iteration limit (2),
+#: because the certified value is built from the dual point and corrected for its residuals.
+SOLVER_STATUS_FLAGS = {
+    0: "optimal",
+    1: "optimal_inaccurate",
+    2: "iteration_limit",
+    3: "infeasible",
+    4: "failed",
+    5: "not_solved",
 }
 #: Absolute allowance (per node, before weighting) for float64 rounding in the dual value.
 ROUNDING_ALLOWANCE = 1e-12
@@ -683,7 +703,11 @@ def _solve_node(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate"
-                prob.problem.solve(solver=solver, **kwargs)
+                # warm_start=False: cvxpy would otherwise hand the solver the object cached
+                # from this problem's previous solve and update its data in place (Clarabel
+                # keeps that solve's equilibration and settings), so the same node gave
+                # different bits depending on what the process had solved before
+                prob.problem.solve(solver=solver, warm_start=False, **kwargs)
         except cp.error.SolverError:
             status = "solver_error"
             continue
@@ -701,6 +725,13 @@ def _solve_node(
             return value, dual, corr, status
         status = f"{status} (non-finite dual)"
     return math.nan, math.nan, math.nan, status
+
+
+def _node_solver_code(status: str) -> int:
+    """:data:`SOLVER_STATUS_FLAGS` code of one node's cvxpy status string."""
+    codes = {"optimal": 0, "optimal_inaccurate": 1, "user_limit": 2, "not_solved": 5}
+    codes |= {"infeasible": 3, "infeasible_inaccurate": 3}
+    return codes.get(status, 4)  # solver_error, unbounded, "... (no dual point)", ...
 
 
 def _solve_point(task: tuple) -> dict:
@@ -748,11 +779,15 @@ def _solve_point(task: tuple) -> dict:
         code = 2
     if code != 0:
         value = math.nan
+    else:
+        value = max(value, 0.0)  # H >= 0 for a classical outcome: max(0, bound) is certified
+    solved = [_node_solver_code(s) for s in statuses if s != "not_solved"]
     return {
         "value": value,
         "dual_value": dual,
         "correction": correction,
         "status": code,
+        "solver_status": max(solved, default=5),
         "node_value": vals_a,
         "node_status": statuses,
         "seconds": time.perf_counter() - start,
@@ -770,16 +805,28 @@ class BffResult:
     ----------
     value : numpy.ndarray
         Certified lower bound on H(A|X=x,E) (kind "key") or H(AB|X=x,Y=y,E) (kind "global"),
-        bits. NaN where ``status != 0``.
+        bits: ``max(0, dual_value - correction)`` (the entropy of a classical outcome given
+        Eve is >= 0, so raising a negative bound to 0 keeps it certified). NaN where
+        ``status != 0``.
     dual_value : numpy.ndarray
         The same sum built from the solver's uncorrected dual objectives (bits): for
         diagnostics only, not certified.
     correction : numpy.ndarray
-        Total subtracted for residuals and rounding (bits): ``dual_value - value``.
+        Total subtracted for residuals and rounding (bits): ``dual_value - value`` where the
+        bound is positive.
     status : numpy.ndarray
-        int8 per point: 0 certified, 1 infeasible (no quantum strategy at this NPA level meets
-        the constraint, e.g. ``|bell_value| > eta^Q``), 2 solver failed, 3 inaccurate
-        (correction above ``max_correction``). See :data:`STATUS_FLAGS`.
+        int8 per point, the *certificate's* status: 0 certified, 1 infeasible (no quantum
+        strategy at this NPA level meets the constraint, e.g. ``|bell_value| > eta^Q``), 2
+        solver failed, 3 inaccurate (correction above ``max_correction``). See
+        :data:`STATUS_FLAGS`.
+    solver_status : numpy.ndarray
+        int8 per point, the *solver's* own status, the worst over the point's node solves
+        (:data:`SOLVER_STATUS_FLAGS`): 0 optimal (every node converged to the requested
+        tolerance), 1 optimal_inaccurate (some node stopped at the solver's reduced tolerance,
+        Clarabel's "AlmostSolved"), 2 iteration_limit, 3 infeasible, 4 failed. It does not
+        qualify a certified value: ``status == 0`` with ``solver_status == 1`` is rigorous
+        (the correction covers the residuals of the dual point used), and is the usual case
+        for Clarabel at the default tolerances (1e-9).
     node_value : numpy.ndarray
         Shape ``shape + (m - 1,)``: certified lower bound on each node's infimum.
     node_status : numpy.ndarray
@@ -803,6 +850,7 @@ class BffResult:
     dual_value: np.ndarray
     correction: np.ndarray
     status: np.ndarray
+    solver_status: np.ndarray
     node_value: np.ndarray
     node_status: np.ndarray
     seconds: np.ndarray
@@ -855,11 +903,13 @@ def bff_entropy(
     ``level``, with a rigorous correction of the solver's dual, so the number returned is a
     valid lower bound on the infimum of H(A|X=x,E) (kind "key") or H(AB|X=x,Y=y,E) (kind
     "global") over *all* quantum strategies meeting the constraint, whatever the solver's
-    tolerance. It is the certified counterpart of ``di_entropy(..., method="qubit")`` (an
-    achievable upper bound). ``di_entropy(..., method="bff", options={...})`` returns this
-    function's ``value`` (with the same positional arguments, ``kind``, ``x``, ``y`` and the
-    options of :class:`BffOptions` passed on), raised to 0 where it is negative and exactly 0
-    where ``|bell_value| <= eta^L`` (no SDP solved); see :func:`certify`.
+    tolerance. A bound below 0 is returned as 0 (the entropy of a classical outcome given Eve
+    is >= 0, so 0 is then the better certified bound; NaN stays NaN). It is the certified
+    counterpart of ``di_entropy(..., method="qubit")`` (an achievable upper bound).
+    ``di_entropy(..., method="bff", options={...})`` returns this function's ``value`` (with
+    the same positional arguments, ``kind``, ``x``, ``y`` and the options of
+    :class:`BffOptions` passed on), exactly 0 where ``|bell_value| <= eta^L`` (no SDP
+    solved); see :func:`certify`.
 
     Parameters
     ----------
@@ -908,8 +958,9 @@ def bff_entropy(
     Returns
     -------
     BffResult
-        Per point: certified ``value`` (bits), ``status``, the uncorrected ``dual_value``, the
-        ``correction``, per-node values and solver statuses, timing; ``.to_dataset()``.
+        Per point: certified ``value`` (bits, >= 0), the certificate's ``status`` and the
+        solver's ``solver_status``, the uncorrected ``dual_value``, the ``correction``,
+        per-node values and solver statuses, timing; ``.to_dataset()``.
 
     Raises
     ------
@@ -1033,6 +1084,7 @@ def bff_entropy(
         dual_value=gather("dual_value"),
         correction=gather("correction"),
         status=gather("status", np.int8),
+        solver_status=gather("solver_status", np.int8),
         node_value=gather("node_value", float, (m - 1,)),
         node_status=gather("node_status", object, (m - 1,)).astype(str),
         seconds=gather("seconds"),
@@ -1165,9 +1217,9 @@ def certify(
     """The certified values behind ``method="bff"`` of :mod:`jaxbell.rates`, with their status.
 
     Points with ``|bell_value| <= eta^L`` (constraint "bell") are exactly 0 without an SDP (a
-    local deterministic strategy reaches them, and H >= 0); elsewhere the value is the larger
-    of the :func:`bff_entropy` bound and 0 (still a lower bound: the outcome is classical, so
-    H >= 0), NaN where the point is not certified.
+    local deterministic strategy reaches them, and H >= 0); elsewhere the value is
+    :func:`bff_entropy`'s (the larger of its bound and 0), NaN where the point is not
+    certified.
 
     Parameters
     ----------
@@ -1183,8 +1235,10 @@ def certify(
     Returns
     -------
     dict of numpy.ndarray
-        Broadcast shape: ``value`` (bits), ``status`` (int8, :data:`STATUS_FLAGS`),
-        ``correction`` and ``dual_value`` (bits), ``seconds``, ``solved`` (bool: an SDP ran).
+        Broadcast shape: ``value`` (bits), ``status`` (int8, the certificate's,
+        :data:`STATUS_FLAGS`), ``solver_status`` (int8, the solver's own,
+        :data:`SOLVER_STATUS_FLAGS`; 5 "not_solved" where no SDP ran), ``correction`` and
+        ``dual_value`` (bits), ``seconds``, ``solved`` (bool: an SDP ran).
     """
     opts = BffOptions.from_mapping(options)
     if progress is not None and (not isinstance(options, Mapping) or "progress" not in options):
@@ -1203,6 +1257,7 @@ def certify(
     out = {
         "value": np.zeros(n),
         "status": np.zeros(n, dtype=np.int8),
+        "solver_status": np.full(n, 5, dtype=np.int8),  # "not_solved" where no SDP is needed
         "correction": np.zeros(n),
         "dual_value": np.zeros(n),
         "seconds": np.zeros(n),
@@ -1242,8 +1297,9 @@ def certify(
             v = eta[idx] / q[idx]  # q != 0: checked above
             e = np.clip(v[:, None, None] * e, -1.0, 1.0)
             res = bff_entropy(ts, ps, ws, None, correlators=e, kind=kind, x=x, y=y, **kwargs)
-        out["value"][idx] = np.maximum(res.value, 0.0)  # NaN stays NaN
+        out["value"][idx] = res.value  # already max(0, bound); NaN where not certified
         out["status"][idx] = res.status
+        out["solver_status"][idx] = res.solver_status
         out["correction"][idx] = res.correction
         out["dual_value"][idx] = res.dual_value
         out["seconds"][idx] = res.seconds

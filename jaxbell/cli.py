@@ -886,12 +886,21 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             column, ok = "noisy_key_rate", int(np.sum(ds.rate_status.values == 0))
         else:
+            from jaxbell.rates import _bounds64, _check_bell_value
+
+            # the check of jaxbell.di_entropy: no quantum strategy reaches |<B>| beyond the
+            # tuple's quantum maximum (bff_entropy would only report such points infeasible)
+            top = _bounds64(args.theta, args.phi, args.omega)[3]
+            try:
+                bell_value = _check_bell_value(args.bell_value, top)
+            except ValueError as err:
+                parser.error(f"--bell-value: {err}")
             opts.pop("constraint")
             res = bff.bff_entropy(
                 args.theta,
                 args.phi,
                 args.omega,
-                args.bell_value,
+                bell_value,
                 kind=args.kind,
                 x=args.x,
                 y=args.y,
@@ -910,6 +919,17 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{column} from {np.nanmin(values) if ok else float('nan'):.6f} "
         f"to {np.nanmax(values) if ok else float('nan'):.6f} bits"
     )
+    if "bff_solver_status" in ds:  # the solver's own status, beside the certificate's
+        from jaxbell.bff import SOLVER_STATUS_FLAGS
+
+        codes, counts = np.unique(ds.bff_solver_status.values, return_counts=True)
+        print(
+            "SDP solver status (worst node per point): "
+            + ", ".join(
+                f"{SOLVER_STATUS_FLAGS[int(c)]} {n}" for c, n in zip(codes, counts, strict=True)
+            )
+            + " (a certified value is rigorous whatever the solver's status)"
+        )
     return 0
 
 

@@ -756,6 +756,16 @@ BFF_STATUS_FLAGS = {
     3: "inaccurate",
 }
 
+#: CF flag meanings of ``bff_solver_status`` (jaxbell.bff.SOLVER_STATUS_FLAGS).
+BFF_SOLVER_STATUS_FLAGS = {
+    0: "optimal",
+    1: "optimal_inaccurate",
+    2: "iteration_limit",
+    3: "infeasible",
+    4: "failed",
+    5: "not_solved",
+}
+
 GLOSSARY.update(
     {
         "bell_value": (
@@ -794,6 +804,14 @@ GLOSSARY.update(
             "1",
             "0 certified; 1 infeasible (no quantum strategy at this NPA level meets the "
             "constraint); 2 solver failed; 3 inaccurate (correction above max_correction)",
+        ),
+        "bff_solver_status": (
+            "SDP solver status",
+            "1",
+            "The solver's own status, the worst over the point's node SDPs: 0 optimal; 1 "
+            "optimal_inaccurate (stopped at the solver's reduced tolerance); 2 iteration_limit; "
+            "3 infeasible; 4 failed; 5 not_solved (no SDP needed). Beside bff_status, not part "
+            "of it: a certified value (bff_status 0) is rigorous whatever this says",
         ),
         "node": ("Gauss-Radau node", "1", "Index i of the node t_i, i = 0 .. m - 2"),
         "node_t": (
@@ -836,6 +854,7 @@ def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr
         "dual_entropy": result.dual_value.reshape(n),
         "certificate_correction": result.correction.reshape(n),
         "bff_status": result.status.reshape(n).astype(np.int8),
+        "bff_solver_status": result.solver_status.reshape(n).astype(np.int8),
         "seconds": result.seconds.reshape(n),
     }
     data_vars: dict = {name: ("point", arr) for name, arr in flat.items()}
@@ -1259,6 +1278,7 @@ FLAGS.update(
         "rate_status": RATE_STATUS_FLAGS,
         "curve_status": CURVE_STATUS_FLAGS,
         "bff_status": BFF_STATUS_FLAGS,
+        "bff_solver_status": BFF_SOLVER_STATUS_FLAGS,
     }
 )
 

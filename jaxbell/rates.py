@@ -405,6 +405,7 @@ def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
         "entropy": res["value"],
         "curve_status": np.where(np.isnan(res["value"]), 2, 0).astype(np.int8),
         "bff_status": res["status"],
+        "bff_solver_status": res["solver_status"],
         "certificate_correction": res["correction"],
     }
     sizes = bff.sdp_sizes(kind, opts.level, x=x, y=y, eve_pairs=opts.eve_pairs, extras=opts.extras)
@@ -523,7 +524,9 @@ def rate_curve(
         real ``state`` (row, col in the basis |ab>); and per optimised slope (dim
         ``tangent``): ``tangent_slope``, ``tangent_intercept``, ``tangent_spread`` and
         ``tangent_agreement`` between random starts. For "bff" also: ``bff_status``
-        (0 certified, 1 infeasible, 2 solver failed, 3 inaccurate) and
+        (the certificate's: 0 certified, 1 infeasible, 2 solver failed, 3 inaccurate),
+        ``bff_solver_status`` (the SDP solver's own, worst over the nodes: 0 optimal, 1
+        optimal_inaccurate, 2 iteration_limit, 3 infeasible, 4 failed, 5 not_solved) and
         ``certificate_correction``. With both: ``entropy_gap`` = qubit - bff (>= 0 up to
         the solvers' rounding with constraint "bell": the true DI entropy lies in between).
         Attributes record the tuple, kind, inputs, bounds, every option (``option_*``), the

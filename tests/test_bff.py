@@ -8,13 +8,23 @@ inner infima on random classical-quantum states (Sylvester equations), and quadr
 
 import itertools
 import math
+import os
 import sys
+import types
 
 import numpy as np
 import pytest
 import scipy.linalg as sl
 import xarray as xr
-from helpers import SX, SY, assert_labelled
+from helpers import (
+    PSI,
+    SX,
+    SY,
+    assert_labelled,
+    coefficients_np,
+    correlators_from_matrices,
+    run_python,
+)
 from helpers import noisy_strategy_entropy_np as noisy_strategy_entropy
 
 import jaxbell as jb
@@ -316,6 +326,145 @@ def test_certificate_is_valid_when_the_solver_stops_early(monkeypatch):
     assert strict.status == 3 and np.isnan(strict.value)  # inaccurate: NaN, never 0
 
 
+def _eve_states_of_noisy_strategy(theta, phi, omega, v):
+    """Bell value and Eve's (subnormalised) states given Alice's key outcome a (x = 0) for the
+    strategy of eq. (6) under white noise v, Eve holding the purification (brute force)."""
+    rho = v * np.outer(PSI, PSI.conj()) + (1 - v) * np.eye(4) / 4
+    lam, vec = np.linalg.eigh(rho)
+    psi_abe = vec * np.sqrt(np.clip(lam, 0, None))  # (AB, E)
+    sigmas = []
+    for a in (0, 1):
+        proj = np.kron((np.eye(2) + (-1) ** a * SX) / 2, np.eye(2))  # A_0 = X (eq. 6)
+        sub = proj @ psi_abe
+        sigmas.append(sub.T @ sub.conj())
+    eta = float(
+        np.sum(
+            coefficients_np(theta, phi, omega) * v * correlators_from_matrices(theta, phi, omega)
+        )
+    )
+    return eta, sigmas
+
+
+def test_certificate_correction_is_what_keeps_an_inexact_dual_below_the_truth():
+    # The node objective at an explicit quantum strategy (the noisy strategy of eq. (6) with Eve
+    # holding the purification and her optimal Z) is feasible for the node SDP, so it is an
+    # upper bound U on the SDP minimum, and every certified node value must lie below it.
+    # Perturb the solver's dual point so that its raw dual objective D exceeds U: the
+    # uncorrected D would then be a false "bound"; only the residual / negative-eigenvalue
+    # correction brings it back below U.
+    eta, sigmas = _eve_states_of_noisy_strategy(*CHSH, 0.9)
+    np.testing.assert_allclose(eta, 0.9 * float(jb.quantum_bound(*CHSH)), atol=1e-12)
+    coef = np.asarray(jb.bell_coefficients(*CHSH), dtype=float).ravel()
+    t = float(bff.gauss_radau(4)[0][1])
+    upper = _inner_infimum(t, sigmas)[0]  # U: this strategy's node objective, Eve's best Z
+    value, dual, _, _ = bff._solve_node(
+        "key", 2, 0, 0, False, "bell", coef, np.array([eta]), t, "CLARABEL", None
+    )
+    assert value <= dual <= upper + 1e-9
+    prob = bff._node_problem("key", 2, 0, 0, False, "bell")  # the problem just solved
+    c0, c = bff._linear(bff._node_objective("key", 0, 0, t), prob.rel.index)
+    c = c * (2 * bff.eve_norm_bound(t)) ** prob.rel.moment_eve
+    a, b = prob.equality_matrix(coef), np.array([eta])
+    xs = [np.array(con.dual_value) for con in prob.psd]
+    lam, mu = np.atleast_1d(prob.eq.dual_value), np.atleast_1d(prob.bound.dual_value)
+
+    def certify(xs, lam, mu):
+        fake = types.SimpleNamespace(
+            rel=prob.rel,
+            psd=[types.SimpleNamespace(dual_value=x) for x in xs],
+            eq=types.SimpleNamespace(dual_value=lam),
+            bound=types.SimpleNamespace(dual_value=mu),
+        )
+        return bff._certify(fake, c, c0, a, b)
+
+    v0, d0, _ = certify(xs, lam, mu)
+    np.testing.assert_allclose([v0, d0], [value, dual], rtol=0, atol=1e-12)
+    lift = upper - d0 + 0.05  # how far D must rise to pass U
+    assert prob.rel.F0[0][0, 0] == 1.0  # the empty word's entry: D = ... - <X, F0>
+    x_low = [xs[0] - lift * np.eye(len(xs[0]))[:, :1] @ np.eye(len(xs[0]))[:1], *xs[1:]]
+    perturbed = {
+        "X lowered at the empty word (not PSD)": (x_low, lam, mu),
+        # cvxpy's sign of lam is detected from the residual: move lam away along its own sign
+        "lam moved (stationarity residual)": (xs, lam * (1 + lift / abs(float(b @ lam))), mu),
+    }
+    for name, args in perturbed.items():
+        v, d, corr = certify(*args)
+        assert d > upper, (name, d, upper)  # the uncorrected dual alone would be invalid
+        assert v <= upper + 1e-9, (name, v, upper)
+        assert corr >= d - upper, name
+
+
+def test_the_same_point_gives_the_same_bits_again_and_in_a_fresh_process():
+    # cvxpy's default warm start reused the solver object of the problem's previous solve
+    # (Clarabel kept its scaling): the second solve of a point differed from the first
+    args = (*CHSH, -2.3 / (2 * S2))
+    first = jb.bff_entropy(*args, m=2, processes=1)
+    jb.bff_entropy(*CHSH, -2.6 / (2 * S2), m=3, processes=1)  # other nodes in between
+    again = jb.bff_entropy(*args, m=2, processes=1)
+    names = ("value", "dual_value", "correction", "node_value")
+    for name in names:
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name), err_msg=name)
+    code = (
+        "import math, jax; jax.config.update('jax_enable_x64', True)\n"
+        "import numpy as np, jaxbell as jb\n"
+        "r = jb.bff_entropy(np.pi / 2, np.pi / 4, 3 * np.pi / 4, -2.3 / (2 * math.sqrt(2.0)), "
+        "m=2, processes=1)\n"
+        f"print(*(float(np.ravel(getattr(r, n))[0]).hex() for n in {names!r}))"
+    )
+    path = os.pathsep.join(p for p in sys.path if p)  # this checkout's jaxbell
+    fresh = run_python(code, env={"PYTHONPATH": path}).stdout.split()
+    assert fresh == [float(np.ravel(getattr(first, n))[0]).hex() for n in names]
+
+
+def test_solver_status_is_kept_beside_the_certificate(monkeypatch):
+    # reference: Clarabel's own status of every solve, recorded at the solver
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
+    raw: list = []
+    real_solve = CLARABEL.solve_via_data
+
+    def spy(self, *args, **kwargs):
+        out = real_solve(self, *args, **kwargs)
+        raw.append(str(out.status))
+        return out
+
+    monkeypatch.setattr(CLARABEL, "solve_via_data", spy)
+    codes = {"Solved": 0, "AlmostSolved": 1, "MaxIterations": 2}
+    eta = -np.array([2.3, 2.6]) / (2 * S2)
+    r = jb.bff_entropy(*CHSH, eta, m=3, processes=1)
+    assert len(raw) == 4  # 2 points x 2 nodes, no retries
+    worst = np.array([codes[s] for s in raw]).reshape(2, 2).max(axis=1)
+    np.testing.assert_array_equal(r.solver_status, worst)
+    assert np.all(r.status == 0)  # certified whatever the solver's status
+    ds = r.to_dataset(dim="bell_value")
+    np.testing.assert_array_equal(ds.bff_solver_status.values, worst)
+    meanings = ds.bff_solver_status.attrs["flag_meanings"].split()
+    assert meanings[:3] == ["optimal", "optimal_inaccurate", "iteration_limit"]
+    assert [meanings[k] for k in worst] == [bff.SOLVER_STATUS_FLAGS[k] for k in worst]
+    # a solver stopped at its iteration limit: still certified, and the solver status says so
+    raw.clear()
+    real = bff._solver_attempts
+    monkeypatch.setattr(
+        bff, "_solver_attempts", lambda *a: [d | {"max_iter": 7} for d in real(*a)][:1]
+    )
+    rough = jb.bff_entropy(*CHSH, eta[0], m=3, processes=1, max_correction=1.0)
+    assert raw == ["MaxIterations"] * 2
+    assert rough.status == 0 and rough.solver_status == 2
+    assert list(rough.node_status) == ["user_limit"] * 2
+
+
+def test_a_negative_bound_is_raised_to_zero_and_nan_stays_nan():
+    # |<B>| <= eta^L: a local deterministic strategy reaches it, so the infimum is 0 and the
+    # certified sum dual - correction lies just below 0; H >= 0 makes 0 the certified value
+    eta_l, eq = float(jb.local_bound(*CHSH)), float(jb.quantum_bound(*CHSH))
+    r = jb.bff_entropy(*CHSH, [0.1, -0.5 * eta_l, 1.05 * eq], m=2, processes=1)
+    raw = r.dual_value - r.correction
+    assert np.all(raw[:2] < 0), raw  # the case at issue
+    assert r.status.tolist() == [0, 0, 1]
+    np.testing.assert_array_equal(r.value[:2], 0.0)
+    assert np.isnan(r.value[2])  # infeasible: NaN, not 0
+
+
 def test_scs_gives_a_certified_bound_too():
     s = 2.5
     scs = jb.bff_entropy(*CHSH, -s / (2 * S2), m=2, solver="SCS", processes=1)
@@ -378,10 +527,12 @@ def test_cli_bff_writes_a_labelled_file(tmp_path, capsys):
             "--no-progress",
         ]
     )
-    assert rc == 0 and "2 certified" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert rc == 0 and "2 certified" in printed and "SDP solver status" in printed
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         ref = jb.bff_entropy(*CHSH, np.linspace(-0.88, -0.8, 2), m=2, processes=1)
-        np.testing.assert_allclose(ds.certified_entropy.values, ref.value, atol=1e-6)
+        np.testing.assert_array_equal(ds.certified_entropy.values, ref.value)
+        np.testing.assert_array_equal(ds.bff_solver_status.values, ref.solver_status)
         assert "jaxbell bff" in ds.attrs["history"]
     for extra, match in (
         (["--visibility", "0.5:1.5:3"], "--visibility"),
@@ -390,6 +541,7 @@ def test_cli_bff_writes_a_labelled_file(tmp_path, capsys):
         (["--bell-value=-0.8", "--m", "1"], "--m"),
         (["--bell-value=-0.8", "--level", "3"], "--level"),
         (["--bell-value=-0.8", "--constraint", "correlators"], "--constraint"),
+        (["--bell-value=-1.5"], "--bell-value: |bell_value| must not exceed the quantum"),
     ):
         with pytest.raises(SystemExit):
             main([*argv, *extra, "--out", str(tmp_path / "c.nc")])
