@@ -49,6 +49,13 @@ def born_behaviour(theta, phi, omega, v, eta, aligned=False, x_key=0):
     return out
 
 
+def ho_entropy_np(s, p):
+    """Ho et al. (2020): 1 - h((1 + sqrt(S^2/4 - 1))/2) + h((1 + sqrt(1 - p(1-p)(8 - S^2)))/2)."""
+    s = np.clip(np.asarray(s, dtype=float), 2.0, 2 * np.sqrt(2))
+    inner = np.sqrt(np.clip(1 - p * (1 - p) * (8 - s**2), 0, 1))
+    return pironio_entropy(s) + binary_entropy_np((1 + inner) / 2)
+
+
 def shannon_np(p):
     p = np.asarray(p, dtype=float).ravel()
     p = p[p > 0]
@@ -280,3 +287,128 @@ def test_analytic_references_bad_input():
         jb.chsh_entropy(np.nan)
     with pytest.raises(ValueError, match="qber"):
         jb.chsh_key_rate(2.5, 1.5)
+
+
+# --- noisy preprocessing in the qubit attack ------------------------------------------------
+
+
+def flipped_entropy_by_purification(rho, alpha_x, flip):
+    """H(A'|E) of A' = A_x's outcome flipped with probability ``flip``, Eve purifying rho.
+
+    Explicit: |Psi> = sum_k sqrt(lam_k) |v_k>|k>_E, Eve's states after each outcome, mixed by
+    the flips, and S(A'E) - S(E) of the classical-quantum state (NumPy only).
+    """
+    lam, vec = np.linalg.eigh(rho)
+    psi = (vec * np.sqrt(np.clip(lam, 0, None))[None, :]).reshape(2, 2, 4)  # [a, b, e]
+    obs = np.cos(alpha_x) * np.array([[1, 0], [0, -1]]) + np.sin(alpha_x) * np.array(
+        [[0, 1], [1, 0]]
+    )
+    proj = [(np.eye(2) + obs) / 2, (np.eye(2) - obs) / 2]
+    sig = []
+    for pa in proj:
+        phi = np.einsum("ij,jbe->ibe", pa, psi)
+        sig.append(np.einsum("abe,abf->ef", phi, phi.conj()))
+    tau = [(1 - flip) * sig[0] + flip * sig[1], (1 - flip) * sig[1] + flip * sig[0]]
+    joint = np.zeros((8, 8), dtype=complex)
+    joint[:4, :4], joint[4:, 4:] = tau
+
+    def ent(m):
+        w = np.linalg.eigvalsh(m)
+        w = w[w > 1e-300]
+        return float(-np.sum(w * np.log2(w)))
+
+    return ent(joint) - ent(sig[0] + sig[1])
+
+
+def test_flipped_key_entropy_matches_an_explicit_purification(rng):
+    from jaxbell import qubit
+
+    c = np.asarray(jb.bell_coefficients(*CHSH))
+    params = qubit._random_params(rng, (6,))
+    rho, alpha, _ = (np.asarray(a) for a in qubit.strategy_from_params(params))
+    for flip in (0.0, 0.07, 0.3, 0.5):
+        for x in (0, 1):
+            h, _, _ = qubit.strategy_terms(params, c, kind="key", x=x, preprocessing=flip)
+            ref = [flipped_entropy_by_purification(rho[i], alpha[i, x], flip) for i in range(6)]
+            np.testing.assert_allclose(np.asarray(h), ref, atol=1e-10)
+    # no flips: the new formula is the closed-form entropy of the unflipped key
+    h0, _, _ = qubit.strategy_terms(params, c, kind="key", x=1)
+    h_flip0 = jax.vmap(lambda q: qubit._terms(q, c, "key", 1, 0, 0.0)[0])(params)
+    np.testing.assert_allclose(np.asarray(h_flip0), np.asarray(h0), atol=1e-12)
+    with pytest.raises(ValueError, match="preprocessing"):
+        qubit.strategy_terms(params, c, kind="global", preprocessing=0.1)
+    with pytest.raises(ValueError, match="preprocessing"):
+        qubit.strategy_terms(params, c, preprocessing=0.7)
+
+
+def test_flipped_key_entropy_has_finite_gradients_at_special_points():
+    from jaxbell import qubit
+
+    c = np.asarray(jb.bell_coefficients(*CHSH))
+    pts = [qubit._mixed_params(), qubit._deterministic_params(c), qubit._anchor_params(*CHSH)]
+    for flip in (0.0, 0.2, 0.5):
+        for par in pts:
+            g = jax.jit(jax.grad(lambda q, f=flip: qubit._terms(q, c, "key", 0, 0, f)[0]))(par)
+            assert np.all(np.isfinite(np.asarray(g)))
+        # Eve knows A at the mixed and deterministic points: h(p); eq. (6): 1
+        h = [float(qubit.strategy_terms(q, c, preprocessing=flip)[0]) for q in pts]
+        np.testing.assert_allclose(h, [binary_entropy_np(flip)] * 2 + [1.0], atol=1e-12)
+
+
+def _check_ho(p):
+    from jaxbell import qubit
+
+    env = qubit.qubit_envelope(*CHSH, kind="key", x=0, preprocessing=p)
+    eta = np.linspace(1 / np.sqrt(2), 1.0, 201)  # S from 2 to 2 sqrt 2
+    ref = ho_entropy_np(2 * np.sqrt(2) * eta, p)
+    got = env.entropy(eta)
+    assert np.max(np.abs(got - ref)) < 1e-4
+    assert np.min(got - ref) > -1e-9  # explicit strategies: never below the tight bound
+    assert np.all(env.status(eta) == 0)
+    # below the local bound Eve knows A, not the flips: h(p)
+    np.testing.assert_allclose(env.entropy([0.0, 0.5]), binary_entropy_np(p), atol=1e-12)
+
+
+def test_qubit_attack_with_preprocessing_reproduces_ho_et_al():
+    _check_ho(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [0.02, 0.1, 0.3, 0.45])
+def test_qubit_attack_with_preprocessing_reproduces_ho_et_al_over_p(p):
+    _check_ho(p)
+
+
+# --- noisy_key_rate with Bob's key input and preprocessing -------------------------------------
+
+
+def test_noisy_key_rate_aligned_reproduces_pironio_and_ho():
+    v = np.linspace(0.86, 1.0, 8)
+    s, q = 2 * np.sqrt(2) * v, (1 - v) / 2  # CHSH value and bit error rate of the aligned input
+    got = np.asarray(jb.noisy_key_rate(*CHSH, v, x=0, bob_key="aligned"))
+    np.testing.assert_allclose(got, pironio_entropy(s) - binary_entropy_np(q), atol=1e-4)
+    p = 0.2
+    got = np.asarray(jb.noisy_key_rate(*CHSH, v, x=0, bob_key=2, preprocessing=p))
+    qf = (1 - p) * q + p * (1 - q)
+    np.testing.assert_allclose(got, ho_entropy_np(s, p) - binary_entropy_np(qf), atol=1e-4)
+    # the paper's protocol (key from a test input) pays h((1 + v sin(pi/4))/2) instead
+    paper = np.asarray(jb.noisy_key_rate(*CHSH, v, x=0, bob_key=0))
+    ref = pironio_entropy(s) - binary_entropy_np((1 - v * np.sin(PI / 4)) / 2)
+    np.testing.assert_allclose(paper, ref, atol=1e-4)
+
+
+def test_noisy_key_rate_protocol_options_bad_input():
+    with pytest.raises(NotImplementedError, match="preprocessing"):
+        jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.1, method="bff")
+    with pytest.raises(NotImplementedError, match="preprocessing"):
+        jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.1, method=("qubit", "bff"))
+    with pytest.raises(NotImplementedError, match="preprocessing"):
+        jb.di_entropy(*CHSH, 0.9, preprocessing=0.1, method="bff")
+    with pytest.raises(ValueError, match="preprocessing"):
+        jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.6)
+    with pytest.raises(ValueError, match="preprocessing"):
+        jb.noisy_key_rate(*CHSH, 0.95, preprocessing="optimal")
+    with pytest.raises(ValueError, match="bob_key"):
+        jb.noisy_key_rate(*CHSH, 0.95, bob_key="best")
+    with pytest.raises(ValueError, match="preprocessing"):
+        jb.di_entropy(*CHSH, 0.9, kind="global", preprocessing=0.1)
