@@ -412,3 +412,22 @@ def test_noisy_key_rate_protocol_options_bad_input():
         jb.noisy_key_rate(*CHSH, 0.95, bob_key="best")
     with pytest.raises(ValueError, match="preprocessing"):
         jb.di_entropy(*CHSH, 0.9, kind="global", preprocessing=0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [0.0, 0.15])
+def test_qubit_attack_reproduces_woodhead_acin_pironio(p):
+    # the alpha-CHSH members (pi/2, phi, pi - phi): c = -sin(phi) cos(phi)^2 [[a, a], [1, -1]]
+    from jaxbell import qubit
+
+    phi = 1.0
+    alpha, scale = np.tan(phi), np.sin(phi) * np.cos(phi) ** 2
+    tpl = (PI / 2, phi, PI - phi)
+    c = np.asarray(jb.bell_coefficients(*tpl))
+    np.testing.assert_allclose(c, -scale * np.array([[alpha, alpha], [1, -1]]), atol=1e-15)
+    env = qubit.qubit_envelope(*tpl, kind="key", x=0, preprocessing=p)
+    eta = np.linspace(2 * alpha * scale, 2 * np.sqrt(1 + alpha**2) * scale, 101)
+    ref = np.asarray(jb.asymmetric_chsh_entropy(alpha, eta / scale, preprocessing=p))
+    got = env.entropy(eta)
+    assert np.max(np.abs(got - ref)) < 1e-4
+    assert np.min(got - ref) > -1e-9
