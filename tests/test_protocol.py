@@ -143,6 +143,15 @@ def test_device_behaviour_jit_vmap_grad():
     np.testing.assert_allclose(batched, jb.device_behaviour(*CHSH, visibility=vs), atol=1e-15)
 
 
+def test_device_behaviour_second_call_does_not_recompile(rng):
+    kernel = protocol._device_behaviour
+    t, p, w = random_tuples(rng, 4)
+    jb.device_behaviour(t, p, w, visibility=0.9, efficiency=0.7, bob_key="aligned")
+    before = kernel._cache_size()
+    jb.device_behaviour(t + 0.1, p, w, visibility=0.8, efficiency=0.6, bob_key=2, x=1)
+    assert kernel._cache_size() == before
+
+
 def test_device_behaviour_bad_input():
     with pytest.raises(ValueError, match="efficiency"):
         jb.device_behaviour(*CHSH, efficiency=0.0)
