@@ -52,6 +52,12 @@ lower estimate of the true envelope when each G(mu) is the global minimum; their
 (the ``gap``) shrinks as slopes are added where it is largest (chord slopes of the hull, the
 slopes whose tangent points lie inside the widest segments), until it is below ``tol``.
 
+Noisy preprocessing (``preprocessing=p``, kind "key"; Ho et al., PRL 124, 230502 (2020)):
+Alice flips her bit with probability p and the entropy is H(A'|X=x, E) =
+sum_a' S(K_a' rho K_a'^T) - S(rho), K_a' = sqrt((1 - p) P_a' + p P_(1-a')) (x) 1, the two terms
+equal by the Y (x) Y symmetry; the points (0, h(p)) and (eta^L, h(p)) replace (0, 0) and
+(eta^L, 0).
+
 Where condition (4) fails, the quantum maximum of |<B>| is the local bound eta^L (the
 expression has no quantum violation; see tests/test_qubit.py) and the envelope is 0 on the
 whole quantum range: no optimisation is needed.
@@ -727,8 +733,9 @@ class QubitEnvelope:
 
     def gap(self, bell_value: ArrayLike) -> np.ndarray:
         """The largest gap (bits) on the hull segment containing |bell_value| (see segment_gap);
-        0 for |bell_value| <= eta^L, where the envelope is exactly 0 (a local deterministic
-        strategy reaches it, and H >= 0)."""
+        0 for |bell_value| <= eta^L, where the envelope is exact: 0, or h(p) with preprocessing
+        p (a local deterministic strategy reaches it, and H >= 0, resp. H(A'|E) >= H(A'|A, E)
+        = h(p))."""
         lo, _, _ = self.segment(bell_value)
         if len(self.segment_gap) == 0:
             return np.zeros(lo.shape)
