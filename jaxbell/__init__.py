@@ -28,6 +28,16 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid, write_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
+from jaxbell.protocol import (
+    asymmetric_chsh_entropy,
+    behaviour_correlators,
+    behaviour_marginals,
+    check_behaviour,
+    chsh_entropy,
+    chsh_key_rate,
+    device_behaviour,
+    error_correction_cost,
+)
 from jaxbell.qubit import QubitEnvelope, QubitOptions, qubit_envelope
 from jaxbell.rates import (
     critical_visibility,
@@ -54,14 +64,22 @@ __all__ = [
     "QubitEnvelope",
     "QubitOptions",
     "__version__",
+    "asymmetric_chsh_entropy",
     "bff_entropy",
+    "behaviour_correlators",
+    "behaviour_marginals",
+    "check_behaviour",
+    "chsh_entropy",
+    "chsh_key_rate",
     "bell_coefficients",
     "binary_entropy",
     "chsh_type_values",
     "chsh_value",
     "critical_visibility",
+    "device_behaviour",
     "di_entropy",
     "epsilon_at_quantum_bound",
+    "error_correction_cost",
     "evaluate_grid",
     "find_tuple",
     "global_rate_at_quantum_bound",
