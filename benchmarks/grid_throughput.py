@@ -9,7 +9,9 @@ For each dtype, in one run on the same grid:
                    bandwidth floor: no implementation can return its output faster).
 
 Each is timed in its own subprocess (best of ``--repeat`` runs) so that its peak resident
-memory is its own. Prints points/s, the speed-up over NumPy and the ratio to the floor.
+memory is its own. Prints the machine (CPU model, vector instruction set:
+the figures hold for that CPU only), points/s, the speed-up over NumPy and the ratio to the
+floor; ``--json`` records the machine with every row.
 
 All three run in the same memory regime, set through glibc's allocator (``--memory``):
 
@@ -38,6 +40,7 @@ import sys
 import time
 
 import numpy as np
+from _machine import describe_machine, machine
 
 FIELD_SHAPES = {  # name -> (trailing shape, kind)
     "local_bound": ((), "f"),
@@ -189,7 +192,7 @@ MEMORY = {
 def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> list[dict]:
     results = []
     for dtype in dtypes:
-        row = {"memory": memory}
+        row = {"memory": memory, "machine": machine()}
         for impl in ("floor", "numpy", "jaxbell"):
             cmd = [
                 sys.executable,
@@ -257,6 +260,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.n, dtypes[0], args.repeat, args.chunk_size)))
         return
     regimes = ["fresh", "warm"] if args.memory == "both" else [args.memory]
+    print(describe_machine(), flush=True)
     results = [r for m in regimes for r in run(args.n, dtypes, args.repeat, args.chunk_size, m)]
     if args.json:
         with open(args.json, "w") as fh:

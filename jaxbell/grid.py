@@ -83,8 +83,11 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 #: Default points per block, by platform ("cpu" or any accelerator) and output (float64; on a
 #: CPU in memory float32 takes twice as many points, see :func:`default_chunk_size`).
 #: CPU: 2**16 in float64 keeps a step's fields (~6 MiB) in the last-level cache; float32 takes
-#: 2**17 points for about the same bytes (128^3 on 2 cores: 8.0 against 10.2 ms at 2**16, while
-#: float64 is slower at 2**17: 17 against 15 ms; benchmarks/grid_throughput.py). zarr stores
+#: 2**17 points for about the same bytes (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: 8.0
+#: against 10.2 ms at 2**16, while float64 is slower at 2**17: 17 against 15 ms;
+#: benchmarks/grid_throughput.py). On an AMD EPYC with AVX2 only (2 vCPUs, shared) the same
+#: defaults are within the noise (~5%) of the best of 2**14 .. 2**18 and 1 .. 3 copy threads,
+#: so one table serves both kinds of CPU. zarr stores
 #: use 2**18-point chunks (2 MiB per float64 field): each chunk write costs ~1 ms of overhead.
 #: GPU/TPU: 2**24 points per block (~1.7 GiB of float64 fields; measured on an H200 at
 #: 512^3: 18.4 Gpt/s for fields left on the device against 8.3 at 2**22 and 2.6 at 2**20,
@@ -674,7 +677,8 @@ class ArrayConsumer(Consumer):
 
     A block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes, so that every
     copy thread works on every step: the copies of the first and last steps, which nothing
-    else overlaps, take half as long (128^3 on 2 cores: ~8% less time in all).
+    else overlaps, take half as long (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: ~8% less time
+    in all).
     """
 
     def __init__(self, plan: GridPlan):
