@@ -27,6 +27,7 @@ that behaviour. The environment variables are glibc's; other C libraries ignore 
 
     python benchmarks/grid_throughput.py            # 128^3, float32 and float64
     python benchmarks/grid_throughput.py --n 64 --repeat 3
+    python benchmarks/grid_throughput.py --repeat 3 --rounds 3   # on a machine shared with others
 """
 
 from __future__ import annotations
@@ -189,11 +190,13 @@ MEMORY = {
 }
 
 
-def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> list[dict]:
+def run(
+    n: int, dtypes, repeat: int, chunk_size: int | None, memory: str, rounds: int = 1
+) -> list[dict]:
     results = []
     for dtype in dtypes:
         row = {"memory": memory, "machine": machine()}
-        for impl in ("floor", "numpy", "jaxbell"):
+        for impl in [i for _ in range(rounds) for i in ("floor", "numpy", "jaxbell")]:
             cmd = [
                 sys.executable,
                 __file__,
@@ -215,7 +218,9 @@ def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> lis
                 check=True,
                 env=os.environ | {"PYTHONWARNINGS": "ignore"} | MEMORY[memory],
             )
-            row[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            if impl not in row or res["seconds"] < row[impl]["seconds"]:  # best of the rounds
+                row[impl] = res
         results.append(row)
         f, npy, jx = row["floor"], row["numpy"], row["jaxbell"]
         speedup, to_floor = npy["seconds"] / jx["seconds"], jx["seconds"] / f["seconds"]
@@ -234,7 +239,8 @@ def run(n: int, dtypes, repeat: int, chunk_size: int | None, memory: str) -> lis
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
             f"(output {f['output_bytes'] / 2**20:.0f} MiB)\n"
             f"    speed-up over numpy: {speedup:5.1f}x   time / write floor: {to_floor:4.2f}x   "
-            f"{target}devices: {', '.join(jx['devices'])}",
+            f"{target}devices: {', '.join(jx['devices'])}   "
+            f"load at start {row['machine']['load_average_1min']}",
             flush=True,
         )
     return results
@@ -245,6 +251,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=128, help="points per axis (grid n^3)")
     ap.add_argument("--dtype", action="append", choices=["float32", "float64"])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the three subprocesses this many times, interleaved, and keep each one's best "
+        "(on a shared machine, so that a burst of load does not hit one of them only)",
+    )
     ap.add_argument("--chunk-size", type=int, default=None)
     ap.add_argument(
         "--memory",
@@ -261,7 +274,11 @@ def main() -> None:
         return
     regimes = ["fresh", "warm"] if args.memory == "both" else [args.memory]
     print(describe_machine(), flush=True)
-    results = [r for m in regimes for r in run(args.n, dtypes, args.repeat, args.chunk_size, m)]
+    results = [
+        r
+        for m in regimes
+        for r in run(args.n, dtypes, args.repeat, args.chunk_size, m, args.rounds)
+    ]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
