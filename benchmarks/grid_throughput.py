@@ -158,11 +158,12 @@ def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -
     else:
         numpy_fields(*small, dtype) if impl == "numpy" else floor_fields(4, np.dtype(dtype))
     base = _rss_kib()
-    best = np.inf
+    best = best_cpu = np.inf
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)  # all threads of the process
         nbytes = sum(a.nbytes for a in out.values())
         del out
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -171,6 +172,7 @@ def worker(impl: str, n: int, dtype: str, repeat: int, chunk_size: int | None) -
         "n": n,
         "dtype": dtype,
         "seconds": best,
+        "cpu_seconds": best_cpu,
         "points_per_s": n**3 / best,
         "output_bytes": nbytes,
         "peak_rss_mib": peak / 1024,
@@ -239,7 +241,10 @@ def run(
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
             f"(output {f['output_bytes'] / 2**20:.0f} MiB)\n"
             f"    speed-up over numpy: {speedup:5.1f}x   time / write floor: {to_floor:4.2f}x   "
-            f"{target}devices: {', '.join(jx['devices'])}   "
+            f"{target}devices: {', '.join(jx['devices'])}\n"
+            f"    CPU seconds (all threads; less sensitive to load): jaxbell "
+            f"{jx['cpu_seconds'] * 1e3:.1f} ms, numpy {npy['cpu_seconds'] * 1e3:.1f} ms, "
+            f"floor {f['cpu_seconds'] * 1e3:.1f} ms   "
             f"load at start {row['machine']['load_average_1min']}",
             flush=True,
         )
