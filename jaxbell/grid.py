@@ -225,8 +225,9 @@ _THETA_TABLES = ("st", "ctp", "stp", "h10", "ctw", "stw", "h11")
 #: 256-bit vectors leave AVX-512 half used; 512 makes the block expansion ~23% faster there
 #: (AMD EPYC with AVX-512, 2 vCPUs: 4.6 -> 3.5 ms for 128^3 in float64) and changes no bit of
 #: the results. On a CPU without AVX-512 the option only makes LLVM split every vector in two:
-#: on an AMD EPYC with AVX2 only (2 vCPUs) the kernels took the same time with 512, 256 and the
-#: default (within +-10%, interleaved, bit-identical results), so such CPUs keep XLA's defaults.
+#: on an AMD EPYC with AVX2 only (2 vCPUs, shared) 512 was no faster than XLA's default and up
+#: to 17% slower in float64 (widths compiled in one process, timed interleaved; bit-identical
+#: results), so such CPUs keep XLA's defaults.
 AVX512_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
 
 
