@@ -27,6 +27,7 @@ import resource
 import time
 
 import numpy as np
+from _machine import machine
 
 from jaxbell import bff
 
@@ -121,6 +122,7 @@ def main() -> None:
         )
         report["global_extras_value_change"] = out[True]["value"] - out[False]["value"]
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["machine"] = machine()
     print(json.dumps(report, indent=2))
 
 

@@ -26,6 +26,7 @@ import time
 
 import jax
 import numpy as np
+from _machine import machine
 
 jax.config.update("jax_enable_x64", True)
 
@@ -104,6 +105,7 @@ def main() -> None:
         )
         out["critical"][name] = row
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["machine"] = machine()
     print(json.dumps(out, indent=2))
 
 

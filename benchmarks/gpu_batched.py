@@ -35,6 +35,7 @@ import time
 
 import jax
 import numpy as np
+from _machine import describe_machine, machine
 
 CHSH = (np.pi / 2, np.pi / 4, 3 * np.pi / 4)
 
@@ -216,8 +217,13 @@ def main() -> int:
     else:
         count, n_tuples, (k, r, steps) = args.search_problems, args.tuples, (64, 16, 600)
         env_options = {}
+    print(describe_machine())
     print(f"jax {jax.__version__}, backend {jax.default_backend()}: {describe_devices(devices)}")
-    results: dict = {"devices": [str(d) for d in devices], "kind": devices[0].device_kind}
+    results: dict = {
+        "machine": machine(),
+        "devices": [str(d) for d in devices],
+        "kind": devices[0].device_kind,
+    }
     skipped = []
 
     def item(name: str, fn):

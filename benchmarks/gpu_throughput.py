@@ -33,6 +33,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import describe_machine, machine
 
 
 def _axes(n: int):
@@ -152,9 +153,15 @@ def main() -> int:
     devices = jax.local_devices()
     dev = devices[0]
     chunk = default_chunk_size(dev.platform, "memory")
+    print(describe_machine())
     print(f"jax {jax.__version__}, backend {jax.default_backend()}: {describe_devices(devices)}")
     print(f"default block: {chunk:,} points per device; grids {args.n}^3 ({args.n**3:,} points)")
-    results: dict = {"devices": [str(d) for d in devices], "kind": dev.device_kind, "rows": []}
+    results: dict = {
+        "machine": machine(),
+        "devices": [str(d) for d in devices],
+        "kind": dev.device_kind,
+        "rows": [],
+    }
     skipped = []
 
     def over_budget(what: str) -> bool:

@@ -28,6 +28,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import describe_machine
 
 jax.config.update("jax_enable_x64", True)
 
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
     num = 64
     directions, steps = (16, 200) if args.quick else (64, 600)
     starts_list = (1, 4) if args.quick else (1, 2, 4, 8, 16, 32)
+    print(describe_machine())
     print(f"jax {jax.__version__}, devices {jax.devices()}, x64 on")
     opts = {} if not args.quick else {"directions": 16, "starts": 4, "steps": 200, "refine": 1}
     c = bench_curve(num, opts)

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from _machine import describe_machine, machine
+
 _WORKER = r"""
 import json, os, resource, shutil, sys, time
 import jax, numpy as np
@@ -127,6 +129,8 @@ def main() -> int:
     args = ap.parse_args()
     outputs = args.outputs.split(",")
     results: list[dict] = []
+    info = machine()
+    print(describe_machine(info), flush=True)
     t0 = time.perf_counter()
     if args.study in ("size", "all"):
         print(f"against grid size ({args.dtype}, 1 device; ratios: time of memory / time)")
@@ -155,7 +159,7 @@ def main() -> int:
     print(f"scale: done in {time.perf_counter() - t0:.0f} s (cpu count {os.cpu_count()})")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=2)
+            json.dump([r | {"machine": info} for r in results], fh, indent=2)
     return 0
 
 

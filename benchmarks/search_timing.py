@@ -27,6 +27,7 @@ import time
 
 import jax
 import numpy as np
+from _machine import describe_machine
 
 jax.config.update("jax_enable_x64", True)
 
@@ -83,6 +84,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reproduce", action="store_true", help="also time jaxbell reproduce")
     args = parser.parse_args()
+    print(describe_machine())
     print(f"jax {jax.__version__} on {jax.devices()}; block {search._BLOCK} problems")
 
     t0 = time.perf_counter()

@@ -83,8 +83,11 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 #: Default points per block, by platform ("cpu" or any accelerator) and output (float64; on a
 #: CPU in memory float32 takes twice as many points, see :func:`default_chunk_size`).
 #: CPU: 2**16 in float64 keeps a step's fields (~6 MiB) in the last-level cache; float32 takes
-#: 2**17 points for about the same bytes (128^3 on 2 cores: 8.0 against 10.2 ms at 2**16, while
-#: float64 is slower at 2**17: 17 against 15 ms; benchmarks/grid_throughput.py). zarr stores
+#: 2**17 points for about the same bytes (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: 8.0
+#: against 10.2 ms at 2**16, while float64 is slower at 2**17: 17 against 15 ms;
+#: benchmarks/grid_throughput.py). On an AMD EPYC with AVX2 only (2 vCPUs, shared) the same
+#: defaults are within the noise (~5%) of the best of 2**14 .. 2**18 and 1 .. 3 copy threads,
+#: so one table serves both kinds of CPU. zarr stores
 #: use 2**18-point chunks (2 MiB per float64 field): each chunk write costs ~1 ms of overhead.
 #: GPU/TPU: 2**24 points per block (~1.7 GiB of float64 fields; measured on an H200 at
 #: 512^3: 18.4 Gpt/s for fields left on the device against 8.3 at 2**22 and 2.6 at 2**20,
@@ -218,25 +221,70 @@ def _tables(t, p, w):
 _THETA_TABLES = ("st", "ctp", "stp", "h10", "ctw", "stw", "h11")
 
 
-#: XLA options of the block kernels on a CPU. LLVM's default 256-bit vectors leave AVX-512
-#: half used; 512 makes the block expansion ~23% faster on an AVX-512 CPU (AMD EPYC, 2 cores:
-#: 4.6 -> 3.5 ms for 128^3 in float64) and changes no bit of the results. A CPU without
-#: AVX-512 uses its widest vectors.
-CPU_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+#: XLA options of the block kernels on a CPU with AVX-512 (flag ``avx512f``). LLVM's default
+#: 256-bit vectors leave AVX-512 half used; 512 makes the block expansion ~23% faster there
+#: (AMD EPYC with AVX-512, 2 vCPUs: 4.6 -> 3.5 ms for 128^3 in float64) and changes no bit of
+#: the results. On a CPU without AVX-512 the option only makes LLVM split every vector in two:
+#: on an AMD EPYC with AVX2 only (2 vCPUs, shared) 512 was no faster than XLA's default and up
+#: to 17% slower in float64 (widths compiled in one process, timed interleaved; bit-identical
+#: results), so such CPUs keep XLA's defaults.
+AVX512_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """Feature flags of this machine's CPU (``flags`` of x86 or ``Features`` of arm in Linux's
+    /proc/cpuinfo, lower case); empty where that file cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    return frozenset(value.lower().split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+#: Vector instruction sets, widest first, with the /proc/cpuinfo flag that reveals each.
+VECTOR_ISAS = (
+    ("AVX-512", "avx512f"),
+    ("AVX2", "avx2"),
+    ("AVX", "avx"),
+    ("SSE4.2", "sse4_2"),
+    ("SVE", "sve"),
+    ("NEON", "asimd"),
+)
+
+
+def cpu_vector_isa(flags: frozenset[str] | None = None) -> str:
+    """The widest vector instruction set among ``flags`` (default: this CPU's, :func:`cpu_flags`):
+    ``"AVX-512"``, ``"AVX2"``, ``"AVX"``, ``"SSE4.2"``, ``"SVE"``, ``"NEON"``, or ``"unknown"``."""
+    flags = cpu_flags() if flags is None else frozenset(f.lower() for f in flags)
+    return next((isa for isa, flag in VECTOR_ISAS if flag in flags), "unknown")
+
+
+def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
+    """XLA options for the block kernels on a CPU with ``flags`` (default: this CPU's):
+    :data:`AVX512_COMPILER_OPTIONS` with AVX-512, otherwise none (XLA's defaults)."""
+    return dict(AVX512_COMPILER_OPTIONS) if cpu_vector_isa(flags) == "AVX-512" else {}
 
 
 @functools.lru_cache(maxsize=4)
 def _compiler_options(platform: str) -> dict | None:
-    """CPU_COMPILER_OPTIONS on a CPU whose XLA accepts them (checked once), else None."""
+    """:func:`cpu_compiler_options` on a CPU whose XLA accepts them (checked once), else None."""
     if platform != "cpu":
         return None
+    options = cpu_compiler_options()
+    if not options:
+        return None
     try:  # an XLA that no longer knows an option rejects the compilation: keep its defaults
-        probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS)
+        probe = jax.jit(lambda x: x + 1, compiler_options=options)
         probe.lower(jax.ShapeDtypeStruct((), np.float32)).compile()
     except Exception as err:  # noqa: BLE001 - any failure means: compile without the options
-        logger.debug("XLA CPU options %s not used: %s", CPU_COMPILER_OPTIONS, err)
+        logger.debug("XLA CPU options %s not used: %s", options, err)
         return None
-    return CPU_COMPILER_OPTIONS
+    return options
 
 
 def _expand_rows(tab, start, size):
@@ -630,7 +678,8 @@ class ArrayConsumer(Consumer):
 
     A block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes, so that every
     copy thread works on every step: the copies of the first and last steps, which nothing
-    else overlaps, take half as long (128^3 on 2 cores: ~8% less time in all).
+    else overlaps, take half as long (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: ~8% less time
+    in all).
     """
 
     def __init__(self, plan: GridPlan):

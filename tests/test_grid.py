@@ -134,15 +134,75 @@ def test_outputs_start_on_huge_page_boundaries():
 def test_cpu_compiler_options_fall_back_when_xla_rejects_them(monkeypatch):
     options = grid_module._compiler_options
     assert options("gpu") is None
-    assert options("cpu") in (grid_module.CPU_COMPILER_OPTIONS, None)
-    monkeypatch.setattr(grid_module, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": 1})
+    avx512 = frozenset({"avx2", "avx512f"})
+    monkeypatch.setattr(grid_module, "cpu_flags", lambda: avx512)
+    monkeypatch.setattr(grid_module, "AVX512_COMPILER_OPTIONS", {"xla_cpu_no_such_option": 1})
     options.cache_clear()
     try:
         assert options("cpu") is None  # XLA refuses the option: its defaults are used
+        monkeypatch.setattr(
+            grid_module, "AVX512_COMPILER_OPTIONS", {"xla_cpu_prefer_vector_width": 512}
+        )
+        options.cache_clear()
+        assert options("cpu") == {"xla_cpu_prefer_vector_width": 512}  # this jaxlib knows it
     finally:
         monkeypatch.undo()
         options.cache_clear()
-    assert options("cpu") == grid_module.CPU_COMPILER_OPTIONS  # this jaxlib knows the option
+
+
+# flags lines of /proc/cpuinfo, abridged: AMD EPYC 7B13-class (Zen 3, AVX2 only), Zen 4 / Intel
+# Sapphire Rapids class (AVX-512), an old x86 (SSE4.2 only), an arm64 Neoverse (SVE)
+_AVX2_FLAGS = "fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c bmi1 avx2 bmi2 vaes vpclmulqdq"
+_AVX512_FLAGS = _AVX2_FLAGS + " avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16"
+_OLD_FLAGS = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt"
+_ARM_FLAGS = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp sve sve2"
+
+
+def test_cpu_vector_isa_from_cpuinfo_flags():
+    isa = grid_module.cpu_vector_isa
+    assert isa(frozenset(_AVX512_FLAGS.split())) == "AVX-512"
+    assert isa(frozenset(_AVX2_FLAGS.split())) == "AVX2"
+    assert isa(frozenset(_AVX2_FLAGS.upper().split())) == "AVX2"
+    assert isa(frozenset(_OLD_FLAGS.split())) == "SSE4.2"
+    assert isa(frozenset(_ARM_FLAGS.split())) == "SVE"
+    assert isa(frozenset()) == "unknown"
+    assert isa() in {name for name, _ in grid_module.VECTOR_ISAS} | {"unknown"}
+
+
+def test_512_bit_vectors_only_on_cpus_with_avx512(monkeypatch):
+    """The kernels ask XLA for 512-bit vectors on AVX-512 CPUs only; others keep its defaults
+    (an AVX2 CPU runs 512-bit vectors as pairs of 256-bit ones, at no gain, measured)."""
+    cases = {_AVX512_FLAGS: {"xla_cpu_prefer_vector_width": 512}, _AVX2_FLAGS: None, "": None}
+    options = grid_module._compiler_options
+    try:
+        for flags, expected in cases.items():
+            monkeypatch.setattr(grid_module, "cpu_flags", lambda f=flags: frozenset(f.split()))
+            options.cache_clear()
+            assert options("cpu") == expected, flags[-40:]
+            assert options("gpu") is None
+    finally:
+        monkeypatch.undo()
+        options.cache_clear()
+
+
+def test_grid_identical_with_and_without_512_bit_vectors(monkeypatch):
+    """Choosing the vector width by CPU changes no bit of the fields (on any x86 CPU XLA
+    compiles both; on an AVX2 one the 512-bit code runs as pairs of 256-bit instructions)."""
+    axes = (np.linspace(0, 2 * np.pi, 24), np.linspace(-np.pi, np.pi, 20), np.linspace(0, 3, 18))
+    out = {}
+    try:
+        for flags in (_AVX2_FLAGS, _AVX512_FLAGS):
+            monkeypatch.setattr(grid_module, "cpu_flags", lambda f=flags: frozenset(f.split()))
+            for cache in (grid_module._compiler_options, grid_module._row_kernel):
+                cache.cache_clear()
+            out[flags] = grid_module.grid_fields(*axes, chunk_size=1000, progress=False)
+    finally:
+        monkeypatch.undo()
+        for cache in (grid_module._compiler_options, grid_module._row_kernel):
+            cache.cache_clear()
+    a, b = out.values()
+    for name in grid_module.FIELDS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 def test_balanced_groups_split_the_copy_work_evenly():

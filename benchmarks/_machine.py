@@ -1,0 +1,57 @@
+"""The machine a benchmark runs on: CPU model, vector instruction set, cores (shared helper).
+
+Every benchmark script prints :func:`describe_machine` first and records :func:`machine` in
+the files it writes, so that a figure is never separated from the CPU it was measured on
+(speed on a CPU depends on its vector width: AVX-512 against AVX2 changes the grid kernels'
+compiler options, see ``jaxbell.grid.cpu_compiler_options``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``model name`` of /proc/cpuinfo on Linux), else the platform's."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("model name", "cpu model", "hardware"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict:
+    """CPU model, widest vector instruction set, CPUs usable by this process, load, jax version."""
+    import jax
+
+    from jaxbell.grid import cpu_compiler_options, cpu_vector_isa
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {
+        "cpu_model": cpu_model(),
+        "vector_isa": cpu_vector_isa(),
+        "cpus": cpus,
+        "load_average_1min": load,
+        "xla_cpu_options": cpu_compiler_options() or "XLA defaults",
+        "jax_version": jax.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def describe_machine(info: dict | None = None) -> str:
+    """One line: ``machine: AMD EPYC, AVX2, 2 CPUs (load 3.1), XLA CPU options ..., jax ...``."""
+    m = machine() if info is None else info
+    return (
+        f"machine: {m['cpu_model']}, {m['vector_isa']}, {m['cpus']} CPUs "
+        f"(load {m['load_average_1min']}), XLA CPU options: {m['xla_cpu_options']}, "
+        f"jax {m['jax_version']}"
+    )
