@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbell._text import counted
 from jaxbell._version import __version__
 
 __all__ = ["main", "parse_angle", "parse_range"]
@@ -371,17 +372,6 @@ def _add_overwrite(p) -> None:
     )
 
 
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 block``, ``2 blocks``, ``1,024 points``: a count with its noun in the right number."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
-
-
-def _span(low: float, high: float, fmt: str = ".6g") -> str:
-    """``from A to B``, or ``A`` alone when both ends print the same."""
-    a, b = format(low, fmt), format(high, fmt)
-    return a if a == b else f"from {a} to {b}"
-
-
 def _memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -450,13 +440,13 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         done, total = store_progress(args.out)
         had = before[0] if before is not None else 0
         now = done - had  # blocks finished while this command ran (by every process)
-        status = "complete" if done == total else f"{done:,} of {_count(total, 'block')} done"
-        size = f"{_count(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {ds.attrs['dtype']})"
+        status = "complete" if done == total else f"{done:,} of {counted(total, 'block')} done"
+        size = f"{counted(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {ds.attrs['dtype']})"
         if now == 0:
             what = f"{args.out}: {size}, {status}; nothing to compute"
         else:
-            what = f"wrote {args.out}: {size}, {status}; {_count(now, 'block')} computed"
-        there = f"already there: {had:,} of {_count(total, 'block')}" if had else ""
+            what = f"wrote {args.out}: {size}, {status}; {counted(now, 'block')} computed"
+        there = f"already there: {had:,} of {counted(total, 'block')}" if had else ""
         print(
             f"{what} in {elapsed:.2f} s"
             + (f" ({there})" if there else "")
@@ -494,7 +484,7 @@ def _run_grid(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     frac = float(st.mean())
     best = float(ds.max_chsh.where(st).max()) if frac > 0 else float("nan")
     print(
-        f"wrote {args.out}: {_count(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {dtype}) in "
+        f"wrote {args.out}: {counted(n, 'point')} ({shape[0]}x{shape[1]}x{shape[2]}, {dtype}) in "
         f"{elapsed:.2f} s; self-testing fraction {frac:.4f}; largest max_chsh there {best:.6f}"
     )
     return 0
@@ -767,7 +757,7 @@ def format_reductions(ds) -> str:
     """A plain-text summary of a :func:`jaxbell.reductions.reduce_grid` dataset."""
     nt, np_, no = ds.sizes["theta"], ds.sizes["phi"], ds.sizes["omega"]
     lines = [
-        f"reductions of a {nt}x{np_}x{no} grid ({_count(int(ds.grid_points), 'point')}, "
+        f"reductions of a {nt}x{np_}x{no} grid ({counted(int(ds.grid_points), 'point')}, "
         f"{ds.attrs['dtype']}) in {ds.attrs['elapsed_seconds']:.2f} s on "
         f"{ds.attrs['device_count']} device(s) ({ds.attrs['devices']})"
     ]
@@ -799,8 +789,8 @@ def format_reductions(ds) -> str:
         lo, hi = float(ds.max_chsh_bin_lower[0]), float(ds.max_chsh_bin_upper[-1])
         lines.append(
             "histogram of max_chsh over the self-testing region: "
-            f"{_count(ds.sizes['max_chsh_bin'], 'bin')} from {lo:.6g} to {hi:.6g}; "
-            f"{_count(int(ds.max_chsh_histogram.sum()), 'point')} in the bins, "
+            f"{counted(ds.sizes['max_chsh_bin'], 'bin')} from {lo:.6g} to {hi:.6g}; "
+            f"{counted(int(ds.max_chsh_histogram.sum()), 'point')} in the bins, "
             f"{int(ds.max_chsh_below_bins):,} below, {int(ds.max_chsh_above_bins):,} "
             "above (all counts in the dataset written with --out)"
         )
@@ -914,10 +904,14 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     elapsed = time.perf_counter() - t0
     values = ds[column].values
+    values_text = (
+        f"{column} {value_span(np.nanmin(values), np.nanmax(values), '.6f')} bits"
+        if ok
+        else f"no {column} (see bff_status)"
+    )
     print(
-        f"wrote {args.out}: {values.size} point(s), {ok} certified, in {elapsed:.1f} s; "
-        f"{column} from {np.nanmin(values) if ok else float('nan'):.6f} "
-        f"to {np.nanmax(values) if ok else float('nan'):.6f} bits"
+        f"wrote {args.out}: {counted(values.size, 'point')}, {ok} certified, in "
+        f"{elapsed:.1f} s; {values_text}"
     )
     if "bff_solver_status" in ds:  # the solver's own status, beside the certificate's
         from jaxbell.bff import SOLVER_STATUS_FLAGS
@@ -1300,7 +1294,7 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             parts.append(f"{m}: {vals}")
         crit = "; critical visibility " + "; ".join(parts)
     elapsed = time.perf_counter() - t0
-    visibilities = _count(args.visibility.size, "visibility", "visibilities")
+    visibilities = counted(args.visibility.size, "visibility", "visibilities")
     print(f"wrote {args.out}: {visibilities} in {elapsed:.1f} s{crit}")
     return 0
 

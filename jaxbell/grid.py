@@ -44,6 +44,7 @@ from jax.typing import ArrayLike, DTypeLike
 from tqdm import tqdm
 
 from jaxbell._precision import x64_scope
+from jaxbell._text import counted
 from jaxbell.dataset import grid_dataset
 from jaxbell.entropy import h_of_sin
 from jaxbell.family import boundary_tolerance
@@ -783,14 +784,14 @@ def _prepare(theta, phi, omega, dtype, chunk_size, devices, output: str):
 def _log_start(what: str, plan: GridPlan, extra: str = "") -> None:
     nt, np_, no = plan.shape
     logger.info(
-        "%s: %dx%dx%d grid (%s points, %s) in %d blocks of %s on %s%s",
+        "%s: %dx%dx%d grid (%s, %s) in %s of %s on %s%s",
         what,
         nt,
         np_,
         no,
-        f"{plan.npoints:,}",
+        counted(plan.npoints, "point"),
         plan.dtype.name,
-        plan.nblocks_total,
+        counted(plan.nblocks_total, "block"),
         "x".join(map(str, plan.block)),
         describe_devices(plan.devices),
         extra,
@@ -1103,7 +1104,9 @@ def write_grid(
         )
     elif existing is not None:
         if len(done) == total:
-            logger.info("%s is already complete (%d blocks); nothing to compute", path, total)
+            logger.info(
+                "%s is already complete (%s); nothing to compute", path, counted(total, "block")
+            )
         else:
             msg = (
                 f"resuming {path}: {len(done)} of {total} blocks "
@@ -1148,8 +1151,8 @@ def write_grid(
     if complete and consumer.written:
         share = f"process {proc[0]} of {proc[1]}" if proc[1] > 1 else "this run"
         store.append_history(
-            f"{_now()}: finished ({total} blocks; {share} computed {consumer.written} of them "
-            f"in {elapsed:.1f} s on {describe_devices(devs)})"
+            f"{_now()}: finished ({counted(total, 'block')}; {share} computed "
+            f"{consumer.written} of them in {elapsed:.1f} s on {describe_devices(devs)})"
         )
     elif not complete:
         logger.info("this process's share of %s is done; other processes are still writing", path)

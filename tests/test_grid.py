@@ -480,3 +480,18 @@ def test_unwritable_folders_are_named_before_writing(tmp_path):
         jb.save_dataset(ds, afile / "x.nc")
     with pytest.raises(ValueError, match="out=.*cannot write in folder '/proc'"):
         jb.save_dataset(ds, "/proc/x.nc")
+
+
+def test_log_counts_read_right_for_one_block(caplog):
+    import logging
+
+    from jaxbell._text import counted, value_span
+
+    assert (counted(1, "block"), counted(2, "block")) == ("1 block", "2 blocks")
+    assert counted(3, "visibility", "visibilities") == "3 visibilities"
+    assert value_span(0.1318, 0.13180001, ".4f") == "0.1318"
+    assert value_span(0.1, 0.2, ".1f") == "from 0.1 to 0.2"
+    with caplog.at_level(logging.INFO, logger="jaxbell"):
+        jb.evaluate_grid(np.linspace(0, 1, 2), np.linspace(0, 1, 2), 0.5)
+    text = caplog.text
+    assert "in 1 block of" in text and "1 blocks" not in text, text
