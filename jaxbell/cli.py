@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxbell._text import counted
+from jaxbell._text import counted, value_span
 from jaxbell._version import __version__
 
 __all__ = ["main", "parse_angle", "parse_range"]
