@@ -921,7 +921,11 @@ def _summarise(out, chk, feas, n, ic, iw, cases):
     if not np.any(feas):
         return None
     values = np.where(feas, chk["max_chsh"], -np.inf)
-    best = int(np.argmax(values))
+    # the first restart within rounding of the largest value: equal suprema reached at
+    # different symmetric images (e.g. E01 = 0 or E10 = 0) are not told apart by their last
+    # bits, which depend on how the angles were reduced
+    peak = float(np.max(values))
+    best = int(np.flatnonzero(values >= peak - 16 * np.finfo(np.float64).eps * abs(peak))[0])
     top = values[best]
     return {
         "index": best,
