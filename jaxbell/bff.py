@@ -331,13 +331,25 @@ def _eve_operators(kind: str) -> dict:
     return out
 
 
-def _node_objective(kind: str, x: int, y: int, t: float) -> dict:
-    """sum_o <M_o (Z_o + Z_o^dag + (1 - t) Z_o^dag Z_o) + t Z_o Z_o^dag> as a polynomial."""
+def _key_povm(x: int, outcome: int, preprocessing: float) -> dict:
+    """M_a' = (1 - p) P_a + p P_{1-a} = (1 + (1 - 2p)(-1)^a A_x) / 2 (noisy preprocessing)."""
+    if preprocessing == 0.0:
+        return _projector("A", x, outcome)  # the same floats as without preprocessing
+    sign = (0.5 if outcome == 0 else -0.5) * (1.0 - 2.0 * preprocessing)
+    return _padd({_EMPTY: 0.5}, _pscale(_letter("A", x), sign))
+
+
+def _node_objective(kind: str, x: int, y: int, t: float, preprocessing: float = 0.0) -> dict:
+    """sum_o <M_o (Z_o + Z_o^dag + (1 - t) Z_o^dag Z_o) + t Z_o Z_o^dag> as a polynomial.
+
+    For kind "key" ``M_a`` is Alice's key POVM after noisy preprocessing with flip probability
+    ``preprocessing`` (:func:`_key_povm`; the projector P_a at p = 0).
+    """
     total: dict = {}
     for o, z in _eve_operators(kind).items():
         zd = _padj(z)
         m_o = (
-            _projector("A", x, o[0])
+            _key_povm(x, o[0], preprocessing)
             if kind == "key"
             else _pmul(_projector("A", x, o[0]), _projector("B", y, o[1]))
         )
@@ -414,8 +426,10 @@ class _Relaxation:
     F0: tuple  # per block: dense (n, n) constant part (the moments equal to 1)
     counts: np.ndarray  # entries of each moment over all blocks
     correlator_columns: tuple  # column of <A_x B_y>, indexed [x][y]
+    marginal_columns: tuple | None  # columns of <A_0>, <A_1>, <B_0>, <B_1> (flip=False only)
     diag_columns: np.ndarray  # moments <u^dag u> of rows with Eve letters
     moment_eve: np.ndarray  # Eve letters in each moment's word (its scale is (2 beta)^k)
+    flip: bool = True  # outcome-flip block reduction (odd moments vanish) applied
 
 
 _RELAXATIONS: dict = {}
@@ -463,6 +477,13 @@ def _relaxation(
         consts.append(const)
         counts += np.asarray(f.sum(axis=0)).ravel()
     corr = tuple(tuple(index[_canon(((xx,), (yy,), ()))] for yy in (0, 1)) for xx in (0, 1))
+    # the marginals <A_x> = <1^dag A_x> and <B_y> are odd: moments of the one unreduced block
+    # only (with the reduction they would be cross-block entries, 0 by the symmetry)
+    marg = None
+    if not flip:
+        marg = tuple(
+            index[w] for w in (((0,), (), ()), ((1,), (), ()), ((), (0,), ()), ((), (1,), ()))
+        )
     diag = {index[_canon(_wmul(_wadj(u), u))] for b in blocks for u in b if _n_eve(u)}
     # the moment labels were inserted in column order, so index's keys enumerate the columns
     rel = _Relaxation(
@@ -476,20 +497,27 @@ def _relaxation(
         F0=tuple(consts),
         counts=counts,
         correlator_columns=corr,
+        marginal_columns=marg,
         diag_columns=np.array(sorted(diag), dtype=np.int64),
         moment_eve=np.array([_n_eve(w) for w in index], dtype=np.int64),
+        flip=flip,
     )
     _RELAXATIONS[key] = rel
     return rel
 
 
-def _linear(poly: dict, index: Mapping) -> tuple[float, np.ndarray]:
-    """The moment functional of a polynomial: constant and coefficients over the moments."""
+def _linear(poly: dict, index: Mapping, flip: bool = True) -> tuple[float, np.ndarray]:
+    """The moment functional of a polynomial: constant and coefficients over the moments.
+
+    With ``flip`` (the outcome-flip reduction) odd moments vanish and are dropped; without it
+    every moment must be a variable of the relaxation (a KeyError otherwise: dropping an odd
+    moment there would change the objective, not use a symmetry).
+    """
     c0 = 0.0
     c = np.zeros(len(index))
     for u, a in poly.items():
         w = _canon(u)
-        if a == 0.0 or (_odd(u) and w not in index):  # odd moments vanish (outcome flip)
+        if a == 0.0 or (flip and _odd(u) and w not in index):  # odd: 0 (outcome flip)
             continue
         if w == _EMPTY:
             c0 += a
@@ -513,10 +541,13 @@ def sdp_sizes(
     y: int = 0,
     eve_pairs: bool = False,
     extras: bool | None = None,
+    constraint: str = "bell",
 ) -> dict[str, Any]:
     """Sizes of one node's SDP: block dimensions, real moments (variables), equalities.
 
-    Arguments as in :func:`bff_entropy`.
+    Arguments as in :func:`bff_entropy`; ``constraint`` one of :data:`CONSTRAINTS`: "full"
+    (marginals constrained) has no outcome-flip reduction, so one block of all the rows and the
+    odd moments as further variables.
 
     Returns
     -------
@@ -524,12 +555,16 @@ def sdp_sizes(
         ``block_dims`` (list of the PSD block sizes), ``moment_matrix_dim`` (their sum, the
         rows of the unreduced real moment matrix), ``variables`` (distinct real moments),
         ``psd_entries`` (scalar entries of the PSD cones, upper triangles), ``equalities``
-        ({"bell": 1, "correlators": 4}) and ``sdps_per_point`` as a function of m (m - 1).
+        (bell 1, correlators 4, full 8: <A_x>, <B_y>, <A_x B_y>), ``outcome_flip`` (the
+        block reduction applied) and ``sdps_per_point`` as a function of m (m - 1).
     """
     kind, level, x, y = _check_kind(kind), _check_int(level, "level", 1, 2), *_check_xy(x, y)
     eve_pairs = _check_bool(eve_pairs, "eve_pairs")
     extras = _check_extras(extras, kind)
-    rel = _relaxation(kind, level, x, y, eve_pairs, extras=extras)
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+    flip = constraint != "full"
+    rel = _relaxation(kind, level, x, y, eve_pairs, flip, extras)
     dims = [len(b) for b in rel.blocks]
     return {
         "kind": kind,
@@ -540,7 +575,9 @@ def sdp_sizes(
         "moment_matrix_dim": sum(dims),
         "variables": len(rel.index),
         "psd_entries": sum(n * (n + 1) // 2 for n in dims),
-        "equalities": {"bell": 1, "correlators": 4},
+        "equalities": _EQUALITIES[constraint],
+        "constraint": constraint,
+        "outcome_flip": flip,
         "sdps_per_point": "m - 1",
     }
 
@@ -563,13 +600,17 @@ class _NodeProblem:
             self.psd.append(cp.reshape(f @ self.y, (n, n), order="C") + f0 >> 0)
         cols = [rel.correlator_columns[xx][yy] for xx in (0, 1) for yy in (0, 1)]
         self.cols = np.array(cols)
+        if mode == "full":  # <A_0>, <A_1>, <B_0>, <B_1>, then E[x, y]
+            if rel.marginal_columns is None:
+                raise ValueError("constraint 'full' needs the unreduced relaxation (flip=False)")
+            self.cols = np.array([*rel.marginal_columns, *cols])
         if mode == "bell":
             self.coef = cp.Parameter(4)
             self.b = cp.Parameter(1)
             self.eq = self.coef @ self.y[self.cols] == self.b[0]
         else:
             self.coef = None
-            self.b = cp.Parameter(4)
+            self.b = cp.Parameter(len(self.cols))
             self.eq = self.y[self.cols] == self.b
         # y are the *scaled* moments <w> / (2 beta)^k (k Eve letters in w), so that every
         # diagonal entry is at most 1 for Eve's optimal operators (module docstring); the
@@ -583,8 +624,9 @@ class _NodeProblem:
             a = np.zeros((1, size))
             np.add.at(a[0], self.cols, coef)
         else:
-            a = np.zeros((4, size))
-            a[np.arange(4), self.cols] = 1.0
+            n = len(self.cols)
+            a = np.zeros((n, size))
+            a[np.arange(n), self.cols] = 1.0
         return a
 
 
@@ -687,11 +729,17 @@ def _solve_node(
     threads: int | None,
     flip: bool = True,
     extras: bool = True,
+    preprocessing: float = 0.0,
 ) -> tuple[float, float, float, str]:
-    """One node: (certified inf bound, raw dual value, correction, solver status)."""
+    """One node: (certified inf bound, raw dual value, correction, solver status).
+
+    ``mode`` "bell", "correlators" or "full" (needs ``flip=False``); ``preprocessing`` the flip
+    probability of Alice's key bit (kind "key").
+    """
     cp = _import_cvxpy()
     prob = _node_problem(kind, level, x, y, eve_pairs, mode, flip, extras)
-    c0, c = _linear(_node_objective(kind, x, y, t), prob.rel.index)
+    objective = _node_objective(kind, x, y, t, preprocessing)
+    c0, c = _linear(objective, prob.rel.index, prob.rel.flip)
     c = c * (2.0 * eve_norm_bound(t)) ** prob.rel.moment_eve  # in scaled moments
     prob.c.value = c
     if mode == "bell":
@@ -736,7 +784,12 @@ def _node_solver_code(status: str) -> int:
 
 def _solve_point(task: tuple) -> dict:
     """All m - 1 nodes of one point; the unit of work sent to a worker process."""
-    (kind, level, x, y, eve_pairs, extras, mode, coef, target, m, solver, threads, max_corr) = task
+    (kind, level, x, y, eve_pairs, extras, mode, coef, target, m, solver, threads, max_corr) = task[
+        :13
+    ]
+    preprocessing = task[13]
+    # marginals constrained: the outcome-flip symmetry is broken, so the unreduced relaxation
+    flip = mode != "full"
     t_nodes, w_nodes = gauss_radau(m)
     weights = w_nodes[:-1] / (t_nodes[:-1] * _LN2)
     start = time.perf_counter()
@@ -754,7 +807,9 @@ def _solve_point(task: tuple) -> dict:
             float(t),
             solver,
             threads,
+            flip=flip,
             extras=extras,
+            preprocessing=preprocessing,
         )
         vals.append(v)
         duals.append(d)
@@ -780,7 +835,9 @@ def _solve_point(task: tuple) -> dict:
     if code != 0:
         value = math.nan
     else:
-        value = max(value, 0.0)  # H >= 0 for a classical outcome: max(0, bound) is certified
+        # H(A'|E) >= H(A'|A, E) = h(p) (the flips are independent of everything else; h(0) = 0:
+        # H >= 0 for a classical outcome), so max(h(p), bound) is certified
+        value = max(value, _binary_entropy(preprocessing))
     solved = [_node_solver_code(s) for s in statuses if s != "not_solved"]
     return {
         "value": value,
@@ -836,14 +893,17 @@ class BffResult:
     theta, phi, omega, bell_value : numpy.ndarray
         The inputs, broadcast to the points' shape (bell_value NaN when correlators are given).
     correlators : numpy.ndarray or None
-        Shape ``shape + (2, 2)`` when the four correlators were constrained.
+        Shape ``shape + (2, 2)`` when the four correlators (or a whole behaviour) were
+        constrained.
     nodes, weights : numpy.ndarray
         The Gauss-Radau nodes t_i and the weights ``w_i / (t_i ln 2)`` of the m - 1 SDPs.
     sizes : dict
         :func:`sdp_sizes` of the node SDP.
     settings : dict
-        kind, x, y, m, level, solver, constraint ("bell" or "correlators"), max_correction,
-        processes.
+        kind, x, y, m, level, solver, constraint ("bell", "correlators" or "full"),
+        preprocessing, max_correction, processes.
+    behaviour : numpy.ndarray or None
+        Shape ``shape + (2, 2, 2, 2)``: the constrained behaviour (constraint "full").
     """
 
     value: np.ndarray
@@ -863,6 +923,7 @@ class BffResult:
     weights: np.ndarray
     sizes: dict
     settings: dict
+    behaviour: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -892,6 +953,8 @@ def bff_entropy(
     eve_pairs: bool = False,
     extras: bool | None = None,
     correlators: ArrayLike | None = None,
+    behaviour: ArrayLike | None = None,
+    preprocessing: float = 0.0,
     solver: str = "CLARABEL",
     processes: int | None = None,
     progress: bool | None = None,
@@ -941,6 +1004,20 @@ def bff_entropy(
     correlators : array_like, optional
         Shape (..., 2, 2), E[x, y] in [-1, 1]: constrain all four correlators (Props. 4, 6)
         instead of the Bell value (then pass ``bell_value=None``).
+    behaviour : array_like, optional
+        A behaviour p[a, b, x, y], shape (..., 2, 2, 2, 2), normalised and no-signalling
+        (:func:`jaxbell.protocol.check_behaviour`): constrain every p(ab|xy), i.e. the
+        marginals <A_x>, <B_y> and the correlators <A_x B_y> (then ``bell_value=None``).
+        Non-zero marginals break the outcome-flip symmetry, so this solves the unreduced
+        relaxation (one block of 57 rows for kind "key", :func:`sdp_sizes`). A trailing shape
+        (2, 2, 2, 3) is accepted: Bob's key-only input y = 2 is then not constrained (fewer
+        constraints: still a valid, possibly looser, bound).
+    preprocessing : float
+        Noisy preprocessing (kind "key" only): p in [0, 1/2], Alice flips her key bit with
+        probability p and the bound is on H(A'|X=x,E) of the flipped bit A' [Ho et al. 2020].
+        The key POVM becomes ``M_a' = (1 - p) P_a + p P_{1-a}`` in the node objective, as in
+        [BFF]; the outcome-flip symmetry still holds and Eve's norm bound is unchanged (it
+        needs only sigma_a <= sigma). The value is at least h(p) (H(A'|E) >= H(A'|A,E) = h(p)).
     solver : {"CLARABEL", "SCS", "MOSEK"}
         cvxpy solver. Clarabel (default) and SCS are open source and come with
         ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed.
@@ -984,6 +1061,12 @@ def bff_entropy(
     """
     kind = _check_kind(kind)
     x, y = _check_xy(x, y)
+    preprocessing = _check_preprocessing(preprocessing)
+    if kind != "key" and preprocessing != 0.0:
+        raise ValueError(
+            "preprocessing applies to kind 'key' only (Alice's key bit is flipped); "
+            f"got kind={kind!r} with preprocessing={preprocessing!r}"
+        )
     m = _check_int(m, "m", 2, 40)
     level = _check_int(level, "level", 1, 2)
     eve_pairs = _check_bool(eve_pairs, "eve_pairs")
@@ -1001,12 +1084,39 @@ def bff_entropy(
         from jaxbell.family import bell_coefficients
 
         coefs = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
-    if correlators is not None:
-        if bell_value is not None:
+    given = [
+        n for n, a in (("correlators", correlators), ("behaviour", behaviour)) if a is not None
+    ]
+    if len(given) == 2:
+        raise ValueError("pass either correlators or behaviour, not both")
+    if given and bell_value is not None:
+        raise ValueError(
+            f"pass either bell_value or {given[0]}, not both (with {given[0]} given, "
+            f"call bff_entropy(theta, phi, omega, None, {given[0]}=...))"
+        )
+    behaviour_used = None
+    if behaviour is not None:
+        from jaxbell.protocol import check_behaviour
+
+        beh = check_behaviour(behaviour, "behaviour")[..., :2]  # y = 2 (key only): unconstrained
+        try:
+            shape = np.broadcast_shapes(t.shape, beh.shape[:-4])
+        except ValueError:
             raise ValueError(
-                "pass either bell_value or correlators, not both (with correlators given, "
-                "call bff_entropy(theta, phi, omega, None, correlators=E))"
-            )
+                f"behaviour (batch shape {beh.shape[:-4]}) must broadcast with the angles "
+                f"(shape {t.shape})"
+            ) from None
+        beh = np.broadcast_to(beh, shape + (2, 2, 2, 2))
+        behaviour_used = beh
+        sign = np.array([1.0, -1.0])
+        # <A_x> averaged over y and <B_y> over x (equal within check_behaviour's tolerance)
+        alice = np.einsum("a,...abxy->...x", sign, beh) / 2.0
+        bob = np.einsum("b,...abxy->...y", sign, beh) / 2.0
+        e = np.einsum("a,b,...abxy->...xy", sign, sign, beh)
+        marginals = np.concatenate([alice, bob], axis=-1)  # (..., 4): A_0, A_1, B_0, B_1
+        eta = np.full(shape, np.nan)
+        mode = "full"
+    elif correlators is not None:
         e = np.asarray(as_correlators(correlators), dtype=np.float64)
         shape = np.broadcast_shapes(t.shape, e.shape[:-2])
         e = np.broadcast_to(e, shape + (2, 2))
@@ -1038,6 +1148,8 @@ def bff_entropy(
         idx = np.unravel_index(i, shape)
         if mode == "bell":
             coef, target = coefs[idx].ravel().copy(), np.array([eta[idx]])
+        elif mode == "full":
+            coef, target = None, np.concatenate([marginals[idx], e[idx].ravel()])
         else:
             coef, target = None, e[idx].ravel().copy()
         tasks.append(
@@ -1055,6 +1167,7 @@ def bff_entropy(
                 solver,
                 threads,
                 float(max_correction),
+                preprocessing,
             )
         )
     disable = (n_points == 1) if progress is None else not progress
@@ -1095,7 +1208,7 @@ def bff_entropy(
         correlators=None if e is None else np.array(e),
         nodes=t_nodes[:-1],
         weights=w_nodes[:-1] / (t_nodes[:-1] * _LN2),
-        sizes=sdp_sizes(kind, level, x=x, y=y, eve_pairs=eve_pairs, extras=extras),
+        sizes=sdp_sizes(kind, level, x=x, y=y, eve_pairs=eve_pairs, extras=extras, constraint=mode),
         settings={
             "kind": kind,
             "x": x,
@@ -1106,16 +1219,20 @@ def bff_entropy(
             "extras": extras,
             "solver": solver,
             "constraint": mode,
+            "preprocessing": preprocessing,
             "max_correction": float(max_correction),
             "processes": processes,
         },
+        behaviour=None if behaviour_used is None else np.array(behaviour_used),
     )
 
 
 # --- the backend of jaxbell.rates: di_entropy(..., method="bff") ------------------------------
 
 #: What the strategies must reproduce with ``method="bff"`` in :mod:`jaxbell.rates`.
-CONSTRAINTS = ("bell", "correlators")
+CONSTRAINTS = ("bell", "correlators", "full")
+#: Equalities of each constraint in the node SDP (:func:`sdp_sizes`).
+_EQUALITIES = {"bell": 1, "correlators": 4, "full": 8}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1145,13 +1262,18 @@ class BffOptions:
         tqdm bar over the points (None: on a terminal, for more than one point).
     max_correction : float
         Largest certificate correction accepted per point, bits (default 1e-4).
-    constraint : {"bell", "correlators"}
+    constraint : {"bell", "correlators", "full"}
         "bell" (default): the strategies reach ``<B> = bell_value``. "correlators": they
-        reproduce all four correlators of the strategy of eq. (6) under white noise that
-        reach it, ``v E`` with ``v = bell_value / eta^Q`` (Props. 4 and 6) -- the statistics
-        of the noisy strategy in ``noisy_key_rate``. A stronger constraint: a certified lower
-        bound on that protocol's entropy, which may exceed the Bell-value infimum (and the
-        ``"qubit"`` values, which constrain the Bell value only).
+        reproduce all four correlators E[x, y] -- those given to :func:`certify` as
+        ``statistics``, or by default those of the strategy of eq. (6) under white noise that
+        reach the Bell value, ``v E`` with ``v = bell_value / eta^Q`` (Props. 4 and 6), the
+        statistics of the noisy strategy in ``noisy_key_rate``. A stronger constraint: a
+        certified lower bound on that protocol's entropy, which may exceed the Bell-value
+        infimum. "full": every p(ab|xy) of a behaviour given as ``statistics`` (marginals
+        included; the unreduced relaxation, :func:`sdp_sizes`).
+    preprocessing : float
+        Noisy preprocessing p in [0, 1/2] (kind "key" only; default 0): the bound is on
+        H(A'|X=x,E), A' Alice's key bit flipped with probability p (Ho et al. 2020).
 
     References
     ----------
@@ -1168,6 +1290,7 @@ class BffOptions:
     progress: bool | None = None
     max_correction: float = DEFAULT_MAX_CORRECTION
     constraint: str = "bell"
+    preprocessing: float = 0.0
 
     def __post_init__(self):
         _check_int(self.m, "options['m']", 2, 40)
@@ -1189,6 +1312,8 @@ class BffOptions:
             raise ValueError(
                 f"options['constraint'] must be one of {CONSTRAINTS}, got {self.constraint!r}"
             )
+        p = _check_preprocessing(self.preprocessing, "options['preprocessing']")
+        object.__setattr__(self, "preprocessing", p)
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | BffOptions | None) -> BffOptions:
@@ -1206,31 +1331,47 @@ def certify(
     theta: ArrayLike,
     phi: ArrayLike,
     omega: ArrayLike,
-    bell_value: ArrayLike,
+    bell_value: ArrayLike | None,
     *,
     kind: str = "key",
     x: int = 0,
     y: int = 0,
     options: Mapping[str, Any] | BffOptions | None = None,
     progress: bool | None = None,
+    statistics: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """The certified values behind ``method="bff"`` of :mod:`jaxbell.rates`, with their status.
 
-    Points with ``|bell_value| <= eta^L`` (constraint "bell") are exactly 0 without an SDP (a
-    local deterministic strategy reaches them, and H >= 0); elsewhere the value is
-    :func:`bff_entropy`'s (the larger of its bound and 0), NaN where the point is not
-    certified.
+    ``options.constraint`` and ``options.preprocessing`` (:class:`BffOptions`) select the
+    problem; ``statistics`` carries what the protocol observed (below). Points whose statistics
+    have a local model are exactly h(p) without an SDP (0 without preprocessing): a
+    deterministic strategy, with Eve holding its hidden variable, reaches them, and
+    H(A'|E) >= H(A'|A, E) = h(p) for every strategy. Local here means ``|bell_value| <= eta^L``
+    (constraint "bell") or all eight CHSH inequalities holding for the correlators
+    (``max_chsh_value(E) <= 2``; "correlators", and "full" by Fine's theorem -- the eight CHSH
+    inequalities and positivity are the facets of the local polytope of a 2-input, 2-outcome
+    behaviour). Since h(p) bounds every point from below, the shortcut stays rigorous
+    even where rounding puts a point just on the wrong side. Elsewhere the value is
+    :func:`bff_entropy`'s (the larger of its bound and h(p)), NaN where not certified.
 
     Parameters
     ----------
     theta, phi, omega, bell_value : array_like
-        Broadcast together; radians, and <B> with |bell_value| <= |eta^Q| (the rates check).
+        Broadcast together (and with the batch axes of ``statistics``); radians, and <B>
+        with |bell_value| <= |eta^Q| (the rates check). ``bell_value`` is used by constraint
+        "bell" and by "correlators" without ``statistics``; otherwise it may be None (given,
+        it only takes part in broadcasting).
     kind, x, y
-        As in :func:`bff_entropy`.
+        As in :func:`bff_entropy` (preprocessing needs kind "key").
     options : dict or BffOptions, optional
         :class:`BffOptions`.
     progress : bool or None
         Used when ``options`` does not set ``progress``.
+    statistics : array_like, optional
+        Constraint "bell": None. "correlators": E[x, y], shape (..., 2, 2), or None for
+        ``v E`` of eq. (6) with ``v = bell_value / eta^Q``. "full" (required): a behaviour
+        p[a, b, x, y], shape (..., 2, 2, 2, 2), checked with
+        :func:`jaxbell.protocol.check_behaviour` (argument name ``statistics``).
 
     Returns
     -------
@@ -1238,66 +1379,108 @@ def certify(
         Broadcast shape: ``value`` (bits), ``status`` (int8, the certificate's,
         :data:`STATUS_FLAGS`), ``solver_status`` (int8, the solver's own,
         :data:`SOLVER_STATUS_FLAGS`; 5 "not_solved" where no SDP ran), ``correction`` and
-        ``dual_value`` (bits), ``seconds``, ``solved`` (bool: an SDP ran).
+        ``dual_value`` (bits), ``seconds``, ``solved`` (bool: an SDP ran); and ``options``.
     """
     opts = BffOptions.from_mapping(options)
     if progress is not None and (not isinstance(options, Mapping) or "progress" not in options):
         opts = dataclasses.replace(opts, progress=progress)
+    kind = _check_kind(kind)
+    if kind != "key" and opts.preprocessing != 0.0:
+        raise ValueError(
+            "options['preprocessing'] applies to kind 'key' only (Alice's key bit is flipped); "
+            f"got kind={kind!r} with preprocessing {opts.preprocessing!r}"
+        )
+    constraint = opts.constraint
     _import_cvxpy(opts.solver)
     with x64_scope():
         from jaxbell.family import local_bound, quantum_bound
+        from jaxbell.nonlocality import max_chsh_value
 
         t, p, w = (np.asarray(a, dtype=np.float64) for a in as_angles(theta, phi, omega))
-        eta = as_real_array(bell_value, "bell_value")
-        shape = np.broadcast_shapes(t.shape, eta.shape)
-        t, p, w, eta = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, eta))
-        lo = np.asarray(local_bound(t, p, w), dtype=np.float64)
-        q = np.asarray(quantum_bound(t, p, w), dtype=np.float64)
-    n = t.size
+        shapes = [t.shape]
+        eta = None
+        if bell_value is not None:
+            eta = as_real_array(bell_value, "bell_value")
+            shapes.append(eta.shape)
+        elif constraint == "bell" or (constraint == "correlators" and statistics is None):
+            raise ValueError(
+                f"bell_value is required with options['constraint']={constraint!r}"
+                + ("" if constraint == "bell" else " and no statistics")
+            )
+        stats = None
+        if constraint == "bell":
+            if statistics is not None:
+                raise ValueError(
+                    "statistics must be None with options['constraint']='bell' (the Bell "
+                    "value is the constraint); use 'correlators' or 'full' to constrain more"
+                )
+        elif constraint == "correlators" and statistics is not None:
+            stats = np.asarray(as_correlators(statistics, "statistics"), dtype=np.float64)
+            shapes.append(stats.shape[:-2])
+        elif constraint == "full":
+            if statistics is None:
+                raise ValueError(
+                    "options['constraint']='full' needs statistics: a behaviour p[a, b, x, y] "
+                    "of shape (..., 2, 2, 2, 2), e.g. jaxbell.protocol.device_behaviour(...)"
+                )
+            from jaxbell.protocol import check_behaviour
+
+            stats = check_behaviour(statistics, "statistics")
+            if stats.shape[-1] != 2:
+                raise ValueError(
+                    "statistics for options['constraint']='full' must have shape "
+                    f"(..., 2, 2, 2, 2) (Bob's two test inputs); got {stats.shape}"
+                )
+            shapes.append(stats.shape[:-4])
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(
+                "the angles, bell_value and the batch axes of statistics must broadcast "
+                f"together; got shapes {shapes}"
+            ) from None
+        t, p, w = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w))
+        if eta is not None:
+            eta = np.broadcast_to(eta, shape).reshape(-1)
+        n = t.size
+        if constraint == "bell":
+            local = np.abs(eta) <= np.asarray(local_bound(t, p, w), dtype=np.float64)
+        else:
+            if stats is None:  # "correlators" by default: v E of eq. (6), v = bell_value / eta^Q
+                q = np.asarray(quantum_bound(t, p, w), dtype=np.float64)
+                _check_default_correlators(t, p, w, eta, q)
+                from jaxbell.strategy import strategy_correlators
+
+                e0 = np.asarray(strategy_correlators(t, p, w), dtype=np.float64)
+                stats = np.clip((eta / q)[:, None, None] * e0, -1.0, 1.0)
+            else:
+                tail = stats.shape[-2:] if constraint == "correlators" else stats.shape[-4:]
+                stats = np.broadcast_to(stats, shape + tail).reshape((n, *tail))
+            e = stats if constraint == "correlators" else _correlators_of(stats)
+            local = np.asarray(max_chsh_value(e), dtype=np.float64) <= 2.0
+    floor = _binary_entropy(opts.preprocessing)
     out = {
-        "value": np.zeros(n),
+        "value": np.full(n, floor),
         "status": np.zeros(n, dtype=np.int8),
         "solver_status": np.full(n, 5, dtype=np.int8),  # "not_solved" where no SDP is needed
         "correction": np.zeros(n),
         "dual_value": np.zeros(n),
         "seconds": np.zeros(n),
     }
-    if opts.constraint == "bell":
-        solve = np.abs(eta) > lo
-    else:
-        solve = np.ones(n, dtype=bool)
-        zero = q == 0
-        if np.any(zero):
-            i = int(np.flatnonzero(zero)[0])
-            raise ValueError(
-                "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
-                f"v = bell_value / eta^Q, undefined at (theta, phi, omega) = ({t[i]:.17g}, "
-                f"{p[i]:.17g}, {w[i]:.17g}) where eta^Q = 0; call "
-                "bff_entropy(..., correlators=v * E) with the visibility v instead"
-            )
-        bad = np.abs(eta) > np.abs(q) * (1 + 1e-12)
-        if np.any(bad):
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
-                f"v = bell_value / eta^Q, so it needs |bell_value| <= |eta^Q|; got "
-                f"{eta[i]!r} where |eta^Q| = {abs(q[i])!r} (use constraint 'bell')"
-            )
+    solve = ~local
     idx = np.flatnonzero(solve)
     if idx.size:
         kwargs = opts.solver_kwargs()
         ts, ps, ws = t[idx], p[idx], w[idx]
-        if opts.constraint == "bell":
+        if constraint == "bell":
             res = bff_entropy(ts, ps, ws, eta[idx], kind=kind, x=x, y=y, **kwargs)
+        elif constraint == "correlators":
+            res = bff_entropy(
+                ts, ps, ws, None, correlators=stats[idx], kind=kind, x=x, y=y, **kwargs
+            )
         else:
-            with x64_scope():
-                from jaxbell.strategy import strategy_correlators
-
-                e = np.asarray(strategy_correlators(ts, ps, ws), dtype=np.float64)
-            v = eta[idx] / q[idx]  # q != 0: checked above
-            e = np.clip(v[:, None, None] * e, -1.0, 1.0)
-            res = bff_entropy(ts, ps, ws, None, correlators=e, kind=kind, x=x, y=y, **kwargs)
-        out["value"][idx] = res.value  # already max(0, bound); NaN where not certified
+            res = bff_entropy(ts, ps, ws, None, behaviour=stats[idx], kind=kind, x=x, y=y, **kwargs)
+        out["value"][idx] = res.value  # already max(h(p), bound); NaN where not certified
         out["status"][idx] = res.status
         out["solver_status"][idx] = res.solver_status
         out["correction"][idx] = res.correction
@@ -1309,27 +1492,83 @@ def certify(
     return out
 
 
+def _correlators_of(behaviour: np.ndarray) -> np.ndarray:
+    """E[..., x, y] = sum_ab (-1)^(a+b) p[..., a, b, x, y]."""
+    sign = np.array([1.0, -1.0])
+    return np.einsum("a,b,...abxy->...xy", sign, sign, behaviour)
+
+
+def _check_default_correlators(t, p, w, eta, q) -> None:
+    """The default correlators v E need eta^Q != 0 and |bell_value| <= |eta^Q|."""
+    zero = q == 0
+    if np.any(zero):
+        i = int(np.flatnonzero(zero)[0])
+        raise ValueError(
+            "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
+            f"v = bell_value / eta^Q, undefined at (theta, phi, omega) = ({t[i]:.17g}, "
+            f"{p[i]:.17g}, {w[i]:.17g}) where eta^Q = 0; call "
+            "bff_entropy(..., correlators=v * E) with the visibility v instead"
+        )
+    bad = np.abs(eta) > np.abs(q) * (1 + 1e-12)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            "options['constraint']='correlators' fixes the correlators v E of eq. (6) with "
+            f"v = bell_value / eta^Q, so it needs |bell_value| <= |eta^Q|; got "
+            f"{eta[i]!r} where |eta^Q| = {abs(q[i])!r} (use constraint 'bell')"
+        )
+
+
 def rates_backend(
     theta: ArrayLike,
     phi: ArrayLike,
     omega: ArrayLike,
-    bell_value: ArrayLike,
+    bell_value: ArrayLike | None,
     *,
     kind: str,
     x: int,
     y: int,
     options: Mapping[str, Any] | BffOptions | None,
+    statistics: ArrayLike | None = None,
 ) -> jax.Array:
     """The ``method="bff"`` backend of :func:`jaxbell.di_entropy`: certified bits (NaN: failed).
 
-    :func:`certify`'s ``value``; see it, and :class:`BffOptions` for ``options``.
+    :func:`certify`'s ``value`` (``statistics`` passed on); see it, and :class:`BffOptions`
+    for ``options``.
     """
-    value = certify(theta, phi, omega, bell_value, kind=kind, x=x, y=y, options=options)["value"]
+    value = certify(
+        theta,
+        phi,
+        omega,
+        bell_value,
+        kind=kind,
+        x=x,
+        y=y,
+        options=options,
+        statistics=statistics,
+    )["value"]
     with x64_scope():
         return jnp.asarray(value, dtype=jnp.float64)
 
 
 # --- argument checks ------------------------------------------------------------------------
+
+
+def _binary_entropy(p: float) -> float:
+    """h(p) in bits (0 at p = 0): the entropy of Alice's flips, the floor of H(A'|E)."""
+    if p <= 0.0:
+        return 0.0
+    return float(-p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p))
+
+
+def _check_preprocessing(value, name: str = "preprocessing") -> float:
+    """A flip probability p in [0, 1/2] as a float; errors name the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a flip probability in [0, 1/2] (a number), got {value!r}")
+    p = float(value)
+    if not 0.0 <= p <= 0.5:  # NaN fails too
+        raise ValueError(f"{name} must lie in [0, 1/2] (Alice's flip probability), got {p!r}")
+    return p
 
 
 def _check_int(value, name: str, low: int, high: int) -> int:
