@@ -793,6 +793,392 @@ def _noisy_entry(
     return _as_output(out, multi)
 
 
+# --- protocols and devices: bob_key, preprocessing, constraint, efficiency ------------------
+
+#: what a protocol may test (see ARCHITECTURE.md, "Protocols and devices")
+CONSTRAINTS = ("bell", "correlators", "full")
+
+#: coarse grid of flip probabilities searched by ``preprocessing="optimal"`` before the
+#: golden-section refinement (p = 1/2 itself gives exactly no key and is not searched)
+_OPTIMAL_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.49)
+#: width of the final golden-section bracket in p
+_OPTIMAL_PTOL = 5e-3
+#: an optimal rate at or below this many bits is not resolved from rounding: reported as 0
+#: with preprocessing 1/2 (the flip of every bit with probability 1/2: no key, exactly 0)
+RATE_RESOLUTION = 1e-12
+
+#: status of a threshold (``return_status=True`` of the critical functions)
+CRITICAL_STATUSES = ("found", "no_rate", "failed", "not_bisected")
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _check_constraint(constraint, name: str = "constraint") -> str:
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"{name} must be one of {CONSTRAINTS}, got {constraint!r}")
+    return constraint
+
+
+def _check_efficiency(efficiency) -> np.ndarray:
+    e = as_real_array(efficiency, "efficiency")
+    check_in_range(e, "efficiency", 0.0, 1.0, closed=(False, True))
+    return e
+
+
+def _check_protocol_preprocessing(preprocessing):
+    """A flip probability (float) or the string "optimal"."""
+    if isinstance(preprocessing, str):
+        if preprocessing == "optimal":
+            return "optimal"
+        raise ValueError(
+            "preprocessing must be a flip probability in [0, 1/2] or 'optimal'; got "
+            f"{preprocessing!r}"
+        )
+    return check_preprocessing(preprocessing)
+
+
+def _constraints(methods, per_method, constraint) -> dict[str, str]:
+    """The constraint of each method: the keyword, or (for "bff", keyword None) its options'.
+
+    ``constraint=None`` keeps today's behaviour: "bell", except that ``method="bff"`` with
+    ``options={"constraint": ...}`` uses that. A keyword and an options entry that differ
+    raise a ValueError naming both.
+    """
+    if constraint is not None:
+        _check_constraint(constraint)
+    out = {}
+    for m in methods:
+        given = None
+        if m == "bff" and isinstance(per_method[m], Mapping) and "constraint" in per_method[m]:
+            given = per_method[m]["constraint"]
+        if constraint is not None and given is not None and given != constraint:
+            raise ValueError(
+                f"constraint={constraint!r} and options['constraint']={given!r} (method 'bff') "
+                "disagree: give one of them"
+            )
+        out[m] = constraint if constraint is not None else (given or "bell")
+    return out
+
+
+def _bff_options(options, constraint: str, flip: float) -> dict:
+    """bff options with the protocol's constraint and preprocessing (the latter only if > 0)."""
+    opts = dict(options or {}) if not isinstance(options, bff.BffOptions) else (
+        dataclasses.asdict(options)
+    )  # fmt: skip
+    opts["constraint"] = constraint
+    if flip > 0:
+        opts["preprocessing"] = flip
+    return opts
+
+
+def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
+    """attack.attack_entropy per point of ``stats`` (..., 2, 2) or (..., 2, 2, 2, 2); NaN where
+    the attack did not converge (its upper bound is then not within ``tol``)."""
+    from jaxbell.attack import attack_entropy
+
+    opts = dict(options or {})
+    seed = opts.pop("seed", 0)
+    core = 2 if constraint == "correlators" else 4
+    lead = stats.shape[: stats.ndim - core]
+    flat = stats.reshape((-1,) + stats.shape[stats.ndim - core :])
+    out = np.full(flat.shape[0], np.nan)
+    for i, s in enumerate(flat):
+        res = attack_entropy(
+            s, constraint=constraint, x=x, preprocessing=flip, options=opts or None, seed=seed
+        )
+        if res.converged:
+            out[i] = res.entropy
+    return out.reshape(lead)
+
+
+def _bell_of(t, p, w, test):
+    """|<B>| = |sum_xy c_xy E_xy| of a behaviour's test inputs (..., 2, 2, 2, 2)."""
+    from jaxbell.family import bell_coefficients
+    from jaxbell.protocol import behaviour_correlators
+
+    with x64_scope():
+        c = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
+        e = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
+    return np.abs(np.sum(c * e, axis=(-2, -1)))
+
+
+def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint):
+    """H(A'|X=x, E) of one method at Bell values ``eta`` / test statistics ``test``."""
+    from jaxbell.protocol import behaviour_correlators
+
+    if method == "qubit" and constraint == "bell":
+        backend = _entropy_backend("qubit", flip)
+        return np.asarray(backend(t, p, w, eta, kind="key", x=xi, y=0, options=options))
+    if method == "qubit":
+        stats = test
+        if constraint == "correlators":
+            with x64_scope():
+                stats = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
+        return _attack_values(stats, constraint, xi, flip, options)
+    if method == "bff":
+        opts = _bff_options(options, constraint, flip)
+        kwargs = {}
+        if constraint == "full":
+            kwargs["statistics"] = test
+        elif constraint == "correlators" and test is not None:
+            with x64_scope():
+                kwargs["statistics"] = np.asarray(
+                    behaviour_correlators(jnp.asarray(test)), dtype=np.float64
+                )
+        res = bff.certify(t, p, w, eta, kind="key", x=xi, y=0, options=opts, **kwargs)
+        return np.asarray(res["value"], dtype=np.float64)
+    # a registered backend without protocol support: the Bell value only
+    if constraint != "bell" or flip > 0:
+        raise NotImplementedError(
+            f"method {method!r} supports constraint 'bell' without preprocessing only"
+        )
+    return np.asarray(_BACKENDS[method](t, p, w, eta, kind="key", x=xi, y=0, options=options))
+
+
+def _protocol_rate(t, p, w, v, eff, method, options, xs, bob_key, flip, constraint):
+    """Key rate of the device (v, eff) for one flip probability, max over x in ``xs`` (and
+    Bob's test inputs for bob_key None). Arrays broadcast already; NaN propagates."""
+    _, q, _, top = _bounds64(t, p, w)
+    lossless = np.asarray(eff) == 1.0
+    rates = []
+    for xi in xs:
+        with x64_scope():
+            beh = np.asarray(
+                device_behaviour(t, p, w, visibility=v, efficiency=eff, bob_key=bob_key, x=xi),
+                dtype=np.float64,
+            )
+        test = beh[..., :2]
+        # the Bell value of the behaviour; at efficiency 1 it is v |eta^Q| (as today, exactly)
+        eta = np.where(lossless, np.minimum(v * np.abs(q), top), _bell_of(t, p, w, test))
+        eta = np.minimum(eta, top)
+        stats = test if (constraint == "full" or not np.all(lossless)) else None
+        if method != "bff" and constraint != "bell":
+            stats = test
+        h = _protocol_entropy(t, p, w, eta, stats, method, options, xi, flip, constraint)
+        ys = (0, 1) if bob_key is None else (bob_key,)
+        for yi in ys:
+            with x64_scope():
+                cost = np.asarray(error_correction_cost(beh, xi, yi, preprocessing=flip))
+            rates.append((h - cost)[..., None])
+    return np.max(np.concatenate(rates, -1), axis=-1)
+
+
+def _golden_max(f, lo, hi, ptol):
+    """Per element, golden-section search of the maximum of ``f(indices, p)`` on [lo, hi].
+
+    Returns (the best value probed, its p); elements with a NaN probe end as NaN."""
+    a, b = lo.astype(np.float64), hi.astype(np.float64)
+    c = b - _GOLDEN * (b - a)
+    d = a + _GOLDEN * (b - a)
+    idx = np.arange(a.size)
+    fc, fd = f(idx, c), f(idx, d)
+    best = np.where(fc >= fd, fc, fd)
+    arg = np.where(fc >= fd, c, d)
+    bad = ~(np.isfinite(fc) & np.isfinite(fd))
+    while True:
+        act = np.flatnonzero(~bad & (b - a > ptol))
+        if act.size == 0:
+            break
+        left = fc[act] >= fd[act]  # the maximum lies in [a, d], else in [c, b]
+        a_n = np.where(left, a[act], c[act])
+        b_n = np.where(left, d[act], b[act])
+        c_n = np.where(left, b_n - _GOLDEN * (b_n - a_n), d[act])
+        d_n = np.where(left, c[act], a_n + _GOLDEN * (b_n - a_n))
+        probe = np.where(left, c_n, d_n)
+        val = f(act, probe)
+        fc_n = np.where(left, val, fd[act])
+        fd_n = np.where(left, fc[act], val)
+        a[act], b[act], c[act], d[act], fc[act], fd[act] = a_n, b_n, c_n, d_n, fc_n, fd_n
+        bad[act] |= ~np.isfinite(val)
+        better = val > best[act]
+        best[act] = np.where(better, val, best[act])
+        arg[act] = np.where(better, probe, arg[act])
+    return np.where(bad, np.nan, best), arg
+
+
+def _by_value(rate, idx, flips):
+    """rate(indices, flip) for per-element flips: one call per distinct flip probability."""
+    out = np.full(idx.size, np.nan)
+    for f in np.unique(flips):
+        sel = flips == f
+        out[sel] = rate(idx[sel], float(f))
+    return out
+
+
+def _optimal_rate(rate, n):
+    """max over p in [0, 1/2] of ``rate(indices, p)`` for n elements: (rate, optimal p).
+
+    A coarse grid (:data:`_OPTIMAL_GRID`, every element at once), then golden section in the
+    bracket of each element's best grid point, to width :data:`_OPTIMAL_PTOL`. At p = 1/2 the
+    rate is exactly 0 (Alice's bits are uniform and independent of everything), so the
+    optimum is never negative; an optimum at or below :data:`RATE_RESOLUTION` bits is not
+    resolved from rounding (H(A'|E) and H(A'|B) both tend to 1 as p -> 1/2) and is reported
+    as 0 with p = 1/2. NaN (p NaN) where any probe failed.
+    """
+    idx = np.arange(n)
+    grid = np.asarray(_OPTIMAL_GRID)
+    vals = np.stack([np.asarray(rate(idx, float(g)), dtype=np.float64) for g in grid], -1)
+    failed = ~np.all(np.isfinite(vals), -1)
+    j = np.argmax(np.where(np.isfinite(vals), vals, -np.inf), -1)
+    best, arg = vals[idx, j], grid[j]
+    lo = grid[np.maximum(j - 1, 0)]
+    hi = np.where(j + 1 < grid.size, grid[np.minimum(j + 1, grid.size - 1)], 0.5)
+    ok = np.flatnonzero(~failed)
+    if ok.size:
+        g_best, g_arg = _golden_max(
+            lambda i, f: _by_value(rate, ok[i], f), lo[ok], hi[ok], _OPTIMAL_PTOL
+        )
+        better = g_best > best[ok]
+        failed[ok] |= ~np.isfinite(g_best)
+        best[ok] = np.where(better, g_best, best[ok])
+        arg[ok] = np.where(better, g_arg, arg[ok])
+    unresolved = best <= RATE_RESOLUTION
+    best = np.where(unresolved, 0.0, best)
+    arg = np.where(unresolved, 0.5, arg)
+    return np.where(failed, np.nan, best), np.where(failed, np.nan, arg)
+
+
+def _key_rates(t, p, w, v, eff, method, options, xs, key, flip, constraint):
+    """Key rate of one method on flat float64 arrays; (rate, optimal p or None)."""
+    if flip == "optimal":
+
+        def rate(i, f):
+            args = (t[i], p[i], w[i], v[i], eff[i])
+            return _key_rates(*args, method, options, xs, key, f, constraint)[0]
+
+        return _optimal_rate(rate, t.size)
+    legacy = np.all(eff == 1.0) and (
+        constraint == "bell" or (method == "bff" and constraint == "correlators")
+    )
+    if legacy and not (method == "bff" and flip > 0):
+        opts = _bff_options(options, constraint, 0.0) if method == "bff" else options
+        if key is None and flip == 0:  # today's path, bit for bit
+            return _noisy(t, p, w, v, "key", method, opts, xs, (0, 1)), None
+        return _noisy_protocol(t, p, w, v, method, opts, xs, key, flip), None
+    return _protocol_rate(t, p, w, v, eff, method, options, xs, key, flip, constraint), None
+
+
+def _threshold(rate, n, xtol, bar, lo=None):
+    """Bisection of the smallest axis value in (lo, 1] with a positive rate, for n elements.
+
+    ``rate(indices, values)``; returns (threshold, status codes of CRITICAL_STATUSES)."""
+    idx = np.arange(n)
+    top = np.asarray(rate(idx, np.ones(n)), dtype=np.float64)
+    if bar is not None:
+        bar.update()
+    status = np.where(np.isfinite(top), np.where(top > 0, 0, 1), 2).astype(np.int8)
+    left = np.zeros(n) if lo is None else np.minimum(np.asarray(lo, dtype=np.float64), 1.0)
+    left, right, ok = _bisect(rate, left, np.ones(n), status == 0, xtol, bar)
+    status = np.where((status == 0) & ~ok, 2, status).astype(np.int8)
+    return np.where(status == 0, right, np.nan), status
+
+
+def _optimal_threshold(crit_at, n):
+    """min over p in [0, 1/2] of the threshold ``crit_at(indices, p)`` -> (value, status), by
+    the grid of :data:`_OPTIMAL_GRID` and golden section (each probe is one bisection).
+
+    The rate with p optimised is positive exactly where some p gives a positive rate, so the
+    threshold is the least threshold over p. Returns (threshold, status, optimal p)."""
+    idx = np.arange(n)
+    grid = np.asarray(_OPTIMAL_GRID)
+    vals, stats = [], []
+    for g in grid:
+        c, s = crit_at(idx, float(g))
+        vals.append(c)
+        stats.append(s)
+    vals, stats = np.stack(vals, -1), np.stack(stats, -1)
+    failed = np.any(stats == 2, -1)
+    score = np.where(stats == 0, -vals, -np.inf)  # maximise -threshold; no rate: -inf
+    j = np.argmax(score, -1)
+    found = np.isfinite(score[idx, j])
+    best, arg = score[idx, j], grid[j]
+    ok = np.flatnonzero(found & ~failed)
+    if ok.size:
+        lo = grid[np.maximum(j[ok] - 1, 0)]
+        hi = np.where(j[ok] + 1 < grid.size, grid[np.minimum(j[ok] + 1, grid.size - 1)], 0.5)
+
+        def g_at(i, f):
+            out = np.full(i.size, np.nan)
+            for fv in np.unique(f):
+                sel = f == fv
+                c, s = crit_at(ok[i[sel]], float(fv))
+                out[sel] = np.where(s == 0, -c, np.where(s == 1, -2.0, np.nan))
+            return out
+
+        g_best, g_arg = _golden_max(g_at, lo, hi, _OPTIMAL_PTOL)
+        failed[ok] |= ~np.isfinite(g_best)
+        better = g_best > best[ok]
+        best[ok] = np.where(better, g_best, best[ok])
+        arg[ok] = np.where(better, g_arg, arg[ok])
+    status = np.where(failed, 2, np.where(found, 0, 1)).astype(np.int8)
+    value = np.where(status == 0, -best, np.nan)
+    return value, status, np.where(status == 0, arg, np.nan)
+
+
+def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip,
+                         tols, progress, left_of=None):  # fmt: skip
+    """Thresholds per method along ``axis`` ("visibility" or "efficiency"), ``fixed`` the other.
+
+    Flat arrays; returns lists (per method) of (threshold, status, optimal p or None)."""
+    from tqdm import tqdm
+
+    steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
+    if flip == "optimal":
+        steps *= len(_OPTIMAL_GRID) + 8
+    bar = tqdm(
+        total=steps,
+        desc=f"critical {axis} (bisection steps)",
+        disable=not progress if progress is not None else None,
+    )
+    out = []
+    with bar:
+        for m in methods:
+            opts = _quiet(m, per_method[m])
+
+            def crit_at(i, f, m=m, opts=opts):
+                def rate(j, val):
+                    k = i[j]
+                    v, e = (val, fixed[k]) if axis == "visibility" else (fixed[k], val)
+                    args = (t[k], p[k], w[k], v, e)
+                    return _key_rates(*args, m, opts, xs, key, f, cons[m])[0]
+
+                lo = None if left_of is None else left_of(i, f, cons[m])
+                return _threshold(rate, i.size, tols[m], bar, lo)
+
+            if flip == "optimal":
+                out.append(_optimal_threshold(crit_at, t.size))
+            else:
+                c, s = crit_at(np.arange(t.size), flip)
+                out.append((c, s, None))
+    return out
+
+
+def _front_door(theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing,
+                constraint, method, options, return_preprocessing):  # fmt: skip
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    if not isinstance(return_preprocessing, (bool, np.bool_)):
+        raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    t, p, w = _angles64(theta, phi, omega)
+    v = _check_visibility(visibility)
+    eff = _check_efficiency(efficiency)
+    shape = np.broadcast_shapes(t.shape, v.shape, eff.shape)
+    flat = [np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, v, eff)]
+    rates, flips = [], []
+    for m in methods:
+        r, f = _key_rates(*flat, m, per_method[m], xs, key, flip, cons[m])
+        rates.append(np.reshape(r, shape))
+        flips.append(np.reshape(np.full(r.shape, flip) if f is None else f, shape))
+    out = _as_output(rates, multi)
+    if return_preprocessing:
+        return out, _as_output(flips, multi)
+    return out
+
+
 def noisy_key_rate(
     theta: ArrayLike,
     phi: ArrayLike,
@@ -801,10 +1187,13 @@ def noisy_key_rate(
     *,
     x: int | None = None,
     bob_key: int | str | None = None,
-    preprocessing: float = 0.0,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: ArrayLike = 1.0,
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
-) -> jax.Array:
+    return_preprocessing: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Devetak-Winter key rate of the strategy of eq. (6) under white noise, bits per round.
 
     ``max_xy [F_x(v |eta^Q|) - h((1 + v E[x, y])/2)]``, F_x = :func:`di_entropy` of kind "key"
@@ -848,12 +1237,10 @@ def noisy_key_rate(
     Eq. (1) and (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024);
     I. Devetak and A. Winter, Proc. R. Soc. A 461, 207 (2005).
     """
-    xs = _check_input(x, "x")
-    key = check_bob_key(bob_key)
-    flip = check_preprocessing(preprocessing)
-    return _noisy_entry(
-        theta, phi, omega, visibility, "key", method, options, xs, (0, 1), key, flip
-    )
+    return _front_door(
+        theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing, constraint,
+        method, options, return_preprocessing,
+    )  # fmt: skip
 
 
 def noisy_global_rate(
