@@ -82,12 +82,17 @@ from jaxbell.qubit import KINDS, QubitOptions, qubit_entropy, qubit_envelopes, s
 from jaxbell.strategy import _angle_sums, _strategy_angles, minority_probability
 
 __all__ = [
+    "CONSTRAINTS",
+    "CRITICAL_STATUSES",
+    "RATE_RESOLUTION",
+    "critical_efficiency",
     "critical_visibility",
     "di_entropy",
     "noisy_global_rate",
     "noisy_key_rate",
     "noisy_rate_curve",
     "noisy_strategy_entropy",
+    "observed_key_rate",
     "rate_curve",
 ]
 
@@ -1382,7 +1387,12 @@ def critical_visibility(
     options: Mapping[str, Any] | None = None,
     xtol: float | Mapping[str, float] | None = None,
     progress: bool | None = False,
-) -> jax.Array:
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: ArrayLike = 1.0,
+    return_status: bool = False,
+) -> jax.Array | tuple[jax.Array, np.ndarray]:
     r"""The smallest visibility v with a positive noisy rate (key or global randomness).
 
     The rate grows with v (the entropy is non-decreasing in |<B>| and the error-correction
@@ -1438,6 +1448,29 @@ def critical_visibility(
     per_method = _split_options(methods, options, multi)
     if kind not in KINDS:
         raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
+    _check_return_status(return_status)
+    flip = _check_protocol_preprocessing(preprocessing)
+    key = check_bob_key(bob_key)
+    cons = _constraints(methods, per_method, constraint)
+    eff = _check_efficiency(efficiency)
+    legacy = (
+        key is None
+        and flip == 0
+        and np.all(eff == 1.0)
+        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+    )
+    if kind == "global" and not legacy:
+        raise ValueError(
+            "bob_key, preprocessing, constraint and efficiency apply to kind 'key' only"
+        )
+    if not legacy:
+        return _protocol_critical(
+            theta, phi, omega, eff, "visibility", x=x, bob_key=key,
+            preprocessing=flip, constraint=constraint, method=method, options=options,
+            xtol=xtol, progress=progress, return_status=return_status,
+        )  # fmt: skip
+    if "bff" in per_method:
+        per_method["bff"] = _bff_options(per_method["bff"], cons["bff"], 0.0)
     xs = _check_input(x, "x")
     ys = _check_input(y, "y")  # checked for every kind, used by "global" only
     if kind == "key":
@@ -1484,7 +1517,225 @@ def critical_visibility(
                 if m == "qubit":
                     floor[sel] = below  # the qubit rate is <= 0 there, so the certified one too
             out.append(res.reshape(shape))
-    return _as_output(out, multi)
+    value = _as_output(out, multi)
+    if not return_status:
+        return value
+    statuses = []
+    for j, m in enumerate(methods):
+        res = np.asarray(out[j]).reshape(-1)
+        status = np.where(np.isfinite(res), 0, 1).astype(np.int8)
+        redo = np.flatnonzero(~np.isfinite(res) & st)
+        if redo.size:  # no rate at v = 1 (1), or a failure inside the bracket (2)?
+            top = _noisy(t[redo], p[redo], w[redo], np.ones(redo.size), kind, m,
+                         _quiet(m, per_method[m]), xs, ys)  # fmt: skip
+            status[redo] = np.where(np.isfinite(top) & (top <= 0), 1, 2)
+        statuses.append(status.reshape(shape))
+    return value, (np.stack(statuses, -1) if multi else statuses[0])
+
+
+def _check_return_status(return_status):
+    if not isinstance(return_status, (bool, np.bool_)):
+        raise TypeError(f"return_status must be True or False, got {return_status!r}")
+
+
+def _protocol_critical(theta, phi, omega, fixed_value, axis, *, x, bob_key, preprocessing,
+                       constraint, method, options, xtol, progress, return_status):  # fmt: skip
+    """Thresholds along ``axis`` with the protocol keywords (kind "key")."""
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    _check_return_status(return_status)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    tols = _check_xtol(xtol, methods)
+    t, p, w = _angles64(theta, phi, omega)
+    if axis == "visibility":
+        fixed = _check_efficiency(fixed_value)
+    else:
+        fixed = _check_visibility(fixed_value)
+    shape = np.broadcast_shapes(t.shape, fixed.shape)
+    t, p, w, fixed = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, fixed))
+    res = _protocol_thresholds(
+        t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip, tols, progress
+    )
+    value = _as_output([r[0].reshape(shape) for r in res], multi)
+    if not return_status:
+        return value
+    status = np.stack([r[1].reshape(shape) for r in res], -1) if multi else res[0][1].reshape(shape)
+    return value, status
+
+
+def critical_efficiency(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    *,
+    visibility: ArrayLike = 1.0,
+    kind: str = "key",
+    x: int | None = None,
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    method: str | Sequence[str] = "qubit",
+    options: Mapping[str, Any] | None = None,
+    xtol: float | Mapping[str, float] | None = None,
+    progress: bool | None = False,
+    return_status: bool = False,
+) -> jax.Array | tuple[jax.Array, np.ndarray]:
+    r"""The smallest detection efficiency with a positive key rate, by bisection on (0, 1].
+
+    Both parties' detectors click with probability eta, a no-click binned to outcome 0
+    (:func:`jaxbell.device_behaviour`); the Bell value and the error-correction cost are those
+    of the lossy behaviour, the entropy by ``method`` and ``constraint`` as in
+    :func:`noisy_key_rate`. The rate is taken to grow with eta (bisection). As for
+    :func:`critical_visibility`, method "qubit" (explicit attacks) gives a **lower bound** on
+    the protocol's threshold and "bff" (certified) an **upper bound**: ``method=("qubit",
+    "bff")`` brackets it.
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Tuples of eq. (2), radians; broadcast with ``visibility``.
+    visibility : array_like
+        White-noise visibility v in [0, 1] of the device (default 1).
+    kind : {"key"}
+        Only the key rate has protocol options.
+    x, bob_key, preprocessing, constraint, method, options
+        As in :func:`noisy_key_rate`; ``preprocessing="optimal"``: the least threshold over
+        p in [0, 1/2] (grid and golden section, one bisection per p probed).
+    xtol : float, dict or None
+        Final bracket width (default 1e-7 "qubit", 1e-3 "bff").
+    progress : bool or None
+        tqdm bar over the bisection steps.
+    return_status : bool
+        Also return the status per threshold (int8, codes of :data:`CRITICAL_STATUSES`: 0
+        found, 1 no positive rate even at efficiency 1 -- the threshold does not exist, 2 the
+        backend failed inside the bracket).
+
+    Returns
+    -------
+    jax.Array or (jax.Array, numpy.ndarray)
+        eta in (0, 1], float64 (NaN where status is not 0); a trailing method axis for a
+        sequence of methods.
+    """
+    if kind != "key":
+        raise ValueError(
+            f"kind must be 'key' (critical_efficiency is for the key rate), got {kind!r}"
+        )
+    return _protocol_critical(
+        theta, phi, omega, visibility, "efficiency", x=x, bob_key=bob_key,
+        preprocessing=preprocessing, constraint=constraint, method=method, options=options,
+        xtol=xtol, progress=progress, return_status=return_status,
+    )  # fmt: skip
+
+
+def observed_key_rate(
+    probabilities: ArrayLike,
+    *,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int | None = 0,
+    bob_key: int | str | None = 2,
+    preprocessing: float | str = 0.0,
+    method: str | Sequence[str] = "qubit",
+    options: Mapping[str, Any] | None = None,
+    return_preprocessing: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    r"""DI key rate of measured statistics p(ab|xy), bits per round.
+
+    H(A'|X=x, E) by ``method`` given what ``constraint`` tests of the data's test inputs
+    (y in {0, 1}): the Bell value ``sum_xy c_xy E_xy`` of the tuple ``bell`` ("bell"), the four
+    correlators ("correlators") or the whole behaviour ("full"); minus the error-correction
+    cost H(A'|X=x, Y=bob_key, B) of the data (:func:`jaxbell.error_correction_cost`).
+
+    Parameters
+    ----------
+    probabilities : array_like
+        p[..., a, b, x, y], shape (..., 2, 2, 2, 2) or (..., 2, 2, 2, 3) (y = 2 Bob's key-only
+        input), checked by :func:`jaxbell.check_behaviour` (normalised, no-signalling, within
+        1e-9: project measured frequencies onto the no-signalling set first).
+    bell : (theta, phi, omega), optional
+        The Bell expression B_theta,phi,omega tested; required for constraint "bell". With
+        "correlators" / "full" and method "bff" without it, the CHSH member (pi/2, pi/4,
+        3 pi/4) labels the problem (the statistics constrain it, not the tuple).
+    constraint, x, bob_key, preprocessing, method, options
+        As in :func:`noisy_key_rate`; default ``bob_key=2`` needs the (2, 2, 2, 3) shape.
+
+    Returns
+    -------
+    jax.Array (and the flip probabilities with ``return_preprocessing``)
+        Bits per round, the leading shape of ``probabilities``.
+    """
+    from jaxbell.protocol import check_behaviour
+
+    beh = check_behaviour(probabilities, "probabilities")
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    if key == 2 and beh.shape[-1] != 3:
+        raise ValueError(
+            "bob_key=2 ('aligned') needs Bob's key-only input y = 2 in the data: probabilities "
+            f"of shape (..., 2, 2, 2, 3); got shape {beh.shape} (or pass bob_key=None, 0 or 1)"
+        )
+    flip = _check_protocol_preprocessing(preprocessing)
+    if not isinstance(return_preprocessing, (bool, np.bool_)):
+        raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
+    _check_constraint(constraint)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    if bell is None:
+        if constraint == "bell":
+            raise ValueError(
+                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
+                "Bell expression whose value the protocol tests"
+            )
+        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
+        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
+    t0, p0, w0 = _angles64(*bell)
+    if t0.ndim:
+        raise ValueError("bell must be one tuple (theta, phi, omega) of scalars")
+    lead = beh.shape[:-4]
+    flat = beh.reshape((-1,) + beh.shape[-4:])
+    n = flat.shape[0]
+    t, p, w = (np.full(n, float(a)) for a in (t0, p0, w0))
+    test = flat[..., :2]
+    _, _, _, top = _bounds64(t, p, w)
+    eta = _bell_of(t, p, w, test)
+    if constraint == "bell":
+        eta = _check_bell_value(eta, top)
+    else:
+        eta = np.minimum(eta, top)
+
+    def rate_for(m):
+        def rate(i, f):
+            out = []
+            for xi in xs:
+                h = _protocol_entropy(
+                    t[i], p[i], w[i], eta[i], test[i], m, per_method[m], xi, f, cons[m]
+                )
+                for yi in (0, 1) if key is None else (key,):
+                    with x64_scope():
+                        cost = np.asarray(error_correction_cost(flat[i], xi, yi, preprocessing=f))
+                    out.append((h - cost)[..., None])
+            return np.max(np.concatenate(out, -1), -1)
+
+        return rate
+
+    rates, flips = [], []
+    for m in methods:
+        rate = rate_for(m)
+        if flip == "optimal":
+            r, f = _optimal_rate(rate, n)
+        else:
+            r, f = rate(np.arange(n), flip), np.full(n, flip)
+        rates.append(np.reshape(r, lead))
+        flips.append(np.reshape(f, lead))
+    out = _as_output(rates, multi)
+    if return_preprocessing:
+        return out, _as_output(flips, multi)
+    return out
 
 
 # --- the noisy rates of one tuple as a dataset ---------------------------------------------
