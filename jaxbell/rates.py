@@ -1630,6 +1630,10 @@ def critical_efficiency(
     )  # fmt: skip
 
 
+#: :func:`critical_efficiency` under a name that its keyword in noisy_rate_curve does not hide
+_critical_efficiency_fn = critical_efficiency
+
+
 def observed_key_rate(
     probabilities: ArrayLike,
     *,
@@ -1755,6 +1759,11 @@ def noisy_rate_curve(
     critical: bool = True,
     xtol: float | Mapping[str, float] | None = None,
     progress: bool | None = False,
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: float = 1.0,
+    critical_efficiency: bool = False,
 ) -> xr.Dataset:
     r"""Key and randomness rates of one tuple under white noise, per method, as a Dataset.
 
@@ -1782,6 +1791,15 @@ def noisy_rate_curve(
         Also compute the critical visibilities (default True).
     progress : bool or None
         tqdm bars (None: only on a terminal).
+    bob_key, preprocessing, constraint, efficiency
+        The protocol and device of the **key** rate, as in :func:`noisy_key_rate`
+        (``efficiency`` one number); the global rate keeps the paper's protocol. With any of
+        them set, ``achievable_key_rate`` (the paper's protocol at efficiency 1) is NaN, and
+        with ``preprocessing="optimal"`` the variable ``optimal_preprocessing`` ([method,]
+        visibility) gives the p of each rate.
+    critical_efficiency : bool
+        Also compute :func:`critical_efficiency` at every visibility (variables
+        ``critical_efficiency`` and ``critical_efficiency_status``, [method,] visibility).
 
     Returns
     -------
@@ -1814,6 +1832,25 @@ def noisy_rate_curve(
     ys = _check_input(y, "y")
     if not isinstance(critical, (bool, np.bool_)):
         raise TypeError(f"critical must be True or False, got {critical!r}")
+    if not isinstance(critical_efficiency, (bool, np.bool_)):
+        raise TypeError(f"critical_efficiency must be True or False, got {critical_efficiency!r}")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    cons = _constraints(methods, per_method, constraint)
+    eff = _check_efficiency(efficiency)
+    if eff.ndim:
+        raise ValueError(f"efficiency must be one number in (0, 1], got shape {eff.shape}")
+    protocol = not (
+        key is None
+        and flip == 0
+        and float(eff) == 1.0
+        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+    )
+    proto_kw = {
+        "bob_key": key,
+        "preprocessing": flip,
+        "constraint": constraint,
+    }
     t, p, w = _angles64(theta, phi, omega)
     if t.ndim:
         raise ValueError("noisy_rate_curve takes one tuple: theta, phi and omega must be scalars")
@@ -1826,18 +1863,46 @@ def noisy_rate_curve(
     rates: dict[str, np.ndarray] = {}  # kind -> (method, visibility)
     achievable: dict[str, np.ndarray] = {}
     timing: dict[str, float] = {}
+    extra: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    effb = np.broadcast_to(eff, v.shape)
     for k in kinds:
         ys_k = ys if k == "global" else (0, 1)
-        per = []
+        per, flips = [], []
         for m in methods:
             t1 = time.perf_counter()
             opts = per_method[m]
             if progress is False:
                 opts = _quiet(m, opts)
-            per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
+            if k == "key" and protocol:
+                r, f = _key_rates(tb, pb, wb, v, effb, m, opts, xs, key, flip, cons[m])
+                per.append(r)
+                flips.append(f)
+            else:
+                if m == "bff":
+                    opts = _bff_options(opts, cons[m], 0.0) if k == "key" else opts
+                per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
             timing[f"{m}_{k}"] = round(time.perf_counter() - t1, 3)
         rates[k] = np.stack(per)
         achievable[k] = _achievable(tb, pb, wb, v, k, xs, ys_k)
+        if k == "key" and protocol:
+            achievable[k] = np.full(v.shape, np.nan)  # the paper's protocol only
+        if k == "key" and flip == "optimal":
+            extra["optimal_preprocessing"] = (("visibility",), np.stack(flips))
+    if critical_efficiency:
+        t1 = time.perf_counter()
+        ce, cs = _critical_efficiency_fn(
+            float(t), float(p), float(w), visibility=v, x=x, **proto_kw,
+            method=list(methods) if multi else methods[0], options=options, xtol=xtol,
+            progress=progress, return_status=True,
+        )  # fmt: skip
+        ce, cs = np.asarray(ce), np.asarray(cs)
+        if multi:
+            ce, cs = np.moveaxis(ce, -1, 0), np.moveaxis(cs, -1, 0)
+        else:
+            ce, cs = ce[None], cs[None]
+        extra["critical_efficiency"] = (("visibility",), ce)
+        extra["critical_efficiency_status"] = (("visibility",), cs.astype(np.int8))
+        timing["critical_efficiency"] = round(time.perf_counter() - t1, 3)
     crit = ach_crit = None
     if critical:
         crit = np.full((len(methods), len(kinds)), np.nan)
@@ -1857,6 +1922,7 @@ def noisy_rate_curve(
                         options=options,
                         xtol=xtol,
                         progress=progress,
+                        **(proto_kw | {"efficiency": float(eff)} if k == "key" else {}),
                     )
                 )
             )
@@ -1874,6 +1940,10 @@ def noisy_rate_curve(
         "method": ", ".join(methods),
         "x": "best of 0, 1" if x is None else int(x),
         "y": "best of 0, 1" if y is None else int(y),
+        "bob_key": "best of 0, 1" if key is None else int(key),
+        "preprocessing": flip,
+        "constraint": ", ".join(f"{m}: {c}" for m, c in cons.items()),
+        "efficiency": float(eff),
         **{f"xtol_{m}": val for m, val in _check_xtol(xtol, methods).items()},
         "dtype": "float64",
         "jax_version": jax.__version__,
@@ -1900,4 +1970,5 @@ def noisy_rate_curve(
         local_visibility=lo / abs(q) if st else math.nan,
         coords={"theta": float(t), "phi": float(p), "omega": float(w)},
         settings=settings,
+        extra=extra,
     )
