@@ -374,7 +374,7 @@ def _default_bell_values(lo, top, st, num):
     return np.linspace(0.0, top, num)
 
 
-def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
+def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
     """Rich rate curve of the qubit backend: envelope, supporting lines, optimal mixtures."""
     from tqdm import tqdm
 
@@ -385,7 +385,10 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
         disable=not progress if progress is not None else None,
     )
     with bar:
-        (env,) = qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar)
+        (env,) = qubit_envelopes(
+            [(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar,
+            preprocessing=preprocessing,
+        )  # fmt: skip
     lo_i, hi_i, weight = env.segment(bell_value)
     slope, intercept = env.supporting_line(bell_value)
     idx = np.stack([lo_i, hi_i], -1)
@@ -431,9 +434,11 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     return fields, tangents, settings
 
 
-def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
+def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
     """Certified rate curve: the bound, its certificate status and correction per point."""
     t0 = time.perf_counter()
+    if preprocessing > 0:
+        options = dict(options or {}) | {"preprocessing": preprocessing}
     res = bff.certify(t, p, w, bell_value, kind=kind, x=x, y=y, options=options, progress=progress)
     opts = res["options"]
     fields = {
@@ -465,8 +470,10 @@ def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
 def _entropy_curve(backend):
     """Entropy-only curve builder for a backend without a rich one."""
 
-    def build(t, p, w, bell_value, *, kind, x, y, options, progress):
+    def build(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
         t0 = time.perf_counter()
+        if preprocessing > 0:
+            raise NotImplementedError("this method does not support preprocessing")
         ent = np.asarray(backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=options))
         fields = {"entropy": ent, "curve_status": np.where(np.isnan(ent), 2, 0).astype(np.int8)}
         return fields, {}, {"elapsed_seconds": round(time.perf_counter() - t0, 3)}
@@ -520,6 +527,7 @@ def rate_curve(
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     progress: bool | None = False,
+    preprocessing: float = 0.0,
 ) -> xr.Dataset:
     r"""The DI entropy of one tuple as a labelled curve over the Bell value.
 
@@ -542,6 +550,10 @@ def rate_curve(
         Show tqdm bars: over the optimisation passes ("qubit") and over the SDP points
         ("bff"; run in parallel processes per ``options["processes"]``). None: only on a
         terminal.
+    preprocessing : float
+        Kind "key": the entropy H(A'|X=x, E) of Alice's bit flipped with probability p in
+        [0, 1/2] (noisy preprocessing, as in :func:`di_entropy`; "bff" needs the certified
+        preprocessing of :mod:`jaxbell.bff`). Recorded in the attribute ``preprocessing``.
 
     Returns
     -------
@@ -579,6 +591,9 @@ def rate_curve(
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     x, y = _check_kind(kind, x, y)
+    flip = check_preprocessing(preprocessing)
+    if flip and kind != "key":
+        raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
     if kind == "key":
         y = 0
     t, p, w = _angles64(theta, phi, omega)
@@ -610,6 +625,7 @@ def rate_curve(
         "x": x,
         "y": y,
         "method": ", ".join(methods),
+        "preprocessing": flip,
         "local_bound": lo,
         "quantum_bound": q,
         "bell_max": top,
@@ -621,8 +637,9 @@ def rate_curve(
     results = {}
     for m in methods:
         build = _CURVES.get(m) or _entropy_curve(_BACKENDS[m])
+        kw = {"preprocessing": flip} if flip > 0 else {}
         results[m] = build(
-            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress
+            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress, **kw
         )
     if multi:
         fields, tangents, extra = _merge_curves(results)
