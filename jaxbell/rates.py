@@ -1240,16 +1240,32 @@ def noisy_key_rate(
         2009). The error-correction cost is H(A'|X=x, Y=y, B) of
         :func:`jaxbell.device_behaviour` (:func:`jaxbell.error_correction_cost`); the
         entropy still comes from the Bell value of the test inputs (constraint "bell").
-    preprocessing : float
+    preprocessing : float or "optimal"
         Alice flips each raw key bit with probability p in [0, 1/2] (noisy preprocessing, Ho
-        et al., PRL 124, 230502 (2020)): the rate is H(A'|X=x, E) - H(A'|X=x, Y=y, B).
-        Method "qubit" only for now; "bff" raises NotImplementedError.
+        et al., PRL 124, 230502 (2020)): the rate is H(A'|X=x, E) - H(A'|X=x, Y=y, B)
+        ("bff" needs the certified preprocessing of :mod:`jaxbell.bff`). ``"optimal"``: the
+        largest rate over p per point (a grid, then golden section; about 19 rate
+        evaluations). Never negative (p = 1/2 gives exactly 0); an optimum at or below
+        :data:`RATE_RESOLUTION` is not resolved from rounding and is reported as 0 with p = 1/2.
+    constraint : {None, "bell", "correlators", "full"}
+        What the protocol tests of the device's test inputs: the Bell value (None: "bell", or
+        for "bff" ``options["constraint"]`` as before), the four correlators, or every
+        p(ab|xy). Method "qubit" with "correlators"/"full" runs the explicit attack
+        (:func:`jaxbell.attack.attack_entropy`, 5-40 s per point; ``options`` are then its
+        AttackOptions plus ``seed``; NaN where it did not converge). A keyword and an
+        ``options["constraint"]`` that differ raise a ValueError.
+    efficiency : array_like
+        Detection efficiency in (0, 1] of both parties, a no-click binned to outcome 0
+        (:func:`jaxbell.device_behaviour`); the Bell value and the error-correction cost are
+        those of the lossy behaviour. Broadcasts with the angles and ``visibility``.
     method, options
         As in :func:`di_entropy` (a sequence of methods adds a trailing axis).
+    return_preprocessing : bool
+        Also return the flip probability of each rate (the optimum for ``"optimal"``).
 
     Returns
     -------
-    jax.Array
+    jax.Array or (jax.Array, jax.Array)
         Bits per round, float64, the broadcast shape. With method "qubit" an upper bound on
         the DI rate of this protocol (the entropy is an upper bound, achieved by explicit
         strategies), tight when the optimisation is global; with "bff" a certified lower bound.
@@ -1443,6 +1459,13 @@ def critical_visibility(
         divided by the slope of the rate in v).
     progress : bool or None
         tqdm bar over the bisection steps (None: only on a terminal).
+    bob_key, preprocessing, constraint, efficiency
+        The protocol and device, as in :func:`noisy_key_rate` (kind "key" only; then the
+        bisection runs on [0, 1]). ``preprocessing="optimal"``: the least threshold over p
+        (grid and golden section, one bisection per p).
+    return_status : bool
+        Also return int8 statuses (codes of :data:`CRITICAL_STATUSES`: 0 found, 1 no
+        positive rate even at v = 1, 2 the backend failed inside the bracket).
 
     Returns
     -------
