@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import math
 import time
@@ -947,6 +948,11 @@ def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint)
                 kwargs["statistics"] = np.asarray(
                     behaviour_correlators(jnp.asarray(test)), dtype=np.float64
                 )
+        if kwargs and "statistics" not in inspect.signature(bff.certify).parameters:
+            raise NotImplementedError(
+                "method 'bff' with efficiency < 1 or constraint 'full' needs bff.certify(..., "
+                "statistics=...), which this version of jaxbell.bff lacks; use method='qubit'"
+            )
         res = bff.certify(t, p, w, eta, kind="key", x=xi, y=0, options=opts, **kwargs)
         return np.asarray(res["value"], dtype=np.float64)
     # a registered backend without protocol support: the Bell value only
