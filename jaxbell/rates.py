@@ -1091,12 +1091,21 @@ def _threshold(rate, n, xtol, bar, lo=None):
 
     ``rate(indices, values)``; returns (threshold, status codes of CRITICAL_STATUSES)."""
     idx = np.arange(n)
-    top = np.asarray(rate(idx, np.ones(n)), dtype=np.float64)
+    right = np.ones(n)
+    top = np.asarray(rate(idx, right), dtype=np.float64)
     if bar is not None:
         bar.update()
+    # at the end of the axis the statistics may sit on the quantum boundary (e.g. Tsirelson's
+    # point), where an explicit attack cannot be reached: the bisection only needs *some*
+    # right end with a positive rate, so retry just inside
+    redo = np.flatnonzero(~np.isfinite(top))
+    if redo.size:
+        right[redo] = 1.0 - xtol
+        top[redo] = np.asarray(rate(redo, right[redo]), dtype=np.float64)
     status = np.where(np.isfinite(top), np.where(top > 0, 0, 1), 2).astype(np.int8)
+    status[redo] = np.where(top[redo] > 0, 0, 2)  # not positive just inside: undecided
     left = np.zeros(n) if lo is None else np.minimum(np.asarray(lo, dtype=np.float64), 1.0)
-    left, right, ok = _bisect(rate, left, np.ones(n), status == 0, xtol, bar)
+    left, right, ok = _bisect(rate, left, right, status == 0, xtol, bar)
     status = np.where((status == 0) & ~ok, 2, status).astype(np.int8)
     return np.where(status == 0, right, np.nan), status
 
