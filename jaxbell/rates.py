@@ -883,6 +883,17 @@ def _constraints(methods, per_method, constraint) -> dict[str, str]:
     return out
 
 
+def _check_bff_supports(flip) -> None:
+    """NotImplementedError, before any solve, where this jaxbell.bff lacks preprocessing."""
+    fields = {f.name for f in dataclasses.fields(bff.BffOptions)}
+    if (flip == "optimal" or flip > 0) and "preprocessing" not in fields:
+        raise NotImplementedError(
+            f"preprocessing={flip!r} with method 'bff' needs the certified noisy preprocessing "
+            "of jaxbell.bff (options['preprocessing']), which this version lacks; use "
+            "method='qubit' or preprocessing=0"
+        )
+
+
 def _bff_options(options, constraint: str, flip: float) -> dict:
     """bff options with the protocol's constraint and preprocessing (the latter only if > 0)."""
     opts = dict(options or {}) if not isinstance(options, bff.BffOptions) else (
@@ -1200,6 +1211,8 @@ def _front_door(theta, phi, omega, visibility, efficiency, x, bob_key, preproces
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
     t, p, w = _angles64(theta, phi, omega)
     v = _check_visibility(visibility)
     eff = _check_efficiency(efficiency)
@@ -1603,6 +1616,8 @@ def _protocol_critical(theta, phi, omega, fixed_value, axis, *, x, bob_key, prep
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     if axis == "visibility":
@@ -1743,6 +1758,8 @@ def observed_key_rate(
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
     if bell is None:
         if constraint == "bell":
             raise ValueError(
@@ -1892,6 +1909,8 @@ def noisy_rate_curve(
     key = check_bob_key(bob_key)
     flip = _check_protocol_preprocessing(preprocessing)
     cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
     eff = _check_efficiency(efficiency)
     if eff.ndim:
         raise ValueError(f"efficiency must be one number in (0, 1], got shape {eff.shape}")
