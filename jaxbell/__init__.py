@@ -40,12 +40,14 @@ from jaxbell.protocol import (
 )
 from jaxbell.qubit import QubitEnvelope, QubitOptions, qubit_envelope
 from jaxbell.rates import (
+    critical_efficiency,
     critical_visibility,
     di_entropy,
     noisy_global_rate,
     noisy_key_rate,
     noisy_rate_curve,
     noisy_strategy_entropy,
+    observed_key_rate,
     rate_curve,
 )
 from jaxbell.reductions import merge_reductions, reduce_grid
@@ -75,6 +77,7 @@ __all__ = [
     "binary_entropy",
     "chsh_type_values",
     "chsh_value",
+    "critical_efficiency",
     "critical_visibility",
     "device_behaviour",
     "di_entropy",
@@ -94,6 +97,7 @@ __all__ = [
     "noisy_key_rate",
     "noisy_rate_curve",
     "noisy_strategy_entropy",
+    "observed_key_rate",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",

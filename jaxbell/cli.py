@@ -1060,11 +1060,13 @@ def _add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
     )
     g.add_argument(
         "--constraint",
-        choices=["bell", "correlators"],
+        choices=["bell", "correlators", "full"],
         default="bell",
-        help="bell: the strategies reach the Bell value (default); correlators: all four "
-        "correlators v E of the noisy strategy of eq. (6) (Props. 4 and 6; a stronger "
-        "constraint, not comparable with the qubit values)",
+        help="what the protocol tests: bell, the Bell value (default); correlators, all four "
+        "correlators of the device (Props. 4 and 6); full, every p(ab|xy) (needs the "
+        "certified 'full' relaxation). In 'jaxbell noise' it applies to every method: with "
+        "--method qubit and correlators/full the explicit attack of jaxbell.attack runs "
+        "(5-40 s per point)",
     )
 
 
@@ -1100,6 +1102,77 @@ def _method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict
     if len(methods) == 1:
         return methods[0], per[methods[0]]
     return methods, per
+
+
+def _preprocessing_value(text: str):
+    """--preprocessing: a flip probability in [0, 1/2] or 'optimal'."""
+    if text == "optimal":
+        return "optimal"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(
+            f"--preprocessing must be a flip probability in [0, 0.5] or 'optimal', got {text!r}"
+        )
+    return value
+
+
+def _efficiency_value(text: str) -> float:
+    """--efficiency: a detection efficiency in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--efficiency must lie in (0, 1], got {text!r}")
+    return value
+
+
+def _bob_key_value(text: str):
+    choices = {"none": None, "0": 0, "1": 1, "2": 2, "aligned": "aligned"}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(
+            f"--bob-key must be none, 0, 1 or aligned (2), got {text!r}"
+        )
+    return choices[text]
+
+
+def _add_protocol_options(p, *, full: bool = True) -> None:
+    g = p.add_argument_group(
+        "protocol and device (key rate)",
+        "Bob's key input, Alice's noisy preprocessing, what the protocol tests and the "
+        "detection efficiency; see jaxbell.noisy_key_rate",
+    )
+    g.add_argument(
+        "--preprocessing",
+        type=_preprocessing_value,
+        default=0.0,
+        help="Alice flips each raw key bit with probability P in [0, 0.5] (Ho et al. 2020), "
+        "or 'optimal' (maximised per point; costs about 20 rate evaluations) (default 0)",
+    )
+    if not full:
+        return
+    g.add_argument(
+        "--bob-key",
+        type=_bob_key_value,
+        default=None,
+        help="Bob's key input: none (best of his test inputs, the paper's protocol; default), "
+        "0, 1, or aligned (2: a key-only input measuring Alice's key observable)",
+    )
+    g.add_argument(
+        "--efficiency",
+        type=_efficiency_value,
+        default=1.0,
+        help="detection efficiency in (0, 1] of both parties, a no-click binned to outcome 0 "
+        "(default 1)",
+    )
+    g.add_argument(
+        "--critical-efficiency",
+        action="store_true",
+        help="also compute the critical detection efficiency at every visibility (bisection)",
+    )
 
 
 def _add_rate_curve(sub) -> None:
@@ -1144,6 +1217,7 @@ def _add_rate_curve(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
     _add_bff_options(p)
+    _add_protocol_options(p, full=False)
     p.set_defaults(run=_run_rate_curve, parser=p)
 
 
@@ -1168,8 +1242,9 @@ def _run_rate_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             method=method,
             options=options,
             progress=False if args.no_progress else None,
+            preprocessing=args.preprocessing,
         )
-    except (ValueError, TypeError, ImportError) as err:
+    except (ValueError, TypeError, ImportError, NotImplementedError) as err:
         parser.error(_as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
@@ -1241,6 +1316,7 @@ def _add_noise(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     _add_qubit_options(p)
     _add_bff_options(p)
+    _add_protocol_options(p)
     p.set_defaults(run=_run_noise, parser=p)
 
 
@@ -1253,10 +1329,18 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     _check_out(args.out, parser, overwrite=args.overwrite)
     method, options = _method_options(args, parser)
+    if args.constraint in ("correlators", "full") and "qubit" in args.method:
+        # the explicit attack has its own options (jaxbell.attack.AttackOptions): the seed only
+        if isinstance(method, str):
+            options = {"seed": args.seed}
+        else:
+            options = dict(options) | {"qubit": {"seed": args.seed}}
     kinds = list(dict.fromkeys(args.kind))
     t0 = time.perf_counter()
     try:
-        if "qubit" in args.method:  # envelopes once, with a bar; the rates below reuse them
+        if (
+            "qubit" in args.method and args.preprocessing == 0.0
+        ):  # envelopes once, with a bar; the rates below reuse them
             opts = QubitOptions.from_mapping(_qubit_options(args))
             tpl = [(args.theta, args.phi, args.omega)]
             xs = (0, 1) if args.x is None else (args.x,)
@@ -1279,8 +1363,13 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             options=options,
             critical=not args.no_critical,
             progress=False if args.no_progress else None,
+            bob_key=args.bob_key,
+            preprocessing=args.preprocessing,
+            constraint=args.constraint if args.constraint != "bell" else None,
+            efficiency=args.efficiency,
+            critical_efficiency=args.critical_efficiency,
         )
-    except (ValueError, TypeError, ImportError) as err:
+    except (ValueError, TypeError, ImportError, NotImplementedError) as err:
         parser.error(_as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
@@ -1293,6 +1382,9 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             vals = ", ".join(f"{k} {float(sub.sel(kind=k)):.6f}" for k in kinds)
             parts.append(f"{m}: {vals}")
         crit = "; critical visibility " + "; ".join(parts)
+    if "critical_efficiency" in ds:
+        ce = ds.critical_efficiency.values
+        crit += f"; critical efficiency {np.round(ce, 6)} over the visibilities"
     elapsed = time.perf_counter() - t0
     visibilities = counted(args.visibility.size, "visibility", "visibilities")
     print(f"wrote {args.out}: {visibilities} in {elapsed:.1f} s{crit}")

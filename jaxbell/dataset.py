@@ -202,6 +202,7 @@ STATUS_FLAGS = {
 #: CF flags of every status variable, by variable name: :func:`label` attaches them wherever
 #: such a variable appears (each capability registers its own below).
 FLAGS: dict[str, dict[int, str]] = {
+    "critical_efficiency_status": {0: "found", 1: "no_rate", 2: "failed"},
     "status": STATUS_FLAGS,
     "status_flag": {k: v for k, v in STATUS_FLAGS.items() if k >= 0},
 }
@@ -768,6 +769,28 @@ BFF_SOLVER_STATUS_FLAGS = {
 
 GLOSSARY.update(
     {
+        "optimal_preprocessing": (
+            "optimal flip probability p",
+            "1",
+            "Noisy preprocessing (Ho et al., PRL 124, 230502 (2020)): the probability p in "
+            "[0, 1/2] with which Alice flips each raw key bit that maximises the key rate "
+            "(grid and golden section); 1/2 where no p gives a rate above 1e-12 bit (the rate "
+            "is then reported as 0); NaN where a probe failed",
+        ),
+        "critical_efficiency": (
+            "critical detection efficiency",
+            "1",
+            "Smallest detection efficiency (both parties, no-click binned to outcome 0) with a "
+            "positive key rate at this visibility; method qubit: a lower bound on the "
+            "protocol's threshold, bff: an upper bound; NaN where critical_efficiency_status "
+            "is not 0",
+        ),
+        "critical_efficiency_status": (
+            "status of the critical efficiency",
+            "1",
+            "0 found; 1 no positive rate even at efficiency 1 (no threshold exists); 2 the "
+            "backend failed inside the bracket",
+        ),
         "bell_value": (
             "Bell value <B>",
             "1",
@@ -1295,11 +1318,14 @@ def noisy_rate_dataset(
     coords: Mapping[str, Any],
     settings: Mapping[str, Any],
     history: str | None = None,
+    extra: Mapping[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
 ) -> xr.Dataset:
     """Label the noisy rates of one tuple (see :func:`jaxbell.rates.noisy_rate_curve`).
 
     ``rates[kind]`` has shape (method, visibility); ``critical`` (method, kind) in the order
-    of ``rates``; ``method`` one name (scalar coordinate) or a list (dimension).
+    of ``rates``; ``method`` one name (scalar coordinate) or a list (dimension). ``extra``:
+    further variables ``{name: (dims, array)}`` (names in :data:`GLOSSARY`), dims without
+    the method axis, arrays with it (dropped for one method).
     """
     several = not isinstance(method, str)
     methods = list(method) if several else [method]
@@ -1327,6 +1353,8 @@ def noisy_rate_dataset(
             data_vars[f"noisy_{k}_rate_gap"] = (("visibility",), rates[k][iq] - rates[k][ib])
         if critical is not None:
             data_vars["critical_visibility_gap"] = (("kind",), critical[ib] - critical[iq])
+    for name, (dims, arr) in (extra or {}).items():
+        data_vars[name] = (lead + tuple(dims), per_method(arr))
     all_coords: dict[str, Any] = {
         "visibility": np.asarray(visibility, dtype=np.float64),
         "kind": np.array(kinds),

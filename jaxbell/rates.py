@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import math
 import time
@@ -82,12 +83,17 @@ from jaxbell.qubit import KINDS, QubitOptions, qubit_entropy, qubit_envelopes, s
 from jaxbell.strategy import _angle_sums, _strategy_angles, minority_probability
 
 __all__ = [
+    "CONSTRAINTS",
+    "CRITICAL_STATUSES",
+    "RATE_RESOLUTION",
+    "critical_efficiency",
     "critical_visibility",
     "di_entropy",
     "noisy_global_rate",
     "noisy_key_rate",
     "noisy_rate_curve",
     "noisy_strategy_entropy",
+    "observed_key_rate",
     "rate_curve",
 ]
 
@@ -369,7 +375,7 @@ def _default_bell_values(lo, top, st, num):
     return np.linspace(0.0, top, num)
 
 
-def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
+def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
     """Rich rate curve of the qubit backend: envelope, supporting lines, optimal mixtures."""
     from tqdm import tqdm
 
@@ -380,7 +386,10 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
         disable=not progress if progress is not None else None,
     )
     with bar:
-        (env,) = qubit_envelopes([(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar)
+        (env,) = qubit_envelopes(
+            [(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar,
+            preprocessing=preprocessing,
+        )  # fmt: skip
     lo_i, hi_i, weight = env.segment(bell_value)
     slope, intercept = env.supporting_line(bell_value)
     idx = np.stack([lo_i, hi_i], -1)
@@ -426,9 +435,11 @@ def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
     return fields, tangents, settings
 
 
-def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
+def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
     """Certified rate curve: the bound, its certificate status and correction per point."""
     t0 = time.perf_counter()
+    if preprocessing > 0:
+        options = dict(options or {}) | {"preprocessing": preprocessing}
     res = bff.certify(t, p, w, bell_value, kind=kind, x=x, y=y, options=options, progress=progress)
     opts = res["options"]
     fields = {
@@ -460,8 +471,10 @@ def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress):
 def _entropy_curve(backend):
     """Entropy-only curve builder for a backend without a rich one."""
 
-    def build(t, p, w, bell_value, *, kind, x, y, options, progress):
+    def build(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
         t0 = time.perf_counter()
+        if preprocessing > 0:
+            raise NotImplementedError("this method does not support preprocessing")
         ent = np.asarray(backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=options))
         fields = {"entropy": ent, "curve_status": np.where(np.isnan(ent), 2, 0).astype(np.int8)}
         return fields, {}, {"elapsed_seconds": round(time.perf_counter() - t0, 3)}
@@ -515,6 +528,7 @@ def rate_curve(
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     progress: bool | None = False,
+    preprocessing: float = 0.0,
 ) -> xr.Dataset:
     r"""The DI entropy of one tuple as a labelled curve over the Bell value.
 
@@ -537,6 +551,10 @@ def rate_curve(
         Show tqdm bars: over the optimisation passes ("qubit") and over the SDP points
         ("bff"; run in parallel processes per ``options["processes"]``). None: only on a
         terminal.
+    preprocessing : float
+        Kind "key": the entropy H(A'|X=x, E) of Alice's bit flipped with probability p in
+        [0, 1/2] (noisy preprocessing, as in :func:`di_entropy`; "bff" needs the certified
+        preprocessing of :mod:`jaxbell.bff`). Recorded in the attribute ``preprocessing``.
 
     Returns
     -------
@@ -574,6 +592,9 @@ def rate_curve(
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     x, y = _check_kind(kind, x, y)
+    flip = check_preprocessing(preprocessing)
+    if flip and kind != "key":
+        raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
     if kind == "key":
         y = 0
     t, p, w = _angles64(theta, phi, omega)
@@ -605,6 +626,7 @@ def rate_curve(
         "x": x,
         "y": y,
         "method": ", ".join(methods),
+        "preprocessing": flip,
         "local_bound": lo,
         "quantum_bound": q,
         "bell_max": top,
@@ -616,8 +638,9 @@ def rate_curve(
     results = {}
     for m in methods:
         build = _CURVES.get(m) or _entropy_curve(_BACKENDS[m])
+        kw = {"preprocessing": flip} if flip > 0 else {}
         results[m] = build(
-            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress
+            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress, **kw
         )
     if multi:
         fields, tangents, extra = _merge_curves(results)
@@ -793,6 +816,419 @@ def _noisy_entry(
     return _as_output(out, multi)
 
 
+# --- protocols and devices: bob_key, preprocessing, constraint, efficiency ------------------
+
+#: what a protocol may test (see ARCHITECTURE.md, "Protocols and devices")
+CONSTRAINTS = ("bell", "correlators", "full")
+
+#: coarse grid of flip probabilities searched by ``preprocessing="optimal"`` before the
+#: golden-section refinement (p = 1/2 itself gives exactly no key and is not searched)
+_OPTIMAL_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.49)
+#: width of the final golden-section bracket in p
+_OPTIMAL_PTOL = 5e-3
+#: an optimal rate at or below this many bits is not resolved from rounding: reported as 0
+#: with preprocessing 1/2 (the flip of every bit with probability 1/2: no key, exactly 0)
+RATE_RESOLUTION = 1e-12
+
+#: status of a threshold (``return_status=True`` of the critical functions)
+CRITICAL_STATUSES = ("found", "no_rate", "failed", "not_bisected")
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _check_constraint(constraint, name: str = "constraint") -> str:
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"{name} must be one of {CONSTRAINTS}, got {constraint!r}")
+    return constraint
+
+
+def _check_efficiency(efficiency) -> np.ndarray:
+    e = as_real_array(efficiency, "efficiency")
+    check_in_range(e, "efficiency", 0.0, 1.0, closed=(False, True))
+    return e
+
+
+def _check_protocol_preprocessing(preprocessing):
+    """A flip probability (float) or the string "optimal"."""
+    if isinstance(preprocessing, str):
+        if preprocessing == "optimal":
+            return "optimal"
+        raise ValueError(
+            "preprocessing must be a flip probability in [0, 1/2] or 'optimal'; got "
+            f"{preprocessing!r}"
+        )
+    return check_preprocessing(preprocessing)
+
+
+def _constraints(methods, per_method, constraint) -> dict[str, str]:
+    """The constraint of each method: the keyword, or (for "bff", keyword None) its options'.
+
+    ``constraint=None`` keeps today's behaviour: "bell", except that ``method="bff"`` with
+    ``options={"constraint": ...}`` uses that. A keyword and an options entry that differ
+    raise a ValueError naming both.
+    """
+    if constraint is not None:
+        _check_constraint(constraint)
+    out = {}
+    for m in methods:
+        given = None
+        if m == "bff" and isinstance(per_method[m], Mapping) and "constraint" in per_method[m]:
+            given = per_method[m]["constraint"]
+        if constraint is not None and given is not None and given != constraint:
+            raise ValueError(
+                f"constraint={constraint!r} and options['constraint']={given!r} (method 'bff') "
+                "disagree: give one of them"
+            )
+        out[m] = constraint if constraint is not None else (given or "bell")
+    return out
+
+
+def _check_bff_supports(flip) -> None:
+    """NotImplementedError, before any solve, where this jaxbell.bff lacks preprocessing."""
+    fields = {f.name for f in dataclasses.fields(bff.BffOptions)}
+    if (flip == "optimal" or flip > 0) and "preprocessing" not in fields:
+        raise NotImplementedError(
+            f"preprocessing={flip!r} with method 'bff' needs the certified noisy preprocessing "
+            "of jaxbell.bff (options['preprocessing']), which this version lacks; use "
+            "method='qubit' or preprocessing=0"
+        )
+
+
+def _bff_options(options, constraint: str, flip: float) -> dict:
+    """bff options with the protocol's constraint and preprocessing (the latter only if > 0)."""
+    opts = dict(options or {}) if not isinstance(options, bff.BffOptions) else (
+        dataclasses.asdict(options)
+    )  # fmt: skip
+    opts["constraint"] = constraint
+    if flip > 0:
+        opts["preprocessing"] = flip
+    return opts
+
+
+def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
+    """attack.attack_entropy per point of ``stats`` (..., 2, 2) or (..., 2, 2, 2, 2); NaN where
+    the attack did not converge (its upper bound is then not within ``tol``)."""
+    from jaxbell.attack import attack_entropy
+
+    opts = dict(options or {})
+    seed = opts.pop("seed", 0)
+    core = 2 if constraint == "correlators" else 4
+    lead = stats.shape[: stats.ndim - core]
+    flat = stats.reshape((-1,) + stats.shape[stats.ndim - core :])
+    out = np.full(flat.shape[0], np.nan)
+    for i, s in enumerate(flat):
+        res = attack_entropy(
+            s, constraint=constraint, x=x, preprocessing=flip, options=opts or None, seed=seed
+        )
+        if res.converged:
+            out[i] = res.entropy
+    return out.reshape(lead)
+
+
+def _bell_of(t, p, w, test):
+    """|<B>| = |sum_xy c_xy E_xy| of a behaviour's test inputs (..., 2, 2, 2, 2)."""
+    from jaxbell.family import bell_coefficients
+    from jaxbell.protocol import behaviour_correlators
+
+    with x64_scope():
+        c = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
+        e = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
+    return np.abs(np.sum(c * e, axis=(-2, -1)))
+
+
+def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint):
+    """H(A'|X=x, E) of one method at Bell values ``eta`` / test statistics ``test``."""
+    from jaxbell.protocol import behaviour_correlators
+
+    if method == "qubit" and constraint == "bell":
+        backend = _entropy_backend("qubit", flip)
+        return np.asarray(backend(t, p, w, eta, kind="key", x=xi, y=0, options=options))
+    if method == "qubit":
+        stats = test
+        if constraint == "correlators":
+            with x64_scope():
+                stats = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
+        return _attack_values(stats, constraint, xi, flip, options)
+    if method == "bff":
+        opts = _bff_options(options, constraint, flip)
+        kwargs = {}
+        if constraint == "full":
+            kwargs["statistics"] = test
+        elif constraint == "correlators" and test is not None:
+            with x64_scope():
+                kwargs["statistics"] = np.asarray(
+                    behaviour_correlators(jnp.asarray(test)), dtype=np.float64
+                )
+        if kwargs and "statistics" not in inspect.signature(bff.certify).parameters:
+            raise NotImplementedError(
+                "method 'bff' with efficiency < 1 or constraint 'full' needs bff.certify(..., "
+                "statistics=...), which this version of jaxbell.bff lacks; use method='qubit'"
+            )
+        res = bff.certify(t, p, w, eta, kind="key", x=xi, y=0, options=opts, **kwargs)
+        return np.asarray(res["value"], dtype=np.float64)
+    # a registered backend without protocol support: the Bell value only
+    if constraint != "bell" or flip > 0:
+        raise NotImplementedError(
+            f"method {method!r} supports constraint 'bell' without preprocessing only"
+        )
+    return np.asarray(_BACKENDS[method](t, p, w, eta, kind="key", x=xi, y=0, options=options))
+
+
+def _protocol_rate(t, p, w, v, eff, method, options, xs, bob_key, flip, constraint):
+    """Key rate of the device (v, eff) for one flip probability, max over x in ``xs`` (and
+    Bob's test inputs for bob_key None). Arrays broadcast already; NaN propagates."""
+    _, q, _, top = _bounds64(t, p, w)
+    lossless = np.asarray(eff) == 1.0
+    rates = []
+    for xi in xs:
+        with x64_scope():
+            beh = np.asarray(
+                device_behaviour(t, p, w, visibility=v, efficiency=eff, bob_key=bob_key, x=xi),
+                dtype=np.float64,
+            )
+        test = beh[..., :2]
+        # the Bell value of the behaviour; at efficiency 1 it is v |eta^Q| (as today, exactly)
+        eta = np.where(lossless, np.minimum(v * np.abs(q), top), _bell_of(t, p, w, test))
+        eta = np.minimum(eta, top)
+        stats = test if (constraint == "full" or not np.all(lossless)) else None
+        if method != "bff" and constraint != "bell":
+            stats = test
+        h = _protocol_entropy(t, p, w, eta, stats, method, options, xi, flip, constraint)
+        ys = (0, 1) if bob_key is None else (bob_key,)
+        for yi in ys:
+            with x64_scope():
+                cost = np.asarray(error_correction_cost(beh, xi, yi, preprocessing=flip))
+            rates.append((h - cost)[..., None])
+    return np.max(np.concatenate(rates, -1), axis=-1)
+
+
+def _golden_max(f, lo, hi, ptol):
+    """Per element, golden-section search of the maximum of ``f(indices, p)`` on [lo, hi].
+
+    Returns (the best value probed, its p); elements with a NaN probe end as NaN."""
+    a, b = lo.astype(np.float64), hi.astype(np.float64)
+    c = b - _GOLDEN * (b - a)
+    d = a + _GOLDEN * (b - a)
+    idx = np.arange(a.size)
+    fc, fd = f(idx, c), f(idx, d)
+    best = np.where(fc >= fd, fc, fd)
+    arg = np.where(fc >= fd, c, d)
+    bad = ~(np.isfinite(fc) & np.isfinite(fd))
+    while True:
+        act = np.flatnonzero(~bad & (b - a > ptol))
+        if act.size == 0:
+            break
+        left = fc[act] >= fd[act]  # the maximum lies in [a, d], else in [c, b]
+        a_n = np.where(left, a[act], c[act])
+        b_n = np.where(left, d[act], b[act])
+        c_n = np.where(left, b_n - _GOLDEN * (b_n - a_n), d[act])
+        d_n = np.where(left, c[act], a_n + _GOLDEN * (b_n - a_n))
+        probe = np.where(left, c_n, d_n)
+        val = f(act, probe)
+        fc_n = np.where(left, val, fd[act])
+        fd_n = np.where(left, fc[act], val)
+        a[act], b[act], c[act], d[act], fc[act], fd[act] = a_n, b_n, c_n, d_n, fc_n, fd_n
+        bad[act] |= ~np.isfinite(val)
+        better = val > best[act]
+        best[act] = np.where(better, val, best[act])
+        arg[act] = np.where(better, probe, arg[act])
+    return np.where(bad, np.nan, best), arg
+
+
+def _by_value(rate, idx, flips):
+    """rate(indices, flip) for per-element flips: one call per distinct flip probability."""
+    out = np.full(idx.size, np.nan)
+    for f in np.unique(flips):
+        sel = flips == f
+        out[sel] = rate(idx[sel], float(f))
+    return out
+
+
+def _optimal_rate(rate, n):
+    """max over p in [0, 1/2] of ``rate(indices, p)`` for n elements: (rate, optimal p).
+
+    A coarse grid (:data:`_OPTIMAL_GRID`, every element at once), then golden section in the
+    bracket of each element's best grid point, to width :data:`_OPTIMAL_PTOL`. At p = 1/2 the
+    rate is exactly 0 (Alice's bits are uniform and independent of everything), so the
+    optimum is never negative; an optimum at or below :data:`RATE_RESOLUTION` bits is not
+    resolved from rounding (H(A'|E) and H(A'|B) both tend to 1 as p -> 1/2) and is reported
+    as 0 with p = 1/2. NaN (p NaN) where any probe failed.
+    """
+    idx = np.arange(n)
+    grid = np.asarray(_OPTIMAL_GRID)
+    vals = np.stack([np.asarray(rate(idx, float(g)), dtype=np.float64) for g in grid], -1)
+    failed = ~np.all(np.isfinite(vals), -1)
+    j = np.argmax(np.where(np.isfinite(vals), vals, -np.inf), -1)
+    best, arg = vals[idx, j], grid[j]
+    lo = grid[np.maximum(j - 1, 0)]
+    hi = np.where(j + 1 < grid.size, grid[np.minimum(j + 1, grid.size - 1)], 0.5)
+    ok = np.flatnonzero(~failed)
+    if ok.size:
+        g_best, g_arg = _golden_max(
+            lambda i, f: _by_value(rate, ok[i], f), lo[ok], hi[ok], _OPTIMAL_PTOL
+        )
+        better = g_best > best[ok]
+        failed[ok] |= ~np.isfinite(g_best)
+        best[ok] = np.where(better, g_best, best[ok])
+        arg[ok] = np.where(better, g_arg, arg[ok])
+    unresolved = best <= RATE_RESOLUTION
+    best = np.where(unresolved, 0.0, best)
+    arg = np.where(unresolved, 0.5, arg)
+    return np.where(failed, np.nan, best), np.where(failed, np.nan, arg)
+
+
+def _key_rates(t, p, w, v, eff, method, options, xs, key, flip, constraint):
+    """Key rate of one method on flat float64 arrays; (rate, optimal p or None)."""
+    if flip == "optimal":
+
+        def rate(i, f):
+            args = (t[i], p[i], w[i], v[i], eff[i])
+            return _key_rates(*args, method, options, xs, key, f, constraint)[0]
+
+        return _optimal_rate(rate, t.size)
+    legacy = np.all(eff == 1.0) and (
+        constraint == "bell" or (method == "bff" and constraint == "correlators")
+    )
+    if legacy and not (method == "bff" and flip > 0):
+        opts = _bff_options(options, constraint, 0.0) if method == "bff" else options
+        if key is None and flip == 0:  # today's path, bit for bit
+            return _noisy(t, p, w, v, "key", method, opts, xs, (0, 1)), None
+        return _noisy_protocol(t, p, w, v, method, opts, xs, key, flip), None
+    return _protocol_rate(t, p, w, v, eff, method, options, xs, key, flip, constraint), None
+
+
+def _threshold(rate, n, xtol, bar, lo=None):
+    """Bisection of the smallest axis value in (lo, 1] with a positive rate, for n elements.
+
+    ``rate(indices, values)``; returns (threshold, status codes of CRITICAL_STATUSES)."""
+    idx = np.arange(n)
+    right = np.ones(n)
+    top = np.asarray(rate(idx, right), dtype=np.float64)
+    if bar is not None:
+        bar.update()
+    # at the end of the axis the statistics may sit on the quantum boundary (e.g. Tsirelson's
+    # point), where an explicit attack cannot be reached: the bisection only needs *some*
+    # right end with a positive rate, so retry just inside
+    redo = np.flatnonzero(~np.isfinite(top))
+    if redo.size:
+        right[redo] = 1.0 - xtol
+        top[redo] = np.asarray(rate(redo, right[redo]), dtype=np.float64)
+    status = np.where(np.isfinite(top), np.where(top > 0, 0, 1), 2).astype(np.int8)
+    status[redo] = np.where(top[redo] > 0, 0, 2)  # not positive just inside: undecided
+    left = np.zeros(n) if lo is None else np.minimum(np.asarray(lo, dtype=np.float64), 1.0)
+    left, right, ok = _bisect(rate, left, right, status == 0, xtol, bar)
+    status = np.where((status == 0) & ~ok, 2, status).astype(np.int8)
+    return np.where(status == 0, right, np.nan), status
+
+
+def _optimal_threshold(crit_at, n):
+    """min over p in [0, 1/2] of the threshold ``crit_at(indices, p)`` -> (value, status), by
+    the grid of :data:`_OPTIMAL_GRID` and golden section (each probe is one bisection).
+
+    The rate with p optimised is positive exactly where some p gives a positive rate, so the
+    threshold is the least threshold over p. Returns (threshold, status, optimal p)."""
+    idx = np.arange(n)
+    grid = np.asarray(_OPTIMAL_GRID)
+    vals, stats = [], []
+    for g in grid:
+        c, s = crit_at(idx, float(g))
+        vals.append(c)
+        stats.append(s)
+    vals, stats = np.stack(vals, -1), np.stack(stats, -1)
+    failed = np.any(stats == 2, -1)
+    score = np.where(stats == 0, -vals, -np.inf)  # maximise -threshold; no rate: -inf
+    j = np.argmax(score, -1)
+    found = np.isfinite(score[idx, j])
+    best, arg = score[idx, j], grid[j]
+    ok = np.flatnonzero(found & ~failed)
+    if ok.size:
+        lo = grid[np.maximum(j[ok] - 1, 0)]
+        hi = np.where(j[ok] + 1 < grid.size, grid[np.minimum(j[ok] + 1, grid.size - 1)], 0.5)
+
+        def g_at(i, f):
+            out = np.full(i.size, np.nan)
+            for fv in np.unique(f):
+                sel = f == fv
+                c, s = crit_at(ok[i[sel]], float(fv))
+                out[sel] = np.where(s == 0, -c, np.where(s == 1, -2.0, np.nan))
+            return out
+
+        g_best, g_arg = _golden_max(g_at, lo, hi, _OPTIMAL_PTOL)
+        failed[ok] |= ~np.isfinite(g_best)
+        better = g_best > best[ok]
+        best[ok] = np.where(better, g_best, best[ok])
+        arg[ok] = np.where(better, g_arg, arg[ok])
+    status = np.where(failed, 2, np.where(found, 0, 1)).astype(np.int8)
+    value = np.where(status == 0, -best, np.nan)
+    return value, status, np.where(status == 0, arg, np.nan)
+
+
+def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip,
+                         tols, progress, left_of=None):  # fmt: skip
+    """Thresholds per method along ``axis`` ("visibility" or "efficiency"), ``fixed`` the other.
+
+    Flat arrays; returns lists (per method) of (threshold, status, optimal p or None)."""
+    from tqdm import tqdm
+
+    steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
+    if flip == "optimal":
+        steps *= len(_OPTIMAL_GRID) + 8
+    bar = tqdm(
+        total=steps,
+        desc=f"critical {axis} (bisection steps)",
+        disable=not progress if progress is not None else None,
+    )
+    out = []
+    with bar:
+        for m in methods:
+            opts = _quiet(m, per_method[m])
+
+            def crit_at(i, f, m=m, opts=opts):
+                def rate(j, val):
+                    k = i[j]
+                    v, e = (val, fixed[k]) if axis == "visibility" else (fixed[k], val)
+                    args = (t[k], p[k], w[k], v, e)
+                    return _key_rates(*args, m, opts, xs, key, f, cons[m])[0]
+
+                lo = None if left_of is None else left_of(i, f, cons[m])
+                return _threshold(rate, i.size, tols[m], bar, lo)
+
+            if flip == "optimal":
+                out.append(_optimal_threshold(crit_at, t.size))
+            else:
+                c, s = crit_at(np.arange(t.size), flip)
+                out.append((c, s, None))
+    return out
+
+
+def _front_door(theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing,
+                constraint, method, options, return_preprocessing):  # fmt: skip
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    if not isinstance(return_preprocessing, (bool, np.bool_)):
+        raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
+    t, p, w = _angles64(theta, phi, omega)
+    v = _check_visibility(visibility)
+    eff = _check_efficiency(efficiency)
+    shape = np.broadcast_shapes(t.shape, v.shape, eff.shape)
+    flat = [np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, v, eff)]
+    rates, flips = [], []
+    for m in methods:
+        r, f = _key_rates(*flat, m, per_method[m], xs, key, flip, cons[m])
+        rates.append(np.reshape(r, shape))
+        flips.append(np.reshape(np.full(r.shape, flip) if f is None else f, shape))
+    out = _as_output(rates, multi)
+    if return_preprocessing:
+        return out, _as_output(flips, multi)
+    return out
+
+
 def noisy_key_rate(
     theta: ArrayLike,
     phi: ArrayLike,
@@ -801,10 +1237,13 @@ def noisy_key_rate(
     *,
     x: int | None = None,
     bob_key: int | str | None = None,
-    preprocessing: float = 0.0,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: ArrayLike = 1.0,
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
-) -> jax.Array:
+    return_preprocessing: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Devetak-Winter key rate of the strategy of eq. (6) under white noise, bits per round.
 
     ``max_xy [F_x(v |eta^Q|) - h((1 + v E[x, y])/2)]``, F_x = :func:`di_entropy` of kind "key"
@@ -829,16 +1268,32 @@ def noisy_key_rate(
         2009). The error-correction cost is H(A'|X=x, Y=y, B) of
         :func:`jaxbell.device_behaviour` (:func:`jaxbell.error_correction_cost`); the
         entropy still comes from the Bell value of the test inputs (constraint "bell").
-    preprocessing : float
+    preprocessing : float or "optimal"
         Alice flips each raw key bit with probability p in [0, 1/2] (noisy preprocessing, Ho
-        et al., PRL 124, 230502 (2020)): the rate is H(A'|X=x, E) - H(A'|X=x, Y=y, B).
-        Method "qubit" only for now; "bff" raises NotImplementedError.
+        et al., PRL 124, 230502 (2020)): the rate is H(A'|X=x, E) - H(A'|X=x, Y=y, B)
+        ("bff" needs the certified preprocessing of :mod:`jaxbell.bff`). ``"optimal"``: the
+        largest rate over p per point (a grid, then golden section; about 19 rate
+        evaluations). Never negative (p = 1/2 gives exactly 0); an optimum at or below
+        :data:`RATE_RESOLUTION` is not resolved from rounding and is reported as 0 with p = 1/2.
+    constraint : {None, "bell", "correlators", "full"}
+        What the protocol tests of the device's test inputs: the Bell value (None: "bell", or
+        for "bff" ``options["constraint"]`` as before), the four correlators, or every
+        p(ab|xy). Method "qubit" with "correlators"/"full" runs the explicit attack
+        (:func:`jaxbell.attack.attack_entropy`, 5-40 s per point; ``options`` are then its
+        AttackOptions plus ``seed``; NaN where it did not converge). A keyword and an
+        ``options["constraint"]`` that differ raise a ValueError.
+    efficiency : array_like
+        Detection efficiency in (0, 1] of both parties, a no-click binned to outcome 0
+        (:func:`jaxbell.device_behaviour`); the Bell value and the error-correction cost are
+        those of the lossy behaviour. Broadcasts with the angles and ``visibility``.
     method, options
         As in :func:`di_entropy` (a sequence of methods adds a trailing axis).
+    return_preprocessing : bool
+        Also return the flip probability of each rate (the optimum for ``"optimal"``).
 
     Returns
     -------
-    jax.Array
+    jax.Array or (jax.Array, jax.Array)
         Bits per round, float64, the broadcast shape. With method "qubit" an upper bound on
         the DI rate of this protocol (the entropy is an upper bound, achieved by explicit
         strategies), tight when the optimisation is global; with "bff" a certified lower bound.
@@ -848,12 +1303,10 @@ def noisy_key_rate(
     Eq. (1) and (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024);
     I. Devetak and A. Winter, Proc. R. Soc. A 461, 207 (2005).
     """
-    xs = _check_input(x, "x")
-    key = check_bob_key(bob_key)
-    flip = check_preprocessing(preprocessing)
-    return _noisy_entry(
-        theta, phi, omega, visibility, "key", method, options, xs, (0, 1), key, flip
-    )
+    return _front_door(
+        theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing, constraint,
+        method, options, return_preprocessing,
+    )  # fmt: skip
 
 
 def noisy_global_rate(
@@ -995,7 +1448,12 @@ def critical_visibility(
     options: Mapping[str, Any] | None = None,
     xtol: float | Mapping[str, float] | None = None,
     progress: bool | None = False,
-) -> jax.Array:
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: ArrayLike = 1.0,
+    return_status: bool = False,
+) -> jax.Array | tuple[jax.Array, np.ndarray]:
     r"""The smallest visibility v with a positive noisy rate (key or global randomness).
 
     The rate grows with v (the entropy is non-decreasing in |<B>| and the error-correction
@@ -1029,6 +1487,13 @@ def critical_visibility(
         divided by the slope of the rate in v).
     progress : bool or None
         tqdm bar over the bisection steps (None: only on a terminal).
+    bob_key, preprocessing, constraint, efficiency
+        The protocol and device, as in :func:`noisy_key_rate` (kind "key" only; then the
+        bisection runs on [0, 1]). ``preprocessing="optimal"``: the least threshold over p
+        (grid and golden section, one bisection per p).
+    return_status : bool
+        Also return int8 statuses (codes of :data:`CRITICAL_STATUSES`: 0 found, 1 no
+        positive rate even at v = 1, 2 the backend failed inside the bracket).
 
     Returns
     -------
@@ -1051,6 +1516,29 @@ def critical_visibility(
     per_method = _split_options(methods, options, multi)
     if kind not in KINDS:
         raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
+    _check_return_status(return_status)
+    flip = _check_protocol_preprocessing(preprocessing)
+    key = check_bob_key(bob_key)
+    cons = _constraints(methods, per_method, constraint)
+    eff = _check_efficiency(efficiency)
+    legacy = (
+        key is None
+        and flip == 0
+        and np.all(eff == 1.0)
+        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+    )
+    if kind == "global" and not legacy:
+        raise ValueError(
+            "bob_key, preprocessing, constraint and efficiency apply to kind 'key' only"
+        )
+    if not legacy:
+        return _protocol_critical(
+            theta, phi, omega, eff, "visibility", x=x, bob_key=key,
+            preprocessing=flip, constraint=constraint, method=method, options=options,
+            xtol=xtol, progress=progress, return_status=return_status,
+        )  # fmt: skip
+    if "bff" in per_method:
+        per_method["bff"] = _bff_options(per_method["bff"], cons["bff"], 0.0)
     xs = _check_input(x, "x")
     ys = _check_input(y, "y")  # checked for every kind, used by "global" only
     if kind == "key":
@@ -1097,7 +1585,233 @@ def critical_visibility(
                 if m == "qubit":
                     floor[sel] = below  # the qubit rate is <= 0 there, so the certified one too
             out.append(res.reshape(shape))
-    return _as_output(out, multi)
+    value = _as_output(out, multi)
+    if not return_status:
+        return value
+    statuses = []
+    for j, m in enumerate(methods):
+        res = np.asarray(out[j]).reshape(-1)
+        status = np.where(np.isfinite(res), 0, 1).astype(np.int8)
+        redo = np.flatnonzero(~np.isfinite(res) & st)
+        if redo.size:  # no rate at v = 1 (1), or a failure inside the bracket (2)?
+            top = _noisy(t[redo], p[redo], w[redo], np.ones(redo.size), kind, m,
+                         _quiet(m, per_method[m]), xs, ys)  # fmt: skip
+            status[redo] = np.where(np.isfinite(top) & (top <= 0), 1, 2)
+        statuses.append(status.reshape(shape))
+    return value, (np.stack(statuses, -1) if multi else statuses[0])
+
+
+def _check_return_status(return_status):
+    if not isinstance(return_status, (bool, np.bool_)):
+        raise TypeError(f"return_status must be True or False, got {return_status!r}")
+
+
+def _protocol_critical(theta, phi, omega, fixed_value, axis, *, x, bob_key, preprocessing,
+                       constraint, method, options, xtol, progress, return_status):  # fmt: skip
+    """Thresholds along ``axis`` with the protocol keywords (kind "key")."""
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    _check_return_status(return_status)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
+    tols = _check_xtol(xtol, methods)
+    t, p, w = _angles64(theta, phi, omega)
+    if axis == "visibility":
+        fixed = _check_efficiency(fixed_value)
+    else:
+        fixed = _check_visibility(fixed_value)
+    shape = np.broadcast_shapes(t.shape, fixed.shape)
+    t, p, w, fixed = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, fixed))
+    res = _protocol_thresholds(
+        t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip, tols, progress
+    )
+    value = _as_output([r[0].reshape(shape) for r in res], multi)
+    if not return_status:
+        return value
+    status = np.stack([r[1].reshape(shape) for r in res], -1) if multi else res[0][1].reshape(shape)
+    return value, status
+
+
+def critical_efficiency(
+    theta: ArrayLike,
+    phi: ArrayLike,
+    omega: ArrayLike,
+    *,
+    visibility: ArrayLike = 1.0,
+    kind: str = "key",
+    x: int | None = None,
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    method: str | Sequence[str] = "qubit",
+    options: Mapping[str, Any] | None = None,
+    xtol: float | Mapping[str, float] | None = None,
+    progress: bool | None = False,
+    return_status: bool = False,
+) -> jax.Array | tuple[jax.Array, np.ndarray]:
+    r"""The smallest detection efficiency with a positive key rate, by bisection on (0, 1].
+
+    Both parties' detectors click with probability eta, a no-click binned to outcome 0
+    (:func:`jaxbell.device_behaviour`); the Bell value and the error-correction cost are those
+    of the lossy behaviour, the entropy by ``method`` and ``constraint`` as in
+    :func:`noisy_key_rate`. The rate is taken to grow with eta (bisection). As for
+    :func:`critical_visibility`, method "qubit" (explicit attacks) gives a **lower bound** on
+    the protocol's threshold and "bff" (certified) an **upper bound**: ``method=("qubit",
+    "bff")`` brackets it.
+
+    Parameters
+    ----------
+    theta, phi, omega : array_like
+        Tuples of eq. (2), radians; broadcast with ``visibility``.
+    visibility : array_like
+        White-noise visibility v in [0, 1] of the device (default 1).
+    kind : {"key"}
+        Only the key rate has protocol options.
+    x, bob_key, preprocessing, constraint, method, options
+        As in :func:`noisy_key_rate`; ``preprocessing="optimal"``: the least threshold over
+        p in [0, 1/2] (grid and golden section, one bisection per p probed).
+    xtol : float, dict or None
+        Final bracket width (default 1e-7 "qubit", 1e-3 "bff").
+    progress : bool or None
+        tqdm bar over the bisection steps.
+    return_status : bool
+        Also return the status per threshold (int8, codes of :data:`CRITICAL_STATUSES`: 0
+        found, 1 no positive rate even at efficiency 1 -- the threshold does not exist, 2 the
+        backend failed inside the bracket).
+
+    Returns
+    -------
+    jax.Array or (jax.Array, numpy.ndarray)
+        eta in (0, 1], float64 (NaN where status is not 0); a trailing method axis for a
+        sequence of methods.
+    """
+    if kind != "key":
+        raise ValueError(
+            f"kind must be 'key' (critical_efficiency is for the key rate), got {kind!r}"
+        )
+    return _protocol_critical(
+        theta, phi, omega, visibility, "efficiency", x=x, bob_key=bob_key,
+        preprocessing=preprocessing, constraint=constraint, method=method, options=options,
+        xtol=xtol, progress=progress, return_status=return_status,
+    )  # fmt: skip
+
+
+#: :func:`critical_efficiency` under a name that its keyword in noisy_rate_curve does not hide
+_critical_efficiency_fn = critical_efficiency
+
+
+def observed_key_rate(
+    probabilities: ArrayLike,
+    *,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int | None = 0,
+    bob_key: int | str | None = 2,
+    preprocessing: float | str = 0.0,
+    method: str | Sequence[str] = "qubit",
+    options: Mapping[str, Any] | None = None,
+    return_preprocessing: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    r"""DI key rate of measured statistics p(ab|xy), bits per round.
+
+    H(A'|X=x, E) by ``method`` given what ``constraint`` tests of the data's test inputs
+    (y in {0, 1}): the Bell value ``sum_xy c_xy E_xy`` of the tuple ``bell`` ("bell"), the four
+    correlators ("correlators") or the whole behaviour ("full"); minus the error-correction
+    cost H(A'|X=x, Y=bob_key, B) of the data (:func:`jaxbell.error_correction_cost`).
+
+    Parameters
+    ----------
+    probabilities : array_like
+        p[..., a, b, x, y], shape (..., 2, 2, 2, 2) or (..., 2, 2, 2, 3) (y = 2 Bob's key-only
+        input), checked by :func:`jaxbell.check_behaviour` (normalised, no-signalling, within
+        1e-9: project measured frequencies onto the no-signalling set first).
+    bell : (theta, phi, omega), optional
+        The Bell expression B_theta,phi,omega tested; required for constraint "bell". With
+        "correlators" / "full" and method "bff" without it, the CHSH member (pi/2, pi/4,
+        3 pi/4) labels the problem (the statistics constrain it, not the tuple).
+    constraint, x, bob_key, preprocessing, method, options
+        As in :func:`noisy_key_rate`; default ``bob_key=2`` needs the (2, 2, 2, 3) shape.
+
+    Returns
+    -------
+    jax.Array (and the flip probabilities with ``return_preprocessing``)
+        Bits per round, the leading shape of ``probabilities``.
+    """
+    from jaxbell.protocol import check_behaviour
+
+    beh = check_behaviour(probabilities, "probabilities")
+    xs = _check_input(x, "x")
+    key = check_bob_key(bob_key)
+    if key == 2 and beh.shape[-1] != 3:
+        raise ValueError(
+            "bob_key=2 ('aligned') needs Bob's key-only input y = 2 in the data: probabilities "
+            f"of shape (..., 2, 2, 2, 3); got shape {beh.shape} (or pass bob_key=None, 0 or 1)"
+        )
+    flip = _check_protocol_preprocessing(preprocessing)
+    if not isinstance(return_preprocessing, (bool, np.bool_)):
+        raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
+    _check_constraint(constraint)
+    methods, multi = _check_methods(method)
+    per_method = _split_options(methods, options, multi)
+    cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
+    if bell is None:
+        if constraint == "bell":
+            raise ValueError(
+                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
+                "Bell expression whose value the protocol tests"
+            )
+        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
+        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
+    t0, p0, w0 = _angles64(*bell)
+    if t0.ndim:
+        raise ValueError("bell must be one tuple (theta, phi, omega) of scalars")
+    lead = beh.shape[:-4]
+    flat = beh.reshape((-1,) + beh.shape[-4:])
+    n = flat.shape[0]
+    t, p, w = (np.full(n, float(a)) for a in (t0, p0, w0))
+    test = flat[..., :2]
+    _, _, _, top = _bounds64(t, p, w)
+    eta = _bell_of(t, p, w, test)
+    if constraint == "bell":
+        eta = _check_bell_value(eta, top)
+    else:
+        eta = np.minimum(eta, top)
+
+    def rate_for(m):
+        def rate(i, f):
+            out = []
+            for xi in xs:
+                h = _protocol_entropy(
+                    t[i], p[i], w[i], eta[i], test[i], m, per_method[m], xi, f, cons[m]
+                )
+                for yi in (0, 1) if key is None else (key,):
+                    with x64_scope():
+                        cost = np.asarray(error_correction_cost(flat[i], xi, yi, preprocessing=f))
+                    out.append((h - cost)[..., None])
+            return np.max(np.concatenate(out, -1), -1)
+
+        return rate
+
+    rates, flips = [], []
+    for m in methods:
+        rate = rate_for(m)
+        if flip == "optimal":
+            r, f = _optimal_rate(rate, n)
+        else:
+            r, f = rate(np.arange(n), flip), np.full(n, flip)
+        rates.append(np.reshape(r, lead))
+        flips.append(np.reshape(f, lead))
+    out = _as_output(rates, multi)
+    if return_preprocessing:
+        return out, _as_output(flips, multi)
+    return out
 
 
 # --- the noisy rates of one tuple as a dataset ---------------------------------------------
@@ -1117,6 +1831,11 @@ def noisy_rate_curve(
     critical: bool = True,
     xtol: float | Mapping[str, float] | None = None,
     progress: bool | None = False,
+    bob_key: int | str | None = None,
+    preprocessing: float | str = 0.0,
+    constraint: str | None = None,
+    efficiency: float = 1.0,
+    critical_efficiency: bool = False,
 ) -> xr.Dataset:
     r"""Key and randomness rates of one tuple under white noise, per method, as a Dataset.
 
@@ -1144,6 +1863,15 @@ def noisy_rate_curve(
         Also compute the critical visibilities (default True).
     progress : bool or None
         tqdm bars (None: only on a terminal).
+    bob_key, preprocessing, constraint, efficiency
+        The protocol and device of the **key** rate, as in :func:`noisy_key_rate`
+        (``efficiency`` one number); the global rate keeps the paper's protocol. With any of
+        them set, ``achievable_key_rate`` (the paper's protocol at efficiency 1) is NaN, and
+        with ``preprocessing="optimal"`` the variable ``optimal_preprocessing`` ([method,]
+        visibility) gives the p of each rate.
+    critical_efficiency : bool
+        Also compute :func:`critical_efficiency` at every visibility (variables
+        ``critical_efficiency`` and ``critical_efficiency_status``, [method,] visibility).
 
     Returns
     -------
@@ -1176,6 +1904,27 @@ def noisy_rate_curve(
     ys = _check_input(y, "y")
     if not isinstance(critical, (bool, np.bool_)):
         raise TypeError(f"critical must be True or False, got {critical!r}")
+    if not isinstance(critical_efficiency, (bool, np.bool_)):
+        raise TypeError(f"critical_efficiency must be True or False, got {critical_efficiency!r}")
+    key = check_bob_key(bob_key)
+    flip = _check_protocol_preprocessing(preprocessing)
+    cons = _constraints(methods, per_method, constraint)
+    if "bff" in methods:
+        _check_bff_supports(flip)
+    eff = _check_efficiency(efficiency)
+    if eff.ndim:
+        raise ValueError(f"efficiency must be one number in (0, 1], got shape {eff.shape}")
+    protocol = not (
+        key is None
+        and flip == 0
+        and float(eff) == 1.0
+        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+    )
+    proto_kw = {
+        "bob_key": key,
+        "preprocessing": flip,
+        "constraint": constraint,
+    }
     t, p, w = _angles64(theta, phi, omega)
     if t.ndim:
         raise ValueError("noisy_rate_curve takes one tuple: theta, phi and omega must be scalars")
@@ -1188,18 +1937,46 @@ def noisy_rate_curve(
     rates: dict[str, np.ndarray] = {}  # kind -> (method, visibility)
     achievable: dict[str, np.ndarray] = {}
     timing: dict[str, float] = {}
+    extra: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    effb = np.broadcast_to(eff, v.shape)
     for k in kinds:
         ys_k = ys if k == "global" else (0, 1)
-        per = []
+        per, flips = [], []
         for m in methods:
             t1 = time.perf_counter()
             opts = per_method[m]
             if progress is False:
                 opts = _quiet(m, opts)
-            per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
+            if k == "key" and protocol:
+                r, f = _key_rates(tb, pb, wb, v, effb, m, opts, xs, key, flip, cons[m])
+                per.append(r)
+                flips.append(f)
+            else:
+                if m == "bff":
+                    opts = _bff_options(opts, cons[m], 0.0) if k == "key" else opts
+                per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
             timing[f"{m}_{k}"] = round(time.perf_counter() - t1, 3)
         rates[k] = np.stack(per)
         achievable[k] = _achievable(tb, pb, wb, v, k, xs, ys_k)
+        if k == "key" and protocol:
+            achievable[k] = np.full(v.shape, np.nan)  # the paper's protocol only
+        if k == "key" and flip == "optimal":
+            extra["optimal_preprocessing"] = (("visibility",), np.stack(flips))
+    if critical_efficiency:
+        t1 = time.perf_counter()
+        ce, cs = _critical_efficiency_fn(
+            float(t), float(p), float(w), visibility=v, x=x, **proto_kw,
+            method=list(methods) if multi else methods[0], options=options, xtol=xtol,
+            progress=progress, return_status=True,
+        )  # fmt: skip
+        ce, cs = np.asarray(ce), np.asarray(cs)
+        if multi:
+            ce, cs = np.moveaxis(ce, -1, 0), np.moveaxis(cs, -1, 0)
+        else:
+            ce, cs = ce[None], cs[None]
+        extra["critical_efficiency"] = (("visibility",), ce)
+        extra["critical_efficiency_status"] = (("visibility",), cs.astype(np.int8))
+        timing["critical_efficiency"] = round(time.perf_counter() - t1, 3)
     crit = ach_crit = None
     if critical:
         crit = np.full((len(methods), len(kinds)), np.nan)
@@ -1219,6 +1996,7 @@ def noisy_rate_curve(
                         options=options,
                         xtol=xtol,
                         progress=progress,
+                        **(proto_kw | {"efficiency": float(eff)} if k == "key" else {}),
                     )
                 )
             )
@@ -1236,6 +2014,10 @@ def noisy_rate_curve(
         "method": ", ".join(methods),
         "x": "best of 0, 1" if x is None else int(x),
         "y": "best of 0, 1" if y is None else int(y),
+        "bob_key": "best of 0, 1" if key is None else int(key),
+        "preprocessing": flip,
+        "constraint": ", ".join(f"{m}: {c}" for m, c in cons.items()),
+        "efficiency": float(eff),
         **{f"xtol_{m}": val for m, val in _check_xtol(xtol, methods).items()},
         "dtype": "float64",
         "jax_version": jax.__version__,
@@ -1262,4 +2044,5 @@ def noisy_rate_curve(
         local_visibility=lo / abs(q) if st else math.nan,
         coords={"theta": float(t), "phi": float(p), "omega": float(w)},
         settings=settings,
+        extra=extra,
     )

@@ -373,3 +373,50 @@ def test_rate_curve_of_a_tuple_that_is_not_self_testing_says_so(tmp_path, capsys
         ds = xr.open_dataset(out, engine="zarr")
     np.testing.assert_allclose(ds.bell_value.values, np.linspace(0, eta_l, 3), rtol=1e-15)
     assert jb.open_dataset(out).row.dtype.kind == "U"
+
+
+_CHSH_ARGS = ["--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4"]
+_LOOSE_ARGS = ["--directions", "16", "--starts", "4", "--steps", "200", "--refine", "0"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--efficiency", "1.3"], "--efficiency"),
+        (["--efficiency", "0"], "--efficiency"),
+        (["--preprocessing", "0.7"], "--preprocessing"),
+        (["--preprocessing", "best"], "--preprocessing"),
+        (["--bob-key", "3"], "--bob-key"),
+        (["--constraint", "marginals"], "--constraint"),
+    ],
+)
+def test_protocol_flags_errors_name_the_flag(extra, match, capsys, tmp_path):
+    argv = ["noise", *_CHSH_ARGS, "--out", str(tmp_path / "n.nc"), *extra]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_noise_with_the_protocol_flags(tmp_path, capsys):
+    out = tmp_path / "n.nc"
+    flags = ["--kind", "key", "--visibility", "0.95", "--bob-key", "aligned"]
+    flags += ["--efficiency", "0.97", "--critical-efficiency", "--no-critical"]
+    argv = ["noise", *_CHSH_ARGS, *_LOOSE_ARGS, "--tol", "1", *flags]
+    argv += ["--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    assert "critical efficiency" in capsys.readouterr().out
+    ds = xr.open_dataset(out)
+    want = jb.noisy_key_rate(*jb_chsh(), 0.95, bob_key=2, efficiency=0.97,
+                             options={"directions": 16, "starts": 4, "steps": 200,
+                                      "refine": 0, "tol": 1.0})  # fmt: skip
+    assert float(want) > 0
+    assert float(ds.noisy_key_rate.squeeze()) == pytest.approx(float(want), abs=1e-12)
+    ce = float(ds.critical_efficiency.squeeze())
+    assert 0.9 < ce < 0.97  # positive rate at 0.97 (the rate above), none far below
+    assert ds.attrs["bob_key"] == 2 and ds.attrs["efficiency"] == 0.97
+    ds.close()
+
+
+def jb_chsh():
+    return (math.pi / 2, math.pi / 4, 3 * math.pi / 4)

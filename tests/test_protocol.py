@@ -415,8 +415,8 @@ def test_noisy_key_rate_protocol_options_bad_input():
         jb.di_entropy(*CHSH, 0.9, preprocessing=0.1, method="bff")
     with pytest.raises(ValueError, match="preprocessing"):
         jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.6)
-    with pytest.raises(ValueError, match="preprocessing"):
-        jb.noisy_key_rate(*CHSH, 0.95, preprocessing="optimal")
+    with pytest.raises(ValueError, match="preprocessing"):  # "optimal" is a valid value now
+        jb.noisy_key_rate(*CHSH, 0.95, preprocessing="best")
     with pytest.raises(ValueError, match="bob_key"):
         jb.noisy_key_rate(*CHSH, 0.95, bob_key="best")
     with pytest.raises(ValueError, match="preprocessing"):
