@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import logging
 import math
 import time
@@ -132,11 +131,24 @@ def _entropy_backend(method: str, preprocessing: float) -> Callable[..., jax.Arr
         return _BACKENDS[method]
     if method == "qubit":
         return functools.partial(qubit_entropy, preprocessing=preprocessing)
+    if method == "bff":
+
+        def certified(t, p, w, bell_value, *, kind, x, y, options):
+            opts = _with_preprocessing(options, preprocessing)
+            return bff.rates_backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=opts)
+
+        return certified
     raise NotImplementedError(
-        f"preprocessing={preprocessing!r} is not supported yet for method={method!r} (the "
-        "certified bound with noisy preprocessing is a later step); use method='qubit' or "
-        "preprocessing=0"
+        f"preprocessing={preprocessing!r} is not supported for method={method!r} (a registered "
+        "backend without noisy preprocessing); use preprocessing=0"
     )
+
+
+def _with_preprocessing(options, flip: float) -> dict:
+    """bff options (a mapping or BffOptions) with ``preprocessing`` set to ``flip``."""
+    if isinstance(options, bff.BffOptions):
+        options = dataclasses.asdict(options)
+    return dict(options or {}) | {"preprocessing": flip}
 
 
 def _check_methods(method) -> tuple[tuple[str, ...], bool]:
@@ -321,8 +333,8 @@ def di_entropy(
     preprocessing : float
         Kind "key": Alice flips her raw key bit with probability p in [0, 1/2] (noisy
         preprocessing, Ho et al., PRL 124, 230502 (2020)); the entropy is then H(A'|X=x, E),
-        h(p) for |bell_value| <= eta^L. Method "qubit" only for now (``"bff"`` raises
-        NotImplementedError).
+        h(p) for |bell_value| <= eta^L. Both methods ("bff": the key POVM of the
+        relaxation becomes (1 - p) P_a + p P_(1-a)).
 
     Returns
     -------
@@ -883,26 +895,9 @@ def _constraints(methods, per_method, constraint) -> dict[str, str]:
     return out
 
 
-def _check_bff_supports(flip) -> None:
-    """NotImplementedError, before any solve, where this jaxbell.bff lacks preprocessing."""
-    fields = {f.name for f in dataclasses.fields(bff.BffOptions)}
-    if (flip == "optimal" or flip > 0) and "preprocessing" not in fields:
-        raise NotImplementedError(
-            f"preprocessing={flip!r} with method 'bff' needs the certified noisy preprocessing "
-            "of jaxbell.bff (options['preprocessing']), which this version lacks; use "
-            "method='qubit' or preprocessing=0"
-        )
-
-
 def _bff_options(options, constraint: str, flip: float) -> dict:
-    """bff options with the protocol's constraint and preprocessing (the latter only if > 0)."""
-    opts = dict(options or {}) if not isinstance(options, bff.BffOptions) else (
-        dataclasses.asdict(options)
-    )  # fmt: skip
-    opts["constraint"] = constraint
-    if flip > 0:
-        opts["preprocessing"] = flip
-    return opts
+    """bff options with the protocol's constraint and preprocessing."""
+    return _with_preprocessing(options, flip) | {"constraint": constraint}
 
 
 def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
@@ -959,11 +954,6 @@ def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint)
                 kwargs["statistics"] = np.asarray(
                     behaviour_correlators(jnp.asarray(test)), dtype=np.float64
                 )
-        if kwargs and "statistics" not in inspect.signature(bff.certify).parameters:
-            raise NotImplementedError(
-                "method 'bff' with efficiency < 1 or constraint 'full' needs bff.certify(..., "
-                "statistics=...), which this version of jaxbell.bff lacks; use method='qubit'"
-            )
         res = bff.certify(t, p, w, eta, kind="key", x=xi, y=0, options=opts, **kwargs)
         return np.asarray(res["value"], dtype=np.float64)
     # a registered backend without protocol support: the Bell value only
@@ -1211,8 +1201,6 @@ def _front_door(theta, phi, omega, visibility, efficiency, x, bob_key, preproces
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
-    if "bff" in methods:
-        _check_bff_supports(flip)
     t, p, w = _angles64(theta, phi, omega)
     v = _check_visibility(visibility)
     eff = _check_efficiency(efficiency)
@@ -1616,8 +1604,6 @@ def _protocol_critical(theta, phi, omega, fixed_value, axis, *, x, bob_key, prep
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
-    if "bff" in methods:
-        _check_bff_supports(flip)
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     if axis == "visibility":
@@ -1758,8 +1744,6 @@ def observed_key_rate(
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
-    if "bff" in methods:
-        _check_bff_supports(flip)
     if bell is None:
         if constraint == "bell":
             raise ValueError(
@@ -1909,8 +1893,6 @@ def noisy_rate_curve(
     key = check_bob_key(bob_key)
     flip = _check_protocol_preprocessing(preprocessing)
     cons = _constraints(methods, per_method, constraint)
-    if "bff" in methods:
-        _check_bff_supports(flip)
     eff = _check_efficiency(efficiency)
     if eff.ndim:
         raise ValueError(f"efficiency must be one number in (0, 1], got shape {eff.shape}")

@@ -407,12 +407,8 @@ def test_noisy_key_rate_aligned_reproduces_pironio_and_ho():
 
 
 def test_noisy_key_rate_protocol_options_bad_input():
-    with pytest.raises(NotImplementedError, match="preprocessing"):
-        jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.1, method="bff")
-    with pytest.raises(NotImplementedError, match="preprocessing"):
-        jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.1, method=("qubit", "bff"))
-    with pytest.raises(NotImplementedError, match="preprocessing"):
-        jb.di_entropy(*CHSH, 0.9, preprocessing=0.1, method="bff")
+    with pytest.raises(ValueError, match="preprocessing"):
+        jb.di_entropy(*CHSH, 0.9, preprocessing=0.7, method="bff")
     with pytest.raises(ValueError, match="preprocessing"):
         jb.noisy_key_rate(*CHSH, 0.95, preprocessing=0.6)
     with pytest.raises(ValueError, match="preprocessing"):  # "optimal" is a valid value now
