@@ -1102,6 +1102,58 @@ GLOSSARY.update(
             "Distance of phi from pi/2 in the near-perfect-key constructions (Props. 3, 5)",
         ),
         "construction": ("construction", "1", "Name of a tuple (theta, phi, omega)"),
+        "threshold": (
+            "threshold",
+            "1",
+            "Which threshold: 'visibility' (white noise, perfect detectors) or 'efficiency' "
+            "(detection efficiency of both parties, no noise, no-click binned to outcome 0)",
+        ),
+        "protocol": (
+            "protocol",
+            "1",
+            "'paper': key from the test inputs (Bob's best test input, bob_key=None); "
+            "'aligned': Bob's key-only input aligned with Alice's key observable (Pironio et "
+            "al., NJP 11, 045021 (2009); bob_key='aligned')",
+        ),
+        "preprocessing": (
+            "noisy preprocessing",
+            "1",
+            "'none': p = 0; 'optimal': Alice flips each raw key bit with the probability p "
+            "that is best for the attack (Ho et al., PRL 124, 230502 (2020)); the certified "
+            "value uses that p, fixed",
+        ),
+        "efficiency": (
+            "detection efficiency",
+            "1",
+            "Detection efficiency of both parties; a no-click is binned to outcome 0",
+        ),
+        "critical_value": (
+            "critical visibility or efficiency",
+            "1",
+            "Smallest visibility (threshold 'visibility') or detection efficiency ('efficiency') "
+            "with a positive key rate; rate_method qubit: a lower bound on the protocol's "
+            "threshold (explicit attacks), bff: an upper bound (certified); NaN where "
+            "threshold_status is not 0",
+        ),
+        "threshold_status": (
+            "status of the threshold",
+            "1",
+            "0 found; 1 no positive rate even at visibility/efficiency 1 (no threshold); 2 the "
+            "backend failed inside the bracket",
+        ),
+        "preprocessing_probability": (
+            "flip probability p used",
+            "1",
+            "Alice's flip probability p of the row: 0 without preprocessing; with 'optimal', "
+            "the attack's best p just above its threshold (also used for the certified value)",
+        ),
+        "key_rate_vs_efficiency": (
+            "key rate",
+            "bit",
+            "Devetak-Winter key rate of the aligned protocol (x = 0) at visibility 1 against "
+            "the detection efficiency; rate_method qubit: an upper bound (explicit attacks), "
+            "bff: a certified lower bound (NaN where not computed or not certified)",
+        ),
         "family": ("construction line", "1", "Name of a one-parameter line of constructions"),
         "point": ("point along the line", "1", "Index of a construction along its line"),
         "least_chsh_with_key": (
