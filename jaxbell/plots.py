@@ -376,8 +376,8 @@ def tradeoff_figure(ds: xr.Dataset):
 # --------------------------------------------------------------------------------------------
 # Noise-robustness figures (figures/certified_vs_qubit.py, figures/noise_figures.py)
 
-_CONSTRUCTION = re.compile(r"^chsh-(5/2|1\+sqrt2) delta=(\S+)$")
-_PROPOSITION = {"5/2": "Prop. 3", "1+sqrt2": "Prop. 5"}
+_CONSTRUCTION = re.compile(r"^(?:chsh-|prop)(5/2|1\+sqrt2|3|5) delta=(\S+)$")
+_PROPOSITION = {"5/2": "Prop. 3", "1+sqrt2": "Prop. 5", "3": "Prop. 3", "5": "Prop. 5"}
 _FAMILY = re.compile(r"^omega=(\S+)$")
 
 
@@ -387,11 +387,15 @@ def construction_title(name: str) -> str:
     ``"chsh"`` (the CHSH member of eq. (6)) becomes "CHSH member", ``"chsh-5/2 delta=0.1"``
     (Prop. 3's construction (pi/3, pi/2 - delta, 5pi/6)) "Prop. 3, φ = π/2 − 0.1" and
     ``"chsh-1+sqrt2 delta=0.1"`` (Prop. 5's, (pi/4, pi/2 - delta, pi)) "Prop. 5, φ = π/2 − 0.1".
-    A family label ``"omega=5pi/6"`` becomes "ω = 5π/6". Other names are returned unchanged.
+    The same constructions named ``"prop3 delta=0.1"`` / ``"prop5 delta=0.1"``, and ``"prop2"``
+    (Prop. 2's tuple (pi/3, pi/3, pi)), read alike. A family label ``"omega=5pi/6"`` becomes
+    "ω = 5π/6". Other names are returned unchanged.
     """
     name = str(name)
     if name == "chsh":
         return "CHSH member"
+    if name == "prop2":
+        return "Prop. 2, (π/3, π/3, π)"
     m = _CONSTRUCTION.match(name)
     if m:
         return f"{_PROPOSITION[m[1]]}, φ = π/2 − {m[2]}"
@@ -616,4 +620,59 @@ def noise_tolerance_figure(ds: xr.Dataset):
                  "dotted: 1 − η^L/|η^Q| (no Bell violation left)", fontsize=9)  # fmt: skip
     fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower center", ncols=3,
                fontsize=7, frameon=False)  # fmt: skip
+    return fig
+
+
+def protocol_efficiency_figure(ds: xr.Dataset):
+    """Key rate of the aligned protocol against detection efficiency, one panel per
+    construction: the explicit attack (upper bound) and the certified bound (lower bound),
+    without and with noisy preprocessing; the critical efficiencies as vertical lines.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/protocol_thresholds.nc`` (experiments/protocol_thresholds.py).
+    """
+    names = ds["construction"].values
+    fig = _figure((4.6 * len(names), 4.4))
+    axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True))
+    eff = ds["efficiency"].values
+    styles = {
+        ("none", "qubit"): dict(color="C0", ls="-", marker="o", ms=3),
+        ("none", "bff"): dict(color="C3", ls="--", marker="s", ms=3),
+        ("optimal", "qubit"): dict(color="C2", ls="-", marker="^", ms=3),
+        ("optimal", "bff"): dict(color="C1", ls="--", marker="v", ms=3),
+    }
+    words = {"qubit": "attack (upper bound)", "bff": "certified (lower bound)"}
+    for ax, name in zip(axes, names, strict=True):
+        for (pre, method), style in styles.items():
+            rate = ds["key_rate_vs_efficiency"].sel(
+                construction=name, preprocessing=pre, rate_method=method
+            )
+            pre_text = "no preprocessing" if pre == "none" else "optimal preprocessing"
+            ax.plot(eff, rate.values, label=f"{words[method]}, {pre_text}", **style)
+            crit = float(
+                ds["critical_value"].sel(
+                    construction=name,
+                    threshold="efficiency",
+                    protocol="aligned",
+                    preprocessing=pre,
+                    rate_method=method,
+                )
+            )
+            if np.isfinite(crit):
+                ax.axvline(crit, color=style["color"], lw=0.8, ls=":")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_ylim(-0.1, None)
+        ax.set_xlabel(axis_label(ds["efficiency"]))
+        mc = float(ds["max_chsh"].sel(construction=name))
+        ax.set_title(f"{construction_title(str(name))}\nmax CHSH {mc:.3f}", fontsize=10)
+    axes[0].set_ylabel(_wrapped(axis_label(ds["key_rate_vs_efficiency"]), 30))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.suptitle(
+        "Aligned protocol (Bob's key-only input), visibility 1: key rate against detection "
+        "efficiency (dotted: critical efficiencies)",
+        fontsize=10,
+    )
     return fig

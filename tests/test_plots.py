@@ -295,6 +295,9 @@ def test_certified_vs_qubit_titles_are_physics_names():
         ("chsh-5/2 delta=0.03", "Prop. 3, φ = π/2 − 0.03"),
         ("chsh-1+sqrt2 delta=0.3", "Prop. 5, φ = π/2 − 0.3"),
         ("omega=5pi/6", "ω = 5π/6"),
+        ("prop2", "Prop. 2, (π/3, π/3, π)"),
+        ("prop3 delta=0.1", "Prop. 3, φ = π/2 − 0.1"),
+        ("prop5 delta=0.03", "Prop. 5, φ = π/2 − 0.03"),
         ("other", "other"),
     ],
 )
@@ -323,3 +326,49 @@ def test_xarray_titles_of_label_coordinates_have_no_units(rng):
     texts = [ax.get_title(), ax.get_xlabel()]
     assert "x = 0" in texts[0] and "[1]" not in texts[0], texts
     assert texts[1] == "Bob's input y", texts
+
+
+def _protocol_dataset():
+    from jaxbell.dataset import labelled_dataset
+
+    names, eff = ["chsh", "prop3 delta=0.1"], np.linspace(0.8, 1.0, 5)
+    rate = np.broadcast_to(eff - 0.9, (2, 2, 2, 5)).copy()
+    crit = np.full((2, 2, 2, 2, 2), 0.9)
+    return labelled_dataset(
+        {
+            "max_chsh": (("construction",), np.array([2.828, 2.579])),
+            "critical_value": (
+                ("construction", "threshold", "protocol", "preprocessing", "rate_method"),
+                crit,
+            ),
+            "key_rate_vs_efficiency": (
+                ("construction", "preprocessing", "rate_method", "efficiency"),
+                rate,
+            ),
+        },
+        {
+            "construction": np.array(names),
+            "threshold": np.array(["visibility", "efficiency"]),
+            "protocol": np.array(["paper", "aligned"]),
+            "preprocessing": np.array(["none", "optimal"]),
+            "rate_method": np.array(["qubit", "bff"]),
+            "efficiency": eff,
+        },
+        title="synthetic",
+        settings={},
+    )
+
+
+def test_protocol_efficiency_figure_labels_and_lines():
+    fig = plots.protocol_efficiency_figure(_protocol_dataset())
+    FigureCanvasAgg(fig).draw()
+    axes = fig.axes
+    assert [a.get_title().split("\n")[0] for a in axes] == ["CHSH member", "Prop. 3, φ = π/2 − 0.1"]
+    assert axes[0].get_xlabel() == "detection efficiency" and "[bit]" in axes[0].get_ylabel()
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(texts) == 4 and any("certified" in t and "optimal" in t for t in texts)
+    # four curves and four critical-efficiency lines (at 0.9) per panel
+    vlines = [ln for ln in axes[0].get_lines() if np.allclose(ln.get_xdata(), 0.9)]
+    assert len(vlines) == 4
+    assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
+    plots.close(fig)
