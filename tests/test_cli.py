@@ -345,7 +345,8 @@ def test_zarr_message_says_what_this_run_computed(tmp_path, capsys):
 
 
 def test_counts_and_ranges_read_right():
-    from jaxbell.cli import _count, _span
+    from jaxbell._text import counted as _count
+    from jaxbell._text import value_span as _span
 
     assert [_count(k, "block") for k in (0, 1, 2, 1234)] == [
         "0 blocks", "1 block", "2 blocks", "1,234 blocks"]  # fmt: skip
