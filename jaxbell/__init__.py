@@ -8,7 +8,6 @@ doi:10.1103/PhysRevLett.132.210802.
 """
 
 from jaxbell._version import __version__
-from jaxbell.bff import BffOptions, BffResult, bff_entropy
 from jaxbell.dataset import open_dataset, save_dataset
 from jaxbell.entropy import (
     binary_entropy,
@@ -28,17 +27,6 @@ from jaxbell.family import (
 )
 from jaxbell.grid import evaluate_grid, write_grid
 from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
-from jaxbell.protocol import (
-    asymmetric_chsh_entropy,
-    behaviour_correlators,
-    behaviour_marginals,
-    check_behaviour,
-    chsh_entropy,
-    chsh_key_rate,
-    device_behaviour,
-    error_correction_cost,
-)
-from jaxbell.qubit import QubitEnvelope, QubitOptions, qubit_envelope
 from jaxbell.rates import (
     critical_efficiency,
     critical_visibility,
@@ -50,6 +38,18 @@ from jaxbell.rates import (
     observed_key_rate,
     rate_curve,
 )
+from jaxbell.rates.bff import BffOptions, BffResult, bff_entropy
+from jaxbell.rates.protocol import (
+    asymmetric_chsh_entropy,
+    behaviour_correlators,
+    behaviour_marginals,
+    check_behaviour,
+    chsh_entropy,
+    chsh_key_rate,
+    device_behaviour,
+    error_correction_cost,
+)
+from jaxbell.rates.qubit import QubitEnvelope, QubitOptions, qubit_envelope
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.strategy import (

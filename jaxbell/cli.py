@@ -849,8 +849,8 @@ def _add_bff(sub) -> None:
 
 
 def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell import bff
     from jaxbell.dataset import save_dataset
+    from jaxbell.rates import bff
 
     _check_out(args.out, parser, overwrite=args.overwrite)
     if args.visibility is not None and args.kind != "key":
@@ -876,7 +876,7 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             column, ok = "noisy_key_rate", int(np.sum(ds.rate_status.values == 0))
         else:
-            from jaxbell.rates import _bounds64, _check_bell_value
+            from jaxbell.rates.front import _bounds64, _check_bell_value
 
             # the check of jaxbell.di_entropy: no quantum strategy reaches |<B>| beyond the
             # tuple's quantum maximum (bff_entropy would only report such points infeasible)
@@ -914,7 +914,7 @@ def _run_bff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{elapsed:.1f} s; {values_text}"
     )
     if "bff_solver_status" in ds:  # the solver's own status, beside the certificate's
-        from jaxbell.bff import SOLVER_STATUS_FLAGS
+        from jaxbell.rates.bff import SOLVER_STATUS_FLAGS
 
         codes, counts = np.unique(ds.bff_solver_status.values, return_counts=True)
         print(
@@ -1324,8 +1324,8 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from tqdm import tqdm
 
     from jaxbell.dataset import save_dataset
-    from jaxbell.qubit import QubitOptions, qubit_envelopes
     from jaxbell.rates import noisy_rate_curve
+    from jaxbell.rates.qubit import QubitOptions, qubit_envelopes
 
     _check_out(args.out, parser, overwrite=args.overwrite)
     method, options = _method_options(args, parser)

@@ -67,18 +67,24 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
-from jaxbell import bff
 from jaxbell._checks import as_angles, as_real_array, check_in_range
 from jaxbell._precision import x64_scope
 from jaxbell.entropy import _h_small, _shannon
 from jaxbell.family import _local_bound, _quantum_bound_jit, is_self_testing
-from jaxbell.protocol import (
+from jaxbell.rates import bff
+from jaxbell.rates.protocol import (
     check_bob_key,
     check_preprocessing,
     device_behaviour,
     error_correction_cost,
 )
-from jaxbell.qubit import KINDS, QubitOptions, qubit_entropy, qubit_envelopes, strategy_from_params
+from jaxbell.rates.qubit import (
+    KINDS,
+    QubitOptions,
+    qubit_entropy,
+    qubit_envelopes,
+    strategy_from_params,
+)
 from jaxbell.strategy import _angle_sums, _strategy_angles, minority_probability
 
 __all__ = [
@@ -903,7 +909,7 @@ def _bff_options(options, constraint: str, flip: float) -> dict:
 def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
     """attack.attack_entropy per point of ``stats`` (..., 2, 2) or (..., 2, 2, 2, 2); NaN where
     the attack did not converge (its upper bound is then not within ``tol``)."""
-    from jaxbell.attack import attack_entropy
+    from jaxbell.rates.attack import attack_entropy
 
     opts = dict(options or {})
     seed = opts.pop("seed", 0)
@@ -923,7 +929,7 @@ def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
 def _bell_of(t, p, w, test):
     """|<B>| = |sum_xy c_xy E_xy| of a behaviour's test inputs (..., 2, 2, 2, 2)."""
     from jaxbell.family import bell_coefficients
-    from jaxbell.protocol import behaviour_correlators
+    from jaxbell.rates.protocol import behaviour_correlators
 
     with x64_scope():
         c = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
@@ -933,7 +939,7 @@ def _bell_of(t, p, w, test):
 
 def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint):
     """H(A'|X=x, E) of one method at Bell values ``eta`` / test statistics ``test``."""
-    from jaxbell.protocol import behaviour_correlators
+    from jaxbell.rates.protocol import behaviour_correlators
 
     if method == "qubit" and constraint == "bell":
         backend = _entropy_backend("qubit", flip)
@@ -1727,7 +1733,7 @@ def observed_key_rate(
     jax.Array (and the flip probabilities with ``return_preprocessing``)
         Bits per round, the leading shape of ``probabilities``.
     """
-    from jaxbell.protocol import check_behaviour
+    from jaxbell.rates.protocol import check_behaviour
 
     beh = check_behaviour(probabilities, "probabilities")
     xs = _check_input(x, "x")

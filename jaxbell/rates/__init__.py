@@ -1,0 +1,75 @@
+"""DI rates below the quantum bound: protocols, devices, attacks and certificates.
+
+One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes the same names):
+:func:`di_entropy`, :func:`rate_curve`, :func:`noisy_key_rate`, :func:`noisy_global_rate`,
+:func:`critical_visibility`, :func:`critical_efficiency`, :func:`observed_key_rate`,
+:func:`noisy_rate_curve` and the device model :func:`device_behaviour`. Behind it:
+
+* :mod:`jaxbell.rates.front` -- the rate functions above and the backend registry;
+* :mod:`jaxbell.rates.protocol` -- behaviours p[a, b, x, y] of devices (white noise, detection
+  efficiency, Bob's key-only input), their validation, error-correction costs with noisy
+  preprocessing, and the analytic references (Pironio et al. 2009, Ho et al. 2020, Woodhead,
+  Acin & Pironio 2021);
+* :mod:`jaxbell.rates.qubit` -- the explicit attack constrained by one Bell value (Jordan's
+  lemma, convex envelope): an upper bound on the DI entropy;
+* :mod:`jaxbell.rates.attack` -- the explicit attack constrained by all correlators or the full
+  behaviour (column generation over qubit strategies): an upper bound;
+* :mod:`jaxbell.rates.bff` -- certified lower bounds (Brown-Fawzi-Fawzi hierarchy, every
+  constraint, noisy preprocessing).
+
+The modules' old homes (``jaxbell.qubit``, ``jaxbell.bff``, ``jaxbell.attack``,
+``jaxbell.protocol``, and ``jaxbell.rates`` itself) keep working.
+"""
+
+from jaxbell.rates import attack, bff, protocol, qubit
+from jaxbell.rates.front import (
+    _BACKENDS,
+    BOUNDS,
+    CONSTRAINTS,
+    CRITICAL_STATUSES,
+    RATE_RESOLUTION,
+    critical_efficiency,
+    critical_visibility,
+    di_entropy,
+    noisy_global_rate,
+    noisy_key_rate,
+    noisy_rate_curve,
+    noisy_strategy_entropy,
+    observed_key_rate,
+    rate_curve,
+)
+from jaxbell.rates.protocol import (
+    asymmetric_chsh_entropy,
+    check_behaviour,
+    chsh_entropy,
+    chsh_key_rate,
+    device_behaviour,
+    error_correction_cost,
+)
+
+__all__ = [
+    "BOUNDS",
+    "CONSTRAINTS",
+    "CRITICAL_STATUSES",
+    "RATE_RESOLUTION",
+    "_BACKENDS",
+    "asymmetric_chsh_entropy",
+    "attack",
+    "bff",
+    "check_behaviour",
+    "chsh_entropy",
+    "chsh_key_rate",
+    "critical_efficiency",
+    "critical_visibility",
+    "device_behaviour",
+    "di_entropy",
+    "error_correction_cost",
+    "noisy_global_rate",
+    "noisy_key_rate",
+    "noisy_rate_curve",
+    "noisy_strategy_entropy",
+    "observed_key_rate",
+    "protocol",
+    "qubit",
+    "rate_curve",
+]
