@@ -1,7 +1,7 @@
 """Certified critical visibility of the CHSH member vs the quadrature size m, with preprocessing.
 
 Aligned protocol (Bob's key-only input measures Alice's key observable, Pironio et al. 2009):
-key rate = certified H(A'|X=0,E) (``jaxbell.bff.certify``, constraint "bell") minus
+key rate = certified H(A'|X=0,E) (``jaxbell.rates.bff.certify``, constraint "bell") minus
 H(A'|Y=2,B) of ``protocol.device_behaviour(..., bob_key="aligned")``. The smallest visibility
 with a positive certified rate is bisected for each m and preprocessing p and compared with the
 analytic threshold of Ho et al. (2020) (``protocol.chsh_key_rate``, tight for CHSH). The

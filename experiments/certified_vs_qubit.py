@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         history=command,
         references=refs,
     )
-    path = save_dataset(ds, pathlib.Path(args.out) / "critical_visibilities.nc")
+    path = save_dataset(ds, pathlib.Path(args.out) / "critical_visibilities.nc", overwrite=True)
     print(f"wrote {path}")
 
     # --- the curves -----------------------------------------------------------------------
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
         references=refs,
     )
     ds.attrs["elapsed_seconds"] = round(time.perf_counter() - t0, 1)
-    path = save_dataset(ds, pathlib.Path(args.out) / "certified_vs_qubit.nc")
+    path = save_dataset(ds, pathlib.Path(args.out) / "certified_vs_qubit.nc", overwrite=True)
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
     return 0
 

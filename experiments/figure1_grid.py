@@ -20,4 +20,4 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="experiments/figure1_grid.nc", help="output .nc file")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
-    print("wrote", save_dataset(figure1_grid(args.n), args.out))
+    print("wrote", save_dataset(figure1_grid(args.n), args.out, overwrite=True))

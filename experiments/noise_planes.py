@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         history=f"experiments/noise_planes.py {' '.join(sys.argv[1:] if argv is None else argv)}",
     )
     out = pathlib.Path(args.out) if args.out else OUT / name
-    save_dataset(ds, out)
+    save_dataset(ds, out, overwrite=True)
     ok = np.isfinite(crit)
     print(
         f"wrote {out}: {st.sum()} self-testing tuples of {st.size}, key threshold found for "

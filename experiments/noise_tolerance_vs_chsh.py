@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         history="experiments/noise_tolerance_vs_chsh.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
     )
-    save_dataset(ds, args.out)
+    save_dataset(ds, args.out, overwrite=True)
     for i, name in enumerate(fam):
         for j, d in enumerate(deltas):
             row = ", ".join(f"v={v:g}: {least[i, j, k]:.4f}" for k, v in enumerate(TARGETS))

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         history="experiments/noisy_rates_extremal.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
     )
-    save_dataset(ds, args.out)
+    save_dataset(ds, args.out, overwrite=True)
     for i, n in enumerate(names):
         print(
             f"{n:28s} max CHSH {float(ds.max_chsh[i]):.4f}  "

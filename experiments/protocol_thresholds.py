@@ -38,7 +38,7 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
-from jaxbell.dataset import labelled_dataset, save_dataset  # noqa: E402
+from jaxbell.dataset import check_writable, labelled_dataset, save_dataset  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data"
 PI = np.pi
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT / "protocol_thresholds.nc"))
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
+    check_writable(args.out, "--out", overwrite=args.overwrite)  # before the hour of work
     t0 = time.perf_counter()
     names = ["chsh", "prop3 delta=0.1"] if args.quick else list(CONSTRUCTIONS)
     tpl = np.array([CONSTRUCTIONS[n] for n in names])

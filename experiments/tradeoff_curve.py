@@ -24,7 +24,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
     ds = tradeoff(args.n, restarts=args.restarts)
-    print("wrote", save_dataset(ds, args.out))
+    print("wrote", save_dataset(ds, args.out, overwrite=True))
     for pr in (False, True):
         s = ds.max_chsh.sel(perfect_randomness=pr)
         print(

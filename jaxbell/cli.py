@@ -954,7 +954,7 @@ def _add_tuple_options(p) -> None:
 def _add_qubit_options(p) -> None:
     g = p.add_argument_group(
         "optimisation (method qubit)",
-        "multi-start optax search over qubit strategies; see jaxbell.qubit.QubitOptions",
+        "multi-start optax search over qubit strategies; see jaxbell.rates.qubit.QubitOptions",
     )
     g.add_argument(
         "--directions",
@@ -1016,7 +1016,8 @@ def _add_method_option(p) -> None:
 def _add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
     g = p.add_argument_group(
         title,
-        "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see jaxbell.bff.BffOptions",
+        "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see "
+        "jaxbell.rates.bff.BffOptions",
     )
     g.add_argument(
         "--m",
@@ -1065,7 +1066,7 @@ def _add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
         help="what the protocol tests: bell, the Bell value (default); correlators, all four "
         "correlators of the device (Props. 4 and 6); full, every p(ab|xy) (needs the "
         "certified 'full' relaxation). In 'jaxbell noise' it applies to every method: with "
-        "--method qubit and correlators/full the explicit attack of jaxbell.attack runs "
+        "--method qubit and correlators/full the explicit attack of jaxbell.rates.attack runs "
         "(5-40 s per point)",
     )
 
@@ -1330,7 +1331,8 @@ def _run_noise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     _check_out(args.out, parser, overwrite=args.overwrite)
     method, options = _method_options(args, parser)
     if args.constraint in ("correlators", "full") and "qubit" in args.method:
-        # the explicit attack has its own options (jaxbell.attack.AttackOptions): the seed only
+        # the explicit attack has its own options (jaxbell.rates.attack.AttackOptions):
+        # the seed only
         if isinstance(method, str):
             options = {"seed": args.seed}
         else:

@@ -31,6 +31,7 @@ __all__ = [
     "noise_planes_figure",
     "noise_tolerance_figure",
     "noisy_rates_figure",
+    "protocol_efficiency_figure",
     "save",
     "tradeoff_figure",
 ]

@@ -1,17 +1,17 @@
-"""The explicit attack under correlator and full constraints (jaxbell.attack).
+"""The explicit attack under correlator and full constraints (jaxbell.rates.attack).
 
 Independent references: an explicit three-register purification with the flip of noisy
 preprocessing (NumPy), Born-rule statistics from explicit matrices, the 16 deterministic
 strategies, the analytic bounds of Pironio et al. (2009) and Ho et al. (2020) (the latter
 attained by a rank-2 Bell-diagonal strategy, so targets built from it have a known infimum),
-and jaxbell's Bell-value envelope (jaxbell.qubit) for the CHSH member.
+and jaxbell's Bell-value envelope (jaxbell.rates.qubit) for the CHSH member.
 """
 
 import numpy as np
 import pytest
 from helpers import binary_entropy_np, entropy_np, pironio_entropy, projectors, xz_observable
 
-from jaxbell import attack
+from jaxbell.rates import attack
 
 FAST = {"starts": 24, "steps": 250, "rounds": 12, "tol": 1e-4}
 SIGN = np.array([1.0, -1.0])

@@ -3,7 +3,7 @@
 Independent references: the analytic CHSH bound with noisy preprocessing of Ho et al. (PRL 124,
 230502 (2020); protocol.chsh_entropy), explicit lossy qubit strategies with Eve holding the
 purification (brute-force linear algebra, Sylvester equations for Eve's optimal operators), the
-explicit attack of jaxbell.attack (an achievable upper bound), and h(p) where the statistics
+explicit attack of jaxbell.rates.attack (an achievable upper bound), and h(p) where the statistics
 have a local model.
 """
 
@@ -16,7 +16,7 @@ from helpers import PSI, SX, SY
 from test_bff import _explicit_strategy, _inner_infimum, _word_matrix
 
 import jaxbell as jb
-from jaxbell import attack, bff, protocol
+from jaxbell.rates import attack, bff, protocol
 
 PI = np.pi
 S2 = math.sqrt(2.0)

@@ -3,7 +3,7 @@
 Independent references: Born-rule probabilities from explicit two-qubit matrices with loss as a
 POVM (written here in NumPy), Shannon entropies of the flipped joint distribution computed
 directly, known values of the analytic bounds, and the qubit-attack machinery (Jordan's lemma,
-jaxbell.qubit) for the CHSH and asymmetric-CHSH members.
+jaxbell.rates.qubit) for the CHSH and asymmetric-CHSH members.
 """
 
 import itertools
@@ -15,7 +15,7 @@ from conftest import random_tuples
 from helpers import PSI, SX, SY, binary_entropy_np, pironio_entropy
 
 import jaxbell as jb
-from jaxbell import protocol
+from jaxbell.rates import protocol
 
 PI = np.pi
 CHSH = (PI / 2, PI / 4, 3 * PI / 4)  # S = 2 sqrt2 |<B>|

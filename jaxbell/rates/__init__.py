@@ -17,8 +17,8 @@ One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes t
 * :mod:`jaxbell.rates.bff` -- certified lower bounds (Brown-Fawzi-Fawzi hierarchy, every
   constraint, noisy preprocessing).
 
-The modules' old homes (``jaxbell.qubit``, ``jaxbell.bff``, ``jaxbell.attack``,
-``jaxbell.protocol``, and ``jaxbell.rates`` itself) keep working.
+The modules' old homes ``jaxbell.qubit`` and ``jaxbell.bff`` (and ``jaxbell.rates`` itself)
+keep working.
 """
 
 from jaxbell.rates import attack, bff, protocol, qubit

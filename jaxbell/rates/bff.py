@@ -1006,7 +1006,7 @@ def bff_entropy(
         instead of the Bell value (then pass ``bell_value=None``).
     behaviour : array_like, optional
         A behaviour p[a, b, x, y], shape (..., 2, 2, 2, 2), normalised and no-signalling
-        (:func:`jaxbell.protocol.check_behaviour`): constrain every p(ab|xy), i.e. the
+        (:func:`jaxbell.rates.protocol.check_behaviour`): constrain every p(ab|xy), i.e. the
         marginals <A_x>, <B_y> and the correlators <A_x B_y> (then ``bell_value=None``).
         Non-zero marginals break the outcome-flip symmetry, so this solves the unreduced
         relaxation (one block of 57 rows for kind "key", :func:`sdp_sizes`). A trailing shape
@@ -1371,7 +1371,7 @@ def certify(
         Constraint "bell": None. "correlators": E[x, y], shape (..., 2, 2), or None for
         ``v E`` of eq. (6) with ``v = bell_value / eta^Q``. "full" (required): a behaviour
         p[a, b, x, y], shape (..., 2, 2, 2, 2), checked with
-        :func:`jaxbell.protocol.check_behaviour` (argument name ``statistics``).
+        :func:`jaxbell.rates.protocol.check_behaviour` (argument name ``statistics``).
 
     Returns
     -------
@@ -1421,7 +1421,7 @@ def certify(
             if statistics is None:
                 raise ValueError(
                     "options['constraint']='full' needs statistics: a behaviour p[a, b, x, y] "
-                    "of shape (..., 2, 2, 2, 2), e.g. jaxbell.protocol.device_behaviour(...)"
+                    "of shape (..., 2, 2, 2, 2), e.g. jaxbell.rates.protocol.device_behaviour(...)"
                 )
             from jaxbell.rates.protocol import check_behaviour
 
@@ -1609,7 +1609,7 @@ def _import_cvxpy(solver: str | None = None):
     try:
         import cvxpy as cp
     except ImportError as err:  # pragma: no cover - exercised with a patched import in tests
-        raise ImportError(f"jaxbell.bff needs cvxpy: {_SDP_EXTRA}") from err
+        raise ImportError(f"jaxbell.rates.bff needs cvxpy: {_SDP_EXTRA}") from err
     if solver is not None and solver not in cp.installed_solvers():
         if solver == "MOSEK":
             raise ImportError(

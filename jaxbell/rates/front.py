@@ -9,10 +9,10 @@ global randomness rate for the strategy of eq. (6) mixed with white noise; and
 
 Backends (``method``):
 
-* ``"qubit"`` (:mod:`jaxbell.qubit`): explicit qubit strategies (Jordan's lemma) and their
+* ``"qubit"`` (:mod:`jaxbell.rates.qubit`): explicit qubit strategies (Jordan's lemma) and their
   convex envelope -- an upper bound on the infimum that is tight when the optimisation is
   global, with the gap to the tangent-line estimate reported;
-* ``"bff"`` (:mod:`jaxbell.bff`): certified lower bounds (Brown-Fawzi-Fawzi SDP hierarchy),
+* ``"bff"`` (:mod:`jaxbell.rates.bff`): certified lower bounds (Brown-Fawzi-Fawzi SDP hierarchy),
   valid despite solver tolerance; needs the optional extra ``pip install "jaxbell[sdp]"``.
 
 The true DI value lies between the two, so every function takes ``method`` as one name or a
@@ -331,10 +331,10 @@ def di_entropy(
         Backend: "qubit" (explicit strategies, upper bound) or "bff" (certified lower bound);
         a sequence such as ``("qubit", "bff")`` computes each, stacked on a trailing axis.
     options : dict, optional
-        Backend settings; for "qubit" see :class:`jaxbell.qubit.QubitOptions`
+        Backend settings; for "qubit" see :class:`jaxbell.rates.qubit.QubitOptions`
         (directions, starts, steps, refine, learning_rate, tol, seed), for "bff"
-        :class:`jaxbell.bff.BffOptions` (m, level, eve_pairs, extras, solver, processes, progress,
-        max_correction, constraint). With several methods, keyed by method:
+        :class:`jaxbell.rates.bff.BffOptions` (m, level, eve_pairs, extras, solver, processes,
+        progress, max_correction, constraint, preprocessing). With several methods, keyed by method:
         ``{"qubit": {...}, "bff": {...}}``.
     preprocessing : float
         Kind "key": Alice flips her raw key bit with probability p in [0, 1/2] (noisy
@@ -457,7 +457,7 @@ def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocess
     """Certified rate curve: the bound, its certificate status and correction per point."""
     t0 = time.perf_counter()
     if preprocessing > 0:
-        options = dict(options or {}) | {"preprocessing": preprocessing}
+        options = _with_preprocessing(options, preprocessing)
     res = bff.certify(t, p, w, bell_value, kind=kind, x=x, y=y, options=options, progress=progress)
     opts = res["options"]
     fields = {
@@ -572,7 +572,7 @@ def rate_curve(
     preprocessing : float
         Kind "key": the entropy H(A'|X=x, E) of Alice's bit flipped with probability p in
         [0, 1/2] (noisy preprocessing, as in :func:`di_entropy`; "bff" needs the certified
-        preprocessing of :mod:`jaxbell.bff`). Recorded in the attribute ``preprocessing``.
+        preprocessing of :mod:`jaxbell.rates.bff`). Recorded in the attribute ``preprocessing``.
 
     Returns
     -------
@@ -1265,7 +1265,7 @@ def noisy_key_rate(
     preprocessing : float or "optimal"
         Alice flips each raw key bit with probability p in [0, 1/2] (noisy preprocessing, Ho
         et al., PRL 124, 230502 (2020)): the rate is H(A'|X=x, E) - H(A'|X=x, Y=y, B)
-        ("bff" needs the certified preprocessing of :mod:`jaxbell.bff`). ``"optimal"``: the
+        ("bff" needs the certified preprocessing of :mod:`jaxbell.rates.bff`). ``"optimal"``: the
         largest rate over p per point (a grid, then golden section; about 19 rate
         evaluations). Never negative (p = 1/2 gives exactly 0); an optimum at or below
         :data:`RATE_RESOLUTION` is not resolved from rounding and is reported as 0 with p = 1/2.
@@ -1273,7 +1273,7 @@ def noisy_key_rate(
         What the protocol tests of the device's test inputs: the Bell value (None: "bell", or
         for "bff" ``options["constraint"]`` as before), the four correlators, or every
         p(ab|xy). Method "qubit" with "correlators"/"full" runs the explicit attack
-        (:func:`jaxbell.attack.attack_entropy`, 5-40 s per point; ``options`` are then its
+        (:func:`jaxbell.rates.attack.attack_entropy`, 5-40 s per point; ``options`` are then its
         AttackOptions plus ``seed``; NaN where it did not converge). A keyword and an
         ``options["constraint"]`` that differ raise a ValueError.
     efficiency : array_like
@@ -1991,7 +1991,9 @@ def noisy_rate_curve(
             timing[f"critical_{k}"] = round(time.perf_counter() - t1, 3)
             ys_k = ys if k == "global" else (0, 1)
             flat = (np.atleast_1d(a) for a in (t, p, w))
-            ach_crit[j] = _achievable_critical(*flat, k, xs, ys_k)[0][0]
+            if k == "global" or not protocol:  # the noisy strategy's own threshold is
+                # the paper's protocol's; with protocol keywords it is not computed (NaN)
+                ach_crit[j] = _achievable_critical(*flat, k, xs, ys_k)[0][0]
     settings: dict[str, Any] = {
         "theta": float(t),
         "phi": float(p),
