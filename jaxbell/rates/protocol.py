@@ -97,7 +97,8 @@ def check_preprocessing(preprocessing) -> float:
     if isinstance(preprocessing, str):
         raise ValueError(
             f"preprocessing must be a flip probability in [0, 1/2]; got {preprocessing!r} "
-            "('optimal' is not supported yet)"
+            "('optimal' is accepted by the key rates and thresholds -- noisy_key_rate, "
+            "observed_key_rate, critical_visibility, critical_efficiency -- not here)"
         )
     if isinstance(preprocessing, bool) or not isinstance(
         preprocessing, (int, float, np.integer, np.floating)
