@@ -20,6 +20,10 @@ import jaxbell as jb
 from jaxbell import reproduce as rp
 from jaxbell.cli import main
 
+# one worker runs this module under pytest-xdist (--dist loadgroup): its module-scoped
+# `jaxbell reproduce --quick` run is then made once, not once per worker
+pytestmark = pytest.mark.xdist_group("reproduce")
+
 SQ = 1 / math.sqrt(2)
 
 
