@@ -223,3 +223,15 @@ def test_certified_full_statistics_bracket_the_attack():
                                      options={"starts": 16, "rounds": 15}))  # fmt: skip
     assert cert <= att + 1e-6
     assert att - cert < 0.05
+
+
+def test_a_certified_rate_at_its_floor_is_no_threshold():
+    # at p = 0.48541 the m = 8 quadrature cannot certify more than h(p) (its cap is below h(p)),
+    # so the certified rate at v = 1 is h(p) - h(p), +1.1e-16 by rounding: no threshold at 1
+    p = 0.4854101966249684  # the attack's optimum found by experiments/protocol_thresholds.py
+    kw = dict(x=0, bob_key="aligned", preprocessing=p, method="bff")
+    opts = {"m": 8, "progress": False}
+    top = float(jb.noisy_key_rate(*CHSH, 1.0, **kw, options=opts))
+    assert abs(top) < 1e-15  # the rounding the threshold must not take for a rate
+    crit, status = jb.critical_visibility(*CHSH, **kw, options=opts, xtol=0.1, return_status=True)
+    assert np.isnan(float(crit)) and int(status) == 1

@@ -1109,8 +1109,11 @@ def _threshold(rate, n, xtol, bar, lo=None):
     if redo.size:
         right[redo] = 1.0 - xtol
         top[redo] = np.asarray(rate(redo, right[redo]), dtype=np.float64)
-    status = np.where(np.isfinite(top), np.where(top > 0, 0, 1), 2).astype(np.int8)
-    status[redo] = np.where(top[redo] > 0, 0, 2)  # not positive just inside: undecided
+    # "positive" means above RATE_RESOLUTION: a certified entropy at its floor h(p) minus the
+    # same h(p) of the error correction can differ from 0 by rounding only
+    pos_top = top > RATE_RESOLUTION
+    status = np.where(np.isfinite(top), np.where(pos_top, 0, 1), 2).astype(np.int8)
+    status[redo] = np.where(pos_top[redo], 0, 2)  # not positive just inside: undecided
     left = np.zeros(n) if lo is None else np.minimum(np.asarray(lo, dtype=np.float64), 1.0)
     left, right, ok = _bisect(rate, left, right, status == 0, xtol, bar)
     status = np.where((status == 0) & ~ok, 2, status).astype(np.int8)
@@ -1347,7 +1350,7 @@ def _bisect(rate, left, right, ok, xtol, bar=None):
         val = np.asarray(rate(active, mid))
         finite = np.isfinite(val)
         ok[active] &= finite
-        pos = val > 0
+        pos = val > RATE_RESOLUTION  # a rate within rounding of 0 is not a rate
         right[active] = np.where(pos, mid, right[active])
         left[active] = np.where(pos, left[active], mid)
         if bar is not None:
@@ -1403,7 +1406,7 @@ def _critical(t, p, w, lo, q, kind, method, options, xs, ys, xtol, bar, floor=No
         return _noisy(t[i], p[i], w[i], v, kind, method, options, xs, ys)
 
     top = rate(np.arange(t.size), right)
-    ok = top > 0
+    ok = top > RATE_RESOLUTION
     if bar is not None:
         bar.update()
     left, right, ok = _bisect(rate, left, right, ok, xtol, bar)
