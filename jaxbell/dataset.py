@@ -1120,7 +1120,7 @@ GLOSSARY.update(
             "1",
             "'none': p = 0; 'optimal': Alice flips each raw key bit with the probability p "
             "that is best for the attack (Ho et al., PRL 124, 230502 (2020)); the certified "
-            "value uses that p, fixed",
+            "value is the least over fixed p (certified_preprocessing_probability)",
         ),
         "efficiency": (
             "detection efficiency",
@@ -1145,7 +1145,14 @@ GLOSSARY.update(
             "flip probability p used",
             "1",
             "Alice's flip probability p of the row: 0 without preprocessing; with 'optimal', "
-            "the attack's best p just above its threshold (also used for the certified value)",
+            "the attack's best p just above its threshold",
+        ),
+        "certified_preprocessing_probability": (
+            "flip probability p certified",
+            "1",
+            "The fixed flip probability p at which the certified (bff) threshold of the row was "
+            "found: the least threshold over the attack's optimum and 0.1, 0.2, 0.3; NaN where "
+            "none was certified",
         ),
         "key_rate_vs_efficiency": (
             "key rate",
