@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     methods = ("qubit", "bff")
     shape = (len(names), len(whats), len(PROTOCOLS), len(PREPROCESSING), len(methods))
     crit = np.full(shape, np.nan)
-    status = np.zeros(shape, dtype=np.int8)
+    status = np.full(shape, 3, dtype=np.int8)  # CRITICAL_STATUSES[3]: not computed
     p_used = np.full(shape[:-1], np.nan)
     p_certified = np.full(shape[:-1], np.nan)
     m = args.m or (8 if args.quick else 12)

@@ -1139,7 +1139,8 @@ GLOSSARY.update(
             "status of the threshold",
             "1",
             "0 found; 1 no positive rate even at visibility/efficiency 1 (no threshold); 2 the "
-            "backend failed inside the bracket",
+            "backend failed inside the bracket; 3 not computed (the quick run certifies the "
+            "aligned protocol only)",
         ),
         "preprocessing_probability": (
             "flip probability p used",

@@ -650,7 +650,18 @@ def protocol_efficiency_figure(ds: xr.Dataset):
             rate = ds["key_rate_vs_efficiency"].sel(
                 construction=name, preprocessing=pre, rate_method=method
             )
-            pre_text = "no preprocessing" if pre == "none" else "optimal preprocessing"
+            pre_text = "no preprocessing"
+            if pre != "none":  # the fixed p of the curve: the attack's or the certified one
+                var = (
+                    "preprocessing_probability"
+                    if method == "qubit"
+                    else "certified_preprocessing_probability"
+                )
+                p = np.nan
+                if var in ds:
+                    p = float(ds[var].sel(construction=name, threshold="efficiency",
+                                          protocol="aligned", preprocessing=pre))  # fmt: skip
+                pre_text = f"preprocessing p = {p:.2f}" if np.isfinite(p) else "preprocessing"
             ax.plot(eff, rate.values, label=f"{words[method]}, {pre_text}", **style)
             crit = float(
                 ds["critical_value"].sel(
@@ -668,12 +679,10 @@ def protocol_efficiency_figure(ds: xr.Dataset):
         ax.set_xlabel(axis_label(ds["efficiency"]))
         mc = float(ds["max_chsh"].sel(construction=name))
         ax.set_title(f"{construction_title(str(name))}\nmax CHSH {mc:.3f}", fontsize=10)
+        ax.legend(loc="upper left", fontsize=7.5, frameon=False)
     axes[0].set_ylabel(_wrapped(axis_label(ds["key_rate_vs_efficiency"]), 30))
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     fig.suptitle(
-        "Aligned protocol (Bob's key-only input), visibility 1: key rate against detection "
-        "efficiency (dotted: critical efficiencies)",
+        "Aligned protocol (Bob's key-only input), visibility 1; dotted: critical efficiencies",
         fontsize=10,
     )
     return fig

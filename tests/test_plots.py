@@ -365,8 +365,8 @@ def test_protocol_efficiency_figure_labels_and_lines():
     axes = fig.axes
     assert [a.get_title().split("\n")[0] for a in axes] == ["CHSH member", "Prop. 3, φ = π/2 − 0.1"]
     assert axes[0].get_xlabel() == "detection efficiency" and "[bit]" in axes[0].get_ylabel()
-    texts = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert len(texts) == 4 and any("certified" in t and "optimal" in t for t in texts)
+    texts = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert len(texts) == 4 and any("certified" in t and "preprocessing" in t for t in texts)
     # four curves and four critical-efficiency lines (at 0.9) per panel
     vlines = [ln for ln in axes[0].get_lines() if np.allclose(ln.get_xdata(), 0.9)]
     assert len(vlines) == 4
