@@ -81,6 +81,7 @@ from jaxbell.rates.protocol import (
 from jaxbell.rates.qubit import (
     KINDS,
     QubitOptions,
+    _check_kind_inputs,
     qubit_entropy,
     qubit_envelopes,
     strategy_from_params,
@@ -209,12 +210,8 @@ def _quiet(method: str, options):
 
 
 def _check_kind(kind, x, y):
-    if kind not in KINDS:
-        raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
-    for name, v in (("x", x), ("y", y)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v not in (0, 1):
-            raise ValueError(f"{name} must be 0 or 1 (an input of the Bell scenario), got {v!r}")
-    return int(x), int(y)
+    """Checked (x, y) for ``kind``: the qubit backend's own check (one message for both)."""
+    return _check_kind_inputs(kind, x, y)[1:]
 
 
 def _check_input(value, name: str) -> tuple[int, ...]:
