@@ -39,6 +39,13 @@ from jaxbell.rates import (
     rate_curve,
 )
 from jaxbell.rates.bff import BffOptions, BffResult, bff_entropy
+from jaxbell.rates.finite import (
+    MinTradeoff,
+    finite_key_rate,
+    finite_rate_curve,
+    min_rounds,
+    min_tradeoff_functions,
+)
 from jaxbell.rates.protocol import (
     asymmetric_chsh_entropy,
     behaviour_correlators,
@@ -63,6 +70,7 @@ __all__ = [
     "SearchResult",
     "BffOptions",
     "BffResult",
+    "MinTradeoff",
     "QubitEnvelope",
     "QubitOptions",
     "__version__",
@@ -85,6 +93,8 @@ __all__ = [
     "error_correction_cost",
     "evaluate_grid",
     "find_tuple",
+    "finite_key_rate",
+    "finite_rate_curve",
     "global_rate_at_quantum_bound",
     "is_self_testing",
     "key_rate_at_quantum_bound",
@@ -92,6 +102,8 @@ __all__ = [
     "max_chsh",
     "max_chsh_value",
     "merge_reductions",
+    "min_rounds",
+    "min_tradeoff_functions",
     "noisy_correlators",
     "noisy_global_rate",
     "noisy_key_rate",

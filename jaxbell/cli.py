@@ -1399,6 +1399,10 @@ SUBCOMMANDS += [_add_reproduce, _add_search, _add_rate_curve, _add_noise, _add_b
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxbell.cli_finite import add_finite  # one module per new subcommand
+
+    if add_finite not in SUBCOMMANDS:
+        SUBCOMMANDS.append(add_finite)
     parser = argparse.ArgumentParser(
         prog="jaxbell",
         description=(

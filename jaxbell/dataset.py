@@ -1434,3 +1434,134 @@ def noisy_rate_dataset(
         references=refs,
     )
     return ds
+
+
+# --- finite-size key rates (jaxbell.rates.finite) ------------------------------------------
+
+FINITE_REFERENCE = (
+    "F. Dupuis and O. Fawzi, IEEE Trans. Inf. Theory 65, 7596 (2019) (EAT, improved second "
+    "order); R. Arnon-Friedman, F. Dupuis, O. Fawzi, R. Renner and T. Vidick, Nat. Commun. 9, "
+    "459 (2018) (DIQKD by entropy accumulation)"
+)
+
+FINITE_STATUS_FLAGS = {0: "key", 1: "no_key_at_this_n", 2: "no_key_at_any_n", 3: "failed"}
+
+GLOSSARY.update(
+    {
+        "rounds": ("rounds n", "1", "Number of protocol rounds n of the finite-size analysis"),
+        "finite_key_rate": (
+            "finite-size key rate",
+            "bit / round",
+            "Key length / n from the entropy accumulation bound (jaxbell.rates.finite); <= 0 "
+            "where no key (reported as computed, never clipped to 0)",
+        ),
+        "key_length": ("key length", "bit", "finite_key_rate * rounds"),
+        "test_probability": (
+            "test probability gamma",
+            "1",
+            "Probability that a round is a test round (optimised per n unless given)",
+        ),
+        "eat_alpha": ("EAT alpha", "1", "Renyi parameter alpha in (1, 2) of the EAT, optimised"),
+        "tangent_scale": (
+            "tangent scale kappa",
+            "1",
+            "The min-tradeoff function used is the affine bound at statistics kappa * observed",
+        ),
+        "finite_status": (
+            "finite-size status",
+            "1",
+            "0 key, 1 no key at this n, 2 no key at any n (asymptotic rate <= 0), 3 failed",
+        ),
+        "asymptotic_rate": (
+            "asymptotic key rate",
+            "bit / round",
+            "The min-tradeoff functions' entropy at the observed statistics minus f H(A'|B): "
+            "the limit n -> infinity, gamma -> 0",
+        ),
+        "tangent": ("tangent point", "1", "Index of a min-tradeoff function's tangent point"),
+        "statistic": ("statistic", "1", "Index of a constrained statistic b_k"),
+        "min_tradeoff_value": (
+            "min-tradeoff value g_t(b_t)",
+            "bit",
+            "Affine bound on H(A'|X=x,E) at its tangent statistics",
+        ),
+        "min_tradeoff_slope": (
+            "min-tradeoff slope",
+            "bit",
+            "Gradient of the affine bound in the constrained statistics",
+        ),
+        "min_tradeoff_statistics": (
+            "tangent statistics b_t",
+            "1",
+            "Constrained statistics (Bell value; correlators; marginals and correlators) at "
+            "the tangent point",
+        ),
+        "observed_statistics": ("observed statistics b", "1", "Constrained statistics observed"),
+        "tangent_entropy": (
+            "min-tradeoff entropy at b",
+            "bit",
+            "Each affine bound evaluated at the observed statistics",
+        ),
+        "min_tradeoff_status": (
+            "min-tradeoff status",
+            "1",
+            "The certificate's status at each tangent point (0 certified)",
+        ),
+    }
+)
+FLAGS["finite_status"] = FINITE_STATUS_FLAGS
+
+
+def finite_rate_dataset(
+    *,
+    rounds: np.ndarray,
+    rate: np.ndarray,
+    test_probability: np.ndarray,
+    alpha: np.ndarray,
+    tangent_scale: np.ndarray,
+    status: np.ndarray,
+    asymptotic_rate: float,
+    min_tradeoff,
+    settings: Mapping[str, Any],
+    history: str | None = None,
+) -> xr.Dataset:
+    """Label a finite-size rate curve (see :func:`jaxbell.rates.finite.finite_rate_curve`)."""
+    mtf = min_tradeoff
+    n_t = int(mtf.value.size)
+    data_vars = {
+        "finite_key_rate": (("rounds",), np.asarray(rate, dtype=np.float64)),
+        "key_length": (("rounds",), np.asarray(rate, dtype=np.float64) * rounds),
+        "test_probability": (("rounds",), np.asarray(test_probability, dtype=np.float64)),
+        "eat_alpha": (("rounds",), np.asarray(alpha, dtype=np.float64)),
+        "tangent_scale": (("rounds",), np.asarray(tangent_scale, dtype=np.float64)),
+        "finite_status": (("rounds",), np.asarray(status, dtype=np.int8)),
+        "asymptotic_rate": ((), float(asymptotic_rate)),
+        "min_tradeoff_value": (("tangent",), np.asarray(mtf.value, dtype=np.float64)),
+        "min_tradeoff_slope": (("tangent", "statistic"), np.asarray(mtf.slope, dtype=np.float64)),
+        "min_tradeoff_statistics": (("tangent", "statistic"), np.asarray(mtf.statistics)),
+        "min_tradeoff_status": (("tangent",), np.asarray(mtf.status, dtype=np.int8)),
+        "tangent_entropy": (("tangent",), np.asarray(mtf.asymptotic_entropy, dtype=np.float64)),
+        "observed_statistics": (("statistic",), np.asarray(mtf.honest, dtype=np.float64)),
+    }
+    coords = {
+        "rounds": np.asarray(rounds, dtype=np.float64),
+        "tangent": np.arange(n_t),
+        "statistic": np.arange(mtf.slope.shape[1]),
+        "tangent_scale_of_point": ("tangent", np.asarray(mtf.scales, dtype=np.float64)),
+    }
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds["tangent_scale_of_point"].attrs.update(
+        {
+            "long_name": "tangent scale kappa",
+            "units": "1",
+            "description": "b_t = kappa * observed statistics",
+        }
+    )
+    cert = "certified" if mtf.certified else "UNCERTIFIED estimate (qubit attack)"
+    return label(
+        ds,
+        title=f"Finite-size DI key rate by entropy accumulation ({cert} min-tradeoff function)",
+        settings=settings,
+        history=history or f"jaxbell.finite_rate_curve, method {mtf.method}",
+        references=FINITE_REFERENCE,
+    )

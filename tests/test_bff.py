@@ -357,7 +357,7 @@ def test_certificate_correction_is_what_keeps_an_inexact_dual_below_the_truth():
     coef = np.asarray(jb.bell_coefficients(*CHSH), dtype=float).ravel()
     t = float(bff.gauss_radau(4)[0][1])
     upper = _inner_infimum(t, sigmas)[0]  # U: this strategy's node objective, Eve's best Z
-    value, dual, _, _ = bff._solve_node(
+    value, dual, _, _, _ = bff._solve_node(
         "key", 2, 0, 0, False, "bell", coef, np.array([eta]), t, "CLARABEL", None
     )
     assert value <= dual <= upper + 1e-9
@@ -375,7 +375,7 @@ def test_certificate_correction_is_what_keeps_an_inexact_dual_below_the_truth():
             eq=types.SimpleNamespace(dual_value=lam),
             bound=types.SimpleNamespace(dual_value=mu),
         )
-        return bff._certify(fake, c, c0, a, b)
+        return bff._certify(fake, c, c0, a, b)[:3]
 
     v0, d0, _ = certify(xs, lam, mu)
     np.testing.assert_allclose([v0, d0], [value, dual], rtol=0, atol=1e-12)

@@ -192,7 +192,7 @@ def test_full_certificate_correction_keeps_an_inexact_dual_below_the_truth():
     t = float(bff.gauss_radau(4)[0][1])
     upper = _inner_infimum(t, sigmas)[0]
     args = ("key", 2, 0, 0, False, "full", None, target, t, "CLARABEL", None, False)
-    value, dual, _, _ = bff._solve_node(*args)
+    value, dual, _, _, _ = bff._solve_node(*args)
     assert value <= dual <= upper + 1e-9
     prob = bff._node_problem("key", 2, 0, 0, False, "full", False)
     c0, c = bff._linear(bff._node_objective("key", 0, 0, t), prob.rel.index, False)
@@ -208,7 +208,7 @@ def test_full_certificate_correction_keeps_an_inexact_dual_below_the_truth():
             eq=types.SimpleNamespace(dual_value=lam),
             bound=types.SimpleNamespace(dual_value=mu),
         )
-        return bff._certify(fake, c, c0, a, target)
+        return bff._certify(fake, c, c0, a, target)[:3]
 
     v0, d0, _ = certify(xs, lam, mu)
     np.testing.assert_allclose([v0, d0], [value, dual], rtol=0, atol=1e-12)

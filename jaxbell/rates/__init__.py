@@ -15,13 +15,16 @@ One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes t
 * :mod:`jaxbell.rates.attack` -- the explicit attack constrained by all correlators or the full
   behaviour (column generation over qubit strategies): an upper bound;
 * :mod:`jaxbell.rates.bff` -- certified lower bounds (Brown-Fawzi-Fawzi hierarchy, every
-  constraint, noisy preprocessing).
+  constraint, noisy preprocessing), and the certified affine bounds of their duals;
+* :mod:`jaxbell.rates.finite` -- finite-size key rates by entropy accumulation with those
+  affine bounds as min-tradeoff functions (:func:`finite_key_rate`,
+  :func:`finite_rate_curve`, :func:`min_rounds`).
 
 The modules' old homes ``jaxbell.qubit`` and ``jaxbell.bff`` (and ``jaxbell.rates`` itself)
 keep working.
 """
 
-from jaxbell.rates import attack, bff, protocol, qubit
+from jaxbell.rates import attack, bff, finite, protocol, qubit
 from jaxbell.rates.front import (
     _BACKENDS,
     BOUNDS,
@@ -38,6 +41,14 @@ from jaxbell.rates.front import (
     observed_key_rate,
     rate_curve,
 )
+from jaxbell.rates.finite import (
+    FINITE_STATUSES,
+    MinTradeoff,
+    finite_key_rate,
+    finite_rate_curve,
+    min_rounds,
+    min_tradeoff_functions,
+)
 from jaxbell.rates.protocol import (
     asymmetric_chsh_entropy,
     check_behaviour,
@@ -51,6 +62,8 @@ __all__ = [
     "BOUNDS",
     "CONSTRAINTS",
     "CRITICAL_STATUSES",
+    "FINITE_STATUSES",
+    "MinTradeoff",
     "RATE_RESOLUTION",
     "_BACKENDS",
     "asymmetric_chsh_entropy",
@@ -64,6 +77,11 @@ __all__ = [
     "device_behaviour",
     "di_entropy",
     "error_correction_cost",
+    "finite",
+    "finite_key_rate",
+    "finite_rate_curve",
+    "min_rounds",
+    "min_tradeoff_functions",
     "noisy_global_rate",
     "noisy_key_rate",
     "noisy_rate_curve",

@@ -657,12 +657,17 @@ def eve_norm_bound(t: float) -> float:
 
 def _certify(
     prob: _NodeProblem, c: np.ndarray, c0: float, a: np.ndarray, b: np.ndarray
-) -> tuple[float, float, float]:
-    """(certified value, raw dual value, correction) of the solved node problem.
+) -> tuple[float, float, float, np.ndarray]:
+    """(certified value, raw dual value, correction, lam) of the solved node problem.
 
     In scaled moments y (every diagonal entry of G(y) at most 1 on the set that matters),
     Lagrangian ``c.y - <S, G(y)> - lam.(A y - b) - mu.(1 - H y)`` with S >= 0, mu >= 0 and H
     the selector of the diagonal moments with Eve letters; see the module docstring.
+
+    Only ``b . lam`` in the value depends on the constraint values b, and S, mu and the
+    correction do not, so ``value + lam . (b' - b)`` bounds the node's infimum at *every* b'
+    (weak duality with the same dual point): the certified affine bound behind the
+    min-tradeoff functions of :mod:`jaxbell.rates.finite`.
     """
     rel = prob.rel
     xs = [np.asarray(con.dual_value, dtype=float) for con in prob.psd]
@@ -692,7 +697,7 @@ def _certify(
         weights = np.minimum(np.abs(v[:, neg]).sum(axis=0) ** 2, n)
         correction += float(np.sum(-e[neg] * weights)) + err * n
     value = dual - correction - ROUNDING_ALLOWANCE
-    return value, dual, correction + ROUNDING_ALLOWANCE
+    return value, dual, correction + ROUNDING_ALLOWANCE, lam
 
 
 #: Solver settings tried in turn when a solve fails (Clarabel: regularisation, step, scaling).
@@ -730,8 +735,11 @@ def _solve_node(
     flip: bool = True,
     extras: bool = True,
     preprocessing: float = 0.0,
-) -> tuple[float, float, float, str]:
-    """One node: (certified inf bound, raw dual value, correction, solver status).
+) -> tuple[float, float, float, str, np.ndarray]:
+    """One node: (certified inf bound, raw dual value, correction, solver status, lam).
+
+    ``lam`` (one multiplier per equality, NaN where the node failed) is the slope of the
+    node's certified bound in the constraint values (:func:`_certify`).
 
     ``mode`` "bell", "correlators" or "full" (needs ``flip=False``); ``preprocessing`` the flip
     probability of Alice's key bit (kind "key").
@@ -747,6 +755,7 @@ def _solve_node(
     prob.b.value = np.atleast_1d(target)
     a = prob.equality_matrix(coef)
     status = "not_solved"
+    no_slope = np.full(a.shape[0], math.nan)
     for kwargs in _solver_attempts(solver, threads):
         try:
             with warnings.catch_warnings():
@@ -761,18 +770,18 @@ def _solve_node(
             continue
         status = str(prob.problem.status)
         if status in ("infeasible", "infeasible_inaccurate"):
-            return math.nan, math.nan, math.nan, status
+            return math.nan, math.nan, math.nan, status, no_slope
         if status not in ("optimal", "optimal_inaccurate", "user_limit"):
             continue  # (a dual point from an iteration limit is still certified below)
         duals = [*(con.dual_value for con in prob.psd), prob.eq.dual_value, prob.bound.dual_value]
         if any(d is None for d in duals):
             status = f"{status} (no dual point)"
             continue
-        value, dual, corr = _certify(prob, c, c0, a, np.atleast_1d(target))
-        if math.isfinite(value):
-            return value, dual, corr, status
+        value, dual, corr, lam = _certify(prob, c, c0, a, np.atleast_1d(target))
+        if math.isfinite(value) and np.all(np.isfinite(lam)):
+            return value, dual, corr, status, lam
         status = f"{status} (non-finite dual)"
-    return math.nan, math.nan, math.nan, status
+    return math.nan, math.nan, math.nan, status, no_slope
 
 
 def _node_solver_code(status: str) -> int:
@@ -793,9 +802,9 @@ def _solve_point(task: tuple) -> dict:
     t_nodes, w_nodes = gauss_radau(m)
     weights = w_nodes[:-1] / (t_nodes[:-1] * _LN2)
     start = time.perf_counter()
-    vals, duals, corrs, statuses = [], [], [], []
+    vals, duals, corrs, statuses, slopes = [], [], [], [], []
     for t in t_nodes[:-1]:
-        v, d, cr, st = _solve_node(
+        v, d, cr, st, lam = _solve_node(
             kind,
             level,
             x,
@@ -815,6 +824,7 @@ def _solve_point(task: tuple) -> dict:
         duals.append(d)
         corrs.append(cr)
         statuses.append(st)
+        slopes.append(lam)
         if not math.isfinite(v):
             break  # the point has failed; the remaining nodes cannot rescue it
     n = m - 1
@@ -832,8 +842,16 @@ def _solve_point(task: tuple) -> dict:
         code = 1
     else:
         code = 2
+    # the certified affine bound value + slope . (b' - b) at every b' (a min-tradeoff function)
+    slope = (
+        np.sum(weights[:, None] * np.array(slopes), axis=0)
+        if len(slopes) == n
+        else np.full(_EQUALITIES[mode], math.nan)
+    )
+    tangent = value
     if code != 0:
-        value = math.nan
+        value = tangent = math.nan
+        slope = np.full(_EQUALITIES[mode], math.nan)
     else:
         # H(A'|E) >= H(A'|A, E) = h(p) (the flips are independent of everything else; h(0) = 0:
         # H >= 0 for a classical outcome), so max(h(p), bound) is certified
@@ -847,6 +865,8 @@ def _solve_point(task: tuple) -> dict:
         "solver_status": max(solved, default=5),
         "node_value": vals_a,
         "node_status": statuses,
+        "tangent_value": tangent,
+        "slope": slope,
         "seconds": time.perf_counter() - start,
     }
 
@@ -904,6 +924,16 @@ class BffResult:
         preprocessing, max_correction, processes.
     behaviour : numpy.ndarray or None
         Shape ``shape + (2, 2, 2, 2)``: the constrained behaviour (constraint "full").
+    tangent_value, slope : numpy.ndarray
+        The certified *affine* bound behind ``value``: for every quantum strategy whose
+        constrained statistics are b' (the Bell value; the four correlators E[x, y] in
+        row-major order; or, constraint "full", <A_0>, <A_1>, <B_0>, <B_1> then the four
+        correlators), the entropy is at least ``tangent_value + slope . (b' - b)``, b the
+        statistics of this point. ``tangent_value`` is that bound at b, before ``value``'s
+        floor max(h(p), .) (so it may lie below h(p)); ``slope`` has shape ``shape + (k,)``,
+        k = 1, 4 or 8, the Gauss-Radau-weighted sum of each node's equality multipliers
+        (weak duality with one dual point for all b': :func:`_certify`). NaN where not
+        certified. These are the min-tradeoff functions of :mod:`jaxbell.rates.finite`.
     """
 
     value: np.ndarray
@@ -924,6 +954,8 @@ class BffResult:
     sizes: dict
     settings: dict
     behaviour: np.ndarray | None = None
+    tangent_value: np.ndarray | None = None
+    slope: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -1224,6 +1256,8 @@ def bff_entropy(
             "processes": processes,
         },
         behaviour=None if behaviour_used is None else np.array(behaviour_used),
+        tangent_value=gather("tangent_value"),
+        slope=gather("slope", float, (_EQUALITIES[mode],)),
     )
 
 

@@ -1,0 +1,861 @@
+r"""Finite-size DI key rates: entropy accumulation with certified min-tradeoff functions.
+
+Every other rate in :mod:`jaxbell.rates` is asymptotic. This module bounds the key of a
+protocol of n rounds secure against *general* (coherent) attacks, with the entropy
+accumulation theorem (EAT) [DFR, DF] in the form used for DIQKD by Arnon-Friedman et al.
+[AF18, AFRV]. The min-tradeoff function is the certified affine bound of the
+Brown-Fawzi-Fawzi SDPs (:class:`jaxbell.rates.bff.BffResult` ``tangent_value``/``slope``,
+rigorous despite solver tolerance like every certified value here); the qubit envelope's
+supporting line (``method="qubit"``) is offered as an *uncertified* estimate and labelled so.
+
+The protocol
+------------
+n rounds. Each is a test round with probability gamma (``test_probability``): inputs x, y
+uniform on {0, 1}, outcomes kept; otherwise a key round on Alice's key input ``x`` and Bob's
+``bob_key`` (2: his key-only input). Alice flips each key-round bit with probability p
+(``preprocessing``, [Ho20]). Bob reconstructs Alice's whole string A' by one-way error
+correction (syndrome plus a hash of ``log(1/eps_EC)`` bits) and then evaluates the test
+statistic of the test rounds; the protocol aborts unless the empirical min-tradeoff function
+f(freq C) reaches the threshold h (below). Privacy amplification by two-universal hashing.
+
+Security (soundness ``eps_sec``) splits as ``eps_sec = eps_EC + eps_PA + 2 eps_s + eps_EA``
+(equal fifths by default; error correction, privacy amplification, smoothing, the EAT event
+[AFRV, Thm. 11]); ``eps_s' = eps_s'' = eps_s / 4`` in the chain rule below. The key length is
+
+.. math::
+
+    \ell = H^{\varepsilon_s'}_{\min}(A' B'|XYTE) - H^{\varepsilon_s''}_{\max}(B'|XYTE)
+           - 3\vartheta(\varepsilon_s/4) - \mathrm{leak_{EC}} - 2\log(1/\varepsilon_{PA}),
+
+B' Bob's test-round outputs (a constant in key rounds), ``vartheta(e) = -log(1 - sqrt(1 -
+e^2))``, by the chain rule of [VDTR13] (Tomamichel's book, eq. (6.57)) as in [AFRV, AF18] and
+the leftover hash lemma. The three entropic terms:
+
+* **EAT** [DF, Thm. 3.?; AF18, Methods], alpha in (1, 2), with ``p_Omega >= eps_EA`` (else
+  the protocol aborts with probability > 1 - eps_EA, and is secure):
+
+  .. math::
+      H^{\varepsilon}_{\min} > n h - n(\alpha - 1)\tfrac{\ln 2}{2} V^2
+        - \tfrac{1}{\alpha - 1}\log\tfrac{2}{\varepsilon^2 p_\Omega^2} - n(\alpha-1)^2 K_\alpha,
+
+  ``V = log(2 d^2 + 1) + sqrt(2 + Var(f))``, ``K_alpha = 2^((alpha-1)(log d + Max f - Min f))
+  ln^3(2^(log d + Max f - Min f) + e^2) / (6 (2 - alpha)^3 ln 2)``, d = 4 the dimension of a
+  round's A'_i B'_i.
+* **H_max of B'**: B' holds one bit per test round, so ``H_max^eps(B'|XYTE) <= H_max^eps(B'|T)
+  <= k``, k the number of test rounds not exceeded but with probability 1 - sqrt(1 - eps^2)
+  (a Bernstein bound on the binomial tail).
+* **Error correction** (honest devices, i.i.d.): the Shannon limit plus the second-order
+  term of the asymptotic equipartition property [TCR09, Thm. 9] at completeness eps_c,
+  ``leak_EC = f n H(A'|B) + sqrt(n) 4 log(2 + sqrt 2) sqrt(log(2 / eps_c^2)) + log(1/eps_EC)``
+  (f the code's efficiency factor, ``error_correction_efficiency``; H(A'|B) averaged over
+  key rounds, ``1 - gamma``, and test rounds, gamma).
+
+The min-tradeoff function
+-------------------------
+A round's test symbol is c = (a, b, x, y) with probability gamma p(ab|xy)/4, or "⊥" (key
+round). The constrained statistics b (the Bell value; the correlators; or marginals and
+correlators, as :mod:`jaxbell.rates.bff` orders them) are linear in the test symbols'
+distribution: ``b = sum_c P(c) s(c)`` with P = p(ab|xy)/4 and scores s(c) (``4 c_xy
+(-1)^(a+b)`` for the Bell value). The certified affine bound ``g(b) = g_t + lambda . (b - b_t)``
+of the BFF dual at a tangent point b_t holds for *every* quantum strategy, so every round's
+entropy is at least ``(1 - gamma) g(b)`` (test rounds are not counted). With ``u_c = (1 -
+gamma) g(s(c))`` the "crossover" min-tradeoff function [DF, Sec. 5; as in Nadlinger et al.
+2022] ``f(⊥) = max_c u_c =: F``, ``f(c) = F + (u_c - F) / gamma`` equals ``(1 - gamma) g(b)``
+on every distribution a round can produce, and ``Max f - Min_Sigma f <= max u - min u``
+(gamma-free), ``Var f <= (max u - min u)^2 max_m (m - gamma m^2) / gamma``. The tangent point
+is chosen per n among ``tangent_scales`` (``b_t = kappa b``, towards white noise): a lower
+tangent has a smaller slope, hence smaller second-order terms, at a lower first-order rate.
+
+The threshold ``h = (1 - gamma) g(b) - delta`` sits below the honest devices' mean of f by
+Bernstein's inequality at completeness eps_c, so honest devices abort with probability at
+most ``eps_com = 2 eps_c`` (half for the test, half for error correction). Per call the
+test probability gamma, alpha and the tangent point are optimised on nested grids (the rate
+is a smooth function of log gamma and log(alpha - 1)); the min-tradeoff functions are
+computed once per behaviour, not once per n.
+
+References
+----------
+[DFR] F. Dupuis, O. Fawzi and R. Renner, "Entropy accumulation", Commun. Math. Phys. 379, 867
+(2020), arXiv:1607.01796.
+[DF] F. Dupuis and O. Fawzi, "Entropy accumulation with improved second-order term", IEEE
+Trans. Inf. Theory 65, 7596 (2019), arXiv:1805.11652.
+[AF18] R. Arnon-Friedman, F. Dupuis, O. Fawzi, R. Renner and T. Vidick, "Practical
+device-independent quantum cryptography via entropy accumulation", Nat. Commun. 9, 459 (2018).
+[AFRV] R. Arnon-Friedman, R. Renner and T. Vidick, "Simple and tight device-independent
+security proofs", SIAM J. Comput. 48, 181 (2019), arXiv:1607.01797.
+[VDTR13] A. Vitanov, F. Dupuis, M. Tomamichel and R. Renner, "Chain rules for smooth min- and
+max-entropies", IEEE Trans. Inf. Theory 59, 2603 (2013).
+[TCR09] M. Tomamichel, R. Colbeck and R. Renner, "A fully quantum asymptotic equipartition
+property", IEEE Trans. Inf. Theory 55, 5840 (2009).
+[Ho20] M. Ho et al., "Noisy preprocessing facilitates a photonic realization of
+device-independent quantum key distribution", Phys. Rev. Lett. 124, 230502 (2020).
+D. P. Nadlinger et al., "Experimental quantum key distribution certified by Bell's theorem",
+Nature 607, 682 (2022) (the crossover min-tradeoff function in a DIQKD experiment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+from tqdm import tqdm
+
+__all__ = [
+    "FINITE_STATUSES",
+    "FiniteKeyResult",
+    "MinTradeoff",
+    "finite_key_rate",
+    "finite_rate_curve",
+    "min_rounds",
+    "min_tradeoff_functions",
+]
+
+#: Status of a finite-size rate: 0 positive key, 1 no key at this n (rate <= 0 reported), 2 no
+#: key at any n (the asymptotic rate of the min-tradeoff functions is <= 0), 3 failed (no
+#: certified min-tradeoff function: NaN).
+FINITE_STATUSES = ("key", "no_key_at_this_n", "no_key_at_any_n", "failed")
+
+#: Tangent points b_t = kappa b of the min-tradeoff functions (b the observed statistics).
+DEFAULT_TANGENT_SCALES = (1.0, 0.995, 0.985, 0.97, 0.94)
+
+_LN2 = math.log(2.0)
+_D = 4  # dimension of a round's output register A'_i B'_i (two bits)
+_EC_ETA = 2.0 + math.sqrt(2.0)  # [TCR09, Thm. 9] for a binary A': sqrt(2^-Hmin) + sqrt(2^Hmax) + 1
+
+
+def _test_symbols():
+    """(a, b, x, y) of the 16 test symbols, in C order of p[a, b, x, y]."""
+    return np.array(list(np.ndindex(2, 2, 2, 2)))
+
+
+def _scores(constraint: str, coefficients: np.ndarray | None) -> np.ndarray:
+    """s(c), shape (16, k): ``b = sum_c P(c) s(c)`` with P(c) = p(ab|xy) / 4 (uniform inputs)."""
+    sym = _test_symbols()
+    a, b, x, y = sym.T
+    sign_ab = (-1.0) ** (a + b)
+    if constraint == "bell":
+        return (4.0 * coefficients[x, y] * sign_ab)[:, None]
+    corr = np.zeros((16, 4))
+    corr[np.arange(16), 2 * x + y] = 4.0 * sign_ab
+    if constraint == "correlators":
+        return corr
+    marg = np.zeros((16, 4))  # <A_0>, <A_1> (averaged over y), <B_0>, <B_1> (over x)
+    marg[np.arange(16), x] = 2.0 * (-1.0) ** a
+    marg[np.arange(16), 2 + y] = 2.0 * (-1.0) ** b
+    return np.concatenate([marg, corr], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinTradeoff:
+    """Affine lower bounds ``g_t(b) = value[t] + slope[t] . (b - statistics[t])`` on H(A'|X=x, E).
+
+    One row per tangent point; valid for *every* quantum strategy whose constrained statistics
+    are b when ``certified`` (the BFF dual: :class:`jaxbell.rates.bff.BffResult`), an estimate
+    otherwise (``method="qubit"``: the qubit envelope's supporting lines).
+
+    Attributes
+    ----------
+    statistics : numpy.ndarray
+        (T, k) tangent points b_t (k = 1 Bell value, 4 correlators, 8 marginals + correlators).
+    value, slope : numpy.ndarray
+        (T,) bits, and (T, k) bits per unit of each statistic.
+    scales : numpy.ndarray
+        (T,) kappa with ``b_t = kappa b``.
+    honest : numpy.ndarray
+        (k,) the observed statistics b.
+    test_distribution : numpy.ndarray
+        (16,) P(c) = p(ab|xy) / 4 of the test symbols (a, b, x, y).
+    scores : numpy.ndarray
+        (16, k) s(c) with ``b = P @ scores``.
+    status : numpy.ndarray
+        (T,) int8, the certificate's status per tangent point (0 certified; NaN rows otherwise).
+    constraint, method : str
+    certified : bool
+    preprocessing : float
+    """
+
+    statistics: np.ndarray
+    value: np.ndarray
+    slope: np.ndarray
+    scales: np.ndarray
+    honest: np.ndarray
+    test_distribution: np.ndarray
+    scores: np.ndarray
+    status: np.ndarray
+    constraint: str
+    method: str
+    certified: bool
+    preprocessing: float
+
+    def __call__(self, statistics: ArrayLike) -> np.ndarray:
+        """g_t at ``statistics`` (shape (..., k)): shape (..., T), bits."""
+        b = np.asarray(statistics, dtype=np.float64)
+        return self.value + np.einsum("tk,...tk->...t", self.slope, b[..., None, :] - self.statistics)
+
+    @property
+    def symbol_values(self) -> np.ndarray:
+        """(T, 16): g_t at each test symbol's score s(c) (the u_c / (1 - gamma) of the docstring)."""
+        return self(self.scores)  # (16, T)
+
+    @property
+    def asymptotic_entropy(self) -> np.ndarray:
+        """(T,): g_t at the observed statistics, bits."""
+        return self(self.honest)
+
+
+def _statistics(beh: np.ndarray, constraint: str, coefficients) -> np.ndarray:
+    """b of a behaviour p[a, b, x, y] (test inputs only)."""
+    return _test_distribution(beh) @ _scores(constraint, coefficients)
+
+
+def _test_distribution(beh: np.ndarray) -> np.ndarray:
+    return (beh[..., :2] / 4.0).reshape(16)
+
+
+def _check_scales(scales) -> np.ndarray:
+    s = np.asarray(scales, dtype=np.float64).reshape(-1)
+    if s.size == 0 or not np.all(np.isfinite(s)) or np.any((s <= 0) | (s > 1)):
+        raise ValueError(f"tangent_scales must be numbers in (0, 1], got {scales!r}")
+    return s
+
+
+def min_tradeoff_functions(
+    probabilities: ArrayLike,
+    *,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int = 0,
+    preprocessing: float = 0.0,
+    method: str = "bff",
+    options: Mapping[str, Any] | None = None,
+    tangent_scales: Sequence[float] = DEFAULT_TANGENT_SCALES,
+) -> MinTradeoff:
+    """Affine min-tradeoff functions of one behaviour, at the tangent points ``kappa b``.
+
+    Parameters
+    ----------
+    probabilities : array_like
+        One behaviour p[a, b, x, y], shape (2, 2, 2, 2) or (2, 2, 2, 3) (checked by
+        :func:`jaxbell.check_behaviour`); its test inputs y in {0, 1} give b.
+    bell, constraint, x, preprocessing
+        As in :func:`jaxbell.observed_key_rate` (``preprocessing`` a number in [0, 1/2]).
+    method : {"bff", "qubit"}
+        "bff": certified (the dual of the BFF SDPs at each tangent point, one SDP point per
+        tangent). "qubit": the qubit envelope's supporting line at each tangent (constraint
+        "bell" only) -- an *uncertified* estimate (an achievable attack's hull).
+    options : dict, optional
+        :class:`jaxbell.BffOptions` (without ``constraint``/``preprocessing``) or
+        :class:`jaxbell.QubitOptions`.
+    tangent_scales : sequence of float
+        kappa in (0, 1]: b_t = kappa b (white noise towards the centre of the local set).
+    """
+    from jaxbell.rates import bff
+    from jaxbell.rates.front import _angles64, _check_constraint
+    from jaxbell.rates.protocol import _check_key_input, check_behaviour, check_preprocessing
+
+    beh = np.asarray(check_behaviour(probabilities, "probabilities"), dtype=np.float64)
+    if beh.ndim != 4:
+        raise ValueError(
+            "probabilities must be one behaviour p[a, b, x, y] of shape (2, 2, 2, 2) or "
+            f"(2, 2, 2, 3); got shape {beh.shape} (loop over a batch)"
+        )
+    _check_constraint(constraint)
+    x = _check_key_input(x)
+    flip = check_preprocessing(preprocessing)
+    if isinstance(flip, str):
+        raise ValueError(
+            "preprocessing must be a number in [0, 1/2] for a finite-size rate (the flip "
+            f"probability is fixed before the protocol runs); got {preprocessing!r}"
+        )
+    if method not in ("bff", "qubit"):
+        raise ValueError(f"method must be 'bff' (certified) or 'qubit' (estimate), got {method!r}")
+    if bell is None:
+        if constraint == "bell":
+            raise ValueError(
+                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
+                "Bell expression whose value the protocol tests"
+            )
+        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
+        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
+    t0, p0, w0 = (float(a) for a in _angles64(*bell))
+    scales = _check_scales(tangent_scales)
+    from jaxbell.family import bell_coefficients
+
+    coef = np.asarray(bell_coefficients(t0, p0, w0), dtype=np.float64)
+    scores = _scores(constraint, coef)
+    honest = _statistics(beh, constraint, coef)
+    # the tangent behaviours kappa p + (1 - kappa) / 4: every statistic scales by kappa
+    tangent_beh = scales[:, None, None, None, None] * beh[None, ..., :2] + (1 - scales)[
+        :, None, None, None, None
+    ] / 4.0
+    stats = scales[:, None] * honest[None, :]
+    n_t = scales.size
+    if method == "qubit":
+        if constraint != "bell":
+            raise ValueError(
+                "method='qubit' gives min-tradeoff estimates for constraint 'bell' only (the "
+                "envelope's supporting lines); use method='bff' for "
+                f"constraint {constraint!r}"
+            )
+        from jaxbell.rates.qubit import qubit_envelope
+
+        env = qubit_envelope(t0, p0, w0, kind="key", x=x, options=options, preprocessing=flip)
+        eta = stats[:, 0]
+        slope_abs, intercept = env.supporting_line(eta)
+        sign = np.where(eta < 0, -1.0, 1.0)
+        # H >= intercept + slope |eta'| >= intercept + slope sign(eta) eta' (slope >= 0)
+        value = intercept + slope_abs * np.abs(eta)
+        slope = (slope_abs * sign)[:, None]
+        status = np.zeros(n_t, dtype=np.int8)
+        certified = False
+    else:
+        opts = dict(options or {})
+        for key in ("constraint", "preprocessing"):
+            if key in opts:
+                raise ValueError(f"options[{key!r}] is set by the argument {key}=, not options")
+        opts.setdefault("progress", False)
+        common = {"kind": "key", "x": x, "preprocessing": flip} | opts
+        if constraint == "bell":
+            res = bff.bff_entropy(t0, p0, w0, stats[:, 0], **common)
+        elif constraint == "correlators":
+            e = np.einsum("a,b,tabxy->txy", [1.0, -1.0], [1.0, -1.0], tangent_beh)
+            res = bff.bff_entropy(t0, p0, w0, None, correlators=e, **common)
+        else:
+            res = bff.bff_entropy(t0, p0, w0, None, behaviour=tangent_beh, **common)
+        value = np.asarray(res.tangent_value, dtype=np.float64)
+        slope = np.asarray(res.slope, dtype=np.float64).reshape(n_t, -1)
+        status = np.asarray(res.status, dtype=np.int8)
+        certified = True
+    return MinTradeoff(
+        statistics=stats,
+        value=value,
+        slope=slope,
+        scales=scales,
+        honest=honest,
+        test_distribution=_test_distribution(beh),
+        scores=scores,
+        status=status,
+        constraint=constraint,
+        method=method,
+        certified=certified,
+        preprocessing=flip,
+    )
+
+
+# --- the finite-size bound ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Epsilons:
+    """The security parameters: soundness ``eps_sec = ec + pa + 2 s + ea``; completeness ``com``."""
+
+    sec: float
+    ec: float
+    pa: float
+    s: float
+    ea: float
+    com: float
+
+    @classmethod
+    def split(cls, eps_sec: float, eps_com: float) -> Epsilons:
+        part = eps_sec / 5.0
+        return cls(sec=eps_sec, ec=part, pa=part, s=part, ea=part, com=eps_com)
+
+    def as_attrs(self) -> dict[str, float]:
+        return {f"eps_{k}": float(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _vartheta(eps):
+    """-log2(1 - sqrt(1 - eps^2)), without cancellation for small eps."""
+    return -np.log2(eps * eps / (1.0 + np.sqrt(1.0 - eps * eps)))
+
+
+def _bernstein_deviation(n, variance, width, log_inv):
+    """delta with P(mean < mu - delta) <= e^-log_inv (Bernstein, i.i.d., one-sided range width)."""
+    a = width * log_inv / 3.0
+    return (a + np.sqrt(a * a + 2.0 * n * variance * log_inv)) / n
+
+
+@dataclasses.dataclass(frozen=True)
+class _Costs:
+    """Per-behaviour quantities the bound needs (error correction and the test symbols)."""
+
+    key_cost: float  # H(A'|X=x, Y=bob_key, B), bits
+    test_cost: float  # mean over the test inputs of H(A|X=x, Y=y, B), bits
+    efficiency: float  # the code's factor f >= 1
+
+
+def _rate_grid(n, gamma, am1, mtf: MinTradeoff, costs: _Costs, eps: Epsilons):
+    """Rate (bits/round) on the broadcast grid n (N,1,1,1), gamma (1,G,1,1), alpha-1 (1,1,A,1),
+    tangent (T,) on the last axis; NaN where a min-tradeoff function failed."""
+    w = mtf.symbol_values.T  # (T, 16)
+    gh = mtf.asymptotic_entropy  # (T,)
+    P = mtf.test_distribution
+    spread = w.max(axis=1) - w.min(axis=1)  # (T,) max g - min g over the symbols
+    one_minus = 1.0 - gamma
+    r_width = one_minus * spread  # Max f - Min_Sigma f (bits)
+    m_star = np.where(gamma <= 0.5, 1.0 - gamma, 1.0 / (4.0 * gamma))
+    var_max = r_width**2 * m_star / gamma
+    # honest variance of f: D_c = (F - u_c) / gamma >= 0 with probability gamma P(c)
+    d = (w.max(axis=1)[:, None] - w) * one_minus[..., None] / gamma[..., None]  # (.., T, 16)
+    ed = np.sum(P * d, axis=-1)
+    ed2 = np.sum(P * d * d, axis=-1)
+    var_honest = gamma * ed2 - (gamma * ed) ** 2
+    log_inv_c = math.log(2.0 / eps.com)  # half of the completeness to the test
+    delta = _bernstein_deviation(n, var_honest, r_width / gamma, log_inv_c)
+    h = one_minus * gh - delta
+    v = math.log2(2 * _D * _D + 1) + np.sqrt(2.0 + var_max)
+    expo = math.log2(_D) + r_width
+    k_alpha = (
+        np.exp2(am1 * expo) * np.log(np.exp2(expo) + math.e**2) ** 3 / (6.0 * (1.0 - am1) ** 3 * _LN2)
+    )
+    eps_smooth = eps.s / 4.0
+    eat = (
+        n * h
+        - n * am1 * (_LN2 / 2.0) * v * v
+        - np.log2(2.0 / (eps_smooth**2 * eps.ea**2)) / am1
+        - n * am1 * am1 * k_alpha
+    )
+    # H_max(B'): test rounds not exceeded but with probability 1 - sqrt(1 - eps''^2)
+    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2)))
+    k_tests = n * gamma + tail / 3.0 + np.sqrt(tail**2 / 9.0 + 2.0 * n * gamma * one_minus * tail)
+    chain = 3.0 * _vartheta(eps_smooth)
+    eps_c = eps.com / 2.0
+    leak = (
+        costs.efficiency * n * (one_minus * costs.key_cost + gamma * costs.test_cost)
+        + np.sqrt(n) * 4.0 * math.log2(_EC_ETA) * math.sqrt(math.log2(2.0 / eps_c**2))
+        + math.log2(1.0 / eps.ec)
+    )
+    pa = 2.0 * math.log2(1.0 / eps.pa)
+    return (eat - k_tests - chain - leak - pa) / n
+
+
+def _grid(lo, hi, num):
+    return np.exp(np.linspace(math.log(lo), math.log(hi), num))
+
+
+def _optimise(n: float, mtf: MinTradeoff, costs: _Costs, eps: Epsilons, gamma=None):
+    """(rate, gamma, alpha, tangent index) maximising the rate at n rounds (nested grids)."""
+    ok = np.isfinite(mtf.value) & np.all(np.isfinite(mtf.slope), axis=1)
+    if not np.any(ok):
+        return math.nan, math.nan, math.nan, -1
+    sub = dataclasses.replace(
+        mtf,
+        statistics=mtf.statistics[ok],
+        value=mtf.value[ok],
+        slope=mtf.slope[ok],
+        scales=mtf.scales[ok],
+        status=mtf.status[ok],
+    )
+    index = np.flatnonzero(ok)
+    g_lo, g_hi = 1e-9, 0.99
+    a_lo, a_hi = 1e-10, 0.99
+    g = np.array([gamma]) if gamma is not None else _grid(g_lo, g_hi, 60)
+    a = _grid(a_lo, a_hi, 60)
+    best = None
+    for _ in range(4):
+        r = _rate_grid(
+            np.array(float(n)).reshape(1, 1, 1),
+            g.reshape(-1, 1, 1),
+            a.reshape(1, -1, 1),
+            sub,
+            costs,
+            eps,
+        )
+        r = np.where(np.isfinite(r), r, -np.inf)
+        i, j, k = np.unravel_index(np.argmax(r), r.shape)
+        best = (float(r[i, j, k]), float(g[i]), float(a[j]), int(index[k]))
+        # refine around the optimum: one grid step either side, finer
+        if gamma is None and g.size > 1:
+            step = g[1] / g[0] if g.size > 1 else 1.0
+            g = _grid(max(g[i] / step, g_lo), min(g[i] * step, g_hi), 21)
+        step = a[1] / a[0]
+        a = _grid(max(a[j] / step, a_lo), min(a[j] * step, a_hi), 21)
+    rate, gam, am1, t = best
+    return rate, gam, 1.0 + am1, t
+
+
+def _costs(beh: np.ndarray, x: int, bob_key: int, flip: float, efficiency: float) -> _Costs:
+    from jaxbell._precision import x64_scope
+    from jaxbell.rates.protocol import error_correction_cost
+
+    with x64_scope():
+        key = float(error_correction_cost(beh, x, bob_key, preprocessing=flip))
+        test = float(
+            np.mean([float(error_correction_cost(beh, xi, yi)) for xi in (0, 1) for yi in (0, 1)])
+        )
+    return _Costs(key_cost=key, test_cost=test, efficiency=efficiency)
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteKeyResult:
+    """Finite-size rates of one behaviour over ``rounds`` (see :func:`finite_rate_curve`)."""
+
+    rounds: np.ndarray
+    rate: np.ndarray
+    test_probability: np.ndarray
+    alpha: np.ndarray
+    tangent_scale: np.ndarray
+    status: np.ndarray
+    asymptotic_rate: float
+    min_tradeoff: MinTradeoff
+    costs: _Costs
+    epsilons: Epsilons
+    settings: dict
+
+
+def _check_rounds(rounds) -> np.ndarray:
+    try:
+        n = np.asarray(rounds, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"rounds must be a number or an array of numbers, got {rounds!r}") from None
+    if n.size == 0:
+        raise ValueError("rounds must not be empty")
+    if not np.all(np.isfinite(n)) or np.any(n < 1):
+        bad = n.reshape(-1)[~(np.isfinite(n.reshape(-1)) & (n.reshape(-1) >= 1))][0]
+        raise ValueError(f"rounds must be finite and >= 1 (a number of protocol rounds), got {bad!r}")
+    return n
+
+
+def _check_open_unit(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
+    v = float(value)
+    if not (0.0 < v < 1.0):
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return v
+
+
+def _prepare(
+    probabilities,
+    *,
+    eps_sec,
+    eps_com,
+    test_probability,
+    bell,
+    constraint,
+    x,
+    bob_key,
+    preprocessing,
+    method,
+    options,
+    error_correction_efficiency,
+    tangent_scales,
+    min_tradeoff,
+):
+    from jaxbell.rates.protocol import check_behaviour, check_bob_key
+
+    eps = Epsilons.split(_check_open_unit(eps_sec, "eps_sec"), _check_open_unit(eps_com, "eps_com"))
+    if test_probability is not None:
+        test_probability = _check_open_unit(test_probability, "test_probability")
+    f = error_correction_efficiency
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not (1.0 <= f < math.inf):
+        raise ValueError(
+            f"error_correction_efficiency must be a number >= 1 (1: the Shannon limit), got {f!r}"
+        )
+    beh = np.asarray(check_behaviour(probabilities, "probabilities"), dtype=np.float64)
+    key = check_bob_key(bob_key)
+    if key is None:
+        raise ValueError("bob_key must be 0, 1 or 2 for a finite-size rate (one key input pair)")
+    if key == 2 and beh.shape[-1] != 3:
+        raise ValueError(
+            "bob_key=2 ('aligned') needs Bob's key-only input y = 2 in the data: probabilities "
+            f"of shape (2, 2, 2, 3); got shape {beh.shape} (or pass bob_key=0 or 1)"
+        )
+    if min_tradeoff is None:
+        min_tradeoff = min_tradeoff_functions(
+            beh,
+            bell=bell,
+            constraint=constraint,
+            x=x,
+            preprocessing=preprocessing,
+            method=method,
+            options=options,
+            tangent_scales=tangent_scales,
+        )
+    elif not isinstance(min_tradeoff, MinTradeoff):
+        raise TypeError(f"min_tradeoff must be a MinTradeoff, got {type(min_tradeoff).__name__}")
+    costs = _costs(beh, int(x), int(key), min_tradeoff.preprocessing, float(f))
+    return beh, eps, test_probability, key, min_tradeoff, costs
+
+
+def _asymptotic(mtf: MinTradeoff, costs: _Costs) -> float:
+    g = mtf.asymptotic_entropy
+    if not np.any(np.isfinite(g)):
+        return math.nan
+    return float(np.nanmax(g)) - costs.efficiency * costs.key_cost
+
+
+def _solve_curve(n_values, mtf, costs, eps, test_probability, progress):
+    out = np.full((4, n_values.size), np.nan)
+    tangent = np.full(n_values.size, -1)
+    flat = n_values.reshape(-1)
+    bar = tqdm(total=flat.size, unit="n", desc="finite", disable=not progress, file=sys.stderr)
+    with bar:
+        for i, n in enumerate(flat):
+            r, g, a, t = _optimise(float(n), mtf, costs, eps, gamma=test_probability)
+            out[:, i] = (r, g, a, mtf.scales[t] if t >= 0 else math.nan)
+            tangent[i] = t
+            bar.update()
+    return out
+
+
+def _statuses(rate: np.ndarray, asymptotic: float) -> np.ndarray:
+    status = np.where(rate > 0, 0, 1).astype(np.int8)
+    if not math.isfinite(asymptotic):
+        return np.full(rate.shape, 3, dtype=np.int8)
+    if asymptotic <= 0:
+        status[:] = 2
+    status[~np.isfinite(rate)] = 3
+    return status
+
+
+def finite_key_rate(
+    probabilities: ArrayLike,
+    rounds: ArrayLike,
+    *,
+    eps_sec: float = 1e-10,
+    test_probability: float | None = None,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int = 0,
+    bob_key: int | str = 2,
+    preprocessing: float = 0.0,
+    method: str = "bff",
+    options: Mapping[str, Any] | None = None,
+    eps_com: float = 1e-2,
+    error_correction_efficiency: float = 1.0,
+    tangent_scales: Sequence[float] = DEFAULT_TANGENT_SCALES,
+    min_tradeoff: MinTradeoff | None = None,
+    return_status: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    r"""Finite-size DI key rate of one behaviour after ``rounds`` rounds, bits per round.
+
+    The entropy accumulation bound of the module docstring with certified min-tradeoff
+    functions (``method="bff"``), secure against general attacks with soundness ``eps_sec``
+    and completeness ``eps_com`` (the honest devices abort with at most that probability).
+    The test probability (unless given), the EAT's alpha and the tangent point are optimised
+    per n. A rate <= 0 is returned as computed (negative: no key at this n), never clipped to
+    0; ``return_status`` says why (:data:`FINITE_STATUSES`).
+
+    Parameters
+    ----------
+    probabilities : array_like
+        The devices' behaviour p[a, b, x, y], shape (2, 2, 2, 3) with Bob's key-only input
+        (``bob_key=2``) or (2, 2, 2, 2) (``bob_key`` 0 or 1); e.g.
+        :func:`jaxbell.device_behaviour` or measured frequencies (checked by
+        :func:`jaxbell.check_behaviour`).
+    rounds : array_like
+        n >= 1, finite; any shape (the rates have that shape).
+    eps_sec : float
+        Soundness in (0, 1), split into error correction, privacy amplification, smoothing
+        (twice) and the EAT event in equal fifths.
+    test_probability : float or None
+        gamma in (0, 1); None: optimised per n.
+    bell, constraint, x, bob_key, preprocessing
+        As in :func:`jaxbell.observed_key_rate` (``preprocessing`` a number).
+    method : {"bff", "qubit"}
+        "bff" certified; "qubit" an uncertified estimate (constraint "bell").
+    options : dict, optional
+        Backend options (:class:`jaxbell.BffOptions` settings such as ``{"m": 8}``).
+    eps_com : float
+        Completeness in (0, 1), half for the test's threshold, half for error correction.
+    error_correction_efficiency : float
+        f >= 1: the code leaks f n H(A'|B) plus the second-order and hash terms.
+    tangent_scales : sequence of float
+        Tangent points kappa b of the min-tradeoff functions (one certified SDP point each).
+    min_tradeoff : MinTradeoff, optional
+        Precomputed :func:`min_tradeoff_functions` of this behaviour (skips the SDPs).
+    return_status : bool
+        Also return the status codes (int8, :data:`FINITE_STATUSES`).
+    """
+    n = _check_rounds(rounds)
+    _, eps, gamma, _, mtf, costs = _prepare(
+        probabilities,
+        eps_sec=eps_sec,
+        eps_com=eps_com,
+        test_probability=test_probability,
+        bell=bell,
+        constraint=constraint,
+        x=x,
+        bob_key=bob_key,
+        preprocessing=preprocessing,
+        method=method,
+        options=options,
+        error_correction_efficiency=error_correction_efficiency,
+        tangent_scales=tangent_scales,
+        min_tradeoff=min_tradeoff,
+    )
+    res = _solve_curve(n, mtf, costs, eps, gamma, progress=False)
+    rate = res[0].reshape(n.shape)
+    if return_status:
+        return rate, _statuses(rate, _asymptotic(mtf, costs)).reshape(n.shape)
+    return rate
+
+
+def finite_rate_curve(
+    probabilities: ArrayLike,
+    rounds: ArrayLike | None = None,
+    *,
+    eps_sec: float = 1e-10,
+    test_probability: float | None = None,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int = 0,
+    bob_key: int | str = 2,
+    preprocessing: float = 0.0,
+    method: str = "bff",
+    options: Mapping[str, Any] | None = None,
+    eps_com: float = 1e-2,
+    error_correction_efficiency: float = 1.0,
+    tangent_scales: Sequence[float] = DEFAULT_TANGENT_SCALES,
+    min_tradeoff: MinTradeoff | None = None,
+    progress: bool | None = None,
+    history: str | None = None,
+):
+    """:func:`finite_key_rate` over ``rounds`` as a labelled :class:`xarray.Dataset`.
+
+    ``rounds`` defaults to 30 values from 1e5 to 1e12 (log-spaced). The dataset has, over the
+    dimension ``rounds``: ``finite_key_rate`` (bits/round), ``key_length`` (bits),
+    ``test_probability``, ``eat_alpha``, ``tangent_scale`` and ``finite_status``; the scalar
+    ``asymptotic_rate`` (the same min-tradeoff functions at n -> infinity, gamma -> 0) and
+    ``min_tradeoff_value`` / ``min_tradeoff_slope`` per tangent point; every parameter
+    (epsilons, method, whether certified, the protocol) as attributes. Arguments as in
+    :func:`finite_key_rate`; ``progress`` a tqdm bar over n (None: on a terminal).
+    """
+    if rounds is None:
+        rounds = np.logspace(5, 12, 30)
+    n = _check_rounds(rounds).reshape(-1)
+    _, eps, gamma, key, mtf, costs = _prepare(
+        probabilities,
+        eps_sec=eps_sec,
+        eps_com=eps_com,
+        test_probability=test_probability,
+        bell=bell,
+        constraint=constraint,
+        x=x,
+        bob_key=bob_key,
+        preprocessing=preprocessing,
+        method=method,
+        options=options,
+        error_correction_efficiency=error_correction_efficiency,
+        tangent_scales=tangent_scales,
+        min_tradeoff=min_tradeoff,
+    )
+    show = (sys.stderr.isatty() and n.size > 1) if progress is None else bool(progress)
+    res = _solve_curve(n, mtf, costs, eps, gamma, progress=show)
+    asym = _asymptotic(mtf, costs)
+    status = _statuses(res[0], asym)
+    from jaxbell.dataset import finite_rate_dataset
+
+    settings = {
+        "constraint": mtf.constraint,
+        "rate_method": mtf.method,
+        "certified": mtf.certified,
+        "x": int(x),
+        "bob_key": int(key),
+        "preprocessing": mtf.preprocessing,
+        "bell": "none" if bell is None else tuple(float(v) for v in bell),
+        "error_correction_efficiency": costs.efficiency,
+        "error_correction_cost_key": costs.key_cost,
+        "error_correction_cost_test": costs.test_cost,
+        "test_probability_given": "optimised" if gamma is None else gamma,
+        "options": dict(options or {}),
+    } | eps.as_attrs()
+    return finite_rate_dataset(
+        rounds=n,
+        rate=res[0],
+        test_probability=res[1],
+        alpha=res[2],
+        tangent_scale=res[3],
+        status=status,
+        asymptotic_rate=asym,
+        min_tradeoff=mtf,
+        settings=settings,
+        history=history,
+    )
+
+
+def min_rounds(
+    probabilities: ArrayLike,
+    *,
+    max_rounds: float = 1e16,
+    eps_sec: float = 1e-10,
+    test_probability: float | None = None,
+    bell: tuple[float, float, float] | None = None,
+    constraint: str = "bell",
+    x: int = 0,
+    bob_key: int | str = 2,
+    preprocessing: float = 0.0,
+    method: str = "bff",
+    options: Mapping[str, Any] | None = None,
+    eps_com: float = 1e-2,
+    error_correction_efficiency: float = 1.0,
+    tangent_scales: Sequence[float] = DEFAULT_TANGENT_SCALES,
+    min_tradeoff: MinTradeoff | None = None,
+    rtol: float = 1e-3,
+    return_status: bool = False,
+):
+    """The smallest number of rounds n with a positive finite-size key (relative tolerance).
+
+    Bisection in log n between 10 and ``max_rounds`` (the rate rises with n). Returns inf
+    where no n <= ``max_rounds`` gives key; with ``return_status`` also the status
+    (:data:`FINITE_STATUSES`: 0 found, 1 none up to max_rounds, 2 none at any n, 3 failed).
+    Other arguments as in :func:`finite_key_rate`.
+    """
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, float)):
+        raise TypeError(f"max_rounds must be a number, got {max_rounds!r}")
+    if not (math.isfinite(max_rounds) and max_rounds >= 10):
+        raise ValueError(f"max_rounds must be finite and >= 10, got {max_rounds!r}")
+    if not (isinstance(rtol, float) and 0 < rtol < 1):
+        raise ValueError(f"rtol must be a float in (0, 1), got {rtol!r}")
+    _, eps, gamma, _, mtf, costs = _prepare(
+        probabilities,
+        eps_sec=eps_sec,
+        eps_com=eps_com,
+        test_probability=test_probability,
+        bell=bell,
+        constraint=constraint,
+        x=x,
+        bob_key=bob_key,
+        preprocessing=preprocessing,
+        method=method,
+        options=options,
+        error_correction_efficiency=error_correction_efficiency,
+        tangent_scales=tangent_scales,
+        min_tradeoff=min_tradeoff,
+    )
+    asym = _asymptotic(mtf, costs)
+
+    def rate(n):
+        return _optimise(n, mtf, costs, eps, gamma=gamma)[0]
+
+    def done(n, code):
+        return (n, code) if return_status else n
+
+    if not math.isfinite(asym):
+        return done(math.nan, 3)
+    if asym <= 0:
+        return done(math.inf, 2)
+    hi = float(max_rounds)
+    r_hi = rate(hi)
+    if not math.isfinite(r_hi):
+        return done(math.nan, 3)
+    if r_hi <= 0:
+        return done(math.inf, 1)
+    lo = 10.0
+    if rate(lo) > 0:
+        return done(lo, 0)
+    while hi / lo > 1.0 + rtol:
+        mid = math.sqrt(lo * hi)
+        if rate(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return done(float(math.ceil(hi)), 0)
