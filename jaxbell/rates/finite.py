@@ -266,12 +266,7 @@ def min_tradeoff_functions(
         )
     _check_constraint(constraint)
     x = _check_key_input(x)
-    flip = check_preprocessing(preprocessing)
-    if isinstance(flip, str):
-        raise ValueError(
-            "preprocessing must be a number in [0, 1/2] for a finite-size rate (the flip "
-            f"probability is fixed before the protocol runs); got {preprocessing!r}"
-        )
+    flip = check_preprocessing(preprocessing)  # a number: fixed before the protocol runs
     if method not in ("bff", "qubit"):
         raise ValueError(f"method must be 'bff' (certified) or 'qubit' (estimate), got {method!r}")
     if bell is None:
