@@ -28,6 +28,7 @@ __all__ = [
     "construction_title",
     "figure1",
     "figure2",
+    "finite_size_figure",
     "noise_planes_figure",
     "noise_tolerance_figure",
     "noisy_rates_figure",
@@ -683,6 +684,85 @@ def protocol_efficiency_figure(ds: xr.Dataset):
     axes[0].set_ylabel(_wrapped(axis_label(ds["key_rate_vs_efficiency"]), 30))
     fig.suptitle(
         "Aligned protocol (Bob's key-only input), visibility 1; dotted: critical efficiencies",
+        fontsize=10,
+    )
+    return fig
+
+
+def finite_size_figure(ds: xr.Dataset):
+    """Finite-size key (entropy accumulation, certified): three panels.
+
+    (a) key rate against the number of rounds n for each construction and visibility, with
+    the asymptotic rates as dotted lines; (b) the smallest n with key against visibility;
+    (c) the smallest n with key at visibility 1 against the max CHSH value of Prop. 3's
+    construction (closeness to the local set).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/finite_size.nc`` (experiments/finite_size.py).
+    """
+    fig = _figure((14.5, 4.6))
+    ax_rate, ax_v, ax_d = fig.subplots(1, 3)
+    names = [str(n) for n in ds["construction"].values]
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+    styles = ["-", "--", "-.", ":"]
+    n = ds["rounds"].values
+    for name in names:
+        sub = ds.sel(construction=name)
+        k = 0
+        for v in ds["visibility"].values:
+            rate = sub["finite_key_rate"].sel(visibility=v).values
+            if not np.any(np.isfinite(rate)):
+                continue
+            shown = np.where(rate > 0, rate, np.nan)
+            ax_rate.plot(
+                n,
+                shown,
+                color=colors[name],
+                ls=styles[k % len(styles)],
+                label=f"{construction_title(name)}, v = {v:g}",
+            )
+            asym = float(sub["asymptotic_rate"].sel(visibility=v))
+            if asym > 0:
+                ax_rate.axhline(asym, color=colors[name], lw=0.6, ls=":", alpha=0.7)
+            k += 1
+        nmin = sub["min_rounds"].values
+        ok = np.isfinite(nmin)
+        ax_v.plot(
+            ds["visibility"].values[ok],
+            nmin[ok],
+            color=colors[name],
+            marker="o",
+            ms=4,
+            label=construction_title(name),
+        )
+    ax_rate.set_xscale("log")
+    ax_rate.set_xlabel(axis_label(ds["rounds"]))
+    ax_rate.set_ylabel(axis_label(ds["finite_key_rate"]))
+    ax_rate.set_ylim(0, 1.02)
+    ax_rate.set_title("(a) certified key rate vs rounds (dotted: n → ∞)", fontsize=10)
+    ax_rate.legend(loc="upper left", fontsize=7, frameon=False)
+    ax_v.set_yscale("log")
+    ax_v.set_xlabel(axis_label(ds["visibility"]))
+    ax_v.set_ylabel(axis_label(ds["min_rounds"]))
+    ax_v.set_title("(b) smallest n with key vs visibility", fontsize=10)
+    ax_v.legend(loc="upper right", fontsize=8, frameon=False)
+    chsh = ds["delta_max_chsh"].values
+    dn = ds["delta_min_rounds"].values
+    ok = np.isfinite(dn)
+    ax_d.plot(chsh[ok], dn[ok], color="C1", marker="s", ms=4, label="Prop. 3, v = 1")
+    for c, m, d in zip(chsh[ok], dn[ok], ds["delta"].values[ok], strict=True):
+        ax_d.annotate(f"δ = {d:g}", (c, m), textcoords="offset points", xytext=(4, 4),
+                      fontsize=7)  # fmt: skip
+    ax_d.set_yscale("log")
+    ax_d.set_xlabel(axis_label(ds["delta_max_chsh"]))
+    ax_d.set_ylabel(axis_label(ds["delta_min_rounds"]))
+    ax_d.set_title("(c) closeness to the local set costs rounds", fontsize=10)
+    ax_d.legend(loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Aligned protocol, eps_sec = {ds.attrs.get('eps_sec', 1e-10):g}, completeness "
+        f"{ds.attrs.get('eps_com', 1e-2):g}; EAT with certified (BFF) min-tradeoff functions",
         fontsize=10,
     )
     return fig

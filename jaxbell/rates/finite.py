@@ -388,7 +388,13 @@ class _Costs:
 
 def _rate_grid(n, gamma, am1, mtf: MinTradeoff, costs: _Costs, eps: Epsilons):
     """Rate (bits/round) on the broadcast grid n (N,1,1,1), gamma (1,G,1,1), alpha-1 (1,1,A,1),
-    tangent (T,) on the last axis; NaN where a min-tradeoff function failed."""
+    tangent (T,) on the last axis; NaN where a min-tradeoff function failed, -inf where K_alpha
+    overflows (steep min-tradeoff functions at large alpha: no key there)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _rate_grid_terms(n, gamma, am1, mtf, costs, eps)
+
+
+def _rate_grid_terms(n, gamma, am1, mtf, costs, eps):
     w = mtf.symbol_values.T  # (T, 16)
     gh = mtf.asymptotic_entropy  # (T,)
     P = mtf.test_distribution
