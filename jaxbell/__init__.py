@@ -39,6 +39,7 @@ from jaxbell.rates import (
     rate_curve,
 )
 from jaxbell.rates.bff import BffOptions, BffResult, bff_entropy
+from jaxbell.rates.design import DesignResult, optimise_protocol
 from jaxbell.rates.finite import (
     MinTradeoff,
     finite_key_rate,
@@ -70,6 +71,7 @@ __all__ = [
     "SearchResult",
     "BffOptions",
     "BffResult",
+    "DesignResult",
     "MinTradeoff",
     "QubitEnvelope",
     "QubitOptions",
@@ -110,6 +112,7 @@ __all__ = [
     "noisy_rate_curve",
     "noisy_strategy_entropy",
     "observed_key_rate",
+    "optimise_protocol",
     "open_dataset",
     "pair_entropies_at_quantum_bound",
     "quantum_bound",

@@ -1565,3 +1565,62 @@ def finite_rate_dataset(
         history=history or f"jaxbell.finite_rate_curve, method {mtf.method}",
         references=FINITE_REFERENCE,
     )
+
+
+# --- protocol design (jaxbell.rates.design) ------------------------------------------------
+
+_DESIGN_UNITS = {
+    "critical_visibility": ("critical visibility", "1"),
+    "critical_efficiency": ("critical detection efficiency", "1"),
+    "key_rate": ("key rate", "bit / round"),
+    "finite_key_rate": ("finite-size key rate", "bit / round"),
+}
+
+
+def design_dataset(result) -> xr.Dataset:
+    """Label a :class:`jaxbell.rates.design.DesignResult` (scalars and the search history)."""
+    name, units = _DESIGN_UNITS[result.objective]
+    obj = (name, units)
+    specs = {
+        "theta": (result.theta, ("theta", "rad", "theta of the optimum, eq. (2)")),
+        "phi": (result.phi, ("phi", "rad", "phi of the optimum, eq. (2)")),
+        "omega": (result.omega, ("omega", "rad", "omega of the optimum, eq. (2)")),
+        "objective_attack": (result.value, (*obj, f"{name} of the optimum by the explicit "
+                             "qubit attack (thresholds: a lower bound; rates: an upper bound)")),
+        "objective_certified": (result.certified, (*obj, f"{name} of the optimum, certified "
+                                "(BFF; thresholds: an upper bound; rates: a lower bound)")),
+        "chsh_attack": (result.chsh_value, (*obj, f"{name} of the CHSH member by the attack")),
+        "chsh_certified": (result.chsh_certified, (*obj, f"{name} of the CHSH member, certified")),
+        "subfamily_attack": (result.subfamily_value, (*obj, f"{name} of the best asymmetric-CHSH "
+                             "member (pi/2, phi, pi - phi) found, by the attack")),
+        "subfamily_certified": (result.subfamily_certified, (*obj, f"{name} of that member, "
+                                "certified")),
+        "max_chsh": (result.constraints["max_chsh"], ("max CHSH", "1", "max CHSH of the "
+                     "optimum's strategy (eq. 6)")),
+        "key_rate_at_v1": (result.constraints["key_rate_at_v1"], ("key rate at v = 1",
+                           "bit / round", "eq. (1) at eta^Q (NaN where condition (4) fails)")),
+    }  # fmt: skip
+    data = {}
+    for var, (value, (long_name, unit, desc)) in specs.items():
+        data[var] = xr.DataArray(float(value), attrs={"long_name": long_name, "units": unit,
+                                                      "description": desc})  # fmt: skip
+    data["search_history"] = xr.DataArray(
+        np.asarray(result.history, dtype=np.float64),
+        dims=("step",),
+        attrs={"long_name": f"best {name} per step", "units": units,
+               "description": "Best objective over the starts after each Adam step (attack, "
+               "search accuracy; penalties included)"},
+    )  # fmt: skip
+    ds = xr.Dataset(data, coords={"step": np.arange(len(result.history))})
+    ds["step"].attrs.update({"long_name": "step", "description": "Adam step of the search"})
+    sub = ", ".join(f"{a:.17g}" for a in result.subfamily_angles)
+    return label(
+        ds,
+        title=f"Protocol design over the family: best {name}",
+        settings=dict(result.settings) | {
+            "status": result.status, "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 2), "self_testing": result.constraints["self_testing"],
+            "subfamily_angles": sub,
+        },  # fmt: skip
+        history="jaxbell.optimise_protocol",
+    )

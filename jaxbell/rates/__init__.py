@@ -16,6 +16,8 @@ One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes t
   behaviour (column generation over qubit strategies): an upper bound;
 * :mod:`jaxbell.rates.bff` -- certified lower bounds (Brown-Fawzi-Fawzi hierarchy, every
   constraint, noisy preprocessing), and the certified affine bounds of their duals;
+* :mod:`jaxbell.rates.design` -- :func:`optimise_protocol`: the best tuple of the whole family
+  for noise, loss or rate (optax on the attack's envelope-theorem gradients), certified;
 * :mod:`jaxbell.rates.finite` -- finite-size key rates by entropy accumulation with those
   affine bounds as min-tradeoff functions (:func:`finite_key_rate`,
   :func:`finite_rate_curve`, :func:`min_rounds`).
@@ -24,7 +26,7 @@ The modules' old homes ``jaxbell.qubit`` and ``jaxbell.bff`` (and ``jaxbell.rate
 keep working.
 """
 
-from jaxbell.rates import attack, bff, finite, protocol, qubit
+from jaxbell.rates import attack, bff, design, finite, protocol, qubit
 from jaxbell.rates.front import (
     _BACKENDS,
     BOUNDS,
@@ -41,6 +43,7 @@ from jaxbell.rates.front import (
     observed_key_rate,
     rate_curve,
 )
+from jaxbell.rates.design import DesignResult, optimise_protocol
 from jaxbell.rates.finite import (
     FINITE_STATUSES,
     MinTradeoff,
@@ -62,6 +65,7 @@ __all__ = [
     "BOUNDS",
     "CONSTRAINTS",
     "CRITICAL_STATUSES",
+    "DesignResult",
     "FINITE_STATUSES",
     "MinTradeoff",
     "RATE_RESOLUTION",
@@ -74,6 +78,7 @@ __all__ = [
     "chsh_key_rate",
     "critical_efficiency",
     "critical_visibility",
+    "design",
     "device_behaviour",
     "di_entropy",
     "error_correction_cost",
@@ -87,6 +92,7 @@ __all__ = [
     "noisy_rate_curve",
     "noisy_strategy_entropy",
     "observed_key_rate",
+    "optimise_protocol",
     "protocol",
     "qubit",
     "rate_curve",
