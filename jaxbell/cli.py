@@ -1399,10 +1399,12 @@ SUBCOMMANDS += [_add_reproduce, _add_search, _add_rate_curve, _add_noise, _add_b
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxbell.cli_finite import add_finite  # one module per new subcommand
+    from jaxbell.cli_design import add_design  # one module per new subcommand
+    from jaxbell.cli_finite import add_finite
 
-    if add_finite not in SUBCOMMANDS:
-        SUBCOMMANDS.append(add_finite)
+    for add in (add_finite, add_design):
+        if add not in SUBCOMMANDS:
+            SUBCOMMANDS.append(add)
     parser = argparse.ArgumentParser(
         prog="jaxbell",
         description=(

@@ -347,3 +347,31 @@ def test_cli_finite_bad_options(tmp_path, capsys, argv, match):
     with pytest.raises(SystemExit):
         main(base + argv + ["--out", str(tmp_path / "f.nc")])
     assert match.replace("\\", "") in capsys.readouterr().err
+
+
+def test_nadlinger_2022_key_length_is_reproduced():
+    # a published finite-size result for the CHSH protocol, with their bound and parameters:
+    # Nadlinger et al., Nature 607, 682 (2022), Suppl. Prop. 2 (eq. 73); n = 1.5e6 rounds,
+    # S = 2.64, Q = 1.8 %, gamma = 13/256, eps_snd = 1e-10: omega_thr = 0.825538 (their eq. 25),
+    # syndrome m = 296 517 bits (eq. 23), key length 95 884 bits (Table I)
+    length, params = finite.nadlinger2022_key_length(1.5e6, chsh=2.64, qber=0.018)
+    assert params["omega_thr"] == pytest.approx(0.825538, abs=5e-7)
+    assert params["syndrome"] == pytest.approx(296517, abs=1)
+    # tolerance: their omega_thr is quoted to 6 digits, worth +-7 bits of key
+    assert length == pytest.approx(95884, abs=10)
+    assert finite.nadlinger2022_key_length(5e5, chsh=2.64, qber=0.018)[0] == 0.0  # no key yet
+
+
+def test_general_bound_is_looser_than_the_chsh_specific_published_one():
+    # the same device (S = 2.64 on the test inputs, Q = 1.8 % on the aligned key input):
+    # jaxbell's bound (variance over all distributions, AEP error-correction term) must not
+    # beat theirs (variance at the observed score, a fixed syndrome) at small n, and both
+    # give key by 1e7 rounds
+    v = 2.64 / (2 * S2)
+    beh = np.array(_behaviour(v))
+    q = 0.018
+    beh[:, :, 0, 2] = [[(1 - q) / 2, q / 2], [q / 2, (1 - q) / 2]]
+    beh[:, :, 1, 2] = 0.25
+    ours = jb.finite_key_rate(beh, [1.5e6, 1e7], bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95))
+    theirs = [finite.nadlinger2022_key_length(n, chsh=2.64, qber=q)[0] / n for n in (1.5e6, 1e7)]
+    assert ours[0] < theirs[0] and 0 < ours[1] < theirs[1]
