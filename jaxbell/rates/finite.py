@@ -107,7 +107,6 @@ from tqdm import tqdm
 
 __all__ = [
     "FINITE_STATUSES",
-    "FiniteKeyResult",
     "MinTradeoff",
     "finite_key_rate",
     "finite_rate_curve",
@@ -493,23 +492,6 @@ def _costs(beh: np.ndarray, x: int, bob_key: int, flip: float, efficiency: float
             np.mean([float(error_correction_cost(beh, xi, yi)) for xi in (0, 1) for yi in (0, 1)])
         )
     return _Costs(key_cost=key, test_cost=test, efficiency=efficiency)
-
-
-@dataclasses.dataclass(frozen=True)
-class FiniteKeyResult:
-    """Finite-size rates of one behaviour over ``rounds`` (see :func:`finite_rate_curve`)."""
-
-    rounds: np.ndarray
-    rate: np.ndarray
-    test_probability: np.ndarray
-    alpha: np.ndarray
-    tangent_scale: np.ndarray
-    status: np.ndarray
-    asymptotic_rate: float
-    min_tradeoff: MinTradeoff
-    costs: _Costs
-    epsilons: Epsilons
-    settings: dict
 
 
 def _check_rounds(rounds) -> np.ndarray:
