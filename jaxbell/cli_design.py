@@ -48,8 +48,9 @@ def add_design(sub) -> None:
                    help="detection efficiency in (0, 1] (default 1)")  # fmt: skip
     p.add_argument("--rounds", type=cli._positive_float, default=None,
                    help="n, for --objective finite_key_rate")  # fmt: skip
-    p.add_argument("--bob-key", choices=["none", "0", "1", "aligned"], default="aligned",
-                   help="Bob's key input (default aligned; none: the paper's protocol)")  # fmt: skip
+    p.add_argument("--bob-key", choices=["none", "0", "1", "aligned"], default="none",
+                   help="Bob's key input: none (the paper's protocol, key from his best test "
+                   "input; default), aligned (a key-only input), 0 or 1")  # fmt: skip
     p.add_argument("--preprocessing", type=float, default=0.0,
                    help="Alice's flip probability in [0, 0.5] (default 0)")  # fmt: skip
     p.add_argument("--max-chsh", type=float, default=None,

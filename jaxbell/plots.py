@@ -26,6 +26,7 @@ __all__ = [
     "certified_vs_qubit_figure",
     "close",
     "construction_title",
+    "design_figure",
     "figure1",
     "figure2",
     "finite_size_figure",
@@ -706,7 +707,7 @@ def finite_size_figure(ds: xr.Dataset):
     ax_rate, ax_v, ax_d = fig.subplots(1, 3)
     names = [str(n) for n in ds["construction"].values]
     colors = {name: f"C{i}" for i, name in enumerate(names)}
-    styles = ["-", "--", "-.", ":"]
+    styles = ["-", "--", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5))]  # ":" is kept for the asymptotes
     n = ds["rounds"].values
     for name in names:
         sub = ds.sel(construction=name)
@@ -765,4 +766,52 @@ def finite_size_figure(ds: xr.Dataset):
         f"{ds.attrs.get('eps_com', 1e-2):g}; EAT with certified (BFF) min-tradeoff functions",
         fontsize=10,
     )
+    return fig
+
+
+def design_figure(ds: xr.Dataset):
+    """Fronts of the aligned protocol's best critical visibility over the family.
+
+    (a) against a cap on max CHSH (closeness to the local set), (b) against the key rate
+    required at v = 1 (the paper's near-perfect key, 1 - epsilon); attack (a lower bound on
+    the threshold) and certified (an upper bound), with the unconstrained optimum, the CHSH
+    member and the best asymmetric-CHSH member as horizontal lines.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``figures/data/design.nc`` (experiments/design_study.py).
+    """
+    fig = _figure((10.5, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    names = [str(f) for f in ds["front"].values]
+    ref = [c for c in ds["case"].values if str(c).startswith("aligned, p=0, critical_vis")]
+    for ax, kind, xlabel in ((axes[0], "max_chsh", "cap on max CHSH"),
+                             (axes[1], "min_key_rate", "key rate required at v = 1 (1 − ε)")):  # fmt: skip
+        idx = [i for i, n in enumerate(names) if n.startswith(kind)]
+        if not idx:
+            ax.set_visible(False)
+            continue
+        cap = ds["front_cap"].values[idx]
+        order = np.argsort(cap)
+        for var, style, text in (("front_objective_attack", dict(color="C0", marker="o"),
+                                  "attack (lower bound)"),
+                                 ("front_objective_certified", dict(color="C3", marker="s",
+                                                                    ls="--"),
+                                  "certified (upper bound)")):  # fmt: skip
+            ax.plot(cap[order], ds[var].values[idx][order], label=text, **style)
+        if ref:
+            case = ds.sel(case=ref[0])
+            for var, color, text in (("objective_certified", "k", "unconstrained optimum"),
+                                     ("chsh_certified", "C2", "CHSH member"),
+                                     ("subfamily_certified", "C1", "best asymmetric CHSH")):  # fmt: skip
+                ax.axhline(float(case[var]), color=color, lw=0.8, ls=":",
+                           label=f"{text} (certified {float(case[var]):.4f})")  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=7.5, frameon=False, loc="upper right")
+    axes[0].set_ylabel("best critical visibility")
+    axes[0].set_title("(a) closeness to the local set", fontsize=10)
+    axes[1].set_title("(b) near-perfect key at v = 1", fontsize=10)
+    fig.suptitle("Aligned protocol (Bob's key-only input), no preprocessing: the most "
+                 "noise-tolerant member of the family under a constraint", fontsize=10)  # fmt: skip
     return fig

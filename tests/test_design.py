@@ -86,7 +86,8 @@ def test_attack_on_asymmetric_chsh_reproduces_woodhead_acin_pironio():
 def test_subfamily_search_finds_the_brute_force_optimum():
     # gradient search on (pi/2, phi, pi - phi) against a scan of the library's thresholds
     res = jb.optimise_protocol(objective="critical_visibility", subfamily="asymmetric_chsh",
-                               starts=2, steps=25, certify=False, compare=False)  # fmt: skip
+                               bob_key="aligned", starts=2, steps=25, certify=False,
+                               compare=False)  # fmt: skip
     phis = np.linspace(0.68, 0.82, 15)
     scan = [float(jb.critical_visibility(math.pi / 2, f, math.pi - f, x=0, bob_key="aligned"))
             for f in phis]  # fmt: skip
@@ -99,7 +100,7 @@ def test_subfamily_search_finds_the_brute_force_optimum():
 @pytest.fixture(scope="module")
 def quick_design():
     kw = dict(objective="critical_visibility", starts=2, steps=6, certify=False, compare=False,
-              seed=3)  # fmt: skip
+              seed=3, bob_key="aligned")  # fmt: skip
     return kw, jb.optimise_protocol(**kw)
 
 
@@ -117,7 +118,7 @@ def test_never_worse_than_the_chsh_member_and_deterministic(quick_design):
 
 def test_constraints_hold_at_the_result():
     res = jb.optimise_protocol(objective="critical_visibility", max_chsh=2.6, starts=3, steps=12,
-                               certify=False, compare=False)  # fmt: skip
+                               bob_key="aligned", certify=False, compare=False)  # fmt: skip
     assert res.status == "ok"
     mc = float(jb.max_chsh_value(jb.strategy_correlators(*res.angles)))
     assert mc <= 2.6 + 1e-3 and res.constraints["max_chsh"] == pytest.approx(mc)
@@ -153,7 +154,7 @@ def test_cli_design_writes_the_result(tmp_path, capsys):
 
     out = tmp_path / "d.nc"
     code = main(["design", "--starts", "1", "--steps", "3", "--no-certify", "--no-compare",
-                 "--out", str(out), "--no-progress"])  # fmt: skip
+                 "--bob-key", "aligned", "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
     assert "best critical_visibility" in capsys.readouterr().out
     ds = jb.open_dataset(out)

@@ -372,3 +372,25 @@ def test_protocol_efficiency_figure_labels_and_lines():
     assert len(vlines) == 4
     assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
     plots.close(fig)
+
+
+def test_finite_size_figure_from_the_study_data():
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data" / "finite_size.nc"
+    ds = jb.open_dataset(path)
+    fig = plots.finite_size_figure(ds)
+    FigureCanvasAgg(fig).draw()
+    a, b, c = fig.axes
+    assert a.get_xscale() == "log" and b.get_yscale() == "log" and c.get_yscale() == "log"
+    assert a.get_xlabel() == "rounds n" and "[bit / round]" in a.get_ylabel()
+    labels = [t.get_text() for t in a.get_legend().get_texts()]
+    assert "CHSH member, v = 1" in labels and all("v = " in t for t in labels)
+    # one curve per (construction, visibility) with data, plus a dotted asymptote each
+    curves = [ln for ln in a.get_lines() if ln.get_linestyle() != ":"]
+    assert len(curves) == int(np.isfinite(ds.finite_key_rate.isel(rounds=-1)).sum())
+    # panel (c): the smallest n falls as delta grows (max CHSH moves away from 5/2)
+    x, y = c.get_lines()[0].get_data()
+    assert np.all(np.diff(y[np.argsort(x)]) < 0)
+    assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
+    plots.close(fig)

@@ -302,7 +302,7 @@ def optimise_protocol(
     visibility: float = 1.0,
     efficiency: float = 1.0,
     rounds: float | None = None,
-    bob_key: int | str | None = "aligned",
+    bob_key: int | str | None = None,
     preprocessing: float = 0.0,
     constraint: str = "bell",
     max_chsh: float | None = None,
@@ -331,7 +331,8 @@ def optimise_protocol(
     rounds : float, optional
         n for ``"finite_key_rate"`` (required there).
     bob_key, preprocessing : optional
-        The protocol (:func:`jaxbell.noisy_key_rate`); Alice's key input is x = 0;
+        The protocol (:func:`jaxbell.noisy_key_rate`): None (default) the paper's (key from
+        Bob's best test input), "aligned" Bob's key-only input; Alice's key input is x = 0;
         ``preprocessing`` a fixed flip probability in [0, 1/2].
     constraint : {"bell"}
         What the protocol tests: the one Bell value of the tuple (the attack of the search).
