@@ -394,7 +394,8 @@ def optimise_protocol(
         x0 = np.vstack([[math.pi / 4], rng.uniform(0.05, math.pi / 2 - 0.05, size=(starts, 1))])
         subfamily_map = "asymmetric_chsh"
     else:
-        x0 = np.vstack([np.array(CHSH), rng.uniform(0.0, 2 * math.pi, size=(starts, 3))])
+        x0 = np.vstack([np.array(CHSH), *_known_starts(max_chsh, min_key_rate, seed),
+                        rng.uniform(0.0, 2 * math.pi, size=(starts, 3))])  # fmt: skip
         subfamily_map = None
     jac = _jacobian(subfamily_map)
     which = {"critical_visibility": "visibility", "critical_efficiency": "efficiency"}.get(objective)
@@ -505,6 +506,29 @@ def optimise_protocol(
         settings=settings, constraints=values, evaluations=evaluations,
         seconds=time.perf_counter() - t0, history=np.asarray(history) * sign, status=status,
     )  # fmt: skip
+
+
+def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
+    """Starts from the paper's constructions: Prop. 3 (pi/3, pi/2 - d, 5pi/6) and Prop. 5
+    (pi/4, pi/2 - d, pi), and, under a constraint, self-testing tuples that meet it
+    (:func:`jaxbell.find_tuple` at max CHSH just below the cap), so that the search is never
+    worse than them."""
+    out = [np.array([math.pi / 3, math.pi / 2 - d, 5 * math.pi / 6]) for d in (0.3, 0.1)]
+    out.append(np.array([math.pi / 4, math.pi / 2 - 0.1, math.pi]))
+    if max_chsh is None and min_key_rate is None:
+        return out
+    from jaxbell.search import find_tuple
+
+    cap = 2 * math.sqrt(2) if max_chsh is None else max_chsh
+    for target in (cap - 0.005, 2.0 + 0.5 * (cap - 2.0)):
+        if target <= 2.0:
+            continue
+        try:
+            res = find_tuple(target, min_key_rate=min_key_rate, seed=seed)
+        except (ValueError, RuntimeError):
+            continue  # the target exceeds the supremum under min_key_rate
+        out.append(np.asarray(res.angles, dtype=np.float64))
+    return out
 
 
 def _feasible_chsh(max_chsh, min_key_rate):
