@@ -32,10 +32,14 @@ def main() -> int:
     t0 = time.perf_counter()
     res = jb.optimise_protocol(objective="critical_visibility", bob_key="aligned", progress=True)
     total = time.perf_counter() - t0
-    print(f"optimise_protocol: {total:.0f} s (target <= {TARGET_S:.0f} s: "
-          f"{'met' if total <= TARGET_S else 'NOT met'}); {res.evaluations} rate evaluations")  # fmt: skip
-    print(f"optimum {np.round(res.angles, 6)}: attack {res.value:.5f}, certified "
-          f"{res.certified:.5f}; CHSH member {res.chsh_value:.5f} / {res.chsh_certified:.5f}")  # fmt: skip
+    print(
+        f"optimise_protocol: {total:.0f} s (target <= {TARGET_S:.0f} s: "
+        f"{'met' if total <= TARGET_S else 'NOT met'}); {res.evaluations} rate evaluations"
+    )
+    print(
+        f"optimum {np.round(res.angles, 6)}: attack {res.value:.5f}, certified "
+        f"{res.certified:.5f}; CHSH member {res.chsh_value:.5f} / {res.chsh_certified:.5f}"
+    )
     # batched envelopes (one call for all starts) against one call per start
     rng = np.random.default_rng(1)
     tuples = [tuple(t) for t in rng.uniform(0, 2 * np.pi, size=(9, 3))]
@@ -51,8 +55,10 @@ def main() -> int:
     for t in tuples:
         qubit.qubit_envelopes([t], options=opts)
     single = time.perf_counter() - t1
-    print(f"envelopes of 9 starts: batched {batched:.2f} s, one by one {single:.2f} s "
-          f"({single / batched:.1f}x)")  # fmt: skip
+    print(
+        f"envelopes of 9 starts: batched {batched:.2f} s, one by one {single:.2f} s "
+        f"({single / batched:.1f}x)"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
     return 0

@@ -48,12 +48,16 @@ def main() -> int:
     ratio = (rounds.size * sdp + curve) / (sdp + curve)
     print(f"min-tradeoff functions (5 tangents, m = 8): {sdp:.1f} s")
     print(f"curve over {rounds.size} values of n:          {curve:.2f} s")
-    print(f"finite_rate_curve end to end:             {total:.1f} s "
-          f"(target <= {TARGET_S:.0f} s: {'met' if total <= TARGET_S else 'NOT met'})")  # fmt: skip
+    print(
+        f"finite_rate_curve end to end:             {total:.1f} s "
+        f"(target <= {TARGET_S:.0f} s: {'met' if total <= TARGET_S else 'NOT met'})"
+    )
     print(f"once per behaviour vs once per n:         {ratio:.1f}x faster")
     near = ds.finite_key_rate.sel(rounds=1e8, method="nearest")
-    print(f"rate at n = {float(near.rounds):.3g}: {float(near):.4f}, "
-          f"asymptotic {float(ds.asymptotic_rate):.4f} bit/round")  # fmt: skip
+    print(
+        f"rate at n = {float(near.rounds):.3g}: {float(near):.4f}, "
+        f"asymptotic {float(ds.asymptotic_rate):.4f} bit/round"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
     return 0

@@ -44,15 +44,35 @@ TABLE = [  # (protocol, preprocessing, objective)
 MAX_CHSH = (2.2, 2.4, 2.6)
 MIN_KEY = (0.9, 0.99)
 BOB = {"aligned": "aligned", "paper": None}
-FIELDS = ("objective_attack", "objective_certified", "chsh_attack", "chsh_certified",
-          "subfamily_attack", "subfamily_certified", "theta", "phi", "omega", "max_chsh",
-          "key_rate_at_v1", "seconds")  # fmt: skip
+FIELDS = (
+    "objective_attack",
+    "objective_certified",
+    "chsh_attack",
+    "chsh_certified",
+    "subfamily_attack",
+    "subfamily_certified",
+    "theta",
+    "phi",
+    "omega",
+    "max_chsh",
+    "key_rate_at_v1",
+    "seconds",
+)
 
 
 def _row(res):
-    return [res.value, res.certified, res.chsh_value, res.chsh_certified, res.subfamily_value,
-            res.subfamily_certified, *res.angles, res.constraints["max_chsh"],
-            res.constraints["key_rate_at_v1"], res.seconds]  # fmt: skip
+    return [
+        res.value,
+        res.certified,
+        res.chsh_value,
+        res.chsh_certified,
+        res.subfamily_value,
+        res.subfamily_certified,
+        *res.angles,
+        res.constraints["max_chsh"],
+        res.constraints["key_rate_at_v1"],
+        res.seconds,
+    ]
 
 
 def main(argv=None) -> int:
@@ -65,43 +85,72 @@ def main(argv=None) -> int:
     table = [r for r in TABLE if not args.quick or r[0] == "aligned"]
     rows = []
     for proto, p, obj in tqdm(table, desc="design table", file=sys.stderr):
-        res = jb.optimise_protocol(objective=obj, bob_key=BOB[proto], preprocessing=p,
-                                   progress=False, **SEARCH)  # fmt: skip
+        res = jb.optimise_protocol(
+            objective=obj, bob_key=BOB[proto], preprocessing=p, progress=False, **SEARCH
+        )
         rows.append(_row(res))
     fronts = []
     caps = [("max_chsh", c) for c in MAX_CHSH] + [("min_key_rate", k) for k in MIN_KEY]
     if args.quick:
         caps = caps[1:2] + caps[-1:]
     for kind, val in tqdm(caps, desc="fronts", file=sys.stderr):
-        res = jb.optimise_protocol(objective="critical_visibility", bob_key="aligned",
-                                   compare=False, progress=False, **{kind: val}, **SEARCH)  # fmt: skip
+        res = jb.optimise_protocol(
+            objective="critical_visibility",
+            bob_key="aligned",
+            compare=False,
+            progress=False,
+            **{kind: val},
+            **SEARCH,
+        )
         fronts.append(_row(res) + [res.status == "ok"])
     case = [f"{proto}, p={p:g}, {obj}" for proto, p, obj in table]
     front_case = [f"{k} {v:g}" for k, v in caps]
     data = {f: (("case",), np.array([r[i] for r in rows])) for i, f in enumerate(FIELDS)}
-    data |= {f"front_{f}": (("front",), np.array([r[i] for r in fronts]))
-             for i, f in enumerate(FIELDS)}  # fmt: skip
+    data |= {
+        f"front_{f}": (("front",), np.array([r[i] for r in fronts])) for i, f in enumerate(FIELDS)
+    }
     data["front_feasible"] = (("front",), np.array([int(r[-1]) for r in fronts], dtype=np.int8))
     data["front_cap"] = (("front",), np.array([v for _, v in caps]))
     ds = xr.Dataset(data, coords={"case": np.array(case), "front": np.array(front_case)})
-    units = {"theta": "rad", "phi": "rad", "omega": "rad", "seconds": "s",
-             "key_rate_at_v1": "bit / round", "max_chsh": "1"}  # fmt: skip
+    units = {
+        "theta": "rad",
+        "phi": "rad",
+        "omega": "rad",
+        "seconds": "s",
+        "key_rate_at_v1": "bit / round",
+        "max_chsh": "1",
+    }
     for name in ds.data_vars:
         base = name.removeprefix("front_")
-        ds[name].attrs.update({
-            "long_name": base.replace("_", " "),
-            "units": units.get(base, "1"),
-            "description": f"{base} of the optimum (jaxbell.optimise_protocol; thresholds are "
-            "dimensionless; attack: lower bound on the threshold, certified: upper bound)"
-            + ("; front: aligned protocol, critical visibility under the cap" if name.startswith("front_") else ""),
-        })  # fmt: skip
+        ds[name].attrs.update(
+            {
+                "long_name": base.replace("_", " "),
+                "units": units.get(base, "1"),
+                "description": f"{base} of the optimum (jaxbell.optimise_protocol; thresholds are "
+                "dimensionless; attack: lower bound on the threshold, certified: upper bound)"
+                + (
+                    "; front: aligned protocol, critical visibility under the cap"
+                    if name.startswith("front_")
+                    else ""
+                ),
+            }
+        )
     for c in ("case", "front"):
-        ds[c].attrs.update({"long_name": c, "description": "protocol, flip probability and "
-                            "objective" if c == "case" else "the constraint and its value"})  # fmt: skip
-    ds = label(ds, title="Protocol design over the family (optimise_protocol)",
-               settings=SEARCH | {"bff_m": 8, "quick": int(args.quick),
-                                  "seconds": round(time.perf_counter() - t0, 1)},
-               history="python experiments/design_study.py" + (" --quick" if args.quick else ""))  # fmt: skip
+        ds[c].attrs.update(
+            {
+                "long_name": c,
+                "description": "protocol, flip probability and objective"
+                if c == "case"
+                else "the constraint and its value",
+            }
+        )
+    ds = label(
+        ds,
+        title="Protocol design over the family (optimise_protocol)",
+        settings=SEARCH
+        | {"bff_m": 8, "quick": int(args.quick), "seconds": round(time.perf_counter() - t0, 1)},
+        history="python experiments/design_study.py" + (" --quick" if args.quick else ""),
+    )
     save_dataset(ds, args.out, name="--out", overwrite=True)
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -86,8 +86,12 @@ def main(argv=None) -> int:
     n_min = np.full((len(names), len(all_v)), np.nan)
     asym = np.full((len(names), len(all_v)), np.nan)
     gamma = np.full_like(rate, np.nan)
-    jobs = [(i, j) for i, k in enumerate(names) for j, v in enumerate(all_v)
-            if v in curve_v[k] or v in nmin_v[k]]  # fmt: skip
+    jobs = [
+        (i, j)
+        for i, k in enumerate(names)
+        for j, v in enumerate(all_v)
+        if v in curve_v[k] or v in nmin_v[k]
+    ]
     for i, j in tqdm(jobs, desc="min-tradeoff functions", file=sys.stderr):
         name, v = names[i], all_v[j]
         tpl = CONSTRUCTIONS[name]
@@ -100,7 +104,9 @@ def main(argv=None) -> int:
             asym[i, j] = float(ds.asymptotic_rate)
         n_min[i, j] = jb.min_rounds(beh, **kw)
         if not np.isfinite(asym[i, j]):
-            asym[i, j] = float(jb.finite_rate_curve(beh, [1e20], progress=False, **kw).asymptotic_rate)
+            asym[i, j] = float(
+                jb.finite_rate_curve(beh, [1e20], progress=False, **kw).asymptotic_rate
+            )
     # closeness to the local set: Prop. 3 at v = 1 against delta
     d_nmin = np.full(len(deltas), np.nan)
     d_chsh = np.full(len(deltas), np.nan)
@@ -132,18 +138,33 @@ def main(argv=None) -> int:
         },
     )
     attrs = {
-        "min_rounds": ("smallest n with key", "1", "Smallest n with a positive finite-size "
-                       "rate (inf: none up to 1e16; NaN: not computed)"),
-        "delta_min_rounds": ("smallest n with key at v = 1", "1", "Prop. 3's construction "
-                             "(pi/3, pi/2 - delta, 5 pi/6) at visibility 1"),
-        "delta_max_chsh": ("max CHSH of the construction", "1", "max over the eight CHSH "
-                           "expressions of the correlators of eq. (6)"),
-        "delta_asymptotic_rate": ("asymptotic key rate at v = 1", "bit / round",
-                                  "The certified min-tradeoff functions at n -> infinity"),
+        "min_rounds": (
+            "smallest n with key",
+            "1",
+            "Smallest n with a positive finite-size rate (inf: none up to 1e16; NaN: not computed)",
+        ),
+        "delta_min_rounds": (
+            "smallest n with key at v = 1",
+            "1",
+            "Prop. 3's construction (pi/3, pi/2 - delta, 5 pi/6) at visibility 1",
+        ),
+        "delta_max_chsh": (
+            "max CHSH of the construction",
+            "1",
+            "max over the eight CHSH expressions of the correlators of eq. (6)",
+        ),
+        "delta_asymptotic_rate": (
+            "asymptotic key rate at v = 1",
+            "bit / round",
+            "The certified min-tradeoff functions at n -> infinity",
+        ),
         "delta": ("delta", "rad", "phi = pi/2 - delta in Prop. 3's construction"),
-        "construction": ("construction", "1", "chsh: (pi/2, pi/4, 3pi/4); prop3 delta=d: "
-                         "(pi/3, pi/2 - d, 5pi/6)"),
-    }  # fmt: skip
+        "construction": (
+            "construction",
+            "1",
+            "chsh: (pi/2, pi/4, 3pi/4); prop3 delta=d: (pi/3, pi/2 - d, 5pi/6)",
+        ),
+    }
     for name, (long_name, units, desc) in attrs.items():
         ds[name].attrs.update({"long_name": long_name, "units": units, "description": desc})
     ds = label(

@@ -40,31 +40,67 @@ def add_design(sub) -> None:
             "labelled dataset; see jaxbell.rates.design."
         ),
     )
-    p.add_argument("--objective", choices=list(OBJECTIVES), default="critical_visibility",
-                   help="what to optimise (default critical_visibility)")  # fmt: skip
-    p.add_argument("--visibility", type=_unit("--visibility"), default=1.0,
-                   help="device visibility in (0, 1] (default 1)")  # fmt: skip
-    p.add_argument("--efficiency", type=_unit("--efficiency"), default=1.0,
-                   help="detection efficiency in (0, 1] (default 1)")  # fmt: skip
-    p.add_argument("--rounds", type=cli._positive_float, default=None,
-                   help="n, for --objective finite_key_rate")  # fmt: skip
-    p.add_argument("--bob-key", choices=["none", "0", "1", "aligned"], default="none",
-                   help="Bob's key input: none (the paper's protocol, key from his best test "
-                   "input; default), aligned (a key-only input), 0 or 1")  # fmt: skip
-    p.add_argument("--preprocessing", type=float, default=0.0,
-                   help="Alice's flip probability in [0, 0.5] (default 0)")  # fmt: skip
-    p.add_argument("--max-chsh", type=float, default=None,
-                   help="require max CHSH of the strategy <= this value, in (2, 2 sqrt 2]")  # fmt: skip
-    p.add_argument("--min-key-rate", type=float, default=None,
-                   help="require the key rate at v = 1 (eq. 1) >= this value, in (0, 1]")  # fmt: skip
-    p.add_argument("--starts", type=cli._positive_int, default=8,
-                   help="random starts besides the CHSH member (default 8)")  # fmt: skip
-    p.add_argument("--steps", type=cli._positive_int, default=40,
-                   help="Adam steps (default 40)")  # fmt: skip
+    p.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        default="critical_visibility",
+        help="what to optimise (default critical_visibility)",
+    )
+    p.add_argument(
+        "--visibility",
+        type=_unit("--visibility"),
+        default=1.0,
+        help="device visibility in (0, 1] (default 1)",
+    )
+    p.add_argument(
+        "--efficiency",
+        type=_unit("--efficiency"),
+        default=1.0,
+        help="detection efficiency in (0, 1] (default 1)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=cli._positive_float,
+        default=None,
+        help="n, for --objective finite_key_rate",
+    )
+    p.add_argument(
+        "--bob-key",
+        choices=["none", "0", "1", "aligned"],
+        default="none",
+        help="Bob's key input: none (the paper's protocol, key from his best test "
+        "input; default), aligned (a key-only input), 0 or 1",
+    )
+    p.add_argument(
+        "--preprocessing",
+        type=float,
+        default=0.0,
+        help="Alice's flip probability in [0, 0.5] (default 0)",
+    )
+    p.add_argument(
+        "--max-chsh",
+        type=float,
+        default=None,
+        help="require max CHSH of the strategy <= this value, in (2, 2 sqrt 2]",
+    )
+    p.add_argument(
+        "--min-key-rate",
+        type=float,
+        default=None,
+        help="require the key rate at v = 1 (eq. 1) >= this value, in (0, 1]",
+    )
+    p.add_argument(
+        "--starts",
+        type=cli._positive_int,
+        default=8,
+        help="random starts besides the CHSH member (default 8)",
+    )
+    p.add_argument("--steps", type=cli._positive_int, default=40, help="Adam steps (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0)")
     p.add_argument("--no-certify", action="store_true", help="skip the BFF certification")
-    p.add_argument("--no-compare", action="store_true",
-                   help="skip the asymmetric-CHSH subfamily search")  # fmt: skip
+    p.add_argument(
+        "--no-compare", action="store_true", help="skip the asymmetric-CHSH subfamily search"
+    )
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
     cli._add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")

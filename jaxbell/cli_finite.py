@@ -85,8 +85,7 @@ def add_finite(sub) -> None:
         "--rounds",
         type=cli._argtype(parse_rounds, "rounds"),
         default=np.geomspace(1e5, 1e12, 30),
-        help="START:STOP:NUM log-spaced (both ends included), N1,N2,... or N (default "
-        "1e5:1e12:30)",
+        help="START:STOP:NUM log-spaced (both ends included), N1,N2,... or N (default 1e5:1e12:30)",
     )
     p.add_argument(
         "--visibility",

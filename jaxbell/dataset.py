@@ -1617,9 +1617,12 @@ def design_dataset(result) -> xr.Dataset:
     return label(
         ds,
         title=f"Protocol design over the family: best {name}",
-        settings=dict(result.settings) | {
-            "status": result.status, "evaluations": result.evaluations,
-            "seconds": round(result.seconds, 2), "self_testing": result.constraints["self_testing"],
+        settings=dict(result.settings)
+        | {
+            "status": result.status,
+            "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 2),
+            "self_testing": result.constraints["self_testing"],
             "subfamily_angles": sub,
         },  # fmt: skip
         history="jaxbell.optimise_protocol",

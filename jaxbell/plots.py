@@ -754,8 +754,7 @@ def finite_size_figure(ds: xr.Dataset):
     ok = np.isfinite(dn)
     ax_d.plot(chsh[ok], dn[ok], color="C1", marker="s", ms=4, label="Prop. 3, v = 1")
     for c, m, d in zip(chsh[ok], dn[ok], ds["delta"].values[ok], strict=True):
-        ax_d.annotate(f"δ = {d:g}", (c, m), textcoords="offset points", xytext=(4, 4),
-                      fontsize=7)  # fmt: skip
+        ax_d.annotate(f"δ = {d:g}", (c, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax_d.set_yscale("log")
     ax_d.set_xlabel(axis_label(ds["delta_max_chsh"]))
     ax_d.set_ylabel(axis_label(ds["delta_min_rounds"]))
@@ -786,32 +785,47 @@ def design_figure(ds: xr.Dataset):
     axes = fig.subplots(1, 2, sharey=True)
     names = [str(f) for f in ds["front"].values]
     ref = [c for c in ds["case"].values if str(c).startswith("aligned, p=0, critical_vis")]
-    for ax, kind, xlabel in ((axes[0], "max_chsh", "cap on max CHSH"),
-                             (axes[1], "min_key_rate", "key rate required at v = 1 (1 − ε)")):  # fmt: skip
+    for ax, kind, xlabel in (
+        (axes[0], "max_chsh", "cap on max CHSH"),
+        (axes[1], "min_key_rate", "key rate required at v = 1 (1 − ε)"),
+    ):
         idx = [i for i, n in enumerate(names) if n.startswith(kind)]
         if not idx:
             ax.set_visible(False)
             continue
         cap = ds["front_cap"].values[idx]
         order = np.argsort(cap)
-        for var, style, text in (("front_objective_attack", dict(color="C0", marker="o"),
-                                  "attack (lower bound)"),
-                                 ("front_objective_certified", dict(color="C3", marker="s",
-                                                                    ls="--"),
-                                  "certified (upper bound)")):  # fmt: skip
+        for var, style, text in (
+            ("front_objective_attack", dict(color="C0", marker="o"), "attack (lower bound)"),
+            (
+                "front_objective_certified",
+                dict(color="C3", marker="s", ls="--"),
+                "certified (upper bound)",
+            ),
+        ):
             ax.plot(cap[order], ds[var].values[idx][order], label=text, **style)
         if ref:
             case = ds.sel(case=ref[0])
-            for var, color, text in (("objective_certified", "k", "unconstrained optimum"),
-                                     ("chsh_certified", "C2", "CHSH member"),
-                                     ("subfamily_certified", "C1", "best asymmetric CHSH")):  # fmt: skip
-                ax.axhline(float(case[var]), color=color, lw=0.8, ls=":",
-                           label=f"{text} (certified {float(case[var]):.4f})")  # fmt: skip
+            for var, color, text in (
+                ("objective_certified", "k", "unconstrained optimum"),
+                ("chsh_certified", "C2", "CHSH member"),
+                ("subfamily_certified", "C1", "best asymmetric CHSH"),
+            ):
+                ax.axhline(
+                    float(case[var]),
+                    color=color,
+                    lw=0.8,
+                    ls=":",
+                    label=f"{text} (certified {float(case[var]):.4f})",
+                )
         ax.set_xlabel(xlabel)
         ax.legend(fontsize=7.5, frameon=False, loc="upper right")
     axes[0].set_ylabel("best critical visibility")
     axes[0].set_title("(a) closeness to the local set", fontsize=10)
     axes[1].set_title("(b) near-perfect key at v = 1", fontsize=10)
-    fig.suptitle("Aligned protocol (Bob's key-only input), no preprocessing: the most "
-                 "noise-tolerant member of the family under a constraint", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        "Aligned protocol (Bob's key-only input), no preprocessing: the most "
+        "noise-tolerant member of the family under a constraint",
+        fontsize=10,
+    )
     return fig

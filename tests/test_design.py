@@ -36,9 +36,9 @@ def test_rate_gradient_matches_finite_differences(bob_key):
         e = np.eye(3)[i] * h
         fd.append((_rate(t + e, **kw) - _rate(t - e, **kw)) / (2 * h))
     np.testing.assert_allclose(p.grad, fd, rtol=1e-4, atol=1e-6)
-    dv = (_rate(t, **(kw | {"visibility": 0.97 + h})) - _rate(t, **(kw | {"visibility": 0.97 - h})))
+    dv = _rate(t, **(kw | {"visibility": 0.97 + h})) - _rate(t, **(kw | {"visibility": 0.97 - h}))
     assert p.dv == pytest.approx(dv / (2 * h), rel=1e-5)
-    de = (_rate(t, **(kw | {"efficiency": 0.99 + h})) - _rate(t, **(kw | {"efficiency": 0.99 - h})))
+    de = _rate(t, **(kw | {"efficiency": 0.99 + h})) - _rate(t, **(kw | {"efficiency": 0.99 - h}))
     assert p.deff == pytest.approx(de / (2 * h), rel=1e-5)
 
 
@@ -50,13 +50,23 @@ def test_threshold_gradient_matches_finite_differences():
 
     def vstar(a):
         env = qubit_envelope(*a, kind="key", x=0, options=FINE)
-        return design._threshold(a, env, which="visibility", visibility=1.0, efficiency=1.0,
-                                 bob_key="aligned", preprocessing=0.0, tol=1e-10)  # fmt: skip
+        return design._threshold(
+            a,
+            env,
+            which="visibility",
+            visibility=1.0,
+            efficiency=1.0,
+            bob_key="aligned",
+            preprocessing=0.0,
+            tol=1e-10,
+        )
 
     v0, g, _ = vstar(t)
     h = 1e-4
-    fd = [(vstar(t + np.eye(3)[i] * h)[0] - vstar(t - np.eye(3)[i] * h)[0]) / (2 * h)
-          for i in range(3)]  # fmt: skip
+    fd = [
+        (vstar(t + np.eye(3)[i] * h)[0] - vstar(t - np.eye(3)[i] * h)[0]) / (2 * h)
+        for i in range(3)
+    ]
     np.testing.assert_allclose(g, fd, rtol=1e-3, atol=1e-6)
     # the bisection with the fixed envelope is the library's attack threshold
     ref = float(jb.critical_visibility(*t, x=0, bob_key="aligned", options=FINE))
@@ -85,12 +95,20 @@ def test_attack_on_asymmetric_chsh_reproduces_woodhead_acin_pironio():
 @pytest.mark.slow
 def test_subfamily_search_finds_the_brute_force_optimum():
     # gradient search on (pi/2, phi, pi - phi) against a scan of the library's thresholds
-    res = jb.optimise_protocol(objective="critical_visibility", subfamily="asymmetric_chsh",
-                               bob_key="aligned", starts=2, steps=25, certify=False,
-                               compare=False)  # fmt: skip
+    res = jb.optimise_protocol(
+        objective="critical_visibility",
+        subfamily="asymmetric_chsh",
+        bob_key="aligned",
+        starts=2,
+        steps=25,
+        certify=False,
+        compare=False,
+    )
     phis = np.linspace(0.68, 0.82, 15)
-    scan = [float(jb.critical_visibility(math.pi / 2, f, math.pi - f, x=0, bob_key="aligned"))
-            for f in phis]  # fmt: skip
+    scan = [
+        float(jb.critical_visibility(math.pi / 2, f, math.pi - f, x=0, bob_key="aligned"))
+        for f in phis
+    ]
     best = int(np.argmin(scan))
     assert res.value <= min(scan) + 2e-5
     assert abs(res.phi - phis[best]) <= 0.011
@@ -99,8 +117,15 @@ def test_subfamily_search_finds_the_brute_force_optimum():
 
 @pytest.fixture(scope="module")
 def quick_design():
-    kw = dict(objective="critical_visibility", starts=2, steps=6, certify=False, compare=False,
-              seed=3, bob_key="aligned")  # fmt: skip
+    kw = dict(
+        objective="critical_visibility",
+        starts=2,
+        steps=6,
+        certify=False,
+        compare=False,
+        seed=3,
+        bob_key="aligned",
+    )
     return kw, jb.optimise_protocol(**kw)
 
 
@@ -117,8 +142,15 @@ def test_never_worse_than_the_chsh_member_and_deterministic(quick_design):
 
 
 def test_constraints_hold_at_the_result():
-    res = jb.optimise_protocol(objective="critical_visibility", max_chsh=2.6, starts=3, steps=12,
-                               bob_key="aligned", certify=False, compare=False)  # fmt: skip
+    res = jb.optimise_protocol(
+        objective="critical_visibility",
+        max_chsh=2.6,
+        starts=3,
+        steps=12,
+        bob_key="aligned",
+        certify=False,
+        compare=False,
+    )
     assert res.status == "ok"
     mc = float(jb.max_chsh_value(jb.strategy_correlators(*res.angles)))
     assert mc <= 2.6 + 1e-3 and res.constraints["max_chsh"] == pytest.approx(mc)
@@ -153,8 +185,22 @@ def test_cli_design_writes_the_result(tmp_path, capsys):
     from jaxbell.cli import main
 
     out = tmp_path / "d.nc"
-    code = main(["design", "--starts", "1", "--steps", "3", "--no-certify", "--no-compare",
-                 "--bob-key", "aligned", "--out", str(out), "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "design",
+            "--starts",
+            "1",
+            "--steps",
+            "3",
+            "--no-certify",
+            "--no-compare",
+            "--bob-key",
+            "aligned",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "best critical_visibility" in capsys.readouterr().out
     ds = jb.open_dataset(out)

@@ -97,9 +97,10 @@ def test_min_tradeoff_never_exceeds_the_entropy_of_random_qubit_strategies(chsh9
     coef = np.asarray(jb.bell_coefficients(*CHSH), dtype=float)
     # random strategies, and perturbations of the optimal one of eq. (6) (large Bell values)
     rng = np.random.default_rng(3)
-    near = qubit._anchor_params(*CHSH) + rng.normal(size=(3000, 12)) * np.geomspace(
-        1e-4, 0.3, 3000
-    )[:, None]
+    near = (
+        qubit._anchor_params(*CHSH)
+        + rng.normal(size=(3000, 12)) * np.geomspace(1e-4, 0.3, 3000)[:, None]
+    )
     flipped = near.copy()
     flipped[:, 8:10] += np.pi  # Alice's outcomes relabelled: every correlator changes sign
     params = np.concatenate([_random_qubit(3000, 1), near, flipped])
@@ -124,15 +125,23 @@ def test_full_statistics_min_tradeoff_below_random_strategies_with_marginals():
     assert np.all(mtf.status == 0) and mtf.slope.shape == (1, 8)
     params = _random_qubit(1500, 2)
     with x64_scope():
-        h, _, corr = (
-            np.asarray(a) for a in qubit.strategy_terms(params, np.zeros((2, 2)))
-        )
+        h, _, corr = (np.asarray(a) for a in qubit.strategy_terms(params, np.zeros((2, 2))))
         rho, alpha, beta = (np.asarray(a) for a in qubit.strategy_from_params(params))
     z, xm = np.diag([1.0, -1.0]), np.array([[0.0, 1.0], [1.0, 0.0]])
     obs = lambda a: np.cos(a)[..., None, None] * z + np.sin(a)[..., None, None] * xm  # noqa: E731
     eye = np.eye(2)
-    ma = [np.einsum("nij,nji->n", rho, np.einsum("nab,cd->nacbd", obs(alpha[:, k]), eye).reshape(-1, 4, 4)) for k in (0, 1)]
-    mb = [np.einsum("nij,nji->n", rho, np.einsum("ab,ncd->nacbd", eye, obs(beta[:, k])).reshape(-1, 4, 4)) for k in (0, 1)]
+    ma = [
+        np.einsum(
+            "nij,nji->n", rho, np.einsum("nab,cd->nacbd", obs(alpha[:, k]), eye).reshape(-1, 4, 4)
+        )
+        for k in (0, 1)
+    ]
+    mb = [
+        np.einsum(
+            "nij,nji->n", rho, np.einsum("ab,ncd->nacbd", eye, obs(beta[:, k])).reshape(-1, 4, 4)
+        )
+        for k in (0, 1)
+    ]
     stats = np.column_stack([*ma, *mb, corr.reshape(-1, 4)])
     g = mtf(stats)[:, 0]
     assert np.max(g - h) <= 1e-9
@@ -170,8 +179,8 @@ def _rate_by_hand(n, gamma, alpha, mtf, t, costs, eps):
     width = big - small
     var_max = width**2 * (1 - gamma if gamma <= 0.5 else 1 / (4 * gamma)) / gamma
     dvals = [(big - uc) / gamma for uc in u]
-    ed = sum(pc * dc for pc, dc in zip(P, dvals))
-    ed2 = sum(pc * dc * dc for pc, dc in zip(P, dvals))
+    ed = sum(pc * dc for pc, dc in zip(P, dvals, strict=True))
+    ed2 = sum(pc * dc * dc for pc, dc in zip(P, dvals, strict=True))
     var_h = gamma * ed2 - (gamma * ed) ** 2
     L = math.log(2 / eps.com)
     M = width / gamma
@@ -195,7 +204,10 @@ def _rate_by_hand(n, gamma, alpha, mtf, t, costs, eps):
     chain = -3 * math.log2(e1**2 / 2)  # 3 vartheta(e1), vartheta(e) ~ log2(2 / e^2)
     leak = (
         n * ((1 - gamma) * costs.key_cost + gamma * costs.test_cost)
-        + math.sqrt(n) * 4 * math.log2(2 + math.sqrt(2)) * math.sqrt(math.log2(2 / (eps.com / 2) ** 2))
+        + math.sqrt(n)
+        * 4
+        * math.log2(2 + math.sqrt(2))
+        * math.sqrt(math.log2(2 / (eps.com / 2) ** 2))
         + math.log2(1 / eps.ec)
     )
     return (eat - k - chain - leak - 2 * math.log2(1 / eps.pa)) / n
@@ -205,7 +217,11 @@ def test_key_length_formula_term_by_term(chsh95):
     beh, mtf = chsh95
     eps = finite.Epsilons.split(1e-10, 1e-2)
     costs = finite._costs(beh, 0, 2, 0.0, 1.0)
-    for n, gamma, alpha, t in ((1e6, 0.1, 1.001, 4), (1e9, 0.01, 1 + 3e-5, 1), (3e11, 0.002, 1 + 1e-6, 0)):
+    for n, gamma, alpha, t in (
+        (1e6, 0.1, 1.001, 4),
+        (1e9, 0.01, 1 + 3e-5, 1),
+        (3e11, 0.002, 1 + 1e-6, 0),
+    ):
         grid = finite._rate_grid(
             np.array(n).reshape(1, 1, 1),
             np.array(gamma).reshape(1, 1, 1),
@@ -214,7 +230,9 @@ def test_key_length_formula_term_by_term(chsh95):
             costs,
             eps,
         )[0, 0, t]
-        np.testing.assert_allclose(grid, _rate_by_hand(n, gamma, alpha, mtf, t, costs, eps), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            grid, _rate_by_hand(n, gamma, alpha, mtf, t, costs, eps), rtol=1e-9, atol=1e-12
+        )
     # the error-correction costs are the behaviour's own H(A|B): h(Q) of the aligned input
     q = (1 - 0.95) / 2
     hq = -q * math.log2(q) - (1 - q) * math.log2(1 - q)
@@ -232,7 +250,9 @@ def test_rate_rises_with_n_stays_below_and_recovers_the_asymptotic_rate(chsh95):
     assert asym - rate[-1] < 1e-3
     assert rate[0] < 0 and status[0] == 1 and status[-1] == 0
     # the asymptotic rate is the Devetak-Winter rate of the certified bound (Pironio: 0.5391)
-    assert asym == pytest.approx(_pironio(0.95 * 2 * S2) - finite._costs(beh, 0, 2, 0.0, 1.0).key_cost, abs=2e-3)
+    assert asym == pytest.approx(
+        _pironio(0.95 * 2 * S2) - finite._costs(beh, 0, 2, 0.0, 1.0).key_cost, abs=2e-3
+    )
 
 
 def test_smaller_eps_and_worse_codes_cost_key(chsh95):
@@ -258,7 +278,9 @@ def test_no_key_is_reported_with_its_reason_never_as_zero():
         beh, [1e6, 1e12], bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True
     )
     assert np.all(rate < 0) and np.all(status == 2)
-    n, code = jb.min_rounds(beh, bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True)
+    n, code = jb.min_rounds(
+        beh, bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True
+    )
     assert n == math.inf and code == 2
 
 
@@ -279,7 +301,9 @@ def test_curve_dataset_is_labelled_and_round_trips(chsh95, tmp_path):
     assert_labelled(ds)
     for key in ("eps_sec", "eps_ec", "eps_pa", "eps_s", "eps_ea", "eps_com"):
         assert key in ds.attrs
-    assert ds.attrs["eps_ec"] + ds.attrs["eps_pa"] + 2 * ds.attrs["eps_s"] + ds.attrs["eps_ea"] == pytest.approx(1e-8)
+    assert ds.attrs["eps_ec"] + ds.attrs["eps_pa"] + 2 * ds.attrs["eps_s"] + ds.attrs[
+        "eps_ea"
+    ] == pytest.approx(1e-8)
     np.testing.assert_allclose(ds.key_length, ds.finite_key_rate * ds.rounds)
     path = tmp_path / "f.nc"
     jb.save_dataset(ds, path)
@@ -319,11 +343,25 @@ def test_cli_finite_writes_the_curve(tmp_path, capsys):
     out = tmp_path / "f.nc"
     code = main(
         [
-            "finite", "--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4",
-            "--visibility", "0.95", "--rounds", "1e6:1e10:3", "--method", "qubit",
-            "--min-rounds", "--out", str(out), "--no-progress",
+            "finite",
+            "--theta",
+            "pi/2",
+            "--phi",
+            "pi/4",
+            "--omega",
+            "3pi/4",
+            "--visibility",
+            "0.95",
+            "--rounds",
+            "1e6:1e10:3",
+            "--method",
+            "qubit",
+            "--min-rounds",
+            "--out",
+            str(out),
+            "--no-progress",
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     line = capsys.readouterr().out
     assert "UNCERTIFIED" in line and "smallest n with key" in line
@@ -383,8 +421,9 @@ def test_observed_score_bound_agrees_with_the_published_one_on_their_device():
     assert np.all(ours > 0)
     np.testing.assert_allclose(ours[1:], theirs[1:], rtol=0.1)
     # the worst-case variance bound (16 symbols) is looser: no key yet at 1.5e6
-    worst = jb.finite_key_rate(beh, n, bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95),
-                               second_order="worst")  # fmt: skip
+    worst = jb.finite_key_rate(
+        beh, n, bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95), second_order="worst"
+    )
     assert worst[0] < 0 and np.all(worst[1:] < ours[1:])
 
 
@@ -423,8 +462,9 @@ def test_observed_inner_infimum_is_conservative(chsh95):
     var = gamma * (1 - w) * (1 - gamma * (1 - w))
     v = (math.log(2) / 2) * (math.log2(33) + np.sqrt(2 + var[None, :] * jump[:, None] ** 2)) ** 2
     dense = np.min((1 - gamma) * delta_fn(w) - am1 * v, axis=1)  # (T,)
-    rate = finite._rate_observed(n, np.array(gamma).reshape(1, 1, 1),
-                                 np.array(am1).reshape(1, 1, 1), mtf, costs, eps)[0, 0]  # fmt: skip
+    rate = finite._rate_observed(
+        n, np.array(gamma).reshape(1, 1, 1), np.array(am1).reshape(1, 1, 1), mtf, costs, eps
+    )[0, 0]
     # recompute the rate with the dense infimum: the grid's must be <= it, and close
     q_h = gamma * (1 - omega_h)
     L = math.log(2 / eps.com)
@@ -433,8 +473,12 @@ def test_observed_inner_infimum_is_conservative(chsh95):
     expo = 2 + (1 - gamma) * 2 * big
     K = 2 ** (am1 * expo) * np.log(2**expo + math.e**2) ** 3 / (6 * (1 - am1) ** 3 * math.log(2))
     e1 = eps.s / 4
-    eat = (n * (1 - gamma) * (G + big * (2 * w_thr - 1)) + n * dense - n * am1**2 * K
-           - (-math.log2(e1**2 / 2) + (1 + am1) * math.log2(1 / eps.ea)) / am1)  # fmt: skip
+    eat = (
+        n * (1 - gamma) * (G + big * (2 * w_thr - 1))
+        + n * dense
+        - n * am1**2 * K
+        - (-math.log2(e1**2 / 2) + (1 + am1) * math.log2(1 / eps.ea)) / am1
+    )
     ref = (eat - finite._common_costs(n, gamma, costs, eps)) / n
     assert np.all(rate <= ref + 1e-12)
     np.testing.assert_allclose(rate, ref, atol=3e-4)  # the grid costs < 3e-4 bit per round

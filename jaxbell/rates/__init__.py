@@ -27,6 +27,15 @@ keep working.
 """
 
 from jaxbell.rates import attack, bff, design, finite, protocol, qubit
+from jaxbell.rates.design import DesignResult, optimise_protocol
+from jaxbell.rates.finite import (
+    FINITE_STATUSES,
+    MinTradeoff,
+    finite_key_rate,
+    finite_rate_curve,
+    min_rounds,
+    min_tradeoff_functions,
+)
 from jaxbell.rates.front import (
     _BACKENDS,
     BOUNDS,
@@ -42,15 +51,6 @@ from jaxbell.rates.front import (
     noisy_strategy_entropy,
     observed_key_rate,
     rate_curve,
-)
-from jaxbell.rates.design import DesignResult, optimise_protocol
-from jaxbell.rates.finite import (
-    FINITE_STATUSES,
-    MinTradeoff,
-    finite_key_rate,
-    finite_rate_curve,
-    min_rounds,
-    min_tradeoff_functions,
 )
 from jaxbell.rates.protocol import (
     asymmetric_chsh_entropy,

@@ -76,9 +76,13 @@ def _device(angles, v, eff, key, ys, flip):
     from jaxbell.rates.protocol import device_behaviour, error_correction_cost
 
     beh = device_behaviour(
-        angles[0], angles[1], angles[2], visibility=v, efficiency=eff,
+        angles[0],
+        angles[1],
+        angles[2],
+        visibility=v,
+        efficiency=eff,
         bob_key=2 if key == 2 else None,
-    )  # fmt: skip
+    )
     sign = jnp.array([1.0, -1.0])
     e = jnp.einsum("a,b,abxy->xy", sign, sign, beh[..., :2])
     bell = jnp.sum(bell_coefficients(angles[0], angles[1], angles[2]) * e)
@@ -108,9 +112,16 @@ _vertex_grad = jax.jit(jax.grad(_vertex_bell))
 
 
 def attack_rate(
-    angles, *, visibility=1.0, efficiency=1.0, bob_key="aligned", preprocessing=0.0,
-    envelope=None, options=None, gradient=True,
-) -> _Point:  # fmt: skip
+    angles,
+    *,
+    visibility=1.0,
+    efficiency=1.0,
+    bob_key="aligned",
+    preprocessing=0.0,
+    envelope=None,
+    options=None,
+    gradient=True,
+) -> _Point:
     """The attack's key rate of the device of ``angles`` and its derivatives (envelope theorem).
 
     Returns rate (bits), ``grad`` (d rate / d (theta, phi, omega)), ``dv`` and ``deff``
@@ -126,9 +137,12 @@ def attack_rate(
     with x64_scope():
         if envelope is None:
             envelope = qubit_envelope(
-                *angles, kind="key", x=0, options=options or SEARCH_OPTIONS,
+                *angles,
+                kind="key",
+                x=0,
+                options=options or SEARCH_OPTIONS,
                 preprocessing=preprocessing,
-            )  # fmt: skip
+            )
         a = jnp.asarray(angles)
         v, eff = jnp.asarray(float(visibility)), jnp.asarray(float(efficiency))
         bell, ec = _device_value(a, v, eff, key, ys, float(preprocessing))
@@ -156,10 +170,19 @@ def _threshold(angles, env, *, which, visibility, efficiency, bob_key, preproces
     """(threshold, d threshold / d angles) of the attack with a fixed envelope (bisection)."""
 
     def at(s, gradient=False):
-        kw = {"visibility": s, "efficiency": efficiency} if which == "visibility" else {
-            "visibility": visibility, "efficiency": s}  # fmt: skip
-        return attack_rate(angles, bob_key=bob_key, preprocessing=preprocessing,
-                           envelope=env, gradient=gradient, **kw)  # fmt: skip
+        kw = (
+            {"visibility": s, "efficiency": efficiency}
+            if which == "visibility"
+            else {"visibility": visibility, "efficiency": s}
+        )
+        return attack_rate(
+            angles,
+            bob_key=bob_key,
+            preprocessing=preprocessing,
+            envelope=env,
+            gradient=gradient,
+            **kw,
+        )
 
     top = at(1.0)
     if not top.rate > 0:
@@ -277,7 +300,9 @@ def _feasible(values, max_chsh, min_key_rate, tol=1e-3):
     if max_chsh is not None:
         ok &= values["max_chsh"] <= max_chsh + tol
     if min_key_rate is not None:
-        ok &= np.isfinite(values["key_rate_at_v1"]) and values["key_rate_at_v1"] >= min_key_rate - tol
+        ok &= (
+            np.isfinite(values["key_rate_at_v1"]) and values["key_rate_at_v1"] >= min_key_rate - tol
+        )
     return bool(ok)
 
 
@@ -372,8 +397,10 @@ def optimise_protocol(
         from jaxbell.rates.finite import _check_rounds
 
         rounds = float(_check_rounds(rounds).reshape(-1)[0])
-    for name, val, lo, hi in (("max_chsh", max_chsh, 2.0, 2 * math.sqrt(2)),
-                              ("min_key_rate", min_key_rate, 0.0, 1.0)):  # fmt: skip
+    for name, val, lo, hi in (
+        ("max_chsh", max_chsh, 2.0, 2 * math.sqrt(2)),
+        ("min_key_rate", min_key_rate, 0.0, 1.0),
+    ):
         if val is not None and not (isinstance(val, (int, float)) and lo < val <= hi):
             raise ValueError(f"{name} must be a number in ({lo:g}, {hi:.6g}], got {val!r}")
     for name, val in (("starts", starts), ("steps", steps)):
@@ -394,11 +421,18 @@ def optimise_protocol(
         x0 = np.vstack([[math.pi / 4], rng.uniform(0.05, math.pi / 2 - 0.05, size=(starts, 1))])
         subfamily_map = "asymmetric_chsh"
     else:
-        x0 = np.vstack([np.array(CHSH), *_known_starts(max_chsh, min_key_rate, seed),
-                        rng.uniform(0.0, 2 * math.pi, size=(starts, 3))])  # fmt: skip
+        x0 = np.vstack(
+            [
+                np.array(CHSH),
+                *_known_starts(max_chsh, min_key_rate, seed),
+                rng.uniform(0.0, 2 * math.pi, size=(starts, 3)),
+            ]
+        )
         subfamily_map = None
     jac = _jacobian(subfamily_map)
-    which = {"critical_visibility": "visibility", "critical_efficiency": "efficiency"}.get(objective)
+    which = {"critical_visibility": "visibility", "critical_efficiency": "efficiency"}.get(
+        objective
+    )
     sign = 1.0 if which else -1.0  # minimise thresholds, maximise rates
 
     def objective_and_grad(envs, params):
@@ -406,14 +440,26 @@ def optimise_protocol(
         for u, env in zip(params, envs, strict=True):
             a = _to_angles(u, subfamily_map)
             if which:
-                val, g, _ = _threshold(a, env, which=which, visibility=visibility,
-                                       efficiency=efficiency, bob_key=bob_key,
-                                       preprocessing=flip)  # fmt: skip
+                val, g, _ = _threshold(
+                    a,
+                    env,
+                    which=which,
+                    visibility=visibility,
+                    efficiency=efficiency,
+                    bob_key=bob_key,
+                    preprocessing=flip,
+                )
                 if not math.isfinite(val):
                     val, g = 1.0 + 1.0, np.zeros(3)  # no key even at 1: worst
             else:
-                p = attack_rate(a, visibility=visibility, efficiency=efficiency, bob_key=bob_key,
-                                preprocessing=flip, envelope=env)  # fmt: skip
+                p = attack_rate(
+                    a,
+                    visibility=visibility,
+                    efficiency=efficiency,
+                    bob_key=bob_key,
+                    preprocessing=flip,
+                    envelope=env,
+                )
                 val, g = p.rate, p.grad
             pen, gp, _ = _constraint_terms(a, max_chsh, min_key_rate)
             vals.append(sign * val + pen)
@@ -430,10 +476,13 @@ def optimise_protocol(
     show = (sys.stderr.isatty()) if progress is None else bool(progress)
     with tqdm(range(steps), desc=f"design {objective}", disable=not show, file=sys.stderr) as bar:
         for _ in bar:
-            envs = qubit_envelopes([tuple(_to_angles(u, subfamily_map)) for u in params],
-                                   kind="key", x=0,
-                                   options=dict(SEARCH_OPTIONS, seed=seed),
-                                   preprocessing=flip)  # fmt: skip
+            envs = qubit_envelopes(
+                [tuple(_to_angles(u, subfamily_map)) for u in params],
+                kind="key",
+                x=0,
+                options=dict(SEARCH_OPTIONS, seed=seed),
+                preprocessing=flip,
+            )
             vals, grads = objective_and_grad(envs, params)
             evaluations += len(params)
             better = vals < best_vals
@@ -458,10 +507,12 @@ def optimise_protocol(
         chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2])
         status = "constraints_not_met"
     angles, values = chosen
-    value = _library_objective(objective, angles, "qubit", visibility, efficiency, rounds,
-                               bob_key, flip, None)  # fmt: skip
-    chsh_value = _library_objective(objective, CHSH, "qubit", visibility, efficiency, rounds,
-                                    bob_key, flip, None)  # fmt: skip
+    value = _library_objective(
+        objective, angles, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+    )
+    chsh_value = _library_objective(
+        objective, CHSH, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+    )
     if _worse(objective, value, chsh_value) and _feasible_chsh(max_chsh, min_key_rate):
         angles, value = np.array(CHSH), chsh_value  # never worse than the CHSH member
         values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
@@ -469,12 +520,24 @@ def optimise_protocol(
     sub_angles = (math.nan, math.nan, math.nan)
     if compare and subfamily is None:
         sub = optimise_protocol(
-            objective=objective, visibility=visibility, efficiency=efficiency, rounds=rounds,
-            bob_key=bob_key, preprocessing=flip, max_chsh=max_chsh, min_key_rate=min_key_rate,
-            seed=seed, starts=max(2, starts // 2), steps=steps, learning_rate=learning_rate,
-            certify=certify, compare=False, subfamily="asymmetric_chsh", options=options,
+            objective=objective,
+            visibility=visibility,
+            efficiency=efficiency,
+            rounds=rounds,
+            bob_key=bob_key,
+            preprocessing=flip,
+            max_chsh=max_chsh,
+            min_key_rate=min_key_rate,
+            seed=seed,
+            starts=max(2, starts // 2),
+            steps=steps,
+            learning_rate=learning_rate,
+            certify=certify,
+            compare=False,
+            subfamily="asymmetric_chsh",
+            options=options,
             progress=False,
-        )  # fmt: skip
+        )
         sub_value, sub_cert, sub_angles = sub.value, sub.certified, sub.angles
         evaluations += sub.evaluations
         if _worse(objective, value, sub_value) and sub.status == "ok":
@@ -482,30 +545,49 @@ def optimise_protocol(
             values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
     cert = chsh_cert = math.nan
     if certify:
-        cert = _library_objective(objective, angles, "bff", visibility, efficiency, rounds,
-                                  bob_key, flip, options)  # fmt: skip
-        chsh_cert = _library_objective(objective, CHSH, "bff", visibility, efficiency, rounds,
-                                       bob_key, flip, options)  # fmt: skip
+        cert = _library_objective(
+            objective, angles, "bff", visibility, efficiency, rounds, bob_key, flip, options
+        )
+        chsh_cert = _library_objective(
+            objective, CHSH, "bff", visibility, efficiency, rounds, bob_key, flip, options
+        )
         evaluations += 2
     settings = {
-        "objective": objective, "visibility": visibility, "efficiency": efficiency,
-        "rounds": rounds if rounds is not None else "none", "bob_key": "none" if key is None else key,
-        "preprocessing": flip, "constraint": constraint,
+        "objective": objective,
+        "visibility": visibility,
+        "efficiency": efficiency,
+        "rounds": rounds if rounds is not None else "none",
+        "bob_key": "none" if key is None else key,
+        "preprocessing": flip,
+        "constraint": constraint,
         "max_chsh": "none" if max_chsh is None else max_chsh,
         "min_key_rate": "none" if min_key_rate is None else min_key_rate,
-        "seed": seed, "starts": starts, "steps": steps, "learning_rate": learning_rate,
+        "seed": seed,
+        "starts": starts,
+        "steps": steps,
+        "learning_rate": learning_rate,
         "search_envelope_options": SEARCH_OPTIONS,
         "subfamily": "none" if subfamily is None else subfamily,
-    }  # fmt: skip
+    }
     return DesignResult(
-        theta=float(angles[0]), phi=float(angles[1]), omega=float(angles[2]),
-        objective=objective, value=float(value), certified=float(cert),
-        chsh_value=float(chsh_value), chsh_certified=float(chsh_cert),
-        subfamily_value=float(sub_value), subfamily_certified=float(sub_cert),
+        theta=float(angles[0]),
+        phi=float(angles[1]),
+        omega=float(angles[2]),
+        objective=objective,
+        value=float(value),
+        certified=float(cert),
+        chsh_value=float(chsh_value),
+        chsh_certified=float(chsh_cert),
+        subfamily_value=float(sub_value),
+        subfamily_certified=float(sub_cert),
         subfamily_angles=tuple(float(a) for a in sub_angles),
-        settings=settings, constraints=values, evaluations=evaluations,
-        seconds=time.perf_counter() - t0, history=np.asarray(history) * sign, status=status,
-    )  # fmt: skip
+        settings=settings,
+        constraints=values,
+        evaluations=evaluations,
+        seconds=time.perf_counter() - t0,
+        history=np.asarray(history) * sign,
+        status=status,
+    )
 
 
 def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
@@ -546,8 +628,9 @@ def _worse(objective, value, reference):
     return value < reference
 
 
-def _library_objective(objective, angles, method, visibility, efficiency, rounds, bob_key,
-                       flip, options):  # fmt: skip
+def _library_objective(
+    objective, angles, method, visibility, efficiency, rounds, bob_key, flip, options
+):
     """The objective of ``angles`` by jaxbell's own public functions (default accuracy)."""
     import jaxbell as jb
 
@@ -560,13 +643,31 @@ def _library_objective(objective, angles, method, visibility, efficiency, rounds
     if objective == "critical_efficiency":
         return float(np.asarray(jb.critical_efficiency(t, p, w, visibility=visibility, **kw)))
     if objective == "key_rate":
-        return float(np.asarray(jb.noisy_key_rate(t, p, w, visibility, efficiency=efficiency,
-                                                  **kw)))  # fmt: skip
+        return float(
+            np.asarray(jb.noisy_key_rate(t, p, w, visibility, efficiency=efficiency, **kw))
+        )
     key, _ = _bob_inputs(bob_key)
     if key is None:
         key = 0
     with x64_scope():
-        beh = np.asarray(jb.device_behaviour(t, p, w, visibility=visibility, efficiency=efficiency,
-                                             bob_key=2 if key == 2 else None))  # fmt: skip
-    return float(jb.finite_key_rate(beh, rounds, bell=(t, p, w), bob_key=key, preprocessing=flip,
-                                    method=method, options=options if method == "bff" else None))  # fmt: skip
+        beh = np.asarray(
+            jb.device_behaviour(
+                t,
+                p,
+                w,
+                visibility=visibility,
+                efficiency=efficiency,
+                bob_key=2 if key == 2 else None,
+            )
+        )
+    return float(
+        jb.finite_key_rate(
+            beh,
+            rounds,
+            bell=(t, p, w),
+            bob_key=key,
+            preprocessing=flip,
+            method=method,
+            options=options if method == "bff" else None,
+        )
+    )
