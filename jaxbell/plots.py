@@ -703,7 +703,7 @@ def finite_size_figure(ds: xr.Dataset):
     ds : xarray.Dataset
         ``figures/data/finite_size.nc`` (experiments/finite_size.py).
     """
-    fig = _figure((14.5, 4.6))
+    fig = _figure((14.5, 5.6))
     ax_rate, ax_v, ax_d = fig.subplots(1, 3)
     names = [str(n) for n in ds["construction"].values]
     colors = {name: f"C{i}" for i, name in enumerate(names)}
@@ -743,12 +743,14 @@ def finite_size_figure(ds: xr.Dataset):
     ax_rate.set_ylabel(axis_label(ds["finite_key_rate"]))
     ax_rate.set_ylim(0, 1.02)
     ax_rate.set_title("(a) certified key rate vs rounds (dotted: n → ∞)", fontsize=10)
-    ax_rate.legend(loc="upper left", fontsize=7, frameon=False)
+    ax_rate.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7, frameon=False
+    )
     ax_v.set_yscale("log")
     ax_v.set_xlabel(axis_label(ds["visibility"]))
     ax_v.set_ylabel(axis_label(ds["min_rounds"]))
     ax_v.set_title("(b) smallest n with key vs visibility", fontsize=10)
-    ax_v.legend(loc="upper right", fontsize=8, frameon=False)
+    ax_v.legend(loc="lower left", fontsize=8, frameon=False)
     chsh = ds["delta_max_chsh"].values
     dn = ds["delta_min_rounds"].values
     ok = np.isfinite(dn)
