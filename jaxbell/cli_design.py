@@ -6,23 +6,10 @@ One module per subcommand; :mod:`jaxbell.cli` registers :func:`add_design`.
 from __future__ import annotations
 
 import argparse
-import math
 
 from jaxbell import cli
+from jaxbell.cli_finite import flip_probability, unit_interval
 from jaxbell.rates.design import OBJECTIVES
-
-
-def _unit(option: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"{option} must lie in (0, 1], got {text!r}")
-        return value
-
-    return cli._argtype(parse, f"number for {option}")
 
 
 def add_design(sub) -> None:
@@ -48,13 +35,13 @@ def add_design(sub) -> None:
     )
     p.add_argument(
         "--visibility",
-        type=_unit("--visibility"),
+        type=unit_interval("--visibility", closed=True),
         default=1.0,
         help="device visibility in (0, 1] (default 1)",
     )
     p.add_argument(
         "--efficiency",
-        type=_unit("--efficiency"),
+        type=unit_interval("--efficiency", closed=True),
         default=1.0,
         help="detection efficiency in (0, 1] (default 1)",
     )
@@ -73,7 +60,7 @@ def add_design(sub) -> None:
     )
     p.add_argument(
         "--preprocessing",
-        type=float,
+        type=flip_probability,
         default=0.0,
         help="Alice's flip probability in [0, 0.5] (default 0)",
     )

@@ -40,27 +40,28 @@ def parse_rounds(text: str) -> np.ndarray:
     return values
 
 
-def _unit_interval(option: str):
+def unit_interval(option: str, *, closed: bool = False):
+    """argparse type: a number in (0, 1), or (0, 1] with ``closed``; the error names ``option``."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{option} must lie in (0, 1), got {text!r}")
+        if not (0.0 < value < 1.0 or (closed and value == 1.0)):
+            raise ValueError(f"{option} must lie in (0, 1{']' if closed else ')'}, got {text!r}")
         return value
 
     return cli._argtype(parse, f"number for {option}")
 
 
-def _flip_probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 0.5:
+def flip_probability(text: str) -> float:
+    """--preprocessing: a fixed flip probability in [0, 0.5] (the protocol fixes it)."""
+    value = cli._preprocessing_value(text)
+    if value == "optimal":
         raise argparse.ArgumentTypeError(
-            f"--preprocessing must be a flip probability in [0, 0.5], got {text!r}"
+            "--preprocessing must be a flip probability in [0, 0.5] here (fixed before the "
+            "protocol runs), got 'optimal'"
         )
     return value
 
@@ -117,25 +118,25 @@ def add_finite(sub) -> None:
     p.add_argument("--x", type=int, choices=[0, 1], default=0, help="Alice's key input (default 0)")
     p.add_argument(
         "--preprocessing",
-        type=_flip_probability,
+        type=flip_probability,
         default=0.0,
         help="Alice flips each key bit with probability P in [0, 0.5] (default 0)",
     )
     p.add_argument(
         "--eps-sec",
-        type=_unit_interval("--eps-sec"),
+        type=unit_interval("--eps-sec"),
         default=1e-10,
         help="soundness (security parameter) in (0, 1) (default 1e-10)",
     )
     p.add_argument(
         "--eps-com",
-        type=_unit_interval("--eps-com"),
+        type=unit_interval("--eps-com"),
         default=1e-2,
         help="completeness: largest abort probability of the honest devices (default 1e-2)",
     )
     p.add_argument(
         "--test-probability",
-        type=_unit_interval("--test-probability"),
+        type=unit_interval("--test-probability"),
         default=None,
         help="fix the test-round probability gamma in (0, 1) (default: optimised per n)",
     )

@@ -268,7 +268,7 @@ def min_tradeoff_functions(
         kappa in (0, 1]: b_t = kappa b (white noise towards the centre of the local set).
     """
     from jaxbell.rates import bff
-    from jaxbell.rates.front import _angles64, _check_constraint
+    from jaxbell.rates.front import _check_bell_tuple, _check_constraint
     from jaxbell.rates.protocol import _check_key_input, check_behaviour, check_preprocessing
 
     beh = np.asarray(check_behaviour(probabilities, "probabilities"), dtype=np.float64)
@@ -282,16 +282,7 @@ def min_tradeoff_functions(
     flip = check_preprocessing(preprocessing)  # a number: fixed before the protocol runs
     if method not in ("bff", "qubit"):
         raise ValueError(f"method must be 'bff' (certified) or 'qubit' (estimate), got {method!r}")
-    if bell is None:
-        if constraint == "bell":
-            raise ValueError(
-                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
-                "Bell expression whose value the protocol tests"
-            )
-        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
-    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
-        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
-    t0, p0, w0 = (float(a) for a in _angles64(*bell))
+    t0, p0, w0 = (float(a) for a in _check_bell_tuple(bell, constraint))
     scales = _check_scales(tangent_scales)
     from jaxbell.family import bell_coefficients
 

@@ -1696,6 +1696,24 @@ def critical_efficiency(
 _critical_efficiency_fn = critical_efficiency
 
 
+def _check_bell_tuple(bell, constraint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tested Bell expression ``bell=(theta, phi, omega)`` as float64 scalars; required
+    with constraint "bell", else the CHSH member labels the problem."""
+    if bell is None:
+        if constraint == "bell":
+            raise ValueError(
+                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
+                "Bell expression whose value the protocol tests"
+            )
+        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
+        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
+    t0, p0, w0 = _angles64(*bell)
+    if t0.ndim:
+        raise ValueError("bell must be one tuple (theta, phi, omega) of scalars")
+    return t0, p0, w0
+
+
 def observed_key_rate(
     probabilities: ArrayLike,
     *,
@@ -1750,18 +1768,7 @@ def observed_key_rate(
     methods, multi = _check_methods(method)
     per_method = _split_options(methods, options, multi)
     cons = _constraints(methods, per_method, constraint)
-    if bell is None:
-        if constraint == "bell":
-            raise ValueError(
-                "bell=(theta, phi, omega) is required with constraint='bell': it names the "
-                "Bell expression whose value the protocol tests"
-            )
-        bell = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
-    if not (isinstance(bell, Sequence) and not isinstance(bell, str) and len(bell) == 3):
-        raise ValueError(f"bell must be a tuple (theta, phi, omega) of radians, got {bell!r}")
-    t0, p0, w0 = _angles64(*bell)
-    if t0.ndim:
-        raise ValueError("bell must be one tuple (theta, phi, omega) of scalars")
+    t0, p0, w0 = _check_bell_tuple(bell, constraint)
     lead = beh.shape[:-4]
     flat = beh.reshape((-1,) + beh.shape[-4:])
     n = flat.shape[0]
