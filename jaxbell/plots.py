@@ -821,7 +821,10 @@ def design_figure(ds: xr.Dataset):
                     label=f"{text} (certified {float(case[var]):.4f})",
                 )
         ax.set_xlabel(xlabel)
-        ax.legend(fontsize=7.5, frameon=False, loc="upper right")
+        if kind == "max_chsh":  # the front falls to the right: its lower left is free
+            ax.legend(fontsize=7.5, frameon=False, loc="center left")
+        else:  # it rises to the right: the lower right, above the reference lines, is free
+            ax.legend(fontsize=7.5, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 0.08))
     axes[0].set_ylabel("best critical visibility")
     axes[0].set_title("(a) closeness to the local set", fontsize=10)
     axes[1].set_title("(b) near-perfect key at v = 1", fontsize=10)

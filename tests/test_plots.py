@@ -394,3 +394,25 @@ def test_finite_size_figure_from_the_study_data():
     assert np.all(np.diff(y[np.argsort(x)]) < 0)
     assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
     plots.close(fig)
+
+
+def test_design_figure_from_the_study_data():
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data" / "design.nc"
+    ds = jb.open_dataset(path)
+    fig = plots.design_figure(ds)
+    renderer = _drawn(fig)
+    a, b = fig.axes
+    assert a.get_xlabel() == "cap on max CHSH" and a.get_ylabel() == "best critical visibility"
+    for ax in (a, b):
+        texts = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert texts[:2] == ["attack (lower bound)", "certified (upper bound)"]
+        assert any(t.startswith("CHSH member (certified 0.85") for t in texts)
+        # the legend keeps off the fronts' markers
+        box = ax.get_legend().get_window_extent(renderer)
+        for line in ax.get_lines()[:2]:
+            pts = ax.transData.transform(np.column_stack(line.get_data()))
+            assert not any(box.contains(x, y) for x, y in pts)
+    assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
+    plots.close(fig)
