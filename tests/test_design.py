@@ -205,3 +205,15 @@ def test_cli_design_writes_the_result(tmp_path, capsys):
     assert "best critical_visibility" in capsys.readouterr().out
     ds = jb.open_dataset(out)
     assert float(ds.objective_attack) <= float(ds.chsh_attack) + 1e-12
+
+
+@pytest.mark.parametrize(
+    ("objective", "kw"),
+    [("key_rate", {}), ("finite_key_rate", {"rounds": 1e7}), ("critical_efficiency", {})],
+)
+def test_every_objective_runs_and_beats_or_matches_the_chsh_member(objective, kw):
+    res = jb.optimise_protocol(objective=objective, visibility=0.95 if "rate" in objective else 1.0,
+                               bob_key="aligned", starts=1, steps=2, certify=False,
+                               compare=False, **kw)  # fmt: skip
+    better = res.value >= res.chsh_value if "rate" in objective else res.value <= res.chsh_value
+    assert better and res.status == "ok" and np.isfinite(res.value)
