@@ -263,7 +263,8 @@ def _jacobian(subfamily):
 
 
 def _wrap(angles):
-    return np.mod(np.asarray(angles, dtype=np.float64), 2 * math.pi)
+    out = np.mod(np.asarray(angles, dtype=np.float64), 2 * math.pi)
+    return np.where(out >= 2 * math.pi, 0.0, out)  # np.mod(-1e-17, 2 pi) is 2 pi
 
 
 def _constraint_terms(angles, max_chsh, min_key_rate):
@@ -292,7 +293,8 @@ def _constraint_terms(angles, max_chsh, min_key_rate):
             "key_rate_at_v1": float(key_rate_at_quantum_bound(*angles)),
             "self_testing": bool(float(self_testing_margin(*angles)) > 0),
         }
-    return float(p), np.nan_to_num(np.asarray(g)), values
+    g = np.asarray(g)
+    return float(p), np.where(np.isfinite(g), g, 0.0), values
 
 
 def _feasible(values, max_chsh, min_key_rate, tol=1e-3):
@@ -425,7 +427,7 @@ def optimise_protocol(
             [
                 np.array(CHSH),
                 *_known_starts(max_chsh, min_key_rate, seed),
-                rng.uniform(0.0, 2 * math.pi, size=(starts, 3)),
+                _random_starts(rng, starts),
             ]
         )
         subfamily_map = None
@@ -436,7 +438,7 @@ def optimise_protocol(
     sign = 1.0 if which else -1.0  # minimise thresholds, maximise rates
 
     def objective_and_grad(envs, params):
-        vals, grads = [], []
+        vals, grads, raw, feasible = [], [], [], []
         for u, env in zip(params, envs, strict=True):
             a = _to_angles(u, subfamily_map)
             if which:
@@ -461,16 +463,23 @@ def optimise_protocol(
                     envelope=env,
                 )
                 val, g = p.rate, p.grad
-            pen, gp, _ = _constraint_terms(a, max_chsh, min_key_rate)
+            pen, gp, cvals = _constraint_terms(a, max_chsh, min_key_rate)
             vals.append(sign * val + pen)
+            raw.append(sign * val)
+            feasible.append(_feasible(cvals, max_chsh, min_key_rate))
             grads.append(jac.T @ (sign * np.asarray(g) + gp))
-        return np.array(vals), np.array(grads)
+        return np.array(vals), np.array(grads), np.array(raw), np.array(feasible)
 
     opt = optax.adam(learning_rate)
-    params = x0.copy()
-    state = opt.init(jnp.asarray(params))
+    params = x0.astype(np.float64)
+    with x64_scope():
+        state = opt.init(jnp.asarray(params, dtype=jnp.float64))
     best_vals = np.full(len(params), np.inf)
     best_params = params.copy()
+    # the best *feasible* iterate of each start, by the unpenalised objective: the penalised
+    # optimum may sit just past a binding constraint
+    feas_vals = np.full(len(params), np.inf)
+    feas_params = params.copy()
     history = []
     evaluations = 0
     show = (sys.stderr.isatty()) if progress is None else bool(progress)
@@ -483,38 +492,50 @@ def optimise_protocol(
                 options=dict(SEARCH_OPTIONS, seed=seed),
                 preprocessing=flip,
             )
-            vals, grads = objective_and_grad(envs, params)
+            vals, grads, raw, feasible = objective_and_grad(envs, params)
             evaluations += len(params)
             better = vals < best_vals
             best_vals[better] = vals[better]
             best_params[better] = params[better]
+            better = feasible & (raw < feas_vals)
+            feas_vals[better] = raw[better]
+            feas_params[better] = params[better]
             history.append(float(np.min(best_vals)))
             bar.set_postfix(best=f"{sign * history[-1]:.5f}")
             grads = np.where(np.isfinite(grads), grads, 0.0)
-            updates, state = opt.update(jnp.asarray(grads), state)
-            params = np.asarray(optax.apply_updates(jnp.asarray(params), updates))
-    # polish: the library's own values at default accuracy, best feasible start
-    order = np.argsort(best_vals)
+            with x64_scope():
+                updates, state = opt.update(jnp.asarray(grads, dtype=jnp.float64), state)
+                params = np.asarray(
+                    optax.apply_updates(jnp.asarray(params, dtype=jnp.float64), updates),
+                    dtype=np.float64,
+                )
+    # the library's own values at default accuracy, for the best few feasible iterates
+    candidates = [feas_params[i] for i in np.argsort(feas_vals)[:3] if np.isfinite(feas_vals[i])]
     chosen, status = None, "ok"
-    for i in order[: min(4, len(order))]:
-        a = _wrap(_to_angles(best_params[i], subfamily_map))
-        _, _, values = _constraint_terms(a, max_chsh, min_key_rate)
-        if _feasible(values, max_chsh, min_key_rate):
-            chosen = (a, values)
-            break
-    if chosen is None:
-        a = _wrap(_to_angles(best_params[order[0]], subfamily_map))
-        chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2])
+    if steps == 0:
+        candidates = [params[0]]
+    for u in candidates:
+        a = _wrap(_to_angles(u, subfamily_map))
+        v = _library_objective(
+            objective, a, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+        )
+        if chosen is None or _worse(objective, chosen[2], v):
+            chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
+    if chosen is None:  # no feasible iterate: report the best penalised one, flagged
+        a = _wrap(_to_angles(best_params[int(np.argmin(best_vals))], subfamily_map))
+        v = _library_objective(
+            objective, a, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+        )
+        chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
         status = "constraints_not_met"
-    angles, values = chosen
-    value = _library_objective(
-        objective, angles, "qubit", visibility, efficiency, rounds, bob_key, flip, None
-    )
+    angles, values, value = chosen
     chsh_value = _library_objective(
         objective, CHSH, "qubit", visibility, efficiency, rounds, bob_key, flip, None
     )
-    if _worse(objective, value, chsh_value) and _feasible_chsh(max_chsh, min_key_rate):
-        angles, value = np.array(CHSH), chsh_value  # never worse than the CHSH member
+    chsh_ok = _feasible_chsh(max_chsh, min_key_rate)
+    if chsh_ok and (status != "ok" or _worse(objective, value, chsh_value)):
+        # never worse than the CHSH member where it meets the constraints
+        angles, value, status = np.array(CHSH), chsh_value, "ok"
         values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
     sub_value = sub_cert = math.nan
     sub_angles = (math.nan, math.nan, math.nan)
@@ -540,9 +561,11 @@ def optimise_protocol(
         )
         sub_value, sub_cert, sub_angles = sub.value, sub.certified, sub.angles
         evaluations += sub.evaluations
-        if _worse(objective, value, sub_value) and sub.status == "ok":
-            angles, value = np.array(sub.angles), sub_value  # the subfamily is in the family
+        if sub.status == "ok" and (status != "ok" or _worse(objective, value, sub_value)):
+            angles, value, status = np.array(sub.angles), sub_value, "ok"  # in the family
             values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
+    if status == "ok" and not math.isfinite(value):
+        status = "no_key"  # no protocol with key found (e.g. the threshold is not below 1)
     cert = chsh_cert = math.nan
     if certify:
         cert = _library_objective(
@@ -590,6 +613,19 @@ def optimise_protocol(
     )
 
 
+def _random_starts(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` uniform random tuples that meet condition (4) (about a third do): elsewhere the
+    attack's entropy at the device's Bell value is flat and a start would not move."""
+    from jaxbell.family import is_self_testing
+
+    out = np.zeros((0, 3))
+    while len(out) < count:
+        draw = rng.uniform(0.0, 2 * math.pi, size=(4 * count, 3))
+        ok = np.asarray(is_self_testing(draw[:, 0], draw[:, 1], draw[:, 2]), dtype=bool)
+        out = np.vstack([out, draw[ok]])
+    return out[:count]
+
+
 def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
     """Starts from the paper's constructions: Prop. 3 (pi/3, pi/2 - d, 5pi/6) and Prop. 5
     (pi/4, pi/2 - d, pi), and, under a constraint, self-testing tuples that meet it
@@ -609,7 +645,9 @@ def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
             res = find_tuple(target, min_key_rate=min_key_rate, seed=seed)
         except (ValueError, RuntimeError):
             continue  # the target exceeds the supremum under min_key_rate
-        out.append(np.asarray(res.angles, dtype=np.float64))
+        angles = np.asarray(res.angles, dtype=np.float64)
+        if getattr(res, "converged", True) and np.all(np.isfinite(angles)):
+            out.append(angles)
     return out
 
 
@@ -646,28 +684,31 @@ def _library_objective(
         return float(
             np.asarray(jb.noisy_key_rate(t, p, w, visibility, efficiency=efficiency, **kw))
         )
-    key, _ = _bob_inputs(bob_key)
-    if key is None:
-        key = 0
-    with x64_scope():
-        beh = np.asarray(
-            jb.device_behaviour(
-                t,
-                p,
-                w,
-                visibility=visibility,
-                efficiency=efficiency,
-                bob_key=2 if key == 2 else None,
+    key, ys = _bob_inputs(bob_key)
+    rates = []
+    for y in ys:  # the paper's protocol (bob_key None): the better of Bob's test inputs
+        with x64_scope():
+            beh = np.asarray(
+                jb.device_behaviour(
+                    t,
+                    p,
+                    w,
+                    visibility=visibility,
+                    efficiency=efficiency,
+                    bob_key=2 if y == 2 else None,
+                )
+            )
+        rates.append(
+            float(
+                jb.finite_key_rate(
+                    beh,
+                    rounds,
+                    bell=(t, p, w),
+                    bob_key=y,
+                    preprocessing=flip,
+                    method=method,
+                    options=options if method == "bff" else None,
+                )
             )
         )
-    return float(
-        jb.finite_key_rate(
-            beh,
-            rounds,
-            bell=(t, p, w),
-            bob_key=key,
-            preprocessing=flip,
-            method=method,
-            options=options if method == "bff" else None,
-        )
-    )
+    return max(rates)

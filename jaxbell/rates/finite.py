@@ -42,8 +42,9 @@ the leftover hash lemma. The three entropic terms:
   ln^3(2^(log d + Max f - Min f) + e^2) / (6 (2 - alpha)^3 ln 2)``, d = 4 the dimension of a
   round's A'_i B'_i.
 * **H_max of B'**: B' holds one bit per test round, so ``H_max^eps(B'|XYTE) <= H_max^eps(B'|T)
-  <= k``, k the number of test rounds not exceeded but with probability 1 - sqrt(1 - eps^2)
-  (a Bernstein bound on the binomial tail).
+  <= k`` on the state conditioned on acceptance (Omega), k the number of test rounds exceeded
+  with probability at most (1 - sqrt(1 - eps^2)) eps_EA (a Bernstein bound on the binomial
+  tail): conditioning on Omega raises a probability by at most 1/p_Omega <= 1/eps_EA.
 * **Error correction** (honest devices, i.i.d.): the Shannon limit plus the second-order
   term of the asymptotic equipartition property [TCR09, Thm. 9] at completeness eps_c,
   ``leak_EC = f n H(A'|B) + sqrt(n) 4 log(2 + sqrt 2) sqrt(log(2 / eps_c^2)) + log(1/eps_EC)``
@@ -202,6 +203,8 @@ class MinTradeoff:
     method: str
     certified: bool
     preprocessing: float
+    x: int = 0
+    bell: tuple = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
 
     def __call__(self, statistics: ArrayLike) -> np.ndarray:
         """g_t at ``statistics`` (shape (..., k)): shape (..., T), bits."""
@@ -284,9 +287,11 @@ def min_tradeoff_functions(
         raise ValueError(f"method must be 'bff' (certified) or 'qubit' (estimate), got {method!r}")
     t0, p0, w0 = (float(a) for a in _check_bell_tuple(bell, constraint))
     scales = _check_scales(tangent_scales)
+    from jaxbell._precision import x64_scope
     from jaxbell.family import bell_coefficients
 
-    coef = np.asarray(bell_coefficients(t0, p0, w0), dtype=np.float64)
+    with x64_scope():  # the certificate's functional is float64 (bff does the same)
+        coef = np.asarray(bell_coefficients(t0, p0, w0), dtype=np.float64)
     scores = _scores(constraint, coef)
     honest = _statistics(beh, constraint, coef)
     # the tangent behaviours kappa p + (1 - kappa) / 4: every statistic scales by kappa
@@ -345,6 +350,8 @@ def min_tradeoff_functions(
         method=method,
         certified=certified,
         preprocessing=flip,
+        x=x,
+        bell=(t0, p0, w0),
     )
 
 
@@ -431,7 +438,8 @@ def _rate_grid_terms(n, gamma, am1, mtf, costs, eps):
         - n * am1 * am1 * k_alpha
     )
     # H_max(B'): test rounds not exceeded but with probability 1 - sqrt(1 - eps''^2)
-    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2)))
+    # P(#tests > k | Omega) <= P(#tests > k) / p_Omega and p_Omega >= eps_EA (else secure)
+    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2))) - math.log(eps.ea)
     k_tests = n * gamma + tail / 3.0 + np.sqrt(tail**2 / 9.0 + 2.0 * n * gamma * one_minus * tail)
     chain = 3.0 * _vartheta(eps_smooth)
     eps_c = eps.com / 2.0
@@ -560,7 +568,8 @@ def _common_costs(n, gamma, costs: _Costs, eps: Epsilons):
     correction and privacy amplification (the module docstring)."""
     eps_smooth = eps.s / 4.0
     one_minus = 1.0 - gamma
-    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2)))
+    # P(#tests > k | Omega) <= P(#tests > k) / p_Omega and p_Omega >= eps_EA (else secure)
+    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2))) - math.log(eps.ea)
     k_tests = n * gamma + tail / 3.0 + np.sqrt(tail**2 / 9.0 + 2.0 * n * gamma * one_minus * tail)
     chain = 3.0 * _vartheta(eps_smooth)
     eps_c = eps.com / 2.0
@@ -738,8 +747,39 @@ def _prepare(
         )
     elif not isinstance(min_tradeoff, MinTradeoff):
         raise TypeError(f"min_tradeoff must be a MinTradeoff, got {type(min_tradeoff).__name__}")
+    else:
+        _check_min_tradeoff(min_tradeoff, beh, bell, constraint, x, preprocessing)
     costs = _costs(beh, int(x), int(key), min_tradeoff.preprocessing, float(f))
     return beh, eps, test_probability, key, min_tradeoff, costs
+
+
+def _check_min_tradeoff(mtf: MinTradeoff, beh, bell, constraint, x, preprocessing) -> None:
+    """A precomputed min-tradeoff function must be for this protocol and these statistics."""
+    from jaxbell.rates.protocol import check_preprocessing
+
+    wrong = []
+    if mtf.constraint != constraint:
+        wrong.append(f"constraint {mtf.constraint!r} (argument {constraint!r})")
+    if mtf.x != x:
+        wrong.append(f"key input x = {mtf.x} (argument {x})")
+    if mtf.preprocessing != check_preprocessing(preprocessing):
+        wrong.append(f"preprocessing {mtf.preprocessing} (argument {preprocessing})")
+    if bell is not None and not np.allclose(mtf.bell, [float(v) for v in bell], rtol=0, atol=1e-12):
+        wrong.append(f"bell {mtf.bell} (argument {tuple(bell)})")
+    if mtf.constraint == constraint and constraint != "bell" or bell is not None:
+        from jaxbell._precision import x64_scope
+        from jaxbell.family import bell_coefficients
+
+        with x64_scope():
+            coef = np.asarray(bell_coefficients(*mtf.bell), dtype=np.float64)
+        stats = _statistics(beh, mtf.constraint, coef)
+        if stats.shape == mtf.honest.shape and not np.allclose(stats, mtf.honest, atol=1e-9):
+            wrong.append("statistics of another behaviour")
+    if wrong:
+        raise ValueError(
+            "min_tradeoff was computed for " + "; ".join(wrong) + ": recompute it with "
+            "min_tradeoff_functions(probabilities, ...) for this protocol"
+        )
 
 
 def _asymptotic(mtf: MinTradeoff, costs: _Costs) -> float:
