@@ -12,6 +12,17 @@ from jaxbell.cli_finite import flip_probability, unit_interval
 from jaxbell.rates.design import OBJECTIVES
 
 
+def _in_range(text: str, option: str, low: float, high: float) -> float:
+    """A number in (low, high]; the error names ``option``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low < value <= high:
+        raise ValueError(f"{option} must lie in ({low:g}, {high:.6g}], got {text!r}")
+    return value
+
+
 def add_design(sub) -> None:
     p = sub.add_parser(
         "design",
@@ -66,13 +77,13 @@ def add_design(sub) -> None:
     )
     p.add_argument(
         "--max-chsh",
-        type=float,
+        type=cli._argtype(lambda t: _in_range(t, "--max-chsh", 2.0, 2 * 2**0.5), "max CHSH"),
         default=None,
         help="require max CHSH of the strategy <= this value, in (2, 2 sqrt 2]",
     )
     p.add_argument(
         "--min-key-rate",
-        type=float,
+        type=cli._argtype(lambda t: _in_range(t, "--min-key-rate", 0.0, 1.0), "key rate"),
         default=None,
         help="require the key rate at v = 1 (eq. 1) >= this value, in (0, 1]",
     )
@@ -83,7 +94,9 @@ def add_design(sub) -> None:
         help="random starts besides the CHSH member (default 8)",
     )
     p.add_argument("--steps", type=cli._positive_int, default=40, help="Adam steps (default 40)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the starts (default 0)")
+    p.add_argument(
+        "--seed", type=cli._nonnegative_int, default=0, help="seed of the starts (default 0)"
+    )
     p.add_argument("--no-certify", action="store_true", help="skip the BFF certification")
     p.add_argument(
         "--no-compare", action="store_true", help="skip the asymmetric-CHSH subfamily search"

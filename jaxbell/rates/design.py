@@ -29,10 +29,11 @@ of the error-correction cost, come from JAX autodiff. The key rate is
 differentiation ``dv*/dtheta = -(dr/dtheta) / (dr/dv)``. ``tests/test_design.py`` checks both
 gradients against finite differences of freshly computed envelopes.
 
-optax's Adam runs on the angles from ``starts`` random tuples plus the CHSH member, so the
-result is never worse than the CHSH member. Each step recomputes the starts' envelopes in
-one batched call (:func:`jaxbell.rates.qubit.qubit_envelopes`). Constraints enter as squared
-hinge penalties and are checked at the result. The best start is polished with the library's
+optax's Adam runs on the angles from ``starts`` random self-testing tuples, the CHSH member
+and the paper's constructions, so the result is never worse than the CHSH member where it
+meets the constraints. Each step recomputes the starts' envelopes in one batched call
+(:func:`jaxbell.rates.qubit.qubit_envelopes`). Constraints enter as squared hinge penalties;
+the best feasible iterate of each start is kept. The best ones are re-evaluated with the library's
 own thresholds and rates at default accuracy, then certified (``method="bff"``). The
 objective by the attack bounds the truth from one side and the certified value from the
 other (for thresholds: attack <= true <= certified), so both are returned.
