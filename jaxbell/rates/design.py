@@ -315,7 +315,7 @@ def _check_objective(objective):
     return objective
 
 
-def _check_unit(value, name, *, closed=True):
+def _check_unit(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     v = float(value)

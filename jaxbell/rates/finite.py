@@ -399,7 +399,7 @@ class _Costs:
 
 
 def _rate_grid(n, gamma, am1, mtf: MinTradeoff, costs: _Costs, eps: Epsilons):
-    """Rate (bits/round) on the broadcast grid n (N,1,1,1), gamma (1,G,1,1), alpha-1 (1,1,A,1),
+    """Rate (bits/round) on the broadcast grid n (1,1,1), gamma (G,1,1), alpha-1 (1,A,1),
     tangent (T,) on the last axis; NaN where a min-tradeoff function failed, -inf where K_alpha
     overflows (steep min-tradeoff functions at large alpha: no key there)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -437,19 +437,7 @@ def _rate_grid_terms(n, gamma, am1, mtf, costs, eps):
         - np.log2(2.0 / (eps_smooth**2 * eps.ea**2)) / am1
         - n * am1 * am1 * k_alpha
     )
-    # H_max(B'): test rounds not exceeded but with probability 1 - sqrt(1 - eps''^2)
-    # P(#tests > k | Omega) <= P(#tests > k) / p_Omega and p_Omega >= eps_EA (else secure)
-    tail = -math.log(eps_smooth**2 / (1.0 + math.sqrt(1.0 - eps_smooth**2))) - math.log(eps.ea)
-    k_tests = n * gamma + tail / 3.0 + np.sqrt(tail**2 / 9.0 + 2.0 * n * gamma * one_minus * tail)
-    chain = 3.0 * _vartheta(eps_smooth)
-    eps_c = eps.com / 2.0
-    leak = (
-        costs.efficiency * n * (one_minus * costs.key_cost + gamma * costs.test_cost)
-        + np.sqrt(n) * 4.0 * math.log2(_EC_ETA) * math.sqrt(math.log2(2.0 / eps_c**2))
-        + math.log2(1.0 / eps.ec)
-    )
-    pa = 2.0 * math.log2(1.0 / eps.pa)
-    return (eat - k_tests - chain - leak - pa) / n
+    return (eat - _common_costs(n, gamma, costs, eps)) / n
 
 
 def _binary_test(mtf: MinTradeoff, floor: float):
@@ -797,7 +785,6 @@ def _check_second_order(value) -> str:
 
 def _solve_curve(n_values, mtf, costs, eps, test_probability, progress, second_order="observed"):
     out = np.full((4, n_values.size), np.nan)
-    tangent = np.full(n_values.size, -1)
     flat = n_values.reshape(-1)
     bar = tqdm(total=flat.size, unit="n", desc="finite", disable=not progress, file=sys.stderr)
     with bar:
@@ -806,7 +793,6 @@ def _solve_curve(n_values, mtf, costs, eps, test_probability, progress, second_o
                 float(n), mtf, costs, eps, gamma=test_probability, second_order=second_order
             )
             out[:, i] = (r, g, a, mtf.scales[t] if t >= 0 else math.nan)
-            tangent[i] = t
             bar.update()
     return out
 
