@@ -538,6 +538,7 @@ def optimise_protocol(
         # never worse than the CHSH member where it meets the constraints
         angles, value, status = np.array(CHSH), chsh_value, "ok"
         values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
+    sub, from_sub = None, False
     sub_value = sub_cert = math.nan
     sub_angles = (math.nan, math.nan, math.nan)
     if compare and subfamily is None:
@@ -564,18 +565,26 @@ def optimise_protocol(
         evaluations += sub.evaluations
         if sub.status == "ok" and (status != "ok" or _worse(objective, value, sub_value)):
             angles, value, status = np.array(sub.angles), sub_value, "ok"  # in the family
+            from_sub = True
             values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
     if status == "ok" and not math.isfinite(value):
         status = "no_key"  # no protocol with key found (e.g. the threshold is not below 1)
     cert = chsh_cert = math.nan
-    if certify:
-        cert = _library_objective(
-            objective, angles, "bff", visibility, efficiency, rounds, bob_key, flip, options
-        )
-        chsh_cert = _library_objective(
-            objective, CHSH, "bff", visibility, efficiency, rounds, bob_key, flip, options
-        )
-        evaluations += 2
+    if certify:  # the subfamily run has certified the CHSH member, and its own optimum
+        if from_sub:
+            cert = sub_cert
+        else:
+            cert = _library_objective(
+                objective, angles, "bff", visibility, efficiency, rounds, bob_key, flip, options
+            )
+            evaluations += 1
+        if sub is not None:
+            chsh_cert = sub.chsh_certified
+        else:
+            chsh_cert = _library_objective(
+                objective, CHSH, "bff", visibility, efficiency, rounds, bob_key, flip, options
+            )
+            evaluations += 1
     settings = {
         "objective": objective,
         "visibility": visibility,
