@@ -25,12 +25,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def machine() -> dict:
-    """CPU model, widest vector instruction set, CPUs usable by this process, load, jax version."""
+def machine(env: dict | None = None) -> dict:
+    """CPU model, widest vector instruction set, CPUs usable by this process, load, jax version.
+
+    ``env``: the environment the measured code runs in (default: this process's); an
+    ``--xla_cpu_max_isa`` in its XLA_FLAGS caps the vector instruction set reported.
+    """
     import jax
 
-    from jaxbell.grid import cpu_compiler_options, cpu_vector_isa
+    from jaxbell.grid import cpu_compiler_options, cpu_flags, cpu_vector_isa
 
+    saved = os.environ.get("XLA_FLAGS")
+    if env is not None:
+        os.environ["XLA_FLAGS"] = env.get("XLA_FLAGS", "")
+    try:
+        isa, options = cpu_vector_isa(), cpu_compiler_options() or "XLA defaults"
+    finally:
+        if saved is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = saved
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         load = round(os.getloadavg()[0], 2)
@@ -38,10 +52,11 @@ def machine() -> dict:
         load = None
     return {
         "cpu_model": cpu_model(),
-        "vector_isa": cpu_vector_isa(),
+        "vector_isa": isa,
+        "native_vector_isa": cpu_vector_isa(cpu_flags()),
         "cpus": cpus,
         "load_average_1min": load,
-        "xla_cpu_options": cpu_compiler_options() or "XLA defaults",
+        "xla_cpu_options": options,
         "jax_version": jax.__version__,
         "platform": platform.platform(),
     }
@@ -50,8 +65,11 @@ def machine() -> dict:
 def describe_machine(info: dict | None = None) -> str:
     """One line: ``machine: AMD EPYC, AVX2, 2 CPUs (load 3.1), XLA CPU options ..., jax ...``."""
     m = machine() if info is None else info
+    isa = m["vector_isa"]
+    if m.get("native_vector_isa", isa) != isa:
+        isa = f"{isa} code (XLA_FLAGS --xla_cpu_max_isa) on a CPU with {m['native_vector_isa']}"
     return (
-        f"machine: {m['cpu_model']}, {m['vector_isa']}, {m['cpus']} CPUs "
+        f"machine: {m['cpu_model']}, {isa}, {m['cpus']} CPUs "
         f"(load {m['load_average_1min']}), XLA CPU options: {m['xla_cpu_options']}, "
         f"jax {m['jax_version']}"
     )

@@ -28,6 +28,12 @@ that behaviour. The environment variables are glibc's; other C libraries ignore 
     python benchmarks/grid_throughput.py            # 128^3, float32 and float64
     python benchmarks/grid_throughput.py --n 64 --repeat 3
     python benchmarks/grid_throughput.py --repeat 3 --rounds 3   # on a machine shared with others
+    python benchmarks/grid_throughput.py --isa AVX2   # an AVX2-only CPU's code, on an AVX-512 one
+
+``--isa AVX2`` caps both implementations at AVX2 on a CPU with AVX-512: XLA through
+``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` (jaxbell then also drops its AVX-512 options, see
+``jaxbell.grid.cpu_vector_isa``), NumPy through ``NPY_ENABLE_CPU_FEATURES`` (its AVX2
+kernels). The code is then an AVX2 machine's; caches, memory and clock stay this machine's.
 """
 
 from __future__ import annotations
@@ -192,12 +198,34 @@ MEMORY = {
 }
 
 
+#: NumPy's CPU features up to AVX2 (x86-64-v3): NPY_ENABLE_CPU_FEATURES for ``--isa AVX2``
+NUMPY_AVX2 = "SSE SSE2 SSE3 SSSE3 SSE41 POPCNT SSE42 X86_V2 AVX F16C FMA3 AVX2 X86_V3"
+
+
+def isa_environment(isa: str) -> dict[str, str]:
+    """Environment variables that cap XLA and NumPy at ``isa`` ("native": none)."""
+    if isa == "native":
+        return {}
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {
+        "XLA_FLAGS": f"{flags} --xla_cpu_max_isa={isa}".strip(),
+        "NPY_ENABLE_CPU_FEATURES": NUMPY_AVX2,
+    }
+
+
 def run(
-    n: int, dtypes, repeat: int, chunk_size: int | None, memory: str, rounds: int = 1
+    n: int,
+    dtypes,
+    repeat: int,
+    chunk_size: int | None,
+    memory: str,
+    rounds: int = 1,
+    isa: str = "native",
 ) -> list[dict]:
     results = []
+    env = os.environ | {"PYTHONWARNINGS": "ignore"} | MEMORY[memory] | isa_environment(isa)
     for dtype in dtypes:
-        row = {"memory": memory, "machine": machine()}
+        row = {"memory": memory, "isa": isa, "machine": machine(env)}
         for impl in [i for _ in range(rounds) for i in ("floor", "numpy", "jaxbell")]:
             cmd = [
                 sys.executable,
@@ -218,7 +246,7 @@ def run(
                 capture_output=True,
                 text=True,
                 check=True,
-                env=os.environ | {"PYTHONWARNINGS": "ignore"} | MEMORY[memory],
+                env=env,
             )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             if impl not in row or res["seconds"] < row[impl]["seconds"]:  # best of the rounds
@@ -235,7 +263,7 @@ def run(
             else ""
         )
         print(
-            f"{n}^3 {dtype}, {memory} memory: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
+            f"{n}^3 {dtype}, {memory} memory{'' if isa == 'native' else ', ' + isa + ' code'}: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
             f"({jx['seconds'] * 1e3:7.1f} ms, peak RSS {jx['peak_rss_mib']:6.0f} MiB) | "
             f"numpy {npy['points_per_s'] / 1e6:6.1f} Mpt/s ({npy['seconds'] * 1e3:7.1f} ms, "
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "
@@ -270,6 +298,13 @@ def main() -> None:
         default="both",
         help="memory regime of all three (module docstring); both: fresh, then warm",
     )
+    ap.add_argument(
+        "--isa",
+        choices=["native", "AVX2"],
+        default="native",
+        help="native: this CPU's widest vector code; AVX2: cap XLA and NumPy at AVX2 (an "
+        "AVX2-only CPU's code on an AVX-512 one; module docstring)",
+    )
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--worker", choices=["jaxbell", "numpy", "floor"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -278,11 +313,11 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.n, dtypes[0], args.repeat, args.chunk_size)))
         return
     regimes = ["fresh", "warm"] if args.memory == "both" else [args.memory]
-    print(describe_machine(), flush=True)
+    print(describe_machine(machine(os.environ | isa_environment(args.isa))), flush=True)
     results = [
         r
         for m in regimes
-        for r in run(args.n, dtypes, args.repeat, args.chunk_size, m, args.rounds)
+        for r in run(args.n, dtypes, args.repeat, args.chunk_size, m, args.rounds, args.isa)
     ]
     if args.json:
         with open(args.json, "w") as fh:

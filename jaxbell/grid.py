@@ -19,7 +19,8 @@ shape, so results are identical on one device and on N. Finished steps go to a c
 * a zarr store written block by block, resumable -- :func:`write_grid`;
 * reductions with no field output -- :func:`jaxbell.reductions.reduce_grid`.
 
-Consumers run on copy threads while the next step computes, with at most ``MAX_IN_FLIGHT``
+Consumers run while the next step computes (on copy threads, or for the in-memory output on
+a CPU on the engine's own thread, beside serial XLA kernels), with at most ``MAX_IN_FLIGHT``
 steps alive, so the memory beyond the output is bounded whatever the grid size.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -258,11 +260,35 @@ VECTOR_ISAS = (
 )
 
 
+#: Values of XLA's ``--xla_cpu_max_isa`` (in the XLA_FLAGS environment variable) and the x86
+#: vector instruction set each caps XLA's CPU code at.
+XLA_MAX_ISAS = {"SSE4_2": "SSE4.2", "AVX": "AVX", "AVX2": "AVX2"}
+
+
+def xla_max_isa() -> str | None:
+    """The vector instruction set that ``--xla_cpu_max_isa`` in ``XLA_FLAGS`` caps XLA's CPU
+    code at (``"AVX2"``, ``"AVX"``, ``"SSE4.2"``), or None where it sets no cap below AVX-512.
+
+    With ``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` an AVX-512 CPU runs the code an AVX2-only CPU
+    runs (``benchmarks/grid_throughput.py --isa AVX2`` measures that way)."""
+    value = None
+    for token in os.environ.get("XLA_FLAGS", "").split():
+        key, _, val = token.lstrip("-").partition("=")
+        if key == "xla_cpu_max_isa":
+            value = val.strip().upper()
+    return XLA_MAX_ISAS.get(value) if value else None
+
+
 def cpu_vector_isa(flags: frozenset[str] | None = None) -> str:
-    """The widest vector instruction set among ``flags`` (default: this CPU's, :func:`cpu_flags`):
-    ``"AVX-512"``, ``"AVX2"``, ``"AVX"``, ``"SSE4.2"``, ``"SVE"``, ``"NEON"``, or ``"unknown"``."""
+    """The widest vector instruction set among ``flags`` (default: this CPU's, :func:`cpu_flags`,
+    capped at :func:`xla_max_isa`): ``"AVX-512"``, ``"AVX2"``, ``"AVX"``, ``"SSE4.2"``,
+    ``"SVE"``, ``"NEON"``, or ``"unknown"``."""
+    cap = xla_max_isa() if flags is None else None
     flags = cpu_flags() if flags is None else frozenset(f.lower() for f in flags)
-    return next((isa for isa, flag in VECTOR_ISAS if flag in flags), "unknown")
+    isas = [isa for isa, _ in VECTOR_ISAS]
+    if cap is not None:  # the ISAs from the cap down (x86 only: the cap is an x86 one)
+        isas = isas[isas.index(cap) :]
+    return next((isa for isa, flag in VECTOR_ISAS if isa in isas and flag in flags), "unknown")
 
 
 def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
@@ -271,21 +297,39 @@ def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
     return dict(AVX512_COMPILER_OPTIONS) if cpu_vector_isa(flags) == "AVX-512" else {}
 
 
-@functools.lru_cache(maxsize=4)
-def _compiler_options(platform: str) -> dict | None:
-    """:func:`cpu_compiler_options` on a CPU whose XLA accepts them (checked once), else None."""
-    if platform != "cpu":
-        return None
-    options = cpu_compiler_options()
-    if not options:
-        return None
-    try:  # an XLA that no longer knows an option rejects the compilation: keep its defaults
+#: XLA option of the field kernels on a CPU: no intra-op partitioning of their loops (XLA's
+#: ``cpu-parallel-task-assigner`` pass splits each loop over the CPU's threads). A step's loops
+#: are small (~10-30 us each on 2**16 points); split in two they were no faster (2-vCPU AMD
+#: EPYC with AVX-512: 12.9 ms for a 128^3 float64 grid's kernels against 11.8 ms on one
+#: core) and took twice the CPU time, which the engine needs to copy finished steps while the
+#: next one computes. Serial kernels make an in-memory 128^3 grid 15-25% faster there
+#: (medians of interleaved runs, benchmarks/grid_throughput.py) and change no bit.
+SERIAL_KERNEL_OPTIONS = {"xla_disable_hlo_passes": "cpu-parallel-task-assigner"}
+
+
+def _accepted(options: dict) -> bool:
+    """Whether this XLA compiles with ``options`` (an XLA that no longer knows one refuses)."""
+    try:
         probe = jax.jit(lambda x: x + 1, compiler_options=options)
         probe.lower(jax.ShapeDtypeStruct((), np.float32)).compile()
     except Exception as err:  # noqa: BLE001 - any failure means: compile without the options
         logger.debug("XLA CPU options %s not used: %s", options, err)
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _compiler_options(platform: str, serial: bool = False) -> dict | None:
+    """:func:`cpu_compiler_options`, plus :data:`SERIAL_KERNEL_OPTIONS` if ``serial``, on a CPU
+    whose XLA accepts them (checked once; what it refuses is dropped), else None."""
+    if platform != "cpu":
         return None
-    return options
+    options = cpu_compiler_options()
+    if options and not _accepted(options):
+        options = {}
+    if serial and _accepted(SERIAL_KERNEL_OPTIONS):
+        options = options | SERIAL_KERNEL_OPTIONS
+    return options or None
 
 
 def _expand_rows(tab, start, size):
@@ -309,7 +353,7 @@ def _row_kernel(platform: str) -> Callable:
         static_argnames="size",
         donate_argnames="spare",
         keep_unused=True,
-        compiler_options=_compiler_options(platform),
+        compiler_options=_compiler_options(platform, serial=True),
     )
 
 
@@ -545,7 +589,7 @@ def _sharded_expand(mesh, size: int) -> Callable:
         shard_map(per_device, mesh=mesh, in_specs=(spec, spec, batch), out_specs=batch),
         donate_argnums=2,
         keep_unused=True,
-        compiler_options=_compiler_options(mesh.devices.flat[0].platform),
+        compiler_options=_compiler_options(mesh.devices.flat[0].platform, serial=True),
     )
 
 
@@ -572,8 +616,28 @@ def per_device(plan: GridPlan, result: dict[str, jax.Array]) -> list[dict[str, j
     return out
 
 
+class _Deferred:
+    """A consumer task that the engine's own thread runs when it drains the task's step
+    (``result``), with the part of :class:`concurrent.futures.Future` that the engine uses."""
+
+    def __init__(self, fn: Callable[[], int]):
+        self._fn = fn
+
+    def result(self) -> int:
+        return self._fn()
+
+    def exception(self) -> None:
+        """A run being abandoned does not run its deferred tasks (nothing is half done)."""
+        return None
+
+
 class Consumer:
     """Where finished steps go. Subclasses set what a step computes and what a block does."""
+
+    #: Consume blocks on the engine's thread, between dispatching one step and the next, on a
+    #: CPU (True), rather than on copy threads. Where XLA's kernels and the copies share the
+    #: same cores, fewer threads contend for them; on an accelerator copy threads are used.
+    inline = False
 
     def __init__(self, plan: GridPlan):
         self.plan = plan
@@ -612,17 +676,25 @@ class Consumer:
         if self.plan.devices[0].platform != "cpu":
             for leaf in jax.tree.leaves(result):
                 leaf.copy_to_host_async()  # overlap the transfer with the next step
+        inline = self.runs_inline()
         futures = []
         for block, arrays in zip(blocks, per_device(self.plan, result), strict=True):
             if block is not None and self.wanted(block):
-                parts = self.parts(arrays)
+                parts = [arrays] if inline else self.parts(arrays)
                 for i, part in enumerate(parts):
-                    last = i == len(parts) - 1
-                    futures.append(pool.submit(self._consume_block, block, part, last))
+                    task = functools.partial(
+                        self._consume_block, block, part, i == len(parts) - 1
+                    )
+                    futures.append(_Deferred(task) if inline else pool.submit(task))
         return futures
 
+    def runs_inline(self) -> bool:
+        """Whether this run consumes its blocks on the engine's thread (:attr:`inline`)."""
+        return self.inline and self.plan.devices[0].platform == "cpu"
+
     def parts(self, arrays: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
-        """The fields of a block, in groups consumed as separate tasks (here: one group)."""
+        """The fields of a block, in groups consumed as separate tasks on the copy threads
+        (here: one group)."""
         return [arrays]
 
     def _consume_block(self, block, arrays, count: bool = True) -> int:
@@ -677,11 +749,15 @@ def balanced_groups(sizes: dict[str, int], n: int) -> list[list[str]]:
 class ArrayConsumer(Consumer):
     """Copies every block into NumPy arrays of the whole grid (the in-memory output).
 
-    A block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes, so that every
-    copy thread works on every step: the copies of the first and last steps, which nothing
-    else overlaps, take half as long (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: ~8% less time
-    in all).
+    On a CPU the engine's thread copies each step while XLA computes the next one on its own
+    thread (:attr:`Consumer.inline`, with serial kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a
+    2-vCPU AMD EPYC with AVX-512, 128^3, this took 20-30% less time and CPU than two copy
+    threads beside kernels split over both cores (medians of interleaved runs). From an
+    accelerator a block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes,
+    so that every copy thread works on every step.
     """
+
+    inline = True
 
     def __init__(self, plan: GridPlan):
         super().__init__(plan)
