@@ -262,8 +262,9 @@ def run(
             if n == TARGET_N
             else ""
         )
+        code = "" if isa == "native" else f", {isa} code"
         print(
-            f"{n}^3 {dtype}, {memory} memory{'' if isa == 'native' else ', ' + isa + ' code'}: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
+            f"{n}^3 {dtype}, {memory} memory{code}: jaxbell {jx['points_per_s'] / 1e6:8.1f} Mpt/s "
             f"({jx['seconds'] * 1e3:7.1f} ms, peak RSS {jx['peak_rss_mib']:6.0f} MiB) | "
             f"numpy {npy['points_per_s'] / 1e6:6.1f} Mpt/s ({npy['seconds'] * 1e3:7.1f} ms, "
             f"peak {npy['peak_rss_mib']:6.0f} MiB) | write floor {f['seconds'] * 1e3:6.1f} ms "

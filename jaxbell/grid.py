@@ -682,9 +682,7 @@ class Consumer:
             if block is not None and self.wanted(block):
                 parts = [arrays] if inline else self.parts(arrays)
                 for i, part in enumerate(parts):
-                    task = functools.partial(
-                        self._consume_block, block, part, i == len(parts) - 1
-                    )
+                    task = functools.partial(self._consume_block, block, part, i == len(parts) - 1)
                     futures.append(_Deferred(task) if inline else pool.submit(task))
         return futures
 
