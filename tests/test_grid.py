@@ -490,3 +490,90 @@ def test_log_counts_read_right_for_one_block(caplog):
         jb.evaluate_grid(np.linspace(0, 1, 2), np.linspace(0, 1, 2), 0.5)
     text = caplog.text
     assert "in 1 block of" in text and "1 blocks" not in text, text
+
+
+def test_xla_max_isa_caps_the_vector_isa_and_the_options(monkeypatch):
+    """``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` makes an AVX-512 CPU report (and compile for) AVX2:
+    no 512-bit option; without the flag, or with a cap above AVX2, it stays AVX-512."""
+    monkeypatch.setattr(grid_module, "cpu_flags", lambda: frozenset(_AVX512_FLAGS.split()))
+    cases = {
+        "": ("AVX-512", {"xla_cpu_prefer_vector_width": 512}),
+        "--xla_cpu_max_isa=AVX2": ("AVX2", {}),
+        "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=avx": ("AVX", {}),
+        "--xla_cpu_max_isa=SSE4_2": ("SSE4.2", {}),
+        "--xla_cpu_max_isa=AVX512": ("AVX-512", {"xla_cpu_prefer_vector_width": 512}),
+    }
+    for flags, (isa, options) in cases.items():
+        monkeypatch.setenv("XLA_FLAGS", flags)
+        assert grid_module.cpu_vector_isa() == isa, flags
+        assert grid_module.cpu_compiler_options() == options, flags
+        # explicit flags describe another CPU: this process's cap does not apply to them
+        assert grid_module.cpu_vector_isa(frozenset(_AVX512_FLAGS.split())) == "AVX-512"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=AVX2")
+    assert grid_module.cpu_vector_isa(frozenset(_OLD_FLAGS.split())) == "SSE4.2"
+
+
+def _partitioned_loops(compiled_text: str) -> int:
+    return compiled_text.count("outer_dimension_partitions")
+
+
+def test_field_kernels_are_serial_on_a_cpu_and_reductions_are_not(monkeypatch):
+    """The field kernels are compiled without XLA's intra-op loop partitioning (the engine's
+    thread copies meanwhile); the same kernel compiled with XLA's defaults is partitioned on a
+    machine with 2+ CPUs, so the check can fail. An XLA that refused the option would get the
+    other options only."""
+    import os
+
+    n = 64
+    axes = (np.linspace(0, 6, n), np.linspace(-3, 3, n), np.linspace(0, 6, n))
+    plan = grid_module.GridPlan(axes, np.dtype(np.float64), 1 << 16, jax.devices("cpu")[:1])
+    with grid_module.x64_scope(plan.dtype):
+        tab = plan.tables(0, 0, 0)
+        serial = grid_module._row_kernel("cpu").lower(tab, 0, plan.block[0], None).compile()
+        default = jax.jit(
+            grid_module._expand_into, static_argnames="size", compiler_options=None
+        ).lower(tab, 0, plan.block[0], None)
+        default = default.compile()
+    assert _partitioned_loops(serial.as_text()) == 0
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert _partitioned_loops(default.as_text()) > 0
+    options = grid_module._compiler_options
+    assert options("cpu", serial=True)["xla_disable_hlo_passes"] == "cpu-parallel-task-assigner"
+    assert "xla_disable_hlo_passes" not in (options("cpu") or {})  # reductions keep XLA's
+    monkeypatch.setattr(grid_module, "cpu_flags", lambda: frozenset(_AVX2_FLAGS.split()))
+    monkeypatch.setattr(grid_module, "SERIAL_KERNEL_OPTIONS", {"xla_cpu_no_such_option": 1})
+    options.cache_clear()
+    try:
+        assert options("cpu", serial=True) is None  # refused: XLA's defaults
+    finally:
+        monkeypatch.undo()
+        options.cache_clear()
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_in_memory_copies_run_on_the_engine_thread_on_a_cpu(rng, inline):
+    """On a CPU the in-memory output is copied by the engine's own thread (``inline``); with
+    copy threads instead the result is the same, bit for bit, and the copies run elsewhere."""
+    import threading
+
+    t, p, w = _axes(rng, (9, 6, 5))
+    axes, dt, chunk, devs = grid_module._prepare(t, p, w, "float64", 30, 1, "memory")
+    plan = grid_module.GridPlan(axes, dt, chunk, devs)
+    threads = set()
+
+    class Recording(grid_module.ArrayConsumer):
+        def consume_block(self, block, region, arrays):
+            threads.add(threading.get_ident())
+            super().consume_block(block, region, arrays)
+
+    Recording.inline = inline
+    consumer = Recording(plan)
+    grid_module.run_engine(plan, consumer, progress=False)
+    assert plan.nsteps >= 3
+    if inline:
+        assert threads == {threading.get_ident()}
+    else:
+        assert threading.get_ident() not in threads
+    ref = grid_module.grid_fields(t, p, w, chunk_size=1000, progress=False)
+    for name in grid_module.FIELDS:
+        np.testing.assert_array_equal(consumer.out[name], ref[name], err_msg=name)
