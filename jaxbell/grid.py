@@ -89,8 +89,11 @@ DEFAULT_CHUNK_SIZE = 1 << 16
 #: 2**17 points for about the same bytes (128^3 on an AMD EPYC with AVX-512, 2 vCPUs: 8.0
 #: against 10.2 ms at 2**16, while float64 is slower at 2**17: 17 against 15 ms;
 #: benchmarks/grid_throughput.py). On an AMD EPYC with AVX2 only (2 vCPUs, shared) the same
-#: defaults are within the noise (~5%) of the best of 2**14 .. 2**18 and 1 .. 3 copy threads,
-#: so one table serves both kinds of CPU. zarr stores
+#: defaults were within the noise (~5%) of the best of 2**14 .. 2**18 and 1 .. 3 copy threads,
+#: so one table serves both kinds of CPU. With serial kernels and the copy on the engine's
+#: thread (2026-12-02, AVX-512 EPYC, interleaved, fresh memory) 2**16 stayed the best in
+#: float64 (23 ms against 25 at 2**15 and 26 at 2**17) and tied 2**17 in float32 (11.3 / 11.6
+#: ms). zarr stores
 #: use 2**18-point chunks (2 MiB per float64 field): each chunk write costs ~1 ms of overhead.
 #: GPU/TPU: 2**24 points per block (~1.7 GiB of float64 fields; measured on an H200 at
 #: 512^3: 18.4 Gpt/s for fields left on the device against 8.3 at 2**22 and 2.6 at 2**20,
@@ -302,8 +305,9 @@ def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
 #: are small (~10-30 us each on 2**16 points); split in two they were no faster (2-vCPU AMD
 #: EPYC with AVX-512: 12.9 ms for a 128^3 float64 grid's kernels against 11.8 ms on one
 #: core) and took twice the CPU time, which the engine needs to copy finished steps while the
-#: next one computes. Serial kernels make an in-memory 128^3 grid 15-25% faster there
-#: (medians of interleaved runs, benchmarks/grid_throughput.py) and change no bit.
+#: next one computes. With the copy on the engine's thread (ArrayConsumer) an in-memory 128^3
+#: grid then takes ~20% less time and 25-35% less CPU there (medians of interleaved runs) and
+#: no bit changes.
 SERIAL_KERNEL_OPTIONS = {"xla_disable_hlo_passes": "cpu-parallel-task-assigner"}
 
 
@@ -749,8 +753,8 @@ class ArrayConsumer(Consumer):
 
     On a CPU the engine's thread copies each step while XLA computes the next one on its own
     thread (:attr:`Consumer.inline`, with serial kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a
-    2-vCPU AMD EPYC with AVX-512, 128^3, this took 20-30% less time and CPU than two copy
-    threads beside kernels split over both cores (medians of interleaved runs). From an
+    2-vCPU AMD EPYC with AVX-512, 128^3, this took ~20% less time and 25-35% less CPU than two
+    copy threads beside kernels split over both cores (medians of interleaved runs). From an
     accelerator a block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes,
     so that every copy thread works on every step.
     """
