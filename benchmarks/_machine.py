@@ -33,18 +33,21 @@ def machine(env: dict | None = None) -> dict:
     """
     import jax
 
-    from jaxbell.grid import cpu_compiler_options, cpu_flags, cpu_vector_isa
+    from jaxbell.grid import _compiler_options, cpu_flags, cpu_vector_isa
 
     saved = os.environ.get("XLA_FLAGS")
     if env is not None:
         os.environ["XLA_FLAGS"] = env.get("XLA_FLAGS", "")
     try:
-        isa, options = cpu_vector_isa(), cpu_compiler_options() or "XLA defaults"
+        _compiler_options.cache_clear()  # computed for the environment measured
+        isa = cpu_vector_isa()
+        options = _compiler_options("cpu", serial=True) or "XLA defaults"
     finally:
         if saved is None:
             os.environ.pop("XLA_FLAGS", None)
         else:
             os.environ["XLA_FLAGS"] = saved
+        _compiler_options.cache_clear()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         load = round(os.getloadavg()[0], 2)
@@ -56,7 +59,7 @@ def machine(env: dict | None = None) -> dict:
         "native_vector_isa": cpu_vector_isa(cpu_flags()),
         "cpus": cpus,
         "load_average_1min": load,
-        "xla_cpu_options": options,
+        "xla_cpu_options": options,  # of the field kernels (reductions: without the serial one)
         "jax_version": jax.__version__,
         "platform": platform.platform(),
     }
@@ -70,6 +73,6 @@ def describe_machine(info: dict | None = None) -> str:
         isa = f"{isa} code (XLA_FLAGS --xla_cpu_max_isa) on a CPU with {m['native_vector_isa']}"
     return (
         f"machine: {m['cpu_model']}, {isa}, {m['cpus']} CPUs "
-        f"(load {m['load_average_1min']}), XLA CPU options: {m['xla_cpu_options']}, "
-        f"jax {m['jax_version']}"
+        f"(load {m['load_average_1min']}), XLA options of the field kernels: "
+        f"{m['xla_cpu_options']}, jax {m['jax_version']}"
     )

@@ -30,10 +30,11 @@ that behaviour. The environment variables are glibc's; other C libraries ignore 
     python benchmarks/grid_throughput.py --repeat 3 --rounds 3   # on a machine shared with others
     python benchmarks/grid_throughput.py --isa AVX2   # an AVX2-only CPU's code, on an AVX-512 one
 
-``--isa AVX2`` caps both implementations at AVX2 on a CPU with AVX-512: XLA through
+``--isa AVX2`` caps all three at AVX2 on a CPU with AVX-512: XLA through
 ``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` (jaxbell then also drops its AVX-512 options, see
 ``jaxbell.grid.cpu_vector_isa``), NumPy through ``NPY_ENABLE_CPU_FEATURES`` (its AVX2
-kernels). The code is then an AVX2 machine's; caches, memory and clock stay this machine's.
+kernels), glibc's memcpy / memset through ``GLIBC_TUNABLES`` (its AVX2 versions). The code is
+then an AVX2 machine's; caches, memory and clock stay this machine's.
 """
 
 from __future__ import annotations
@@ -198,18 +199,24 @@ MEMORY = {
 }
 
 
-#: NumPy's CPU features up to AVX2 (x86-64-v3): NPY_ENABLE_CPU_FEATURES for ``--isa AVX2``
-NUMPY_AVX2 = "SSE SSE2 SSE3 SSSE3 SSE41 POPCNT SSE42 X86_V2 AVX F16C FMA3 AVX2 X86_V3"
+#: NumPy's dispatch targets up to AVX2 (x86-64-v3): NPY_ENABLE_CPU_FEATURES for ``--isa AVX2``
+NUMPY_AVX2 = "X86_V2 X86_V3"
+#: glibc's string functions (memcpy, memset: the copies and the write floor) without their
+#: AVX-512 versions: GLIBC_TUNABLES for ``--isa AVX2``
+GLIBC_NO_AVX512 = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD"
 
 
-def isa_environment(isa: str) -> dict[str, str]:
-    """Environment variables that cap XLA and NumPy at ``isa`` ("native": none)."""
+def isa_environment(isa: str, environ: dict | None = None) -> dict[str, str]:
+    """Environment variables that cap XLA, NumPy and glibc at ``isa`` ("native": none), merged
+    with those of ``environ`` (default: this process's)."""
     if isa == "native":
         return {}
-    flags = os.environ.get("XLA_FLAGS", "")
+    environ = os.environ if environ is None else environ
+    tunables = ":".join(t for t in (environ.get("GLIBC_TUNABLES", ""), GLIBC_NO_AVX512) if t)
     return {
-        "XLA_FLAGS": f"{flags} --xla_cpu_max_isa={isa}".strip(),
+        "XLA_FLAGS": f"{environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa={isa}".strip(),
         "NPY_ENABLE_CPU_FEATURES": NUMPY_AVX2,
+        "GLIBC_TUNABLES": tunables,
     }
 
 
@@ -224,6 +231,8 @@ def run(
 ) -> list[dict]:
     results = []
     env = os.environ | {"PYTHONWARNINGS": "ignore"} | MEMORY[memory] | isa_environment(isa)
+    if isa != "native":  # NumPy refuses to start with both of its feature variables set
+        env.pop("NPY_DISABLE_CPU_FEATURES", None)
     for dtype in dtypes:
         row = {"memory": memory, "isa": isa, "machine": machine(env)}
         for impl in [i for _ in range(rounds) for i in ("floor", "numpy", "jaxbell")]:

@@ -108,7 +108,8 @@ CHUNK_SIZES = {
 TABLE_BUDGET = 1 << 20
 #: Steps computed or being consumed at any one time (bounds memory beyond the output).
 MAX_IN_FLIGHT = 2
-#: Threads consuming finished blocks (copying them into the output, writing them to disk).
+#: Threads consuming finished blocks (writing them to a zarr store; copying them into the
+#: output from an accelerator, or on a CPU with more than ``SERIAL_MAX_CPUS`` CPUs).
 COPY_THREADS = 2
 
 
@@ -278,7 +279,7 @@ def xla_max_isa() -> str | None:
     for token in os.environ.get("XLA_FLAGS", "").split():
         key, _, val = token.lstrip("-").partition("=")
         if key == "xla_cpu_max_isa":
-            value = val.strip().upper()
+            value = val.strip().strip("'\"").upper()  # XLA accepts a quoted value too
     return XLA_MAX_ISAS.get(value) if value else None
 
 
@@ -295,8 +296,9 @@ def cpu_vector_isa(flags: frozenset[str] | None = None) -> str:
 
 
 def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
-    """XLA options for the block kernels on a CPU with ``flags`` (default: this CPU's):
-    :data:`AVX512_COMPILER_OPTIONS` with AVX-512, otherwise none (XLA's defaults)."""
+    """XLA options for the block kernels by vector width on a CPU with ``flags`` (default: this
+    CPU's): :data:`AVX512_COMPILER_OPTIONS` with AVX-512, otherwise none (XLA's defaults). The
+    field kernels add :data:`SERIAL_KERNEL_OPTIONS` where :func:`serial_cpu_engine` holds."""
     return dict(AVX512_COMPILER_OPTIONS) if cpu_vector_isa(flags) == "AVX-512" else {}
 
 
@@ -309,6 +311,24 @@ def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
 #: grid then takes ~20% less time and 25-35% less CPU there (medians of interleaved runs) and
 #: no bit changes.
 SERIAL_KERNEL_OPTIONS = {"xla_disable_hlo_passes": "cpu-parallel-task-assigner"}
+#: Most CPUs (usable by this process) on which the field kernels run serially and the engine's
+#: thread copies the in-memory output (:func:`serial_cpu_engine`). Measured on 2 vCPUs only;
+#: with more cores XLA's split loops could use cores that one copying thread leaves idle, so
+#: above this the earlier arrangement (split loops, ``COPY_THREADS`` copy threads) is kept.
+SERIAL_MAX_CPUS = 4
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def serial_cpu_engine() -> bool:
+    """Whether, on a CPU, the field kernels run serially and the engine's own thread copies the
+    in-memory output: with at most :data:`SERIAL_MAX_CPUS` usable CPUs."""
+    return usable_cpus() <= SERIAL_MAX_CPUS
 
 
 def _accepted(options: dict) -> bool:
@@ -324,14 +344,15 @@ def _accepted(options: dict) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _compiler_options(platform: str, serial: bool = False) -> dict | None:
-    """:func:`cpu_compiler_options`, plus :data:`SERIAL_KERNEL_OPTIONS` if ``serial``, on a CPU
-    whose XLA accepts them (checked once; what it refuses is dropped), else None."""
+    """:func:`cpu_compiler_options`, plus :data:`SERIAL_KERNEL_OPTIONS` if ``serial`` (the
+    field kernels) and :func:`serial_cpu_engine`, on a CPU whose XLA accepts them (checked
+    once; what it refuses is dropped), else None."""
     if platform != "cpu":
         return None
     options = cpu_compiler_options()
     if options and not _accepted(options):
         options = {}
-    if serial and _accepted(SERIAL_KERNEL_OPTIONS):
+    if serial and serial_cpu_engine() and _accepted(SERIAL_KERNEL_OPTIONS):
         options = options | SERIAL_KERNEL_OPTIONS
     return options or None
 
@@ -631,7 +652,8 @@ class _Deferred:
         return self._fn()
 
     def exception(self) -> None:
-        """A run being abandoned does not run its deferred tasks (nothing is half done)."""
+        """A run being abandoned does not run its deferred tasks (only in-memory outputs, which
+        the run discards, defer theirs)."""
         return None
 
 
@@ -639,8 +661,9 @@ class Consumer:
     """Where finished steps go. Subclasses set what a step computes and what a block does."""
 
     #: Consume blocks on the engine's thread, between dispatching one step and the next, on a
-    #: CPU (True), rather than on copy threads. Where XLA's kernels and the copies share the
-    #: same cores, fewer threads contend for them; on an accelerator copy threads are used.
+    #: CPU where :func:`serial_cpu_engine` holds (True), rather than on copy threads. Where
+    #: XLA's kernels and the copies share the same few cores, fewer threads contend for them;
+    #: on an accelerator copy threads are used.
     inline = False
 
     def __init__(self, plan: GridPlan):
@@ -675,8 +698,9 @@ class Consumer:
         """Drop the buffers kept for reuse (the engine calls this when a run ends)."""
         self._spare.clear()
 
-    def submit(self, pool: ThreadPoolExecutor, blocks, result) -> list[Future]:
-        """Hand the step's result to the copy threads; each future returns points done."""
+    def submit(self, pool: ThreadPoolExecutor, blocks, result) -> list[Future | _Deferred]:
+        """Hand the step's result to the copy threads, or defer it to the engine's thread
+        (:meth:`runs_inline`); each task's ``result()`` returns the points done."""
         if self.plan.devices[0].platform != "cpu":
             for leaf in jax.tree.leaves(result):
                 leaf.copy_to_host_async()  # overlap the transfer with the next step
@@ -692,7 +716,7 @@ class Consumer:
 
     def runs_inline(self) -> bool:
         """Whether this run consumes its blocks on the engine's thread (:attr:`inline`)."""
-        return self.inline and self.plan.devices[0].platform == "cpu"
+        return self.inline and self.plan.devices[0].platform == "cpu" and serial_cpu_engine()
 
     def parts(self, arrays: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
         """The fields of a block, in groups consumed as separate tasks on the copy threads
@@ -751,8 +775,9 @@ def balanced_groups(sizes: dict[str, int], n: int) -> list[list[str]]:
 class ArrayConsumer(Consumer):
     """Copies every block into NumPy arrays of the whole grid (the in-memory output).
 
-    On a CPU the engine's thread copies each step while XLA computes the next one on its own
-    thread (:attr:`Consumer.inline`, with serial kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a
+    On a CPU with few cores (:func:`serial_cpu_engine`) the engine's thread copies each step
+    while XLA computes the next one on its own thread (:attr:`Consumer.inline`, with serial
+    kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a
     2-vCPU AMD EPYC with AVX-512, 128^3, this took ~20% less time and 25-35% less CPU than two
     copy threads beside kernels split over both cores (medians of interleaved runs). From an
     accelerator a block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes,
@@ -788,9 +813,10 @@ def run_engine(
     """Compute this process's steps of ``plan`` and feed them to ``consumer``.
 
     At most ``MAX_IN_FLIGHT`` steps are computed or being consumed at once. On an error or a
-    KeyboardInterrupt no further step is dispatched, the steps in flight are allowed to finish
-    (a zarr store's blocks are then either completely written and recorded or not at all; an
-    in-memory output is discarded with the exception), and the exception is re-raised.
+    KeyboardInterrupt no further step is dispatched, the copy threads' tasks in flight are
+    allowed to finish (a zarr store's blocks are then either completely written and recorded or
+    not at all), deferred ones (:meth:`Consumer.runs_inline`: an in-memory output, which is
+    discarded with the exception) are dropped, and the exception is re-raised.
     """
     if process[1] == 1:
         total, initial = plan.npoints, consumer.done_points()

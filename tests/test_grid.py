@@ -502,6 +502,8 @@ def test_xla_max_isa_caps_the_vector_isa_and_the_options(monkeypatch):
         "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=avx": ("AVX", {}),
         "--xla_cpu_max_isa=SSE4_2": ("SSE4.2", {}),
         "--xla_cpu_max_isa=AVX512": ("AVX-512", {"xla_cpu_prefer_vector_width": 512}),
+        "--xla_cpu_max_isa='AVX2'": ("AVX2", {}),  # XLA accepts a quoted value
+        "--xla_cpu_max_isa=AVX --xla_cpu_max_isa=AVX2": ("AVX2", {}),  # the last one counts
     }
     for flags, (isa, options) in cases.items():
         monkeypatch.setenv("XLA_FLAGS", flags)
@@ -577,3 +579,49 @@ def test_in_memory_copies_run_on_the_engine_thread_on_a_cpu(rng, inline):
     ref = grid_module.grid_fields(t, p, w, chunk_size=1000, progress=False)
     for name in grid_module.FIELDS:
         np.testing.assert_array_equal(consumer.out[name], ref[name], err_msg=name)
+
+
+def test_many_core_cpus_keep_split_kernels_and_copy_threads(monkeypatch, rng):
+    """Above SERIAL_MAX_CPUS usable CPUs (not measured) the field kernels keep XLA's split loops
+    and the in-memory copy its threads; off the CPU the copy is never inline. Same bits."""
+    import threading
+
+    t, p, w = _axes(rng, (9, 6, 5))
+    ref = grid_module.grid_fields(t, p, w, chunk_size=30, progress=False)
+    options = grid_module._compiler_options
+    monkeypatch.setattr(grid_module, "usable_cpus", lambda: grid_module.SERIAL_MAX_CPUS + 1)
+    for cache in (options, grid_module._row_kernel):
+        cache.cache_clear()
+    threads = set()
+
+    class Recording(grid_module.ArrayConsumer):
+        def consume_block(self, block, region, arrays):
+            threads.add(threading.get_ident())
+            super().consume_block(block, region, arrays)
+
+    try:
+        assert not grid_module.serial_cpu_engine()
+        assert "xla_disable_hlo_passes" not in (options("cpu", serial=True) or {})
+        axes, dt, chunk, devs = grid_module._prepare(t, p, w, "float64", 30, 1, "memory")
+        plan = grid_module.GridPlan(axes, dt, chunk, devs)
+        consumer = Recording(plan)
+        assert not consumer.runs_inline()
+        grid_module.run_engine(plan, consumer, progress=False)
+        assert threads and threading.get_ident() not in threads
+        for name in grid_module.FIELDS:
+            np.testing.assert_array_equal(consumer.out[name], ref[name], err_msg=name)
+    finally:
+        monkeypatch.undo()
+        for cache in (options, grid_module._row_kernel):
+            cache.cache_clear()
+    assert grid_module.serial_cpu_engine() == (grid_module.usable_cpus() <= 4)
+
+    class FakeDevice:
+        platform = "gpu"
+
+    class FakePlan:
+        devices = (FakeDevice(),)
+
+    fake = object.__new__(grid_module.ArrayConsumer)
+    fake.plan = FakePlan()
+    assert grid_module.ArrayConsumer.inline and not fake.runs_inline()
