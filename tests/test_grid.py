@@ -425,8 +425,17 @@ class Recording(grid.ArrayConsumer):
                                  for s in result["chsh"].addressable_shards)))
         return result
 grid.run_engine(plan, Recording(plan), progress=False)
+# the sharded field kernel is serial too (where the engine is: at most SERIAL_MAX_CPUS CPUs);
+# on blocks this large XLA's defaults split all 11 loops (checked with the option removed)
+big = grid.GridPlan([np.linspace(0, 6, 64)] * 3, np.dtype("float64"), 1 << 16,
+                    jax.local_devices())
+with grid.x64_scope(big.dtype):
+    text = grid._sharded_expand(big.mesh, big.block[0]).lower(
+        big.tables(0, 0, 0), 0, None).compile().as_text()
 print(json.dumps({"bad": bad, "devices": ds.attrs["devices"], "count": ds.attrs["device_count"],
-                  "steps": len(seen), "pointer_sets": len(set(seen))}))
+                  "steps": len(seen), "pointer_sets": len(set(seen)),
+                  "serial_engine": grid.serial_cpu_engine(),
+                  "partitioned": text.count("outer_dimension_partitions")}))
 """
 
 
@@ -441,6 +450,8 @@ def test_sharded_grid_identical_on_1_to_4_devices(rng, tmp_path):
     assert res["bad"] == [] and res["count"] == 4
     assert res["steps"] > 2 * grid_module.MAX_IN_FLIGHT
     assert res["pointer_sets"] == grid_module.MAX_IN_FLIGHT
+    if res["serial_engine"]:
+        assert res["partitioned"] == 0
     # and identical to this (single-device) process
     rng = np.random.default_rng(11)
     axes = [np.sort(rng.uniform(0, 2 * PI, n)) for n in (29, 13, 11)]
