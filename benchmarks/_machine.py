@@ -33,7 +33,7 @@ def machine(env: dict | None = None) -> dict:
     """
     import jax
 
-    from jaxbell.grid import _compiler_options, cpu_flags, cpu_vector_isa
+    from jaxbell.grid import _compiler_options, cpu_flags, cpu_vector_isa, usable_cpus
 
     saved = os.environ.get("XLA_FLAGS")
     if env is not None:
@@ -48,7 +48,7 @@ def machine(env: dict | None = None) -> dict:
         else:
             os.environ["XLA_FLAGS"] = saved
         _compiler_options.cache_clear()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = usable_cpus()
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:

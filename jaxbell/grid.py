@@ -289,10 +289,10 @@ def cpu_vector_isa(flags: frozenset[str] | None = None) -> str:
     ``"SVE"``, ``"NEON"``, or ``"unknown"``."""
     cap = xla_max_isa() if flags is None else None
     flags = cpu_flags() if flags is None else frozenset(f.lower() for f in flags)
-    isas = [isa for isa, _ in VECTOR_ISAS]
+    isas = VECTOR_ISAS
     if cap is not None:  # the ISAs from the cap down (x86 only: the cap is an x86 one)
-        isas = isas[isas.index(cap) :]
-    return next((isa for isa, flag in VECTOR_ISAS if isa in isas and flag in flags), "unknown")
+        isas = isas[[isa for isa, _ in isas].index(cap) :]
+    return next((isa for isa, flag in isas if flag in flags), "unknown")
 
 
 def cpu_compiler_options(flags: frozenset[str] | None = None) -> dict:
@@ -669,6 +669,7 @@ class Consumer:
     def __init__(self, plan: GridPlan):
         self.plan = plan
         self._spare: list = []  # results of finished steps, whose buffers later steps reuse
+        self._inline = self.inline and plan.devices[0].platform == "cpu" and serial_cpu_engine()
 
     def wanted(self, block: tuple[int, int, int]) -> bool:
         """Whether a block still needs computing (a resumed store skips finished blocks)."""
@@ -715,8 +716,9 @@ class Consumer:
         return futures
 
     def runs_inline(self) -> bool:
-        """Whether this run consumes its blocks on the engine's thread (:attr:`inline`)."""
-        return self.inline and self.plan.devices[0].platform == "cpu" and serial_cpu_engine()
+        """Whether this run consumes its blocks on the engine's thread (:attr:`inline`; decided
+        once, when the consumer is made)."""
+        return self._inline
 
     def parts(self, arrays: dict[str, jax.Array]) -> list[dict[str, jax.Array]]:
         """The fields of a block, in groups consumed as separate tasks on the copy threads
@@ -777,9 +779,9 @@ class ArrayConsumer(Consumer):
 
     On a CPU with few cores (:func:`serial_cpu_engine`) the engine's thread copies each step
     while XLA computes the next one on its own thread (:attr:`Consumer.inline`, with serial
-    kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a
-    2-vCPU AMD EPYC with AVX-512, 128^3, this took ~20% less time and 25-35% less CPU than two
-    copy threads beside kernels split over both cores (medians of interleaved runs). From an
+    kernels: :data:`SERIAL_KERNEL_OPTIONS`): on a 2-vCPU AMD EPYC with AVX-512, 128^3, this
+    took ~20% less time and 25-35% less CPU than two copy threads beside kernels split over
+    both cores (medians of interleaved runs). From an
     accelerator a block's fields are copied as ``COPY_THREADS`` tasks of about equal bytes,
     so that every copy thread works on every step.
     """

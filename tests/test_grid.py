@@ -633,6 +633,6 @@ def test_many_core_cpus_keep_split_kernels_and_copy_threads(monkeypatch, rng):
     class FakePlan:
         devices = (FakeDevice(),)
 
-    fake = object.__new__(grid_module.ArrayConsumer)
-    fake.plan = FakePlan()
+    fake = object.__new__(grid_module.ArrayConsumer)  # without ArrayConsumer's output arrays
+    grid_module.Consumer.__init__(fake, FakePlan())
     assert grid_module.ArrayConsumer.inline and not fake.runs_inline()
