@@ -38,12 +38,8 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
-from jaxbell.dataset import (  # noqa: E402
-    BELOW_BOUND_REFERENCES,
-    BFF_REFERENCE,
-    labelled_dataset,
-    save_dataset,
-)
+from jaxbell.dataset import BELOW_BOUND_REFERENCES, BFF_REFERENCE, labelled_dataset  # noqa: E402
+from jaxbell.store import save_dataset  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data"
 PI = np.pi

@@ -30,7 +30,8 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
-from jaxbell.dataset import check_writable, label, save_dataset  # noqa: E402
+from jaxbell.dataset import label  # noqa: E402
+from jaxbell.store import check_writable, save_dataset  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data"
 SEARCH = {"starts": 5, "steps": 25, "seed": 0}

@@ -34,7 +34,8 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
-from jaxbell.dataset import labelled_dataset, save_dataset  # noqa: E402
+from jaxbell.dataset import labelled_dataset  # noqa: E402
+from jaxbell.store import save_dataset  # noqa: E402
 
 #: optimisation settings: checked against the defaults on sample tuples (critical visibilities
 #: agree to 1e-7), at a quarter of the cost

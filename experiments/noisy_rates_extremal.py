@@ -30,7 +30,8 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
-from jaxbell.dataset import labelled_dataset, save_dataset  # noqa: E402
+from jaxbell.dataset import labelled_dataset  # noqa: E402
+from jaxbell.store import save_dataset  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data"
 

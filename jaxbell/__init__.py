@@ -8,7 +8,6 @@ doi:10.1103/PhysRevLett.132.210802.
 """
 
 from jaxbell._version import __version__
-from jaxbell.dataset import open_dataset, save_dataset
 from jaxbell.entropy import (
     binary_entropy,
     epsilon_at_quantum_bound,
@@ -60,6 +59,7 @@ from jaxbell.rates.protocol import (
 from jaxbell.rates.qubit import QubitEnvelope, QubitOptions, qubit_envelope
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
+from jaxbell.store import open_dataset, save_dataset
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,

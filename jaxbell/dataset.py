@@ -1,7 +1,8 @@
-"""The one place that builds and labels xarray objects, and writes and reads them.
+"""The one place that builds and labels xarray objects (files are written and read by
+:mod:`jaxbell.store`).
 
 Every variable and coordinate carries ``long_name``, ``units`` and ``description`` from the
-glossary below (the glossary of ARCHITECTURE.md); every dataset carries ``title``, ``source``
+glossary below (the glossary of docs/architecture.md); every dataset carries ``title``, ``source``
 (jaxbell version), ``history``, ``references`` and the run settings. Attributes are attached
 last, because xarray arithmetic drops them.
 """
@@ -9,9 +10,7 @@ last, because xarray arithmetic drops them.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,13 +21,9 @@ from jaxbell._version import __version__
 __all__ = [
     "GLOSSARY",
     "PAPER_DOI",
-    "check_writable",
-    "create_grid_store",
     "grid_dataset",
     "label",
     "reduction_dataset",
-    "open_dataset",
-    "save_dataset",
     "search_result_dataset",
     "tradeoff_dataset",
 ]
@@ -320,188 +315,6 @@ def grid_dataset(
     )
 
 
-def _overwrite_hint(name: str) -> str:
-    return "--overwrite" if name.startswith("--") else "overwrite=True"
-
-
-def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: bool = False) -> Path:
-    """Raise a clear error naming ``name`` unless ``path`` can be written; return it as a Path.
-
-    The folder must exist and accept a new file (a temporary file is created and removed).
-    An existing path (a ``.nc`` file or a ``.zarr`` store) is a ``FileExistsError`` unless
-    ``overwrite``; then a ``.nc`` file must be writable, and a ``.zarr`` path must be a zarr
-    store or an empty folder, never any other folder. ``name`` is the argument named in
-    messages (``--out`` from the command line, whose option is then ``--overwrite``).
-    """
-    from jaxbell.store import check_folder_writable, check_removable
-
-    path = Path(path)
-    if path.is_dir() and path.suffix != ".zarr":
-        raise ValueError(f"{name}={str(path)!r} is a directory; give a file name ending in .nc")
-    check_folder_writable(path, name)
-    if path.exists() and not overwrite:
-        what = "a zarr store only, never another folder" if path.suffix == ".zarr" else "a file"
-        raise FileExistsError(
-            f"{name}={str(path)!r} exists; pass {_overwrite_hint(name)} to replace it "
-            f"({what}), or choose another name"
-        )
-    if path.suffix == ".zarr" and path.exists():
-        check_removable(path, name)
-    elif path.exists():
-        try:
-            open(path, "ab").close()  # writes nothing; fails where the file cannot be replaced
-        except OSError as err:
-            raise ValueError(f"{name}={str(path)!r} is not writable ({err.strerror})") from None
-    return path
-
-
-#: zarr's warnings when consolidating: consolidated metadata is not (yet) in the zarr v3
-#: specification (zarr-python and xarray read it, and without it ``xarray.open_dataset`` warns
-#: on every open), and a grid store's ``_jaxbell/done`` folder of block files is no zarr node.
-_CONSOLIDATE_WARNINGS = (
-    "Consolidated metadata is currently not part",
-    "Object at .* is not recognized as a component of a Zarr hierarchy",
-)
-
-
-def consolidate_zarr(path: str | os.PathLike) -> None:
-    """Write a zarr store's consolidated metadata, so that ``xarray.open_dataset`` and
-    ``xarray.open_zarr`` read it in one request and without a warning."""
-    import warnings
-
-    import zarr
-
-    with warnings.catch_warnings():
-        for message in _CONSOLIDATE_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
-        zarr.consolidate_metadata(str(path))
-
-
-def is_consolidated(path: str | os.PathLike) -> bool:
-    """Whether a zarr store (v3 or v2) has consolidated metadata."""
-    import json
-
-    path = Path(path)
-    if (path / ".zmetadata").is_file():
-        return True
-    try:
-        with open(path / "zarr.json") as fh:
-            return json.load(fh).get("consolidated_metadata") is not None
-    except (OSError, ValueError):
-        return False
-
-
-def _variable_length_strings(ds: xr.Dataset) -> xr.Dataset:
-    """A shallow copy of ``ds`` whose fixed-width unicode variables hold Python strings:
-    zarr v3 specifies variable-length strings, not numpy's fixed-length UTF-32 (which zarr
-    writes with an ``UnstableSpecificationWarning``). :func:`open_dataset` reads them back
-    as fixed-width unicode again."""
-    names = [name for name, var in ds.variables.items() if var.dtype.kind == "U"]
-    if not names:
-        return ds
-    out = ds.copy(deep=False)
-    coords = {n: out[n].astype(object) for n in names if n in out.coords}
-    out = out.assign_coords(coords)
-    for n in names:
-        if n not in out.coords:
-            out[n] = out[n].astype(object)
-    return out
-
-
-def _fixed_width_strings(ds: xr.Dataset) -> xr.Dataset:
-    """Undo :func:`_variable_length_strings` on reading: strings as numpy fixed-width
-    unicode, as the dataset had before it was written (and as netCDF reads them). String
-    variables are labels and solver statuses, small: they are read into memory."""
-    names = [n for n, v in ds.variables.items() if v.dtype.kind in "OT"]
-    if not names:
-        return ds
-
-    def fixed(n):
-        var = ds[n].variable
-        values = np.asarray(var.values.tolist(), dtype=str)
-        return xr.Variable(var.dims, values, var.attrs, var.encoding)
-
-    ds = ds.assign_coords({n: fixed(n) for n in names if n in ds.coords})
-    return ds.assign({n: fixed(n) for n in names if n not in ds.coords})
-
-
-def save_dataset(
-    ds: xr.Dataset, path: str | os.PathLike, *, name: str = "out", overwrite: bool = False
-) -> Path:
-    """Write ``ds`` to netCDF (``.nc``, h5netcdf engine) or zarr (``.zarr``); return the path.
-
-    Bool variables are stored as int8 with a ``dtype: bool`` encoding and read back as bool.
-    A zarr store gets consolidated metadata (``xarray.open_dataset`` opens it without a
-    warning) and its strings are variable-length (zarr v3 specifies no fixed-width unicode);
-    :func:`open_dataset` reads them back as they were.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        The dataset.
-    path : str or path-like
-        ``FILE.nc`` or ``FILE.zarr``; an existing path is an error unless ``overwrite``.
-    name : str
-        The argument named in error messages.
-    overwrite : bool
-        Replace an existing ``FILE.nc`` or ``FILE.zarr``; only a zarr store or an empty folder
-        is ever removed.
-
-    Raises
-    ------
-    ValueError
-        The folder does not exist or cannot be written, or the name does not end in .nc/.zarr,
-        or ``overwrite`` would remove a folder that is not a zarr store.
-    FileExistsError
-        ``path`` exists and ``overwrite`` is False.
-    """
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
-    path = Path(path)
-    if path.suffix not in (".zarr", ".nc", ".nc4", ".h5"):
-        raise ValueError(f"{name}={str(path)!r}: use a .nc (netCDF) or .zarr file name")
-    path = check_writable(path, name, overwrite=overwrite)
-    if path.suffix == ".zarr":
-        from jaxbell.store import remove_store
-
-        remove_store(path, name)
-        _variable_length_strings(ds).to_zarr(path, mode="w-", consolidated=False)
-        consolidate_zarr(path)
-    else:
-        ds.to_netcdf(path, engine="h5netcdf")
-    return path
-
-
-def open_dataset(
-    path: str | os.PathLike, *, allow_incomplete: bool = False, **kwargs
-) -> xr.Dataset:
-    """Open a dataset written by :func:`save_dataset` or :func:`jaxbell.write_grid`, labelled.
-
-    zarr stores open lazily (dask arrays, one dask chunk per zarr chunk); netCDF files through
-    h5netcdf. A zarr store's consolidated metadata is used where it has them (unfinished grid
-    stores, and stores of earlier jaxbell versions, have none and open without). Strings read
-    back as numpy fixed-width unicode. A grid store that :func:`jaxbell.write_grid` has not
-    finished raises a ``ValueError`` saying how much is done, unless ``allow_incomplete=True``
-    (then unfinished blocks read as NaN, False and status -1).
-    """
-    path = Path(path)
-    if path.suffix == ".zarr":
-        from jaxbell.store import store_progress
-
-        progress = store_progress(path)
-        if progress is not None and progress[0] < progress[1] and not allow_incomplete:
-            done, total = progress
-            raise ValueError(
-                f"{str(path)!r} is an unfinished grid store ({done} of {total} "
-                f"block{'s' if total != 1 else ''} done); "
-                "resume it with the same jaxbell.write_grid call (or jaxbell grid command), "
-                "or pass allow_incomplete=True to read what is there"
-            )
-        kwargs = {"consolidated": is_consolidated(path)} | kwargs
-        return _fixed_width_strings(xr.open_zarr(path, **kwargs))
-    return xr.open_dataset(path, engine="h5netcdf", **kwargs)
-
-
 # --------------------------------------------------------------------------------------------
 # Searches and the reproduction of the paper (jaxbell.search, jaxbell.reproduce)
 
@@ -633,45 +446,6 @@ def tradeoff_dataset(
 
 
 # --- scale: out-of-core grid stores (jaxbell.write_grid) -------------------------------------
-
-
-def create_grid_store(
-    path: str | os.PathLike,
-    theta: np.ndarray,
-    phi: np.ndarray,
-    omega: np.ndarray,
-    fields: Mapping[str, tuple[tuple[int, ...], np.dtype]],
-    *,
-    block: tuple[int, int, int],
-    compressor: str,
-    settings: Mapping[str, Any],
-    history: str | None = None,
-) -> None:
-    """Create an empty zarr store for a grid: coordinates, labels, and one array per field
-    chunked as the grid's blocks (no field data is written; unwritten chunks read as the fill
-    values NaN, False and status -1).
-
-    ``fields`` maps each name to its trailing shape and dtype. The labelling is that of
-    :func:`grid_dataset`, so the finished store opens identical to ``evaluate_grid``'s dataset.
-    """
-    import dask.array as da
-    import zarr
-
-    shape = (len(theta), len(phi), len(omega))
-    lazy = {
-        name: da.zeros(shape + trail, dtype=dt, chunks=-1) for name, (trail, dt) in fields.items()
-    }
-    ds = grid_dataset(theta, phi, omega, lazy, settings=settings, history=history)
-    v3 = int(zarr.__version__.split(".")[0]) >= 3
-    encoding = {}
-    for name, (trail, _) in fields.items():
-        enc: dict[str, Any] = {"chunks": tuple(block) + trail}
-        if compressor == "none":
-            enc["compressors" if v3 else "compressor"] = None
-        if name == "status" and v3:
-            enc["fill_value"] = -1  # "not computed" (zarr v3 fill values are not masks)
-        encoding[name] = enc
-    ds.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding)
 
 
 # --- scale: reductions of a grid without its fields (jaxbell.reduce_grid) ---------------------

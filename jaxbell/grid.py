@@ -1127,14 +1127,15 @@ def write_grid(
     ----------
     Eqs. (2)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
     """
-    from jaxbell.dataset import create_grid_store, open_dataset
     from jaxbell.store import (
         GridStore,
         StoreRemovedError,
         StoreWriteError,
         check_store_path,
+        create_grid_store,
         describe_differences,
         make_record,
+        open_dataset,
         read_record,
         remove_store,
     )

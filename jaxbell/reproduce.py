@@ -49,12 +49,13 @@ from tqdm import tqdm
 
 from jaxbell._checks import as_correlators
 from jaxbell._precision import x64_scope
-from jaxbell.dataset import PAPER_DOI, save_dataset
+from jaxbell.dataset import PAPER_DOI
 from jaxbell.entropy import binary_entropy, pair_entropies_at_quantum_bound
 from jaxbell.family import bell_coefficients, quantum_bound, self_testing_margin
 from jaxbell.grid import evaluate_grid
 from jaxbell.nonlocality import chsh_value, max_chsh_value
 from jaxbell.search import find_tuple, max_chsh, tradeoff_curve
+from jaxbell.store import save_dataset
 from jaxbell.strategy import strategy_correlators
 
 __all__ = [

@@ -230,9 +230,9 @@ def test_scale_options_errors_name_the_option(extra, match, capsys, tmp_path, mo
 
 
 def test_netcdf_output_too_large_for_memory_points_to_zarr(capsys, tmp_path, monkeypatch):
-    import jaxbell.cli as cli
+    import jaxbell.cli.grid as cli_grid
 
-    monkeypatch.setattr(cli, "_memory_bytes", lambda: 10_000)
+    monkeypatch.setattr(cli_grid, "_memory_bytes", lambda: 10_000)
     with pytest.raises(SystemExit):
         main([*_SMALL, "--out", str(tmp_path / "g.nc")])
     err = capsys.readouterr().err

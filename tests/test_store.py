@@ -369,7 +369,7 @@ def _open_strictly(path):
 
 
 def test_finished_store_is_consolidated_and_xarray_opens_it_without_warnings(tmp_path):
-    from jaxbell.dataset import is_consolidated
+    from jaxbell.store import is_consolidated
 
     axes = _axes(n=(5, 4, 3))
     path = tmp_path / "g.zarr"

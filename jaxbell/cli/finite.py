@@ -1,19 +1,27 @@
-"""``jaxbell finite``: finite-size key rates by entropy accumulation (jaxbell.rates.finite).
-
-One module per subcommand; :mod:`jaxbell.cli` registers :func:`add_finite` and supplies the
-shared option helpers.
-"""
+"""``jaxbell finite``: finite-size key rates by entropy accumulation (jaxbell.rates.finite)."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
 
-from jaxbell import cli
 from jaxbell._text import counted
+from jaxbell.cli._args import (
+    add_bff_options,
+    add_overwrite,
+    add_tuple_options,
+    argtype,
+    as_option_message,
+    bff_options,
+    check_out,
+    efficiency_value,
+    flip_probability,
+    positive_float,
+    unit_interval,
+    visibility_range,
+)
 
 
 def parse_rounds(text: str) -> np.ndarray:
@@ -40,33 +48,7 @@ def parse_rounds(text: str) -> np.ndarray:
     return values
 
 
-def unit_interval(option: str, *, closed: bool = False):
-    """argparse type: a number in (0, 1), or (0, 1] with ``closed``; the error names ``option``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (0.0 < value < 1.0 or (closed and value == 1.0)):
-            raise ValueError(f"{option} must lie in (0, 1{']' if closed else ')'}, got {text!r}")
-        return value
-
-    return cli._argtype(parse, f"number for {option}")
-
-
-def flip_probability(text: str) -> float:
-    """--preprocessing: a fixed flip probability in [0, 0.5] (the protocol fixes it)."""
-    value = cli._preprocessing_value(text)
-    if value == "optimal":
-        raise argparse.ArgumentTypeError(
-            "--preprocessing must be a flip probability in [0, 0.5] here (fixed before the "
-            "protocol runs), got 'optimal'"
-        )
-    return value
-
-
-def add_finite(sub) -> None:
+def add(sub) -> None:
     p = sub.add_parser(
         "finite",
         help="finite-size key rate vs number of rounds (entropy accumulation, certified)",
@@ -81,22 +63,22 @@ def add_finite(sub) -> None:
             "over the coordinate rounds; see jaxbell.rates.finite."
         ),
     )
-    cli._add_tuple_options(p)
+    add_tuple_options(p)
     p.add_argument(
         "--rounds",
-        type=cli._argtype(parse_rounds, "rounds"),
+        type=argtype(parse_rounds, "rounds"),
         default=np.geomspace(1e5, 1e12, 30),
         help="START:STOP:NUM log-spaced (both ends included), N1,N2,... or N (default 1e5:1e12:30)",
     )
     p.add_argument(
         "--visibility",
-        type=cli._argtype(lambda t: float(cli._visibility_range(t)[0]), "visibility"),
+        type=argtype(lambda t: float(visibility_range(t)[0]), "visibility"),
         default=1.0,
         help="white-noise visibility of the device in [0, 1] (default 1)",
     )
     p.add_argument(
         "--efficiency",
-        type=cli._efficiency_value,
+        type=efficiency_value,
         default=1.0,
         help="detection efficiency in (0, 1] of both parties (default 1)",
     )
@@ -142,7 +124,7 @@ def add_finite(sub) -> None:
     )
     p.add_argument(
         "--ec-efficiency",
-        type=cli._positive_float,
+        type=positive_float,
         default=1.0,
         help="error-correction efficiency factor f >= 1 (leak f n H(A|B); default 1)",
     )
@@ -157,19 +139,19 @@ def add_finite(sub) -> None:
         "--min-rounds", action="store_true", help="also find the smallest n with positive key"
     )
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
-    cli._add_overwrite(p)
+    add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
-    cli._add_bff_options(p, title="certified min-tradeoff functions (method bff)")
-    p.set_defaults(run=run_finite, parser=p)
+    add_bff_options(p, title="certified min-tradeoff functions (method bff)")
+    p.set_defaults(run=run, parser=p)
 
 
-def run_finite(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell._precision import x64_scope
-    from jaxbell.dataset import save_dataset
     from jaxbell.rates import finite
     from jaxbell.rates.protocol import device_behaviour
+    from jaxbell.store import save_dataset
 
-    cli._check_out(args.out, parser, overwrite=args.overwrite)
+    check_out(args.out, parser, overwrite=args.overwrite)
     if args.ec_efficiency < 1:
         parser.error(f"--ec-efficiency must be >= 1, got {args.ec_efficiency}")
     bob_key = 2 if args.bob_key == "aligned" else int(args.bob_key)
@@ -192,7 +174,7 @@ def run_finite(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             )
     options = None
     if args.method == "bff":
-        options = cli._bff_options(args, parser)
+        options = bff_options(args, parser)
         options.pop("constraint")
     t0 = time.perf_counter()
     common = {
@@ -236,7 +218,7 @@ def run_finite(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                 }
             )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(cli._as_option_message(err))
+        parser.error(as_option_message(err))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     rate = ds.finite_key_rate.values

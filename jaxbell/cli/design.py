@@ -1,14 +1,20 @@
-"""``jaxbell design``: the best protocol over the whole family (jaxbell.rates.design).
-
-One module per subcommand; :mod:`jaxbell.cli` registers :func:`add_design`.
-"""
+"""``jaxbell design``: the best protocol over the whole family (jaxbell.rates.design)."""
 
 from __future__ import annotations
 
 import argparse
 
-from jaxbell import cli
-from jaxbell.cli_finite import flip_probability, unit_interval
+from jaxbell.cli._args import (
+    add_overwrite,
+    argtype,
+    as_option_message,
+    check_out,
+    flip_probability,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from jaxbell.rates.design import OBJECTIVES
 
 
@@ -23,7 +29,7 @@ def _in_range(text: str, option: str, low: float, high: float) -> float:
     return value
 
 
-def add_design(sub) -> None:
+def add(sub) -> None:
     p = sub.add_parser(
         "design",
         help="search the whole family for the most noise/loss-tolerant or highest-rate protocol",
@@ -58,7 +64,7 @@ def add_design(sub) -> None:
     )
     p.add_argument(
         "--rounds",
-        type=cli._positive_float,
+        type=positive_float,
         default=None,
         help="n, for --objective finite_key_rate",
     )
@@ -77,41 +83,39 @@ def add_design(sub) -> None:
     )
     p.add_argument(
         "--max-chsh",
-        type=cli._argtype(lambda t: _in_range(t, "--max-chsh", 2.0, 2 * 2**0.5), "max CHSH"),
+        type=argtype(lambda t: _in_range(t, "--max-chsh", 2.0, 2 * 2**0.5), "max CHSH"),
         default=None,
         help="require max CHSH of the strategy <= this value, in (2, 2 sqrt 2]",
     )
     p.add_argument(
         "--min-key-rate",
-        type=cli._argtype(lambda t: _in_range(t, "--min-key-rate", 0.0, 1.0), "key rate"),
+        type=argtype(lambda t: _in_range(t, "--min-key-rate", 0.0, 1.0), "key rate"),
         default=None,
         help="require the key rate at v = 1 (eq. 1) >= this value, in (0, 1]",
     )
     p.add_argument(
         "--starts",
-        type=cli._positive_int,
+        type=positive_int,
         default=8,
         help="random starts besides the CHSH member (default 8)",
     )
-    p.add_argument("--steps", type=cli._positive_int, default=40, help="Adam steps (default 40)")
-    p.add_argument(
-        "--seed", type=cli._nonnegative_int, default=0, help="seed of the starts (default 0)"
-    )
+    p.add_argument("--steps", type=positive_int, default=40, help="Adam steps (default 40)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the starts (default 0)")
     p.add_argument("--no-certify", action="store_true", help="skip the BFF certification")
     p.add_argument(
         "--no-compare", action="store_true", help="skip the asymmetric-CHSH subfamily search"
     )
     p.add_argument("--out", required=True, help="output file: FILE.nc (netCDF) or FILE.zarr")
-    cli._add_overwrite(p)
+    add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
-    p.set_defaults(run=run_design, parser=p)
+    p.set_defaults(run=run, parser=p)
 
 
-def run_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from jaxbell.dataset import save_dataset
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.rates.design import optimise_protocol
+    from jaxbell.store import save_dataset
 
-    cli._check_out(args.out, parser, overwrite=args.overwrite)
+    check_out(args.out, parser, overwrite=args.overwrite)
     bob_key = {"none": None, "aligned": "aligned", "0": 0, "1": 1}[args.bob_key]
     try:
         res = optimise_protocol(
@@ -131,7 +135,7 @@ def run_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             progress=False if args.no_progress else None,
         )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(cli._as_option_message(err))
+        parser.error(as_option_message(err))
     ds = res.to_dataset()
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
