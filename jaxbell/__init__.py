@@ -1,7 +1,7 @@
 """jaxbell: the Bell family B_{theta,phi,omega} of Wooltorton, Brown & Colbeck on dense grids.
 
 Import as ``import jaxbell as jb``. The physics functions are pure, one-point and broadcast;
-grids and searches return labelled ``xarray`` datasets. See README.md and ARCHITECTURE.md.
+grids and searches return labelled ``xarray`` datasets. See README.md and docs/architecture.md.
 
 Reference: L. Wooltorton, P. Brown and R. Colbeck, Phys. Rev. Lett. 132, 210802 (2024),
 doi:10.1103/PhysRevLett.132.210802.
@@ -57,6 +57,7 @@ from jaxbell.rates.protocol import (
     error_correction_cost,
 )
 from jaxbell.rates.qubit import QubitEnvelope, QubitOptions, qubit_envelope
+from jaxbell.rates.values import Device, Protocol
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.store import open_dataset, save_dataset
@@ -72,7 +73,9 @@ __all__ = [
     "BffOptions",
     "BffResult",
     "DesignResult",
+    "Device",
     "MinTradeoff",
+    "Protocol",
     "QubitEnvelope",
     "QubitOptions",
     "__version__",

@@ -980,11 +980,13 @@ def rate_curve_dataset(
     method: str | list[str],
     settings: Mapping[str, Any],
     history: str | None = None,
+    references: str | None = None,
 ) -> xr.Dataset:
     """Label a DI entropy curve over ``bell_value`` (see :func:`jaxbell.rates.rate_curve`).
 
     ``method`` is one name (a scalar coordinate) or a list (a dimension, along which
-    ``entropy`` and ``curve_status`` run).
+    ``entropy`` and ``curve_status`` run); ``references``: those of the methods (default
+    :data:`BELOW_BOUND_REFERENCES`).
     """
     several = not isinstance(method, str)
     data_vars = {}
@@ -1012,9 +1014,7 @@ def rate_curve_dataset(
     kind = settings.get("kind", "key")
     what = "H(A|X=x,E)" if kind == "key" else "H(AB|X=x,Y=y,E)"
     names = ", ".join(method) if several else method
-    refs = BELOW_BOUND_REFERENCES
-    if "bff" in ([method] if not several else method):
-        refs = f"{refs}; {BFF_REFERENCE}"
+    refs = references or BELOW_BOUND_REFERENCES
     ds = label(
         ds,
         title=f"DI entropy {what} below the quantum bound over the Bell value (method {names})",
@@ -1153,8 +1153,13 @@ def noisy_rate_dataset(
     settings: Mapping[str, Any],
     history: str | None = None,
     extra: Mapping[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
+    references: str | None = None,
+    bracket: tuple[str, str] | None = None,
 ) -> xr.Dataset:
     """Label the noisy rates of one tuple (see :func:`jaxbell.rates.noisy_rate_curve`).
+
+    ``bracket``: the (upper-bound, certified) methods whose gaps are added; ``references``:
+    those of the methods (default :data:`BELOW_BOUND_REFERENCES`).
 
     ``rates[kind]`` has shape (method, visibility); ``critical`` (method, kind) in the order
     of ``rates``; ``method`` one name (scalar coordinate) or a list (dimension). ``extra``:
@@ -1181,8 +1186,8 @@ def noisy_rate_dataset(
     if critical is not None:
         data_vars["critical_visibility"] = (lead + ("kind",), per_method(critical))
         data_vars["critical_visibility_achievable"] = (("kind",), np.asarray(critical_achievable))
-    if "qubit" in methods and "bff" in methods:
-        iq, ib = methods.index("qubit"), methods.index("bff")
+    if bracket is not None:  # (the attack's method, the certified one)
+        iq, ib = methods.index(bracket[0]), methods.index(bracket[1])
         for k in kinds:
             data_vars[f"noisy_{k}_rate_gap"] = (("visibility",), rates[k][iq] - rates[k][ib])
         if critical is not None:
@@ -1197,9 +1202,7 @@ def noisy_rate_dataset(
     all_coords |= dict(coords)
     ds = xr.Dataset(data_vars, coords=all_coords)
     names = ", ".join(methods)
-    refs = BELOW_BOUND_REFERENCES
-    if "bff" in methods:
-        refs = f"{refs}; {BFF_REFERENCE}"
+    refs = references or BELOW_BOUND_REFERENCES
     ds = label(
         ds,
         title=f"Key and global randomness rates of eq. (6) under white noise (method {names})",

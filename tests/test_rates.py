@@ -257,7 +257,18 @@ def test_a_second_backend_plugs_in(monkeypatch, curve):
         out = np.where(np.abs(bell_value) > 0.7, np.nan, out)  # a failed solve
         return out
 
-    monkeypatch.setitem(rates._BACKENDS, "fake", fake)
+    class Fake(rates.Backend):  # a function behind the backend interface
+        name, bound, kinds = "fake", "upper", ("key", "global")
+
+        def entropy(self, batch, protocol, options):
+            value = np.asarray(
+                fake(batch.theta, batch.phi, batch.omega, batch.bell_value, kind=protocol.kind,
+                     x=protocol.x, y=protocol.y, options=options)
+            )  # fmt: skip
+            return rates.backends.Entropies(value, np.where(np.isnan(value), 2, 0))
+
+    monkeypatch.setattr(rates.backends, "_REGISTRY", dict(rates.backends._REGISTRY))
+    rates.backends.register(Fake)  # in a copy of the registry, dropped after the test
     assert float(jb.di_entropy(*PROP3, 0.5, method="fake", kind="global", x=1, y=1)) == 0.25
     assert calls[-1] == ("global", 1, 1)
     ds = jb.rate_curve(*PROP3, num=33, method="fake")

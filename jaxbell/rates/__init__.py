@@ -5,7 +5,11 @@ One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes t
 :func:`critical_visibility`, :func:`critical_efficiency`, :func:`observed_key_rate`,
 :func:`noisy_rate_curve` and the device model :func:`device_behaviour`. Behind it:
 
-* :mod:`jaxbell.rates.front` -- the rate functions above and the backend registry;
+* :mod:`jaxbell.rates.values` -- :class:`Protocol` and :class:`Device`, the protocol and the
+  device as frozen values (every rate function takes ``protocol=`` and ``device=``);
+* :mod:`jaxbell.rates.backends` -- the entropy backends behind one interface (bound direction,
+  supported kinds / constraints / preprocessing, certificates, options) and their registry;
+* :mod:`jaxbell.rates.front` -- the rate functions above: one rate kernel, the thresholds;
 * :mod:`jaxbell.rates.protocol` -- behaviours p[a, b, x, y] of devices (white noise, detection
   efficiency, Bob's key-only input), their validation, error-correction costs with noisy
   preprocessing, and the analytic references (Pironio et al. 2009, Ho et al. 2020, Woodhead,
@@ -26,7 +30,8 @@ The modules' old homes ``jaxbell.qubit`` and ``jaxbell.bff`` (and ``jaxbell.rate
 keep working.
 """
 
-from jaxbell.rates import attack, bff, design, finite, protocol, qubit
+from jaxbell.rates import attack, backends, bff, design, finite, protocol, qubit, values
+from jaxbell.rates.backends import Backend
 from jaxbell.rates.design import DesignResult, optimise_protocol
 from jaxbell.rates.finite import (
     FINITE_STATUSES,
@@ -37,7 +42,6 @@ from jaxbell.rates.finite import (
     min_tradeoff_functions,
 )
 from jaxbell.rates.front import (
-    _BACKENDS,
     BOUNDS,
     CONSTRAINTS,
     CRITICAL_STATUSES,
@@ -60,18 +64,22 @@ from jaxbell.rates.protocol import (
     device_behaviour,
     error_correction_cost,
 )
+from jaxbell.rates.values import Device, Protocol
 
 __all__ = [
     "BOUNDS",
+    "Backend",
     "CONSTRAINTS",
     "CRITICAL_STATUSES",
     "DesignResult",
+    "Device",
     "FINITE_STATUSES",
     "MinTradeoff",
+    "Protocol",
     "RATE_RESOLUTION",
-    "_BACKENDS",
     "asymmetric_chsh_entropy",
     "attack",
+    "backends",
     "bff",
     "check_behaviour",
     "chsh_entropy",
@@ -96,4 +104,5 @@ __all__ = [
     "protocol",
     "qubit",
     "rate_curve",
+    "values",
 ]

@@ -112,6 +112,22 @@ import numpy as np
 from jax.typing import ArrayLike
 from tqdm import tqdm
 
+from jaxbell._precision import x64_scope
+from jaxbell.dataset import finite_rate_dataset
+from jaxbell.family import bell_coefficients
+from jaxbell.rates import backends
+from jaxbell.rates.backends import Batch
+from jaxbell.rates.bff import _binary_entropy
+from jaxbell.rates.front import _check_bell_tuple
+from jaxbell.rates.protocol import (
+    _check_key_input,
+    check_behaviour,
+    check_bob_key,
+    check_preprocessing,
+    error_correction_cost,
+)
+from jaxbell.rates.values import Protocol, check_constraint, front_door
+
 __all__ = [
     "FINITE_STATUSES",
     "MinTradeoff",
@@ -240,6 +256,22 @@ def _check_scales(scales) -> np.ndarray:
     return s
 
 
+def _tangent_backend(method):
+    """The backend of ``method``, which must give affine bounds (min-tradeoff functions)."""
+    names = [n for n in backends.names() if _has_tangents(backends.get(n))]
+    if not isinstance(method, str) or method not in names:
+        others = sorted(set(names) - {"bff", "qubit"})
+        more = f" or another backend with affine bounds ({others})" if others else ""
+        raise ValueError(
+            f"method must be 'bff' (certified) or 'qubit' (estimate){more}, got {method!r}"
+        )
+    return backends.get(method)
+
+
+def _has_tangents(backend) -> bool:
+    return type(backend).tangents is not backends.Backend.tangents
+
+
 def min_tradeoff_functions(
     probabilities: ArrayLike,
     *,
@@ -250,6 +282,7 @@ def min_tradeoff_functions(
     method: str = "bff",
     options: Mapping[str, Any] | None = None,
     tangent_scales: Sequence[float] = DEFAULT_TANGENT_SCALES,
+    protocol: Protocol | None = None,
 ) -> MinTradeoff:
     """Affine min-tradeoff functions of one behaviour, at the tangent points ``kappa b``.
 
@@ -260,36 +293,37 @@ def min_tradeoff_functions(
         :func:`jaxbell.check_behaviour`); its test inputs y in {0, 1} give b.
     bell, constraint, x, preprocessing
         As in :func:`jaxbell.observed_key_rate` (``preprocessing`` a number in [0, 1/2]).
-    method : {"bff", "qubit"}
+    method : {"bff", "qubit"} or a registered backend with affine bounds
         "bff": certified (the dual of the BFF SDPs at each tangent point, one SDP point per
         tangent). "qubit": the qubit envelope's supporting line at each tangent (constraint
-        "bell" only) -- an *uncertified* estimate (an achievable attack's hull).
+        "bell" only) -- an *uncertified* estimate (an achievable attack's hull). Any backend
+        whose :meth:`~jaxbell.rates.backends.Backend.tangents` gives affine bounds works; it
+        is certified where the backend declares ``certificate``.
     options : dict, optional
         :class:`jaxbell.BffOptions` (without ``constraint``/``preprocessing``) or
         :class:`jaxbell.QubitOptions`.
     tangent_scales : sequence of float
         kappa in (0, 1]: b_t = kappa b (white noise towards the centre of the local set).
+    protocol : Protocol, optional
+        ``constraint``, ``x`` and ``preprocessing`` as one :class:`jaxbell.Protocol`.
     """
-    from jaxbell.rates import bff
-    from jaxbell.rates.front import _check_bell_tuple, _check_constraint
-    from jaxbell.rates.protocol import _check_key_input, check_behaviour, check_preprocessing
-
+    protocol, _ = front_door(
+        min_tradeoff_functions, protocol, None, constraint=constraint, x=x,
+        preprocessing=preprocessing,
+    )  # fmt: skip
+    constraint, x, preprocessing = protocol.constraint, protocol.x, protocol.preprocessing
     beh = np.asarray(check_behaviour(probabilities, "probabilities"), dtype=np.float64)
     if beh.ndim != 4:
         raise ValueError(
             "probabilities must be one behaviour p[a, b, x, y] of shape (2, 2, 2, 2) or "
             f"(2, 2, 2, 3); got shape {beh.shape} (loop over a batch)"
         )
-    _check_constraint(constraint)
+    check_constraint(constraint)
     x = _check_key_input(x)
     flip = check_preprocessing(preprocessing)  # a number: fixed before the protocol runs
-    if method not in ("bff", "qubit"):
-        raise ValueError(f"method must be 'bff' (certified) or 'qubit' (estimate), got {method!r}")
+    backend = _tangent_backend(method)
     t0, p0, w0 = (float(a) for a in _check_bell_tuple(bell, constraint))
     scales = _check_scales(tangent_scales)
-    from jaxbell._precision import x64_scope
-    from jaxbell.family import bell_coefficients
-
     with x64_scope():  # the certificate's functional is float64 (bff does the same)
         coef = np.asarray(bell_coefficients(t0, p0, w0), dtype=np.float64)
     scores = _scores(constraint, coef)
@@ -301,42 +335,15 @@ def min_tradeoff_functions(
     )
     stats = scales[:, None] * honest[None, :]
     n_t = scales.size
-    if method == "qubit":
-        if constraint != "bell":
-            raise ValueError(
-                "method='qubit' gives min-tradeoff estimates for constraint 'bell' only (the "
-                "envelope's supporting lines); use method='bff' for "
-                f"constraint {constraint!r}"
-            )
-        from jaxbell.rates.qubit import qubit_envelope
-
-        env = qubit_envelope(t0, p0, w0, kind="key", x=x, options=options, preprocessing=flip)
-        eta = stats[:, 0]
-        slope_abs, intercept = env.supporting_line(eta)
-        sign = np.where(eta < 0, -1.0, 1.0)
-        # H >= intercept + slope |eta'| >= intercept + slope sign(eta) eta' (slope >= 0)
-        value = intercept + slope_abs * np.abs(eta)
-        slope = (slope_abs * sign)[:, None]
-        status = np.zeros(n_t, dtype=np.int8)
-        certified = False
-    else:
-        opts = dict(options or {})
-        for key in ("constraint", "preprocessing"):
-            if key in opts:
-                raise ValueError(f"options[{key!r}] is set by the argument {key}=, not options")
-        opts.setdefault("progress", False)
-        common = {"kind": "key", "x": x, "preprocessing": flip} | opts
-        if constraint == "bell":
-            res = bff.bff_entropy(t0, p0, w0, stats[:, 0], **common)
-        elif constraint == "correlators":
-            e = np.einsum("a,b,tabxy->txy", [1.0, -1.0], [1.0, -1.0], tangent_beh)
-            res = bff.bff_entropy(t0, p0, w0, None, correlators=e, **common)
-        else:
-            res = bff.bff_entropy(t0, p0, w0, None, behaviour=tangent_beh, **common)
-        value = np.asarray(res.tangent_value, dtype=np.float64)
-        slope = np.asarray(res.slope, dtype=np.float64).reshape(n_t, -1)
-        status = np.asarray(res.status, dtype=np.int8)
-        certified = True
+    one = Protocol(x=x, bob_key=None, preprocessing=flip, constraint=constraint)
+    batch = Batch(
+        *(np.full(n_t, a) for a in (t0, p0, w0)),
+        stats[:, 0] if constraint == "bell" else None,
+        None if constraint == "bell" else tangent_beh,
+    )
+    res = backend.tangents(batch, one, options)
+    value, slope, status = res.tangent_value, res.slope, res.status
+    certified = backend.certificate
     return MinTradeoff(
         statistics=stats,
         value=value,
@@ -625,8 +632,6 @@ def _optimise(
     if second_order == "worst" or not math.isfinite(rate):
         return rate, gam, 1.0 + am1, t
     worst = best
-    from jaxbell.rates.bff import _binary_entropy
-
     floor = _binary_entropy(mtf.preprocessing)
     g = (
         np.array([gamma])
@@ -651,9 +656,6 @@ def _optimise(
 
 
 def _costs(beh: np.ndarray, x: int, bob_key: int, flip: float, efficiency: float) -> _Costs:
-    from jaxbell._precision import x64_scope
-    from jaxbell.rates.protocol import error_correction_cost
-
     with x64_scope():
         key = float(error_correction_cost(beh, x, bob_key, preprocessing=flip))
         test = float(
@@ -703,8 +705,6 @@ def _prepare(
     tangent_scales,
     min_tradeoff,
 ):
-    from jaxbell.rates.protocol import check_behaviour, check_bob_key
-
     eps = Epsilons.split(_check_open_unit(eps_sec, "eps_sec"), _check_open_unit(eps_com, "eps_com"))
     if test_probability is not None:
         test_probability = _check_open_unit(test_probability, "test_probability")
@@ -743,8 +743,6 @@ def _prepare(
 
 def _check_min_tradeoff(mtf: MinTradeoff, beh, bell, constraint, x, preprocessing) -> None:
     """A precomputed min-tradeoff function must be for this protocol and these statistics."""
-    from jaxbell.rates.protocol import check_preprocessing
-
     wrong = []
     if mtf.constraint != constraint:
         wrong.append(f"constraint {mtf.constraint!r} (argument {constraint!r})")
@@ -755,9 +753,6 @@ def _check_min_tradeoff(mtf: MinTradeoff, beh, bell, constraint, x, preprocessin
     if bell is not None and not np.allclose(mtf.bell, [float(v) for v in bell], rtol=0, atol=1e-12):
         wrong.append(f"bell {mtf.bell} (argument {tuple(bell)})")
     if mtf.constraint == constraint and constraint != "bell" or bell is not None:
-        from jaxbell._precision import x64_scope
-        from jaxbell.family import bell_coefficients
-
         with x64_scope():
             coef = np.asarray(bell_coefficients(*mtf.bell), dtype=np.float64)
         stats = _statistics(beh, mtf.constraint, coef)
@@ -826,6 +821,7 @@ def finite_key_rate(
     min_tradeoff: MinTradeoff | None = None,
     second_order: str = "observed",
     return_status: bool = False,
+    protocol: Protocol | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Finite-size DI key rate of one behaviour after ``rounds`` rounds, bits per round.
 
@@ -872,9 +868,18 @@ def finite_key_rate(
         Both are valid; "observed" needs about 3x fewer rounds (docs/finite.md).
     return_status : bool
         Also return the status codes (int8, :data:`FINITE_STATUSES`).
+    protocol : Protocol, optional
+        ``constraint``, ``x``, ``bob_key`` and ``preprocessing`` as one :class:`jaxbell.Protocol`
+        (the same numbers as the keywords).
     """
     n = _check_rounds(rounds)
     second_order = _check_second_order(second_order)
+    protocol, _ = front_door(
+        finite_key_rate, protocol, None, constraint=constraint, x=x, bob_key=bob_key,
+        preprocessing=preprocessing,
+    )  # fmt: skip
+    constraint, x, bob_key = protocol.constraint, protocol.x, protocol.bob_key
+    preprocessing = protocol.preprocessing
     _, eps, gamma, _, mtf, costs = _prepare(
         probabilities,
         eps_sec=eps_sec,
@@ -918,6 +923,7 @@ def finite_rate_curve(
     second_order: str = "observed",
     progress: bool | None = None,
     history: str | None = None,
+    protocol: Protocol | None = None,
 ):
     """:func:`finite_key_rate` over ``rounds`` as a labelled :class:`xarray.Dataset`.
 
@@ -933,6 +939,12 @@ def finite_rate_curve(
         rounds = np.logspace(5, 12, 30)
     n = _check_rounds(rounds).reshape(-1)
     second_order = _check_second_order(second_order)
+    protocol, _ = front_door(
+        finite_rate_curve, protocol, None, constraint=constraint, x=x, bob_key=bob_key,
+        preprocessing=preprocessing,
+    )  # fmt: skip
+    constraint, x, bob_key = protocol.constraint, protocol.x, protocol.bob_key
+    preprocessing = protocol.preprocessing
     _, eps, gamma, key, mtf, costs = _prepare(
         probabilities,
         eps_sec=eps_sec,
@@ -953,8 +965,6 @@ def finite_rate_curve(
     res = _solve_curve(n, mtf, costs, eps, gamma, progress=show, second_order=second_order)
     asym = _asymptotic(mtf, costs)
     status = _statuses(res[0], asym)
-    from jaxbell.dataset import finite_rate_dataset
-
     settings = {
         "constraint": mtf.constraint,
         "rate_method": mtf.method,
@@ -1007,6 +1017,7 @@ def min_rounds(
     second_order: str = "observed",
     rtol: float = 1e-3,
     return_status: bool = False,
+    protocol: Protocol | None = None,
 ):
     """The smallest number of rounds n with a positive finite-size key (relative tolerance).
 
@@ -1022,6 +1033,12 @@ def min_rounds(
     if not (isinstance(rtol, float) and 0 < rtol < 1):
         raise ValueError(f"rtol must be a float in (0, 1), got {rtol!r}")
     second_order = _check_second_order(second_order)
+    protocol, _ = front_door(
+        min_rounds, protocol, None, constraint=constraint, x=x, bob_key=bob_key,
+        preprocessing=preprocessing,
+    )  # fmt: skip
+    constraint, x, bob_key = protocol.constraint, protocol.x, protocol.bob_key
+    preprocessing = protocol.preprocessing
     _, eps, gamma, _, mtf, costs = _prepare(
         probabilities,
         eps_sec=eps_sec,

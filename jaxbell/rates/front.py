@@ -53,12 +53,10 @@ Neumann entropy", Quantum 8, 1445 (2024), arXiv:2106.13692 (method "bff").
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -67,28 +65,40 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles, as_real_array, check_in_range
+from jaxbell._checks import as_angles, as_real_array
 from jaxbell._precision import x64_scope
+from jaxbell.dataset import (
+    BELOW_BOUND_REFERENCES,
+    noisy_rate_dataset,
+    rate_curve_dataset,
+)
 from jaxbell.entropy import _h_small, _shannon
-from jaxbell.family import _local_bound, _quantum_bound_jit, is_self_testing
-from jaxbell.rates import bff
+from jaxbell.family import _local_bound, _quantum_bound_jit, bell_coefficients, is_self_testing
+from jaxbell.rates import backends
+from jaxbell.rates.backends import Batch
 from jaxbell.rates.protocol import (
-    check_bob_key,
+    behaviour_correlators,
+    check_behaviour,
     check_preprocessing,
     device_behaviour,
     error_correction_cost,
 )
-from jaxbell.rates.qubit import (
-    KINDS,
-    QubitOptions,
-    _check_kind_inputs,
-    qubit_entropy,
-    qubit_envelopes,
-    strategy_from_params,
+from jaxbell.rates.qubit import KINDS, _check_kind_inputs
+from jaxbell.rates.values import (
+    CONSTRAINTS,
+    Device,
+    Protocol,
+    check_visibility,
+    front_door,
 )
-from jaxbell.strategy import _angle_sums, _strategy_angles, minority_probability
+from jaxbell.strategy import (
+    _angle_sums,
+    _strategy_angles,
+    minority_probability,
+)
 
 __all__ = [
+    "BOUNDS",
     "CONSTRAINTS",
     "CRITICAL_STATUSES",
     "RATE_RESOLUTION",
@@ -103,124 +113,63 @@ __all__ = [
     "rate_curve",
 ]
 
-#: method -> entropy backend f(theta, phi, omega, bell_value, *, kind, x, y, options) -> bits
-_BACKENDS: dict[str, Callable[..., jax.Array]] = {
-    "qubit": qubit_entropy,
-    "bff": bff.rates_backend,
-}
 
 #: What each method's value is: an upper bound on the DI infimum (achieved by explicit
-#: strategies) or a certified lower bound. The gaps are upper minus lower.
-BOUNDS = {"qubit": "upper", "bff": "lower"}
+#: strategies) or a certified lower bound, read from the backend registry (a backend
+#: registered later shows here too). The gaps are upper minus lower.
+class _Bounds(Mapping):
+    def __getitem__(self, name):
+        return backends.get(name).bound if name in backends.names() else {}[name]
 
-#: Default bisection width of :func:`critical_visibility` per method (each bff step solves SDPs)
-_XTOL = {"bff": 1e-3}
-_XTOL_DEFAULT = 1e-7
+    def __iter__(self):
+        return iter(backends.names())
 
-#: Options that keep a backend quiet inside loops that show their own progress
-_QUIET = {"bff": {"progress": False}}
+    def __len__(self):
+        return len(backends.names())
+
+
+BOUNDS = _Bounds()
+
+
+def _references(methods) -> str:
+    """The references of a dataset of these methods' values."""
+    extra = [backends.get(m).reference for m in methods if backends.get(m).reference]
+    return "; ".join([BELOW_BOUND_REFERENCES, *dict.fromkeys(extra)])
 
 
 # --- checks -----------------------------------------------------------------------------------
 
 
-def _check_method(method) -> Callable[..., jax.Array]:
-    if isinstance(method, str) and method in _BACKENDS:
-        return _BACKENDS[method]
-    raise ValueError(
-        f"method must be one of {sorted(_BACKENDS)} or a sequence of them, got {method!r}"
-    )
+def _constraints(methods, per_method, protocol: Protocol) -> dict[str, str]:
+    """The constraint of each method: the protocol's, or (protocol constraint None) what the
+    method's own options name (``options={"constraint": ...}`` of "bff"), else "bell".
 
-
-def _entropy_backend(method: str, preprocessing: float) -> Callable[..., jax.Array]:
-    """The entropy backend of ``method`` for Alice's flip probability ``preprocessing``."""
-    if preprocessing == 0:
-        return _BACKENDS[method]
-    if method == "qubit":
-        return functools.partial(qubit_entropy, preprocessing=preprocessing)
-    if method == "bff":
-
-        def certified(t, p, w, bell_value, *, kind, x, y, options):
-            opts = _with_preprocessing(options, preprocessing)
-            return bff.rates_backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=opts)
-
-        return certified
-    raise NotImplementedError(
-        f"preprocessing={preprocessing!r} is not supported for method={method!r} (a registered "
-        "backend without noisy preprocessing); use preprocessing=0"
-    )
-
-
-def _with_preprocessing(options, flip: float) -> dict:
-    """bff options (a mapping or BffOptions) with ``preprocessing`` set to ``flip``."""
-    if isinstance(options, bff.BffOptions):
-        options = dataclasses.asdict(options)
-    return dict(options or {}) | {"preprocessing": flip}
-
-
-def _check_methods(method) -> tuple[tuple[str, ...], bool]:
-    """(method names, whether a sequence was given)."""
-    if isinstance(method, str):
-        _check_method(method)
-        return (method,), False
-    if isinstance(method, Sequence) and len(method) > 0:
-        names = tuple(method)
-        for name in names:
-            _check_method(name)
-        if len(set(names)) != len(names):
-            raise ValueError(f"method lists a method twice: {names!r}")
-        return names, True
-    raise ValueError(
-        f"method must be one of {sorted(_BACKENDS)} or a sequence of them, got {method!r}"
-    )
-
-
-def _split_options(methods: tuple[str, ...], options, multi: bool) -> dict[str, Any]:
-    """Options per method: ``options`` itself for one method, or keyed by method name."""
-    keyed = (
-        isinstance(options, Mapping)
-        and len(options) > 0
-        and all(isinstance(k, str) and k in _BACKENDS for k in options)
-    )
-    if keyed:
-        extra = sorted(set(options) - set(methods))
-        if extra:
-            raise TypeError(
-                f"options given for method(s) {extra} that are not computed (method={methods!r})"
+    A protocol constraint and an options entry that differ raise a ValueError naming both.
+    """
+    out = {}
+    for m in methods:
+        given = backends.get(m).options_constraint(per_method[m])
+        if protocol.constraint is not None and given is not None and given != protocol.constraint:
+            raise ValueError(
+                f"constraint={protocol.constraint!r} and options['constraint']={given!r} "
+                f"(method {m!r}) disagree: give one of them"
             )
-        return {m: options.get(m) for m in methods}
-    if multi and options is not None:
-        raise TypeError(
-            "with several methods, give the options per method, e.g. "
-            "options={'qubit': {'starts': 32}, 'bff': {'m': 4}}"
-        )
-    return {m: options for m in methods}  # one method's options, or None for every method
+        out[m] = protocol.constraint if protocol.constraint is not None else (given or "bell")
+    return out
 
 
-def _quiet(method: str, options):
-    """The options with the backend's own progress bar off (unless the caller set it)."""
-    quiet = _QUIET.get(method)
-    if not quiet:
-        return options
-    if options is None:
-        return dict(quiet)
-    if isinstance(options, Mapping):
-        return dict(quiet) | dict(options)
-    return options
+def _protocols(methods, per_method, protocol: Protocol) -> dict[str, Protocol]:
+    """The protocol of each method, its constraint resolved, checked against the backend."""
+    cons = _constraints(methods, per_method, protocol)
+    out = {m: protocol.replace(constraint=cons[m]) for m in methods}
+    for m in methods:
+        backends.get(m).check(out[m])
+    return out
 
 
 def _check_kind(kind, x, y):
     """Checked (x, y) for ``kind``: the qubit backend's own check (one message for both)."""
     return _check_kind_inputs(kind, x, y)[1:]
-
-
-def _check_input(value, name: str) -> tuple[int, ...]:
-    """``None`` (all inputs) or one input, as the tuple of inputs to maximise over."""
-    if value is None:
-        return (0, 1)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in (0, 1):
-        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {value!r}")
-    return (int(value),)
 
 
 def _angles64(theta, phi, omega):
@@ -289,6 +238,7 @@ def di_entropy(
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     preprocessing: float = 0.0,
+    protocol: Protocol | None = None,
 ) -> jax.Array:
     r"""DI entropy at an observed Bell value <B_theta,phi,omega> = bell_value, bits.
 
@@ -338,6 +288,9 @@ def di_entropy(
         preprocessing, Ho et al., PRL 124, 230502 (2020)); the entropy is then H(A'|X=x, E),
         h(p) for |bell_value| <= eta^L. Both methods ("bff": the key POVM of the
         relaxation becomes (1 - p) P_a + p P_(1-a)).
+    protocol : Protocol, optional
+        ``kind``, ``x``, ``y``, ``preprocessing`` (and ``constraint``) as one value,
+        :class:`jaxbell.Protocol`, instead of the keywords (the same bits).
 
     Returns
     -------
@@ -362,22 +315,27 @@ def di_entropy(
     (2024); S. Pironio et al., New J. Phys. 11, 045021 (2009); P. Brown, H. Fawzi and
     O. Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692.
     """
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    x, y = _check_kind(kind, x, y)
-    flip = check_preprocessing(preprocessing)
+    if protocol is None:
+        _check_kind(kind, x, y)  # one input each: this function's own messages
+    protocol, _ = front_door(
+        di_entropy, protocol, None, kind=kind, x=x, y=y, preprocessing=preprocessing,
+        constraint=None,
+    )  # fmt: skip
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    kind = protocol.kind
+    x, y = _check_kind(kind, protocol.x, protocol.y)
+    flip = check_preprocessing(protocol.preprocessing)
     if flip and kind != "key":
         raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
-    backends = {m: _entropy_backend(m, flip) for m in methods}
+    protocols = _protocols(methods, per_method, protocol.replace(x=x, y=y))
     t, p, w = _angles64(theta, phi, omega)
     _, _, _, top = _bounds64(t, p, w)
     eta = _check_bell_value(bell_value, top)
     shape = eta.shape
     t, p, w = (np.broadcast_to(a, shape) for a in (t, p, w))
-    out = [
-        np.asarray(backends[m](t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m]))
-        for m in methods
-    ]
+    batch = Batch(t, p, w, eta)
+    out = [backends.get(m).entropy(batch, protocols[m], per_method[m]).value for m in methods]
     return _as_output(out, multi)
 
 
@@ -389,116 +347,6 @@ def _default_bell_values(lo, top, st, num):
         return np.linspace(lo, top, num)
     return np.linspace(0.0, top, num)
 
-
-def _qubit_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
-    """Rich rate curve of the qubit backend: envelope, supporting lines, optimal mixtures."""
-    from tqdm import tqdm
-
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=QubitOptions.from_mapping(options).refine + 1,
-        desc="rate curve, qubit (passes)",
-        disable=not progress if progress is not None else None,
-    )
-    with bar:
-        (env,) = qubit_envelopes(
-            [(t, p, w)], kind=kind, x=x, y=y, options=options, progress=bar,
-            preprocessing=preprocessing,
-        )  # fmt: skip
-    lo_i, hi_i, weight = env.segment(bell_value)
-    slope, intercept = env.supporting_line(bell_value)
-    idx = np.stack([lo_i, hi_i], -1)
-    mix = np.stack([1.0 - weight, weight], -1)
-    rho, alpha, beta = (np.asarray(v) for v in strategy_from_params(env.vertex_params[idx]))
-    sign = np.where(np.asarray(bell_value) < 0, -1.0, 1.0)
-    hull = env.entropy(bell_value)
-    status = env.status(bell_value)
-    fields = {
-        # as di_entropy: NaN where the envelope did not converge to options["tol"]; the hull
-        # value (still the entropy of an explicit attack, an upper bound) stays in hull_entropy
-        "entropy": np.where(status == 0, hull, np.nan),
-        "hull_entropy": hull,
-        "entropy_lower_estimate": env.lower_estimate(bell_value),
-        "gap": env.gap(bell_value),
-        "slope": slope * sign,
-        "intercept": intercept,
-        "curve_status": status,
-        "mixture_weight": mix,
-        "component_bell_value": env.vertex_bell_value[idx],
-        "component_entropy": env.vertex_entropy[idx],
-        "alice_angle": alpha,
-        "bob_angle": beta,
-        "state": rho,
-    }
-    tangents = {
-        "tangent_slope": env.tangent_slope,
-        "tangent_intercept": env.tangent_intercept,
-        "tangent_spread": env.tangent_spread,
-        "tangent_agreement": env.tangent_agreement,
-    }
-    opts = env.options
-    settings = {
-        **{f"option_{k}": v for k, v in vars(opts).items()},
-        "passes": env.passes,
-        "failed_starts": env.failed_starts,
-        "hull_vertices": len(env.vertex_bell_value),
-        "max_gap_bits": float(np.max(env.segment_gap, initial=0.0)),
-        "max_tangent_spread_bits": float(np.max(env.tangent_spread, initial=0.0)),
-        "min_tangent_agreement": float(np.min(env.tangent_agreement, initial=1.0)),
-        "elapsed_seconds": round(time.perf_counter() - t0, 3),
-    }
-    return fields, tangents, settings
-
-
-def _bff_curve(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
-    """Certified rate curve: the bound, its certificate status and correction per point."""
-    t0 = time.perf_counter()
-    if preprocessing > 0:
-        options = _with_preprocessing(options, preprocessing)
-    res = bff.certify(t, p, w, bell_value, kind=kind, x=x, y=y, options=options, progress=progress)
-    opts = res["options"]
-    fields = {
-        "entropy": res["value"],
-        "curve_status": np.where(np.isnan(res["value"]), 2, 0).astype(np.int8),
-        "bff_status": res["status"],
-        "bff_solver_status": res["solver_status"],
-        "certificate_correction": res["correction"],
-    }
-    sizes = bff.sdp_sizes(kind, opts.level, x=x, y=y, eve_pairs=opts.eve_pairs, extras=opts.extras)
-    settings = {
-        **{f"option_{k}": v for k, v in dataclasses.asdict(opts).items()},
-        "option_extras": sizes["extras"],  # None resolved by kind
-        "sdp_block_dims": sizes["block_dims"],
-        "sdp_variables": sizes["variables"],
-        "sdps_per_point": opts.m - 1,
-        "solved_points": int(np.sum(res["solved"])),
-        "max_correction_bits": float(np.nanmax(res["correction"], initial=0.0)),
-        "elapsed_seconds": round(time.perf_counter() - t0, 3),
-    }
-    for package in ("cvxpy", "clarabel"):
-        try:
-            settings[f"{package}_version"] = __import__(package).__version__
-        except Exception:  # pragma: no cover - optional packages
-            settings[f"{package}_version"] = "not installed"
-    return fields, {}, settings
-
-
-def _entropy_curve(backend):
-    """Entropy-only curve builder for a backend without a rich one."""
-
-    def build(t, p, w, bell_value, *, kind, x, y, options, progress, preprocessing=0.0):
-        t0 = time.perf_counter()
-        if preprocessing > 0:
-            raise NotImplementedError("this method does not support preprocessing")
-        ent = np.asarray(backend(t, p, w, bell_value, kind=kind, x=x, y=y, options=options))
-        fields = {"entropy": ent, "curve_status": np.where(np.isnan(ent), 2, 0).astype(np.int8)}
-        return fields, {}, {"elapsed_seconds": round(time.perf_counter() - t0, 3)}
-
-    return build
-
-
-#: method -> rich curve builder (fields, tangent fields, settings); others get entropy only
-_CURVES: dict[str, Callable[..., Any]] = {"qubit": _qubit_curve, "bff": _bff_curve}
 
 #: Fields that several methods share; with several methods they gain a ``method`` dimension
 _SHARED_FIELDS = ("entropy", "curve_status")
@@ -523,10 +371,11 @@ def _merge_curves(results: dict[str, tuple]) -> tuple[dict, dict, dict]:
         for k, v in st.items():
             clash = any(k in other[2] for m2, other in results.items() if m2 != method)
             settings[f"{method}_{k}" if clash else k] = v
-    if "qubit" in results and "bff" in results:
+    pair = backends.bracket(list(results))
+    if pair is not None:  # the attack's value minus the certified one
         methods = list(results)
         ent = fields["entropy"]
-        fields["entropy_gap"] = ent[methods.index("qubit")] - ent[methods.index("bff")]
+        fields["entropy_gap"] = ent[methods.index(pair[0])] - ent[methods.index(pair[1])]
     return fields, tangents, settings
 
 
@@ -544,6 +393,7 @@ def rate_curve(
     options: Mapping[str, Any] | None = None,
     progress: bool | None = False,
     preprocessing: float = 0.0,
+    protocol: Protocol | None = None,
 ) -> xr.Dataset:
     r"""The DI entropy of one tuple as a labelled curve over the Bell value.
 
@@ -551,7 +401,7 @@ def rate_curve(
     ----------
     theta, phi, omega : float
         One tuple of eq. (2), radians.
-    kind, x, y, options
+    kind, x, y, options, protocol
         As in :func:`di_entropy`.
     method : str or sequence of str
         "qubit" (upper bound, the default), "bff" (certified lower bound), or both, e.g.
@@ -602,12 +452,17 @@ def rate_curve(
     Eq. (2)-(6) and Supplemental Material of Wooltorton, Brown & Colbeck, PRL 132, 210802
     (2024); Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024) (method "bff").
     """
-    from jaxbell.dataset import rate_curve_dataset
-
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    x, y = _check_kind(kind, x, y)
-    flip = check_preprocessing(preprocessing)
+    if protocol is None:
+        _check_kind(kind, x, y)  # one input each: this function's own messages
+    protocol, _ = front_door(
+        rate_curve, protocol, None, kind=kind, x=x, y=y, preprocessing=preprocessing,
+        constraint=None,
+    )  # fmt: skip
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    kind = protocol.kind
+    x, y = _check_kind(kind, protocol.x, protocol.y)
+    flip = check_preprocessing(protocol.preprocessing)
     if flip and kind != "key":
         raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
     if kind == "key":
@@ -650,29 +505,24 @@ def rate_curve(
         "jax_version": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
     }
-    results = {}
-    for m in methods:
-        build = _CURVES.get(m) or _entropy_curve(_BACKENDS[m])
-        kw = {"preprocessing": flip} if flip > 0 else {}
-        results[m] = build(
-            t, p, w, eta, kind=kind, x=x, y=y, options=per_method[m], progress=progress, **kw
-        )
+    protocols = _protocols(methods, per_method, protocol.replace(x=x, y=y))
+    batch = Batch(*(np.full(eta.shape, a) for a in (t, p, w)), eta)
+    results = {
+        m: backends.get(m).curve(batch, protocols[m], per_method[m], progress) for m in methods
+    }
     if multi:
         fields, tangents, extra = _merge_curves(results)
         label = list(methods)
     else:
         fields, tangents, extra = results[methods[0]]
         label = methods[0]
-    return rate_curve_dataset(eta, fields, tangents, method=label, settings=settings | extra)
+    return rate_curve_dataset(
+        eta, fields, tangents, method=label, settings=settings | extra,
+        references=_references(methods),
+    )  # fmt: skip
 
 
 # --- noisy rates and critical visibility ----------------------------------------------------
-
-
-def _check_visibility(visibility) -> np.ndarray:
-    v = as_real_array(visibility, "visibility")
-    check_in_range(v, "visibility", 0.0, 1.0)
-    return v
 
 
 def _error_correction_cost(t, p, w, v):
@@ -766,7 +616,7 @@ def noisy_strategy_entropy(
     """
     x, y = _check_kind(kind, x, y)
     t, p, w = _angles64(theta, phi, omega)
-    v = _check_visibility(visibility)
+    v = check_visibility(visibility)
     shape = np.broadcast_shapes(t.shape, v.shape)
     t, p, w, v = (np.broadcast_to(a, shape) for a in (t, p, w, v))
     out = _achievable_entropy(t, p, w, v)[kind][..., x, y]
@@ -774,67 +624,7 @@ def noisy_strategy_entropy(
         return jnp.asarray(out, dtype=jnp.float64)
 
 
-def _noisy(t, p, w, v, kind, method, options, xs, ys):
-    """Noisy rate of one method on checked, broadcast float64 arrays (NaN: backend failed)."""
-    backend = _BACKENDS[method]
-    _, q, _, top = _bounds64(t, p, w)
-    eta = np.minimum(v * np.abs(q), top)  # |v eta^Q| <= |eta^Q| <= max always
-
-    def entropy(kind_, xi, yi):
-        return np.asarray(backend(t, p, w, eta, kind=kind_, x=xi, y=yi, options=options))
-
-    if kind == "key":
-        cost = _error_correction_cost(t, p, w, v)  # (..., x, y)
-        rates = [entropy("key", xi, 0)[..., None] - cost[..., xi, :] for xi in xs]
-    else:
-        rates = [entropy("global", xi, yi)[..., None] for xi in xs for yi in ys]
-    flat = np.concatenate(rates, -1)
-    return np.max(flat, axis=-1)  # NaN propagates: a failed input pair makes the max unknown
-
-
-def _noisy_protocol(t, p, w, v, method, options, xs, bob_key, flip):
-    """Key rate with Bob's key input ``bob_key`` (None, 0, 1, 2) and Alice's flips ``flip``.
-
-    H(A'|X=x, E) at <B> = v eta^Q minus H(A'|X=x, Y=y, B) of :func:`device_behaviour` (y = 2:
-    Bob's key-only input aligned with A_x), maximised over x in ``xs`` (and y for None).
-    """
-    backend = _entropy_backend(method, flip)
-    _, q, _, top = _bounds64(t, p, w)
-    eta = np.minimum(v * np.abs(q), top)
-    rates = []
-    with x64_scope():
-        for xi in xs:
-            h = np.asarray(backend(t, p, w, eta, kind="key", x=xi, y=0, options=options))
-            beh = device_behaviour(t, p, w, visibility=v, bob_key=bob_key, x=xi)
-            ys = (0, 1) if bob_key is None else (bob_key,)
-            for yi in ys:
-                cost = np.asarray(error_correction_cost(beh, xi, yi, preprocessing=flip))
-                rates.append((h - cost)[..., None])
-    return np.max(np.concatenate(rates, -1), axis=-1)  # NaN propagates
-
-
-def _noisy_entry(
-    theta, phi, omega, visibility, kind, method, options, xs, ys, bob_key=None, flip=0.0
-):
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    t, p, w = _angles64(theta, phi, omega)
-    v = _check_visibility(visibility)
-    shape = np.broadcast_shapes(t.shape, v.shape)
-    t, p, w, v = (np.broadcast_to(a, shape) for a in (t, p, w, v))
-    if kind == "key" and (bob_key is not None or flip > 0):
-        for m in methods:
-            _entropy_backend(m, flip)  # unsupported combinations fail before any solve
-        out = [_noisy_protocol(t, p, w, v, m, per_method[m], xs, bob_key, flip) for m in methods]
-    else:
-        out = [_noisy(t, p, w, v, kind, m, per_method[m], xs, ys) for m in methods]
-    return _as_output(out, multi)
-
-
 # --- protocols and devices: bob_key, preprocessing, constraint, efficiency ------------------
-
-#: what a protocol may test (see ARCHITECTURE.md, "Protocols and devices")
-CONSTRAINTS = ("bell", "correlators", "full")
 
 #: coarse grid of flip probabilities searched by ``preprocessing="optimal"`` before the
 #: golden-section refinement (p = 1/2 itself gives exactly no key and is not searched)
@@ -851,148 +641,95 @@ CRITICAL_STATUSES = ("found", "no_rate", "failed", "not_bisected")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
-def _check_constraint(constraint, name: str = "constraint") -> str:
-    if constraint not in CONSTRAINTS:
-        raise ValueError(f"{name} must be one of {CONSTRAINTS}, got {constraint!r}")
-    return constraint
-
-
-def _check_efficiency(efficiency) -> np.ndarray:
-    e = as_real_array(efficiency, "efficiency")
-    check_in_range(e, "efficiency", 0.0, 1.0, closed=(False, True))
-    return e
-
-
-def _check_protocol_preprocessing(preprocessing):
-    """A flip probability (float) or the string "optimal"."""
-    if isinstance(preprocessing, str):
-        if preprocessing == "optimal":
-            return "optimal"
-        raise ValueError(
-            "preprocessing must be a flip probability in [0, 1/2] or 'optimal'; got "
-            f"{preprocessing!r}"
-        )
-    return check_preprocessing(preprocessing)
-
-
-def _constraints(methods, per_method, constraint) -> dict[str, str]:
-    """The constraint of each method: the keyword, or (for "bff", keyword None) its options'.
-
-    ``constraint=None`` keeps today's behaviour: "bell", except that ``method="bff"`` with
-    ``options={"constraint": ...}`` uses that. A keyword and an options entry that differ
-    raise a ValueError naming both.
-    """
-    if constraint is not None:
-        _check_constraint(constraint)
-    out = {}
-    for m in methods:
-        given = None
-        if m == "bff" and isinstance(per_method[m], Mapping) and "constraint" in per_method[m]:
-            given = per_method[m]["constraint"]
-        if constraint is not None and given is not None and given != constraint:
-            raise ValueError(
-                f"constraint={constraint!r} and options['constraint']={given!r} (method 'bff') "
-                "disagree: give one of them"
-            )
-        out[m] = constraint if constraint is not None else (given or "bell")
-    return out
-
-
-def _bff_options(options, constraint: str, flip: float) -> dict:
-    """bff options with the protocol's constraint and preprocessing."""
-    return _with_preprocessing(options, flip) | {"constraint": constraint}
-
-
-def _attack_values(stats, constraint, x, flip, options) -> np.ndarray:
-    """attack.attack_entropy per point of ``stats`` (..., 2, 2) or (..., 2, 2, 2, 2); NaN where
-    the attack did not converge (its upper bound is then not within ``tol``)."""
-    from jaxbell.rates.attack import attack_entropy
-
-    opts = dict(options or {})
-    seed = opts.pop("seed", 0)
-    core = 2 if constraint == "correlators" else 4
-    lead = stats.shape[: stats.ndim - core]
-    flat = stats.reshape((-1,) + stats.shape[stats.ndim - core :])
-    out = np.full(flat.shape[0], np.nan)
-    for i, s in enumerate(flat):
-        res = attack_entropy(
-            s, constraint=constraint, x=x, preprocessing=flip, options=opts or None, seed=seed
-        )
-        if res.converged:
-            out[i] = res.entropy
-    return out.reshape(lead)
-
-
 def _bell_of(t, p, w, test):
     """|<B>| = |sum_xy c_xy E_xy| of a behaviour's test inputs (..., 2, 2, 2, 2)."""
-    from jaxbell.family import bell_coefficients
-    from jaxbell.rates.protocol import behaviour_correlators
-
     with x64_scope():
         c = np.asarray(bell_coefficients(t, p, w), dtype=np.float64)
         e = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
     return np.abs(np.sum(c * e, axis=(-2, -1)))
 
 
-def _protocol_entropy(t, p, w, eta, test, method, options, xi, flip, constraint):
-    """H(A'|X=x, E) of one method at Bell values ``eta`` / test statistics ``test``."""
-    from jaxbell.rates.protocol import behaviour_correlators
+def _rate(t, p, w, backend, options, protocol: Protocol, observe) -> np.ndarray:
+    """The one rate kernel: the rate of a batch of points under ``protocol`` (one flip
+    probability), by ``backend``; flat float64 arrays, NaN propagates.
 
-    if method == "qubit" and constraint == "bell":
-        backend = _entropy_backend("qubit", flip)
-        return np.asarray(backend(t, p, w, eta, kind="key", x=xi, y=0, options=options))
-    if method == "qubit":
-        stats = test
-        if constraint == "correlators":
-            with x64_scope():
-                stats = np.asarray(behaviour_correlators(jnp.asarray(test)), dtype=np.float64)
-        return _attack_values(stats, constraint, xi, flip, options)
-    if method == "bff":
-        opts = _bff_options(options, constraint, flip)
-        kwargs = {}
-        if constraint == "full":
-            kwargs["statistics"] = test
-        elif constraint == "correlators" and test is not None:
-            with x64_scope():
-                kwargs["statistics"] = np.asarray(
-                    behaviour_correlators(jnp.asarray(test)), dtype=np.float64
-                )
-        res = bff.certify(t, p, w, eta, kind="key", x=xi, y=0, options=opts, **kwargs)
-        return np.asarray(res["value"], dtype=np.float64)
-    # a registered backend without protocol support: the Bell value only
-    if constraint != "bell" or flip > 0:
-        raise NotImplementedError(
-            f"method {method!r} supports constraint 'bell' without preprocessing only"
-        )
-    return np.asarray(_BACKENDS[method](t, p, w, eta, kind="key", x=xi, y=0, options=options))
+    Kind "key": max over Alice's inputs x and Bob's key inputs y of H(A'|X=x, E) -
+    H(A'|X=x, Y=y, B), the Devetak-Winter rate with Alice's noisy preprocessing; kind
+    "global": max over x, y of H(AB|X=x, Y=y, E). ``observe(x)`` gives what the protocol sees
+    with key input x: (Bell values, test behaviour or None, whether it is the white noise of
+    eq. (6), error-correction costs (n, Bob's key inputs)).
+    """
+    key = protocol.kind == "key"
+    pairs = [(xi, 0) for xi in protocol.inputs]
+    if not key:
+        pairs = [(xi, yi) for xi in protocol.inputs for yi in protocol.y_inputs]
+    rates = []
+    for xi, yi in pairs:
+        eta, test, white, cost = observe(xi)
+        h = backend.entropy(
+            Batch(t, p, w, eta, test, white), protocol.replace(x=xi, y=yi), options
+        ).value
+        rates.append(h[..., None] - cost if key else h[..., None])
+    return np.max(np.concatenate(rates, -1), axis=-1)  # a failed input makes the max unknown
 
 
-def _protocol_rate(t, p, w, v, eff, method, options, xs, bob_key, flip, constraint):
-    """Key rate of the device (v, eff) for one flip probability, max over x in ``xs`` (and
-    Bob's test inputs for bob_key None). Arrays broadcast already; NaN propagates."""
+def _device(t, p, w, v, eff, backend, protocol: Protocol):
+    """``observe`` of :func:`_rate` for the strategy of eq. (6) under white noise ``v`` and
+    detection efficiency ``eff`` (flat arrays)."""
     _, q, _, top = _bounds64(t, p, w)
     lossless = np.asarray(eff) == 1.0
-    rates = []
-    for xi in xs:
+    white = bool(np.all(lossless))
+    eta_white = np.minimum(v * np.abs(q), top)  # |v eta^Q| <= |eta^Q| <= max always
+    flip = protocol.preprocessing
+    closed = protocol.kind == "global" or (
+        white
+        and protocol.bob_key is None
+        and flip == 0
+        and protocol.constraint in backend.white_noise_constraints
+    )
+    if closed:  # the paper's protocol: no behaviour needed, costs in closed form
+        cost = _error_correction_cost(t, p, w, v)  # (..., x, y)
+        return lambda xi: (eta_white, None, True, cost[..., xi, :])
+
+    def observe(xi):
         with x64_scope():
             beh = np.asarray(
-                device_behaviour(t, p, w, visibility=v, efficiency=eff, bob_key=bob_key, x=xi),
+                device_behaviour(
+                    t, p, w, visibility=v, efficiency=eff, bob_key=protocol.bob_key, x=xi
+                ),
                 dtype=np.float64,
             )
         test = beh[..., :2]
-        # the Bell value of the behaviour; at efficiency 1 it is v |eta^Q| (as today, exactly)
-        eta = np.where(lossless, np.minimum(v * np.abs(q), top), _bell_of(t, p, w, test))
-        eta = np.minimum(eta, top)
-        stats = test if (constraint == "full" or not np.all(lossless)) else None
-        if method != "bff" and constraint != "bell":
-            stats = test
-        h = _protocol_entropy(t, p, w, eta, stats, method, options, xi, flip, constraint)
-        ys = (0, 1) if bob_key is None else (bob_key,)
-        for yi in ys:
-            with x64_scope():
-                cost = np.asarray(error_correction_cost(beh, xi, yi, preprocessing=flip))
-            rates.append((h - cost)[..., None])
-    return np.max(np.concatenate(rates, -1), axis=-1)
+        eta = eta_white if white else np.where(lossless, eta_white, _bell_of(t, p, w, test))
+        return np.minimum(eta, top), test, white, _costs(beh, xi, protocol)
+
+    return observe
+
+
+def _costs(beh, xi, protocol: Protocol) -> np.ndarray:
+    """H(A'|X=x, Y=y, B) of the behaviour for Bob's key inputs y, (..., y)."""
+    with x64_scope():
+        return np.stack(
+            [
+                np.asarray(error_correction_cost(beh, xi, yi, preprocessing=protocol.preprocessing))
+                for yi in protocol.bob_inputs
+            ],
+            -1,
+        )
+
+
+def _rates(t, p, w, v, eff, backend, options, protocol: Protocol):
+    """Rates of the device (v, eff) on flat float64 arrays: (rate, optimal p or None)."""
+    if protocol.preprocessing == "optimal":
+
+        def rate(i, f):
+            one = protocol.replace(preprocessing=f)
+            args = (t[i], p[i], w[i])
+            return _rate(*args, backend, options, one, _device(*args, v[i], eff[i], backend, one))
+
+        return _optimal_rate(rate, t.size)
+    observe = _device(t, p, w, v, eff, backend, protocol)
+    return _rate(t, p, w, backend, options, protocol, observe), None
 
 
 def _golden_max(f, lo, hi, ptol):
@@ -1070,26 +807,6 @@ def _optimal_rate(rate, n):
     return np.where(failed, np.nan, best), np.where(failed, np.nan, arg)
 
 
-def _key_rates(t, p, w, v, eff, method, options, xs, key, flip, constraint):
-    """Key rate of one method on flat float64 arrays; (rate, optimal p or None)."""
-    if flip == "optimal":
-
-        def rate(i, f):
-            args = (t[i], p[i], w[i], v[i], eff[i])
-            return _key_rates(*args, method, options, xs, key, f, constraint)[0]
-
-        return _optimal_rate(rate, t.size)
-    legacy = np.all(eff == 1.0) and (
-        constraint == "bell" or (method == "bff" and constraint == "correlators")
-    )
-    if legacy and not (method == "bff" and flip > 0):
-        opts = _bff_options(options, constraint, 0.0) if method == "bff" else options
-        if key is None and flip == 0:  # today's path, bit for bit
-            return _noisy(t, p, w, v, "key", method, opts, xs, (0, 1)), None
-        return _noisy_protocol(t, p, w, v, method, opts, xs, key, flip), None
-    return _protocol_rate(t, p, w, v, eff, method, options, xs, key, flip, constraint), None
-
-
 def _threshold(rate, n, xtol, bar, lo=None):
     """Bisection of the smallest axis value in (lo, 1] with a positive rate, for n elements.
 
@@ -1159,13 +876,13 @@ def _optimal_threshold(crit_at, n):
     return value, status, np.where(status == 0, arg, np.nan)
 
 
-def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip,
-                         tols, progress, left_of=None):  # fmt: skip
+def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, protocols, tols, progress):
     """Thresholds per method along ``axis`` ("visibility" or "efficiency"), ``fixed`` the other.
 
     Flat arrays; returns lists (per method) of (threshold, status, optimal p or None)."""
     from tqdm import tqdm
 
+    flip = protocols[methods[0]].preprocessing
     steps = sum(int(math.ceil(math.log2(1.0 / tols[m]))) + 2 for m in methods)
     if flip == "optimal":
         steps *= len(_OPTIMAL_GRID) + 8
@@ -1177,17 +894,19 @@ def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, cons, xs, ke
     out = []
     with bar:
         for m in methods:
-            opts = _quiet(m, per_method[m])
+            backend = backends.get(m)
+            opts = backend.quiet_options(per_method[m])
 
-            def crit_at(i, f, m=m, opts=opts):
+            def crit_at(i, f, backend=backend, opts=opts, protocol=protocols[m], xtol=tols[m]):
+                one = protocol.replace(preprocessing=f)
+
                 def rate(j, val):
                     k = i[j]
                     v, e = (val, fixed[k]) if axis == "visibility" else (fixed[k], val)
                     args = (t[k], p[k], w[k], v, e)
-                    return _key_rates(*args, m, opts, xs, key, f, cons[m])[0]
+                    return _rates(*args, backend, opts, one)[0]
 
-                lo = None if left_of is None else left_of(i, f, cons[m])
-                return _threshold(rate, i.size, tols[m], bar, lo)
+                return _threshold(rate, i.size, xtol, bar)
 
             if flip == "optimal":
                 out.append(_optimal_threshold(crit_at, t.size))
@@ -1197,26 +916,24 @@ def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, cons, xs, ke
     return out
 
 
-def _front_door(theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing,
-                constraint, method, options, return_preprocessing):  # fmt: skip
-    xs = _check_input(x, "x")
-    key = check_bob_key(bob_key)
-    flip = _check_protocol_preprocessing(preprocessing)
+def _device_rates(theta, phi, omega, protocol, device, method, options, return_preprocessing):
+    """The rates of :func:`noisy_key_rate` and :func:`noisy_global_rate` (checked values)."""
     if not isinstance(return_preprocessing, (bool, np.bool_)):
         raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    cons = _constraints(methods, per_method, constraint)
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    protocols = _protocols(methods, per_method, protocol)
     t, p, w = _angles64(theta, phi, omega)
-    v = _check_visibility(visibility)
-    eff = _check_efficiency(efficiency)
+    v, eff = device.visibility, device.efficiency
     shape = np.broadcast_shapes(t.shape, v.shape, eff.shape)
     flat = [np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, v, eff)]
     rates, flips = [], []
     for m in methods:
-        r, f = _key_rates(*flat, m, per_method[m], xs, key, flip, cons[m])
+        r, f = _rates(*flat, backends.get(m), per_method[m], protocols[m])
         rates.append(np.reshape(r, shape))
-        flips.append(np.reshape(np.full(r.shape, flip) if f is None else f, shape))
+        flips.append(
+            np.reshape(np.full(r.shape, protocol.preprocessing) if f is None else f, shape)
+        )
     out = _as_output(rates, multi)
     if return_preprocessing:
         return out, _as_output(flips, multi)
@@ -1227,7 +944,7 @@ def noisy_key_rate(
     theta: ArrayLike,
     phi: ArrayLike,
     omega: ArrayLike,
-    visibility: ArrayLike,
+    visibility: ArrayLike | None = None,
     *,
     x: int | None = None,
     bob_key: int | str | None = None,
@@ -1237,6 +954,8 @@ def noisy_key_rate(
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     return_preprocessing: bool = False,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Devetak-Winter key rate of the strategy of eq. (6) under white noise, bits per round.
 
@@ -1284,6 +1003,11 @@ def noisy_key_rate(
         As in :func:`di_entropy` (a sequence of methods adds a trailing axis).
     return_preprocessing : bool
         Also return the flip probability of each rate (the optimum for ``"optimal"``).
+    protocol, device : Protocol, Device, optional
+        The keywords above as values (:class:`jaxbell.Protocol`: ``x``, ``bob_key``,
+        ``preprocessing``, ``constraint``; :class:`jaxbell.Device`: ``visibility``,
+        ``efficiency``; ``visibility`` may then be left out). The same bits as the keywords;
+        a keyword set beside its value is a TypeError.
 
     Returns
     -------
@@ -1297,22 +1021,29 @@ def noisy_key_rate(
     Eq. (1) and (6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024);
     I. Devetak and A. Winter, Proc. R. Soc. A 461, 207 (2005).
     """
-    return _front_door(
-        theta, phi, omega, visibility, efficiency, x, bob_key, preprocessing, constraint,
-        method, options, return_preprocessing,
+    protocol, device = front_door(
+        noisy_key_rate, protocol, device, x=x, bob_key=bob_key, preprocessing=preprocessing,
+        constraint=constraint, visibility=visibility, efficiency=efficiency,
     )  # fmt: skip
+    if protocol.kind != "key":
+        raise ValueError(
+            f"noisy_key_rate computes kind 'key', got a protocol of kind {protocol.kind!r}"
+        )
+    return _device_rates(theta, phi, omega, protocol, device, method, options, return_preprocessing)
 
 
 def noisy_global_rate(
     theta: ArrayLike,
     phi: ArrayLike,
     omega: ArrayLike,
-    visibility: ArrayLike,
+    visibility: ArrayLike | None = None,
     *,
     x: int | None = None,
     y: int | None = None,
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> jax.Array:
     r"""Global randomness rate of the strategy of eq. (6) under white noise, bits per round.
 
@@ -1322,13 +1053,19 @@ def noisy_global_rate(
     a self-testing tuple this is :func:`jaxbell.global_rate_at_quantum_bound`. Other arguments
     as in :func:`noisy_key_rate`. With method "bff", level 2, each pair (x, y) costs about a
     minute of CPU per point: fix ``x`` and ``y``, or use ``options={"level": 1}``.
+    ``protocol=`` / ``device=`` give ``x``, ``y`` and ``visibility`` as values.
 
     References
     ----------
     Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024), r^global below eq. (1).
     """
-    xs, ys = _check_input(x, "x"), _check_input(y, "y")
-    return _noisy_entry(theta, phi, omega, visibility, "global", method, options, xs, ys)
+    protocol, device = front_door(
+        noisy_global_rate, protocol, device, x=x, y=y, visibility=visibility
+    )
+    protocol = protocol.replace(kind="global", constraint=None)
+    if np.any(device.efficiency != 1.0):
+        raise ValueError("noisy_global_rate is for white noise only: device.efficiency must be 1")
+    return _device_rates(theta, phi, omega, protocol, device, method, options, False)
 
 
 def _bisect(rate, left, right, ok, xtol, bar=None):
@@ -1382,17 +1119,17 @@ def _local_visibility(lo, q, t, p, w, constraint: str):
     return lo / np.abs(q)
 
 
-def _critical(t, p, w, lo, q, kind, method, options, xs, ys, xtol, bar, floor=None):
+def _critical(t, p, w, lo, q, backend, options, protocol, xtol, bar, floor=None):
     """Critical visibilities of one method for the selected tuples (flat arrays), and brackets."""
-    constraint = "bell"
-    if method == "bff":
-        constraint = bff.BffOptions.from_mapping(options).constraint
+    constraint = protocol.constraint
     left = _local_visibility(lo, q, t, p, w, constraint)
-    if method == "bff":
-        # valid lower ends of the bracket, which save SDPs: the visibility where the rate of
+    xs = protocol.inputs
+    ys = protocol.y_inputs if protocol.kind == "global" else (0, 1)
+    if backend.bound == "lower":
+        # valid lower ends of the bracket, which save solves: the visibility where the rate of
         # the noisy strategy itself vanishes (an explicit attack: no protocol rate above it),
-        # and, given, the qubit threshold (its rates are achievable upper bounds)
-        _, below = _achievable_critical(t, p, w, kind, xs, ys)
+        # and, given, the attack's threshold (its rates are achievable upper bounds)
+        _, below = _achievable_critical(t, p, w, protocol.kind, xs, ys)
         left = np.maximum(left, np.where(np.isfinite(below), below, 0.0))
         if floor is not None and constraint == "bell":
             left = np.maximum(left, np.where(np.isfinite(floor), floor, 0.0))
@@ -1400,7 +1137,7 @@ def _critical(t, p, w, lo, q, kind, method, options, xs, ys, xtol, bar, floor=No
     right = np.ones_like(left)
 
     def rate(i, v):
-        return _noisy(t[i], p[i], w[i], v, kind, method, options, xs, ys)
+        return _rates(t[i], p[i], w[i], v, np.ones(i.size), backend, options, protocol)[0]
 
     top = rate(np.arange(t.size), right)
     ok = top > RATE_RESOLUTION
@@ -1420,7 +1157,7 @@ def _check_xtol(xtol, methods: tuple[str, ...]) -> dict[str, float]:
     for m in methods:
         value = given.get(m)
         if value is None:
-            value = _XTOL.get(m, _XTOL_DEFAULT)
+            value = backends.get(m).xtol
         number = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
         if not (number and 0 < value < 1):
             raise ValueError(
@@ -1447,6 +1184,8 @@ def critical_visibility(
     constraint: str | None = None,
     efficiency: ArrayLike = 1.0,
     return_status: bool = False,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> jax.Array | tuple[jax.Array, np.ndarray]:
     r"""The smallest visibility v with a positive noisy rate (key or global randomness).
 
@@ -1506,20 +1245,22 @@ def critical_visibility(
     """
     from tqdm import tqdm
 
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be 'key' or 'global', got {kind!r}")
+    protocol, device = front_door(
+        critical_visibility, protocol, device, kind=kind, x=x, y=y, bob_key=bob_key,
+        preprocessing=preprocessing, constraint=constraint, efficiency=efficiency,
+    )  # fmt: skip
+    device = _searched(device, "visibility")
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    kind = protocol.kind
     _check_return_status(return_status)
-    flip = _check_protocol_preprocessing(preprocessing)
-    key = check_bob_key(bob_key)
-    cons = _constraints(methods, per_method, constraint)
-    eff = _check_efficiency(efficiency)
+    protocols = _protocols(methods, per_method, protocol)
+    eff = device.efficiency
     legacy = (
-        key is None
-        and flip == 0
+        protocol.bob_key is None
+        and protocol.preprocessing == 0
         and np.all(eff == 1.0)
-        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+        and all(protocols[m].constraint in backends.get(m).white_noise_constraints for m in methods)
     )
     if kind == "global" and not legacy:
         raise ValueError(
@@ -1527,16 +1268,10 @@ def critical_visibility(
         )
     if not legacy:
         return _protocol_critical(
-            theta, phi, omega, eff, "visibility", x=x, bob_key=key,
-            preprocessing=flip, constraint=constraint, method=method, options=options,
-            xtol=xtol, progress=progress, return_status=return_status,
+            theta, phi, omega, eff, "visibility", methods=methods, multi=multi,
+            per_method=per_method, protocols=protocols, xtol=xtol, progress=progress,
+            return_status=return_status,
         )  # fmt: skip
-    if "bff" in per_method:
-        per_method["bff"] = _bff_options(per_method["bff"], cons["bff"], 0.0)
-    xs = _check_input(x, "x")
-    ys = _check_input(y, "y")  # checked for every kind, used by "global" only
-    if kind == "key":
-        ys = (0, 1)
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     shape = t.shape
@@ -1552,32 +1287,22 @@ def critical_visibility(
     floor = np.full(t.shape, np.nan)
     with bar:
         for m in methods:
+            backend, one = backends.get(m), protocols[m]
             res = np.full(t.shape, np.nan)
             sel = np.flatnonzero(st)
-            if m == "bff" and bff.BffOptions.from_mapping(per_method[m]).constraint != "bell":
+            if one.constraint != "bell":
                 # all four correlators constrained: any tuple whose eq. (6) correlators are
                 # nonlocal may have a rate, self-testing or not (Props. 4, 6 at phi = pi/2)
                 nonlocal_e6 = _local_visibility(lo, q, t, p, w, "correlators") < 1.0
                 sel = np.flatnonzero((st | nonlocal_e6) & (q != 0))
             if sel.size:
                 crit, below = _critical(
-                    t[sel],
-                    p[sel],
-                    w[sel],
-                    lo[sel],
-                    q[sel],
-                    kind,
-                    m,
-                    _quiet(m, per_method[m]),
-                    xs,
-                    ys,
-                    tols[m],
-                    bar,
-                    floor=floor[sel],
-                )
+                    t[sel], p[sel], w[sel], lo[sel], q[sel], backend,
+                    backend.quiet_options(per_method[m]), one, tols[m], bar, floor=floor[sel],
+                )  # fmt: skip
                 res[sel] = crit
-                if m == "qubit":
-                    floor[sel] = below  # the qubit rate is <= 0 there, so the certified one too
+                if backend.bound == "upper" and one.constraint == "bell":
+                    floor[sel] = below  # the attack's rate is <= 0 there, the certified one too
             out.append(res.reshape(shape))
     value = _as_output(out, multi)
     if not return_status:
@@ -1588,11 +1313,24 @@ def critical_visibility(
         status = np.where(np.isfinite(res), 0, 1).astype(np.int8)
         redo = np.flatnonzero(~np.isfinite(res) & st)
         if redo.size:  # no rate at v = 1 (1), or a failure inside the bracket (2)?
-            top = _noisy(t[redo], p[redo], w[redo], np.ones(redo.size), kind, m,
-                         _quiet(m, per_method[m]), xs, ys)  # fmt: skip
+            backend = backends.get(m)
+            top = _rates(
+                t[redo], p[redo], w[redo], np.ones(redo.size), np.ones(redo.size), backend,
+                backend.quiet_options(per_method[m]), protocols[m],
+            )[0]  # fmt: skip
             status[redo] = np.where(np.isfinite(top) & (top <= 0), 1, 2)
         statuses.append(status.reshape(shape))
     return value, (np.stack(statuses, -1) if multi else statuses[0])
+
+
+def _searched(device: Device, axis: str) -> Device:
+    """The device of a threshold search along ``axis``: that field must be left at 1."""
+    if np.any(getattr(device, axis) != 1.0):
+        raise ValueError(
+            f"the threshold search sets the {axis}: leave device.{axis} at 1 (give the other "
+            "field only)"
+        )
+    return device
 
 
 def _check_return_status(return_status):
@@ -1600,27 +1338,16 @@ def _check_return_status(return_status):
         raise TypeError(f"return_status must be True or False, got {return_status!r}")
 
 
-def _protocol_critical(theta, phi, omega, fixed_value, axis, *, x, bob_key, preprocessing,
-                       constraint, method, options, xtol, progress, return_status):  # fmt: skip
+def _protocol_critical(theta, phi, omega, fixed_value, axis, *, methods, multi, per_method,
+                       protocols, xtol, progress, return_status):  # fmt: skip
     """Thresholds along ``axis`` with the protocol keywords (kind "key")."""
-    xs = _check_input(x, "x")
-    key = check_bob_key(bob_key)
-    flip = _check_protocol_preprocessing(preprocessing)
     _check_return_status(return_status)
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    cons = _constraints(methods, per_method, constraint)
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
-    if axis == "visibility":
-        fixed = _check_efficiency(fixed_value)
-    else:
-        fixed = _check_visibility(fixed_value)
+    fixed = np.asarray(fixed_value)
     shape = np.broadcast_shapes(t.shape, fixed.shape)
     t, p, w, fixed = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, fixed))
-    res = _protocol_thresholds(
-        t, p, w, fixed, axis, methods, per_method, cons, xs, key, flip, tols, progress
-    )
+    res = _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, protocols, tols, progress)
     value = _as_output([r[0].reshape(shape) for r in res], multi)
     if not return_status:
         return value
@@ -1644,6 +1371,8 @@ def critical_efficiency(
     xtol: float | Mapping[str, float] | None = None,
     progress: bool | None = False,
     return_status: bool = False,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> jax.Array | tuple[jax.Array, np.ndarray]:
     r"""The smallest detection efficiency with a positive key rate, by bisection on (0, 1].
 
@@ -1674,6 +1403,8 @@ def critical_efficiency(
         Also return the status per threshold (int8, codes of :data:`CRITICAL_STATUSES`: 0
         found, 1 no positive rate even at efficiency 1 -- the threshold does not exist, 2 the
         backend failed inside the bracket).
+    protocol, device : Protocol, Device, optional
+        As in :func:`noisy_key_rate` (the device's visibility; its efficiency stays 1).
 
     Returns
     -------
@@ -1681,14 +1412,22 @@ def critical_efficiency(
         eta in (0, 1], float64 (NaN where status is not 0); a trailing method axis for a
         sequence of methods.
     """
-    if kind != "key":
+    if kind != "key" or (protocol is not None and protocol.kind != "key"):
+        got = kind if kind != "key" else protocol.kind
         raise ValueError(
-            f"kind must be 'key' (critical_efficiency is for the key rate), got {kind!r}"
+            f"kind must be 'key' (critical_efficiency is for the key rate), got {got!r}"
         )
+    protocol, device = front_door(
+        critical_efficiency, protocol, device, x=x, bob_key=bob_key,
+        preprocessing=preprocessing, constraint=constraint, visibility=visibility,
+    )  # fmt: skip
+    device = _searched(device, "efficiency")
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
     return _protocol_critical(
-        theta, phi, omega, visibility, "efficiency", x=x, bob_key=bob_key,
-        preprocessing=preprocessing, constraint=constraint, method=method, options=options,
-        xtol=xtol, progress=progress, return_status=return_status,
+        theta, phi, omega, device.visibility, "efficiency", methods=methods, multi=multi,
+        per_method=per_method, protocols=_protocols(methods, per_method, protocol), xtol=xtol,
+        progress=progress, return_status=return_status,
     )  # fmt: skip
 
 
@@ -1725,6 +1464,7 @@ def observed_key_rate(
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
     return_preprocessing: bool = False,
+    protocol: Protocol | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""DI key rate of measured statistics p(ab|xy), bits per round.
 
@@ -1751,23 +1491,24 @@ def observed_key_rate(
     jax.Array (and the flip probabilities with ``return_preprocessing``)
         Bits per round, the leading shape of ``probabilities``.
     """
-    from jaxbell.rates.protocol import check_behaviour
-
+    protocol, _ = front_door(
+        observed_key_rate, protocol, None, x=x, bob_key=bob_key, preprocessing=preprocessing,
+        constraint=constraint,
+    )  # fmt: skip
     beh = check_behaviour(probabilities, "probabilities")
-    xs = _check_input(x, "x")
-    key = check_bob_key(bob_key)
+    key = protocol.bob_key
     if key == 2 and beh.shape[-1] != 3:
         raise ValueError(
             "bob_key=2 ('aligned') needs Bob's key-only input y = 2 in the data: probabilities "
             f"of shape (..., 2, 2, 2, 3); got shape {beh.shape} (or pass bob_key=None, 0 or 1)"
         )
-    flip = _check_protocol_preprocessing(preprocessing)
+    flip = protocol.preprocessing
     if not isinstance(return_preprocessing, (bool, np.bool_)):
         raise TypeError(f"return_preprocessing must be True or False, got {return_preprocessing!r}")
-    _check_constraint(constraint)
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
-    cons = _constraints(methods, per_method, constraint)
+    constraint = protocol.constraint or "bell"
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    protocols = _protocols(methods, per_method, protocol.replace(constraint=constraint))
     t0, p0, w0 = _check_bell_tuple(bell, constraint)
     lead = beh.shape[:-4]
     flat = beh.reshape((-1,) + beh.shape[-4:])
@@ -1783,16 +1524,12 @@ def observed_key_rate(
 
     def rate_for(m):
         def rate(i, f):
-            out = []
-            for xi in xs:
-                h = _protocol_entropy(
-                    t[i], p[i], w[i], eta[i], test[i], m, per_method[m], xi, f, cons[m]
-                )
-                for yi in (0, 1) if key is None else (key,):
-                    with x64_scope():
-                        cost = np.asarray(error_correction_cost(flat[i], xi, yi, preprocessing=f))
-                    out.append((h - cost)[..., None])
-            return np.max(np.concatenate(out, -1), -1)
+            one = protocols[m].replace(preprocessing=f)
+
+            def observe(xi):
+                return eta[i], test[i], False, _costs(flat[i], xi, one)
+
+            return _rate(t[i], p[i], w[i], backends.get(m), per_method[m], one, observe)
 
         return rate
 
@@ -1833,6 +1570,8 @@ def noisy_rate_curve(
     constraint: str | None = None,
     efficiency: float = 1.0,
     critical_efficiency: bool = False,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> xr.Dataset:
     r"""Key and randomness rates of one tuple under white noise, per method, as a Dataset.
 
@@ -1890,40 +1629,35 @@ def noisy_rate_curve(
     Eq. (1)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024); Devetak & Winter,
     Proc. R. Soc. A 461, 207 (2005); Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024).
     """
-    from jaxbell.dataset import noisy_rate_dataset
-
-    methods, multi = _check_methods(method)
-    per_method = _split_options(methods, options, multi)
+    protocol, device = front_door(
+        noisy_rate_curve, protocol, device, x=x, y=y, bob_key=bob_key,
+        preprocessing=preprocessing, constraint=constraint, visibility=visibility,
+        efficiency=efficiency,
+    )  # fmt: skip
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     if not kinds or any(k not in KINDS for k in kinds) or len(set(kinds)) != len(kinds):
         raise ValueError(f"kind must be 'key', 'global' or a sequence of both, got {kind!r}")
-    xs = _check_input(x, "x")
-    ys = _check_input(y, "y")
     if not isinstance(critical, (bool, np.bool_)):
         raise TypeError(f"critical must be True or False, got {critical!r}")
     if not isinstance(critical_efficiency, (bool, np.bool_)):
         raise TypeError(f"critical_efficiency must be True or False, got {critical_efficiency!r}")
-    key = check_bob_key(bob_key)
-    flip = _check_protocol_preprocessing(preprocessing)
-    cons = _constraints(methods, per_method, constraint)
-    eff = _check_efficiency(efficiency)
+    x, y, key, flip = protocol.x, protocol.y, protocol.bob_key, protocol.preprocessing
+    protocols = _protocols(methods, per_method, protocol)
+    eff = device.efficiency
     if eff.ndim:
         raise ValueError(f"efficiency must be one number in (0, 1], got shape {eff.shape}")
-    protocol = not (
+    paper = (
         key is None
         and flip == 0
         and float(eff) == 1.0
-        and all(c == "bell" or (m == "bff" and c == "correlators") for m, c in cons.items())
+        and all(protocols[m].constraint in backends.get(m).white_noise_constraints for m in methods)
     )
-    proto_kw = {
-        "bob_key": key,
-        "preprocessing": flip,
-        "constraint": constraint,
-    }
     t, p, w = _angles64(theta, phi, omega)
     if t.ndim:
         raise ValueError("noisy_rate_curve takes one tuple: theta, phi and omega must be scalars")
-    v = _check_visibility(visibility)
+    v = device.visibility
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"visibility must be a non-empty 1-D array; got shape {v.shape}")
     t0 = time.perf_counter()
@@ -1934,35 +1668,35 @@ def noisy_rate_curve(
     timing: dict[str, float] = {}
     extra: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     effb = np.broadcast_to(eff, v.shape)
+    xs, ys = protocol.inputs, protocol.y_inputs
     for k in kinds:
         ys_k = ys if k == "global" else (0, 1)
         per, flips = [], []
         for m in methods:
             t1 = time.perf_counter()
-            opts = per_method[m]
+            backend, opts = backends.get(m), per_method[m]
             if progress is False:
-                opts = _quiet(m, opts)
-            if k == "key" and protocol:
-                r, f = _key_rates(tb, pb, wb, v, effb, m, opts, xs, key, flip, cons[m])
-                per.append(r)
-                flips.append(f)
-            else:
-                if m == "bff":
-                    opts = _bff_options(opts, cons[m], 0.0) if k == "key" else opts
-                per.append(_noisy(tb, pb, wb, v, k, m, opts, xs, ys_k))
+                opts = backend.quiet_options(opts)
+            one = protocols[m]
+            if k == "global":  # the global rate of the paper's protocol (no key options)
+                one = Protocol(kind="global", x=x, y=y, constraint=None)
+                one = _protocols([m], {m: opts}, one)[m]
+            r, f = _rates(tb, pb, wb, v, effb, backend, opts, one)
+            per.append(r)
+            flips.append(f)
             timing[f"{m}_{k}"] = round(time.perf_counter() - t1, 3)
         rates[k] = np.stack(per)
         achievable[k] = _achievable(tb, pb, wb, v, k, xs, ys_k)
-        if k == "key" and protocol:
+        if k == "key" and not paper:
             achievable[k] = np.full(v.shape, np.nan)  # the paper's protocol only
         if k == "key" and flip == "optimal":
             extra["optimal_preprocessing"] = (("visibility",), np.stack(flips))
     if critical_efficiency:
         t1 = time.perf_counter()
         ce, cs = _critical_efficiency_fn(
-            float(t), float(p), float(w), visibility=v, x=x, **proto_kw,
-            method=list(methods) if multi else methods[0], options=options, xtol=xtol,
-            progress=progress, return_status=True,
+            float(t), float(p), float(w), protocol=protocol.replace(kind="key"),
+            device=Device(visibility=v), method=list(methods) if multi else methods[0],
+            options=options, xtol=xtol, progress=progress, return_status=True,
         )  # fmt: skip
         ce, cs = np.asarray(ce), np.asarray(cs)
         if multi:
@@ -1984,21 +1718,23 @@ def noisy_rate_curve(
                         float(t),
                         float(p),
                         float(w),
-                        kind=k,
-                        x=x,
-                        y=y if k == "global" else None,
                         method=list(methods) if multi else methods[0],
                         options=options,
                         xtol=xtol,
                         progress=progress,
-                        **(proto_kw | {"efficiency": float(eff)} if k == "key" else {}),
+                        protocol=(
+                            protocol.replace(kind="key", y=None)
+                            if k == "key"
+                            else Protocol(kind="global", x=x, y=y, constraint=None)
+                        ),
+                        device=Device(efficiency=float(eff)) if k == "key" else None,
                     )
                 )
             )
             timing[f"critical_{k}"] = round(time.perf_counter() - t1, 3)
             ys_k = ys if k == "global" else (0, 1)
             flat = (np.atleast_1d(a) for a in (t, p, w))
-            if k == "global" or not protocol:  # the noisy strategy's own threshold is
+            if k == "global" or paper:  # the noisy strategy's own threshold is
                 # the paper's protocol's; with protocol keywords it is not computed (NaN)
                 ach_crit[j] = _achievable_critical(*flat, k, xs, ys_k)[0][0]
     settings: dict[str, Any] = {
@@ -2013,21 +1749,14 @@ def noisy_rate_curve(
         "y": "best of 0, 1" if y is None else int(y),
         "bob_key": "best of 0, 1" if key is None else int(key),
         "preprocessing": flip,
-        "constraint": ", ".join(f"{m}: {c}" for m, c in cons.items()),
+        "constraint": ", ".join(f"{m}: {protocols[m].constraint}" for m in methods),
         "efficiency": float(eff),
         **{f"xtol_{m}": val for m, val in _check_xtol(xtol, methods).items()},
         "dtype": "float64",
         "jax_version": jax.__version__,
     }
     for m in methods:
-        if m == "qubit":
-            opts = vars(QubitOptions.from_mapping(per_method[m]))
-        elif m == "bff":
-            opts = dataclasses.asdict(bff.BffOptions.from_mapping(per_method[m]))
-            if opts["extras"] is None:
-                opts["extras"] = "auto: on for kind key, off for kind global"
-        else:
-            opts = dict(per_method[m] or {})
+        opts = backends.get(m).settings(per_method[m])
         settings |= {f"{m}_option_{k}": val for k, val in opts.items()}
     settings |= {f"elapsed_seconds_{k}": val for k, val in timing.items()}
     settings["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
@@ -2042,4 +1771,6 @@ def noisy_rate_curve(
         coords={"theta": float(t), "phi": float(p), "omega": float(w)},
         settings=settings,
         extra=extra,
+        references=_references(methods),
+        bracket=backends.bracket(methods),
     )
