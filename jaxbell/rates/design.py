@@ -54,6 +54,23 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxbell._precision import x64_scope
+from jaxbell.dataset import design_dataset
+from jaxbell.entropy import key_rate_at_quantum_bound
+from jaxbell.family import bell_coefficients, is_self_testing, self_testing_margin
+from jaxbell.nonlocality import max_chsh_value
+from jaxbell.rates import backends
+from jaxbell.rates.finite import _check_rounds, finite_key_rate
+from jaxbell.rates.front import critical_efficiency, critical_visibility, noisy_key_rate
+from jaxbell.rates.protocol import (
+    check_bob_key,
+    check_preprocessing,
+    device_behaviour,
+    error_correction_cost,
+)
+from jaxbell.rates.qubit import qubit_envelope, qubit_envelopes, strategy_terms
+from jaxbell.rates.values import Device, Protocol, front_door
+from jaxbell.search import find_tuple
+from jaxbell.strategy import strategy_correlators
 
 __all__ = ["OBJECTIVES", "DesignResult", "optimise_protocol", "attack_rate"]
 
@@ -64,18 +81,23 @@ SEARCH_OPTIONS = {"directions": 24, "starts": 8, "steps": 300, "refine": 1}
 _PENALTY = 200.0
 
 
-def _bob_inputs(bob_key):
-    from jaxbell.rates.protocol import check_bob_key
+def _ATTACK() -> str:  # noqa: N802 - read like a constant, looked up when called
+    """The method of the search's own values: the registry's first attack (upper bound)."""
+    return backends.default("upper")
 
+
+def _CERTIFIED() -> str:  # noqa: N802
+    """The method that certifies the optimum: the registry's first certified backend."""
+    return backends.default("lower")
+
+
+def _bob_inputs(bob_key):
     key = check_bob_key(bob_key)
     return key, ((0, 1) if key is None else (key,))
 
 
 def _device(angles, v, eff, key, ys, flip):
     """(Bell value, error-correction cost per Bob key input) of the device (traceable)."""
-    from jaxbell.family import bell_coefficients
-    from jaxbell.rates.protocol import device_behaviour, error_correction_cost
-
     beh = device_behaviour(
         angles[0],
         angles[1],
@@ -93,8 +115,6 @@ def _device(angles, v, eff, key, ys, flip):
 
 def _vertex_bell(angles, corr, weights):
     """sum_i w_i B_theta(s_i) with the strategies' correlators held fixed."""
-    from jaxbell.family import bell_coefficients
-
     c = bell_coefficients(angles[0], angles[1], angles[2])
     return jnp.sum(weights * jnp.einsum("xy,ixy->i", c, corr))
 
@@ -131,8 +151,6 @@ def attack_rate(
     ``envelope``: the tuple's :class:`jaxbell.QubitEnvelope` (computed with ``options`` if
     not given).
     """
-    from jaxbell.rates.qubit import qubit_envelope, strategy_terms
-
     key, ys = _bob_inputs(bob_key)
     angles = np.asarray(angles, dtype=np.float64)
     with x64_scope():
@@ -238,8 +256,6 @@ class DesignResult:
         return (self.theta, self.phi, self.omega)
 
     def to_dataset(self):
-        from jaxbell.dataset import design_dataset
-
         return design_dataset(self)
 
 
@@ -270,10 +286,6 @@ def _wrap(angles):
 
 def _constraint_terms(angles, max_chsh, min_key_rate):
     """(penalty, gradient, values) of the constraints at ``angles``."""
-    from jaxbell.entropy import key_rate_at_quantum_bound
-    from jaxbell.family import self_testing_margin
-    from jaxbell.nonlocality import max_chsh_value
-    from jaxbell.strategy import strategy_correlators
 
     def pen(a):
         total = 0.0
@@ -344,6 +356,8 @@ def optimise_protocol(
     subfamily: str | None = None,
     options: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    protocol: Protocol | None = None,
+    device: Device | None = None,
 ) -> DesignResult:
     """Search the whole family (eq. 2) for the best protocol; certify the optimum.
 
@@ -379,26 +393,36 @@ def optimise_protocol(
         Restrict the search to a known subfamily (None: the whole family).
     progress : bool or None
         tqdm bar over steps (None: on a terminal).
+    protocol, device : Protocol, Device, optional
+        ``bob_key``, ``preprocessing``, ``constraint`` and ``visibility``, ``efficiency`` as
+        values (:class:`jaxbell.Protocol` with x = 0, :class:`jaxbell.Device` of scalars).
     """
     t0 = time.perf_counter()
     objective = _check_objective(objective)
-    visibility = _check_unit(visibility, "visibility")
-    efficiency = _check_unit(efficiency, "efficiency")
+    protocol, device = front_door(
+        optimise_protocol, protocol, device, bob_key=bob_key, preprocessing=preprocessing,
+        constraint=constraint, visibility=visibility, efficiency=efficiency,
+    )  # fmt: skip
+    if protocol.x != 0:
+        raise ValueError(f"optimise_protocol takes Alice's key input x = 0, got {protocol.x!r}")
+    bob_key, preprocessing, constraint = (
+        protocol.bob_key,
+        protocol.preprocessing,
+        protocol.constraint,
+    )
+    visibility = _check_unit(device.visibility[()], "visibility")
+    efficiency = _check_unit(device.efficiency[()], "efficiency")
     if constraint != "bell":
         raise ValueError(
             "optimise_protocol searches with constraint 'bell' (the qubit envelope's gradient); "
             f"got {constraint!r}: certify other constraints at the result with "
             "critical_visibility(..., constraint=...)"
         )
-    from jaxbell.rates.protocol import check_preprocessing
-
     flip = check_preprocessing(preprocessing)
     key, _ = _bob_inputs(bob_key)
     if objective == "finite_key_rate":
         if rounds is None:
             raise ValueError("rounds is required with objective 'finite_key_rate'")
-        from jaxbell.rates.finite import _check_rounds
-
         rounds = float(_check_rounds(rounds).reshape(-1)[0])
     for name, val, lo, hi in (
         ("max_chsh", max_chsh, 2.0, 2 * math.sqrt(2)),
@@ -410,8 +434,6 @@ def optimise_protocol(
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
             raise ValueError(f"{name} must be a positive integer, got {val!r}")
     import optax
-
-    from jaxbell.rates.qubit import qubit_envelopes
 
     if subfamily is not None and subfamily not in SUBFAMILIES:
         raise ValueError(f"subfamily must be None or one of {SUBFAMILIES}, got {subfamily!r}")
@@ -518,20 +540,20 @@ def optimise_protocol(
     for u in candidates:
         a = _wrap(_to_angles(u, subfamily_map))
         v = _library_objective(
-            objective, a, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+            objective, a, _ATTACK(), visibility, efficiency, rounds, bob_key, flip, None
         )
         if chosen is None or _worse(objective, chosen[2], v):
             chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
     if chosen is None:  # no feasible iterate: report the best penalised one, flagged
         a = _wrap(_to_angles(best_params[int(np.argmin(best_vals))], subfamily_map))
         v = _library_objective(
-            objective, a, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+            objective, a, _ATTACK(), visibility, efficiency, rounds, bob_key, flip, None
         )
         chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
         status = "constraints_not_met"
     angles, values, value = chosen
     chsh_value = _library_objective(
-        objective, CHSH, "qubit", visibility, efficiency, rounds, bob_key, flip, None
+        objective, CHSH, _ATTACK(), visibility, efficiency, rounds, bob_key, flip, None
     )
     chsh_ok = _feasible_chsh(max_chsh, min_key_rate)
     if chsh_ok and (status != "ok" or _worse(objective, value, chsh_value)):
@@ -575,14 +597,30 @@ def optimise_protocol(
             cert = sub_cert
         else:
             cert = _library_objective(
-                objective, angles, "bff", visibility, efficiency, rounds, bob_key, flip, options
+                objective,
+                angles,
+                _CERTIFIED(),
+                visibility,
+                efficiency,
+                rounds,
+                bob_key,
+                flip,
+                options,
             )
             evaluations += 1
         if sub is not None:
             chsh_cert = sub.chsh_certified
         else:
             chsh_cert = _library_objective(
-                objective, CHSH, "bff", visibility, efficiency, rounds, bob_key, flip, options
+                objective,
+                CHSH,
+                _CERTIFIED(),
+                visibility,
+                efficiency,
+                rounds,
+                bob_key,
+                flip,
+                options,
             )
             evaluations += 1
     settings = {
@@ -626,8 +664,6 @@ def optimise_protocol(
 def _random_starts(rng: np.random.Generator, count: int) -> np.ndarray:
     """``count`` uniform random tuples that meet condition (4) (about a third do): elsewhere the
     attack's entropy at the device's Bell value is flat and a start would not move."""
-    from jaxbell.family import is_self_testing
-
     out = np.zeros((0, 3))
     while len(out) < count:
         draw = rng.uniform(0.0, 2 * math.pi, size=(4 * count, 3))
@@ -645,8 +681,6 @@ def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
     out.append(np.array([math.pi / 4, math.pi / 2 - 0.1, math.pi]))
     if max_chsh is None and min_key_rate is None:
         return out
-    from jaxbell.search import find_tuple
-
     cap = 2 * math.sqrt(2) if max_chsh is None else max_chsh
     for target in (cap - 0.005, 2.0 + 0.5 * (cap - 2.0)):
         if target <= 2.0:
@@ -680,26 +714,23 @@ def _library_objective(
     objective, angles, method, visibility, efficiency, rounds, bob_key, flip, options
 ):
     """The objective of ``angles`` by jaxbell's own public functions (default accuracy)."""
-    import jaxbell as jb
-
     t, p, w = (float(a) for a in angles)
     kw = {"x": 0, "bob_key": bob_key, "preprocessing": flip, "method": method}
-    if method == "bff" and options is not None:
+    certified = backends.get(method).bound == "lower"
+    if certified and options is not None:
         kw["options"] = options
     if objective == "critical_visibility":
-        return float(np.asarray(jb.critical_visibility(t, p, w, efficiency=efficiency, **kw)))
+        return float(np.asarray(critical_visibility(t, p, w, efficiency=efficiency, **kw)))
     if objective == "critical_efficiency":
-        return float(np.asarray(jb.critical_efficiency(t, p, w, visibility=visibility, **kw)))
+        return float(np.asarray(critical_efficiency(t, p, w, visibility=visibility, **kw)))
     if objective == "key_rate":
-        return float(
-            np.asarray(jb.noisy_key_rate(t, p, w, visibility, efficiency=efficiency, **kw))
-        )
+        return float(np.asarray(noisy_key_rate(t, p, w, visibility, efficiency=efficiency, **kw)))
     key, ys = _bob_inputs(bob_key)
     rates = []
     for y in ys:  # the paper's protocol (bob_key None): the better of Bob's test inputs
         with x64_scope():
             beh = np.asarray(
-                jb.device_behaviour(
+                device_behaviour(
                     t,
                     p,
                     w,
@@ -710,14 +741,14 @@ def _library_objective(
             )
         rates.append(
             float(
-                jb.finite_key_rate(
+                finite_key_rate(
                     beh,
                     rounds,
                     bell=(t, p, w),
                     bob_key=y,
                     preprocessing=flip,
                     method=method,
-                    options=options if method == "bff" else None,
+                    options=options if certified else None,
                 )
             )
         )
