@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxbell.rates import backends
+from jaxbell.rates.bff import BffOptions
+from jaxbell.rates.qubit import QubitOptions
+
 __all__ = [
     "MAX_RANGE_POINTS",
     "RANGE_HELP",
@@ -288,16 +292,27 @@ def qubit_options(args) -> dict:
 
 
 def add_method_option(p) -> None:
+    """--method: the registered backends (jaxbell.rates.backends), each with its summary."""
+    listed = backends.names(listed=True)
+    helps = [f"{name}: {backends.get(name).summary}" for name in listed]
+    pair = backends.bracket(listed)
+    if pair is not None:
+        helps.append(
+            f'"--method {pair[0]} {pair[1]}": both, with the gap between them (the true value '
+            "lies in between)"
+        )
     p.add_argument(
         "--method",
         nargs="+",
-        choices=["qubit", "bff"],
-        default=["qubit"],
-        help="qubit: explicit qubit strategies, an upper bound on the DI entropy (default); "
-        "bff: Brown-Fawzi-Fawzi SDPs, a certified lower bound (needs pip install "
-        '"jaxbell[sdp]"; seconds per point); "--method qubit bff": both, with the gap '
-        "between them (the true value lies in between)",
+        choices=list(listed),
+        default=[listed[0]],
+        help="; ".join(helps),
     )
+
+
+def uses(methods, options_class) -> bool:
+    """Whether a backend of ``methods`` takes ``options_class`` (its option group applies)."""
+    return any(backends.get(m).options_class is options_class for m in methods)
 
 
 def add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
@@ -383,10 +398,15 @@ def method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict 
     """(method, options) for jaxbell.rates from --method and the option groups."""
     methods = list(dict.fromkeys(args.method))
     per = {}
-    if "qubit" in methods:
-        per["qubit"] = qubit_options(args)
-    if "bff" in methods:
-        per["bff"] = bff_options(args, parser)
+    for m in methods:  # each backend's options from its option group (none: defaults)
+        kind = backends.get(m).options_class
+        per[m] = (
+            qubit_options(args)
+            if kind is QubitOptions
+            else bff_options(args, parser)
+            if kind is BffOptions
+            else None
+        )
     if len(methods) == 1:
         return methods[0], per[methods[0]]
     return methods, per

@@ -20,6 +20,7 @@ from jaxbell.cli._args import (
     flip_probability,
     positive_float,
     unit_interval,
+    uses,
     visibility_range,
 )
 
@@ -148,6 +149,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell._precision import x64_scope
     from jaxbell.rates import finite
+    from jaxbell.rates.bff import BffOptions
     from jaxbell.rates.protocol import device_behaviour
     from jaxbell.store import save_dataset
 
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 )
             )
     options = None
-    if args.method == "bff":
+    if uses([args.method], BffOptions):
         options = bff_options(args, parser)
         options.pop("constraint")
     t0 = time.perf_counter()
