@@ -51,6 +51,18 @@ from jaxbell.dataset import grid_dataset
 from jaxbell.entropy import h_of_sin
 from jaxbell.family import boundary_tolerance
 from jaxbell.sharding import BATCH_AXIS, describe_devices, device_mesh, select_devices, shard_map
+from jaxbell.store import (
+    GridStore,
+    StoreRemovedError,
+    StoreWriteError,
+    check_store_path,
+    create_grid_store,
+    describe_differences,
+    make_record,
+    open_dataset,
+    read_record,
+    remove_store,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -1044,8 +1056,6 @@ class ZarrConsumer(Consumer):
 
 def _wait_for_store(path, timeout: float = 600.0) -> dict:
     """Wait for process 0 to create the store (other processes of a multi-process run)."""
-    from jaxbell.store import read_record
-
     t0 = time.monotonic()
     while (record := read_record(path)) is None:
         if time.monotonic() - t0 > timeout:
@@ -1127,19 +1137,6 @@ def write_grid(
     ----------
     Eqs. (2)-(6) of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
     """
-    from jaxbell.store import (
-        GridStore,
-        StoreRemovedError,
-        StoreWriteError,
-        check_store_path,
-        create_grid_store,
-        describe_differences,
-        make_record,
-        open_dataset,
-        read_record,
-        remove_store,
-    )
-
     axes = _check_axes(theta, phi, omega)
     devs = select_devices(devices)
     proc = _check_process(process)

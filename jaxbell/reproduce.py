@@ -47,8 +47,10 @@ import xarray as xr
 from jax.typing import ArrayLike
 from tqdm import tqdm
 
+from jaxbell import plots
 from jaxbell._checks import as_correlators
 from jaxbell._precision import x64_scope
+from jaxbell._version import __version__
 from jaxbell.dataset import PAPER_DOI
 from jaxbell.entropy import binary_entropy, pair_entropies_at_quantum_bound
 from jaxbell.family import bell_coefficients, quantum_bound, self_testing_margin
@@ -970,8 +972,6 @@ def reproduce(
     ReproduceReport
         The claims (``report.passed`` is True when all pass), the files and the time per stage.
     """
-    from jaxbell import plots
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={str(out)!r} is a file; give a folder")
@@ -1078,6 +1078,4 @@ def _jsonable(d: dict) -> dict:
 
 
 def _version() -> str:
-    from jaxbell._version import __version__
-
     return __version__

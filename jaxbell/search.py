@@ -72,6 +72,7 @@ import numpy as np
 import optax
 
 from jaxbell._precision import x64_scope
+from jaxbell.dataset import search_result_dataset, tradeoff_dataset
 from jaxbell.entropy import (
     epsilon_at_quantum_bound,
     global_rate_at_quantum_bound,
@@ -223,8 +224,6 @@ class SearchResult:
 
     def to_dataset(self):
         """The result as a labelled 0-d ``xarray.Dataset`` (settings as attributes)."""
-        from jaxbell.dataset import search_result_dataset
-
         return search_result_dataset(self)
 
 
@@ -1423,8 +1422,6 @@ def tradeoff_curve(
     ----------
     Props. 3 and 5 of Wooltorton, Brown & Colbeck, PRL 132, 210802 (2024).
     """
-    from jaxbell.dataset import tradeoff_dataset
-
     t0 = time.perf_counter()
     eps = np.atleast_1d(np.asarray(max_epsilon, dtype=float))
     if eps.ndim != 1 or eps.size == 0:

@@ -74,6 +74,7 @@ from jaxbell.dataset import (
 )
 from jaxbell.entropy import _h_small, _shannon
 from jaxbell.family import _local_bound, _quantum_bound_jit, bell_coefficients, is_self_testing
+from jaxbell.nonlocality import max_chsh_value
 from jaxbell.rates import backends
 from jaxbell.rates.backends import Batch
 from jaxbell.rates.protocol import (
@@ -95,6 +96,7 @@ from jaxbell.strategy import (
     _angle_sums,
     _strategy_angles,
     minority_probability,
+    strategy_correlators,
 )
 
 __all__ = [
@@ -1110,9 +1112,6 @@ def _achievable_critical(t, p, w, kind, xs, ys):
 def _local_visibility(lo, q, t, p, w, constraint: str):
     """Below this visibility the observed statistics have a local model (no rate positive)."""
     if constraint == "correlators":  # the correlators v E are local iff max CHSH <= 2
-        from jaxbell.nonlocality import max_chsh_value
-        from jaxbell.strategy import strategy_correlators
-
         with x64_scope():
             mc = np.asarray(max_chsh_value(strategy_correlators(t, p, w)), dtype=np.float64)
         return np.minimum(2.0 / mc, 1.0)

@@ -91,8 +91,9 @@ from jax.typing import ArrayLike
 
 from jaxbell._checks import as_angles, options_from_mapping
 from jaxbell._precision import x64_scope
-from jaxbell.entropy import _entropy_2x2, _shannon
+from jaxbell.entropy import _entropy_2x2, _shannon, _von_neumann
 from jaxbell.family import _bell_coefficients, _local_bound, _quantum_bound_jit, is_self_testing
+from jaxbell.rates.protocol import check_preprocessing
 from jaxbell.sharding import describe_devices, map_blocks, select_devices
 from jaxbell.strategy import _strategy_angles
 
@@ -181,8 +182,6 @@ def _flipped_key_entropy(rho, alpha_x, flip):
     leaves the reduced rho invariant and maps A_x to -A_x) swaps the two terms, so they are
     equal: H = 2 S(K_0 rho K_0^T) - S(rho), one 4 x 4 entropy with safe first derivatives.
     """
-    from jaxbell.entropy import _von_neumann
-
     c0 = 0.5 * (jnp.sqrt(1.0 - flip) + jnp.sqrt(flip))
     c1 = 0.5 * (jnp.sqrt(1.0 - flip) - jnp.sqrt(flip))
     pauli = jnp.asarray(_PAULI_ZX, rho.dtype)
@@ -953,8 +952,6 @@ def clear_cache() -> None:
 
 def _check_flip(preprocessing, kind):
     """None for no preprocessing, else the flip probability (kind "key" only)."""
-    from jaxbell.rates.protocol import check_preprocessing
-
     p = check_preprocessing(preprocessing)
     if p == 0:
         return None
