@@ -22,13 +22,18 @@ sequence of names: ``method=("qubit", "bff")`` computes both, in that order, on 
 (``rate_curve``, ``noisy_rate_curve``, which then also carry the gap between the two). With a
 sequence, ``options`` is keyed by method: ``options={"qubit": {...}, "bff": {"m": 4}}``.
 
-A backend is a function ``f(theta, phi, omega, bell_value, *, kind, x, y, options)`` returning
-bits as a ``jax.Array`` (NaN where its solve failed or did not converge), registered in
-``_BACKENDS``. A backend that also knows more per point (supporting lines and optimal
-strategies for ``"qubit"``, certificate status and correction for ``"bff"``) registers a
-rate-curve builder in ``_CURVES``; other backends get an entropy-only curve. A curve of one
-method carries a scalar ``method`` coordinate, so curves combine with
-``xarray.concat([...], dim="rate_method")`` over their shared variables.
+Backends live in :mod:`jaxbell.rates.backends`: each declares its bound (attack or certified),
+the kinds, constraints and preprocessing it supports, whether it certifies affine bounds, and
+its options, and computes a batch of points under one :class:`~jaxbell.rates.values.Protocol`.
+This module asks the registry (``backends.get(method)``) and never a name. One rate kernel,
+:func:`_rate`, turns entropies into rates (entropy minus the error-correction cost of the
+device's or the data's behaviour, maximised over the inputs the protocol leaves open); the
+thresholds are one bisection (:func:`_bisect`) and one golden section (:func:`_golden_max`),
+vectorised over points. A curve of one method carries a scalar ``method`` coordinate, so curves
+combine with ``xarray.concat([...], dim="rate_method")`` over their shared variables. Every
+public function takes ``protocol=`` (:class:`~jaxbell.rates.values.Protocol`) and, where a
+device is modelled, ``device=`` (:class:`~jaxbell.rates.values.Device`); the loose keywords
+build them (docs/architecture.md).
 
 White noise: E -> v E for the correlators of eq. (6) (the state mixed with the maximally mixed
 state with weight 1 - v), so <B> = v eta^Q and the marginals stay uniform. With h the binary
@@ -683,7 +688,9 @@ def _device(t, p, w, v, eff, backend, protocol: Protocol):
     white = bool(np.all(lossless))
     eta_white = np.minimum(v * np.abs(q), top)  # |v eta^Q| <= |eta^Q| <= max always
     flip = protocol.preprocessing
-    closed = protocol.kind == "global" or (
+    if protocol.kind == "global":  # no error correction
+        return lambda xi: (eta_white, None, True, None)
+    closed = (
         white
         and protocol.bob_key is None
         and flip == 0
@@ -1226,6 +1233,8 @@ def critical_visibility(
     return_status : bool
         Also return int8 statuses (codes of :data:`CRITICAL_STATUSES`: 0 found, 1 no
         positive rate even at v = 1, 2 the backend failed inside the bracket).
+    protocol, device : Protocol, Device, optional
+        As in :func:`noisy_key_rate` (the device's efficiency; its visibility stays 1).
 
     Returns
     -------
@@ -1484,6 +1493,8 @@ def observed_key_rate(
         3 pi/4) labels the problem (the statistics constrain it, not the tuple).
     constraint, x, bob_key, preprocessing, method, options
         As in :func:`noisy_key_rate`; default ``bob_key=2`` needs the (2, 2, 2, 3) shape.
+    protocol : Protocol, optional
+        ``constraint``, ``x``, ``bob_key``, ``preprocessing`` as one :class:`jaxbell.Protocol`.
 
     Returns
     -------
@@ -1607,6 +1618,10 @@ def noisy_rate_curve(
     critical_efficiency : bool
         Also compute :func:`critical_efficiency` at every visibility (variables
         ``critical_efficiency`` and ``critical_efficiency_status``, [method,] visibility).
+
+    protocol, device : Protocol, Device, optional
+        ``x``, ``y``, ``bob_key``, ``preprocessing``, ``constraint`` and ``visibility``,
+        ``efficiency`` as values (``kind`` stays the keyword: one or both kinds).
 
     Returns
     -------
