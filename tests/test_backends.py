@@ -80,6 +80,12 @@ def test_a_registered_backend_is_a_command_line_choice(toy, tmp_path, capsys):
     ds = xr.open_dataset(out, engine="h5netcdf")
     assert ds.rate_method.item() == "toy" and np.isfinite(ds.critical_visibility).all()
     assert "wrote" in capsys.readouterr().out
+    out = tmp_path / "finite.nc"
+    assert main(["finite", *args, "--visibility", "0.99", "--rounds", "1e8,1e12",
+                 "--method", "toy", "--out", str(out)]) == 0  # fmt: skip
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert ds.attrs["rate_method"] == "toy" and bool(ds.attrs["certified"])
+    assert "(certified)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["noise", "--help"])
     assert "toy: a toy certified bound (tests)" in " ".join(capsys.readouterr().out.split())

@@ -23,6 +23,7 @@ from jaxbell.cli._args import (
     uses,
     visibility_range,
 )
+from jaxbell.rates import backends
 
 
 def parse_rounds(text: str) -> np.ndarray:
@@ -131,8 +132,8 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["bff", "qubit"],
-        default="bff",
+        choices=list(backends.with_tangents()),
+        default=backends.with_tangents()[0],
         help="bff: certified min-tradeoff functions (default); qubit: the qubit attack's "
         "supporting lines, an UNCERTIFIED estimate (constraint bell only)",
     )

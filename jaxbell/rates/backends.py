@@ -232,6 +232,12 @@ def names(listed: bool = False) -> tuple[str, ...]:
     return tuple(n for n, b in _REGISTRY.items() if b.listed or not listed)
 
 
+def with_tangents() -> tuple[str, ...]:
+    """The listed backends with affine bounds (min-tradeoff functions), certified ones first."""
+    found = [n for n in names(listed=True) if type(_REGISTRY[n]).tangents is not Backend.tangents]
+    return tuple(sorted(found, key=lambda n: not _REGISTRY[n].certificate))
+
+
 def get(name) -> Backend:
     """The backend registered as ``name``; a ValueError lists the registered ones."""
     if isinstance(name, str) and name in _REGISTRY:

@@ -258,7 +258,7 @@ def _check_scales(scales) -> np.ndarray:
 
 def _tangent_backend(method):
     """The backend of ``method``, which must give affine bounds (min-tradeoff functions)."""
-    names = [n for n in backends.names() if _has_tangents(backends.get(n))]
+    names = backends.with_tangents()
     if not isinstance(method, str) or method not in names:
         others = sorted(set(names) - {"bff", "qubit"})
         more = f" or another backend with affine bounds ({others})" if others else ""
@@ -266,10 +266,6 @@ def _tangent_backend(method):
             f"method must be 'bff' (certified) or 'qubit' (estimate){more}, got {method!r}"
         )
     return backends.get(method)
-
-
-def _has_tangents(backend) -> bool:
-    return type(backend).tangents is not backends.Backend.tangents
 
 
 def min_tradeoff_functions(
