@@ -72,7 +72,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """Points whose entropy a backend computes: float64 arrays of one shape (n,).
+    """Points whose entropy a backend computes: float64 arrays of one shape (a batch of n
+    points, flat or broadcast; the behaviour adds its trailing axes).
 
     ``bell_value`` is the observed <B_theta,phi,omega>; ``behaviour`` the test rounds'
     p[a, b, x, y] (n, 2, 2, 2, 2) where the constraint needs more than the Bell value (None
