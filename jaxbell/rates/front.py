@@ -89,9 +89,10 @@ from jaxbell.rates.protocol import (
     device_behaviour,
     error_correction_cost,
 )
-from jaxbell.rates.qubit import KINDS, _check_kind_inputs
+from jaxbell.rates.qubit import _check_kind_inputs
 from jaxbell.rates.values import (
     CONSTRAINTS,
+    KINDS,
     Device,
     Protocol,
     check_visibility,

@@ -94,6 +94,7 @@ from jaxbell._precision import x64_scope
 from jaxbell.entropy import _entropy_2x2, _shannon, _von_neumann
 from jaxbell.family import _bell_coefficients, _local_bound, _quantum_bound_jit, is_self_testing
 from jaxbell.rates.protocol import check_preprocessing
+from jaxbell.rates.values import KINDS
 from jaxbell.sharding import describe_devices, map_blocks, select_devices
 from jaxbell.strategy import _strategy_angles
 
@@ -110,7 +111,6 @@ __all__ = [
     "strategy_from_params",
 ]
 
-KINDS = ("key", "global")
 #: real parameters of one qubit strategy: M1 (4), M2 (4), alpha (2), beta (2)
 NUM_PARAMS = 12
 
