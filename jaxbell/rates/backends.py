@@ -328,6 +328,12 @@ class AttackBackend(Backend):
         """attack_entropy per point; NaN where the attack did not converge (its upper bound
         is then not within ``tol``)."""
         constraint = protocol.constraint
+        if batch.behaviour is None:
+            raise ValueError(
+                f"the explicit attack with constraint {constraint!r} needs the test statistics "
+                "(a behaviour), not a Bell value: use noisy_key_rate, critical_visibility or "
+                "observed_key_rate"
+            )
         stats = batch.correlators() if constraint == "correlators" else batch.behaviour
         opts = dict(options or {})
         seed = opts.pop("seed", 0)
@@ -572,11 +578,9 @@ class BffBackend(Backend):
         """The bound, its certificate status and correction per point."""
         t0 = time.perf_counter()
         t, p, w = (float(a[0]) for a in (batch.theta, batch.phi, batch.omega))
-        if protocol.preprocessing > 0:
-            options = dict(self.options(options, protocol.replace(constraint=None)))
         res = bff.certify(
             t, p, w, batch.bell_value, kind=protocol.kind, x=protocol.x, y=protocol.y,
-            options=options, progress=progress,
+            options=self.options(options, protocol), progress=progress,
         )  # fmt: skip
         opts = res["options"]
         fields = {

@@ -1566,7 +1566,7 @@ def noisy_rate_curve(
     theta: float,
     phi: float,
     omega: float,
-    visibility: ArrayLike,
+    visibility: ArrayLike | None = None,
     *,
     kind: str | Sequence[str] = ("key", "global"),
     x: int | None = None,
