@@ -156,7 +156,11 @@ __all__ = [
 ]
 
 KINDS = ("key", "global")
-SOLVERS = ("CLARABEL", "SCS", "MOSEK")
+#: "JAX": jaxbell's batched interior-point method (:mod:`jaxbell.rates.ipm`), all points x nodes
+#: of a call in one vmapped program; the others through cvxpy, one node SDP at a time.
+SOLVERS = ("JAX", "CLARABEL", "SCS", "MOSEK")
+#: The solver used when none is named.
+DEFAULT_SOLVER = "CLARABEL"
 
 #: Per-point status codes of :class:`BffResult` (CF flag values of the dataset).
 STATUS_FLAGS = {
@@ -871,6 +875,122 @@ def _solve_point(task: tuple) -> dict:
     }
 
 
+# --- all points x nodes as one batch: the JAX interior-point method --------------------------
+
+_STRUCTURES: dict = {}
+
+
+def _equality_matrix(rel: _Relaxation, mode: str, coef: np.ndarray | None) -> np.ndarray:
+    """A of the constraints A y = b (as :meth:`_NodeProblem.equality_matrix`, without cvxpy)."""
+    cols = [rel.correlator_columns[xx][yy] for xx in (0, 1) for yy in (0, 1)]
+    if mode == "full":
+        cols = [*rel.marginal_columns, *cols]
+    a = np.zeros((1 if mode == "bell" else len(cols), len(rel.index)))
+    if mode == "bell":
+        np.add.at(a[0], np.array(cols), coef)
+    else:
+        a[np.arange(len(cols)), cols] = 1.0
+    return a
+
+
+def _structure(rel: _Relaxation):
+    """The :class:`jaxbell.rates.ipm.SdpStructure` of a relaxation (one per process)."""
+    from jaxbell.rates import ipm
+
+    key = id(rel)
+    if key not in _STRUCTURES:
+        _STRUCTURES[key] = ipm.SdpStructure.from_relaxation(rel)
+    return _STRUCTURES[key]
+
+
+def _solve_points_ipm(tasks: list, bar) -> list[dict]:
+    """Every node of every point of ``tasks`` (as for :func:`_solve_point`) in one batch.
+
+    The same relaxation, objective and constraints as the cvxpy path, solved by
+    :func:`jaxbell.rates.ipm.solve` and certified from its dual point by the same bound
+    (:func:`jaxbell.rates.ipm.certificate`, computed in JAX); the per-point results have the
+    fields of :func:`_solve_point`. The progress bar advances by points.
+    """
+    from jaxbell.rates import ipm
+
+    if not tasks:
+        return []
+    (kind, level, x, y, eve_pairs, extras, mode, _, _, m, _, _, max_corr, pre) = tasks[0][:14]
+    flip = mode != "full"
+    rel = _relaxation(kind, level, x, y, eve_pairs, flip, extras)
+    t_nodes, w_nodes = gauss_radau(m)
+    nodes = t_nodes[:-1]
+    weights = w_nodes[:-1] / (nodes * _LN2)
+    n_nodes, n_pts = len(nodes), len(tasks)
+    cs, c0s = [], []
+    for t in nodes:
+        c0, c = _linear(_node_objective(kind, x, y, float(t), pre), rel.index, rel.flip)
+        cs.append(c * (2.0 * eve_norm_bound(float(t))) ** rel.moment_eve)
+        c0s.append(c0)
+    a_pts = np.stack([_equality_matrix(rel, mode, task[7]) for task in tasks])
+    b_pts = np.stack([np.atleast_1d(np.asarray(task[8], dtype=float)) for task in tasks])
+    # problem p * n_nodes + j: point p at node j
+    c_all = np.tile(np.stack(cs), (n_pts, 1))
+    c0_all = np.tile(np.asarray(c0s), n_pts)
+    a_all = np.repeat(a_pts, n_nodes, axis=0)
+    b_all = np.repeat(b_pts, n_nodes, axis=0)
+
+    class _Points:  # advances the points' bar from the solver's count of problems
+        done = 0
+
+        def update(self, k):
+            before = self.done // n_nodes
+            self.done += k
+            bar.update(self.done // n_nodes - before)
+
+    start = time.perf_counter()
+    out = ipm.solve(_structure(rel), c_all, c0_all, a_all, b_all, progress=_Points())
+    seconds = (time.perf_counter() - start) / n_pts
+    node_val = out["value"].reshape(n_pts, n_nodes)
+    node_dual = out["certified_dual"].reshape(n_pts, n_nodes)
+    node_corr = out["correction"].reshape(n_pts, n_nodes)
+    node_code = out["solver_status"].reshape(n_pts, n_nodes)
+    lam = out["lam"].reshape(n_pts, n_nodes, -1)
+    names = {0: "optimal", 1: "optimal_inaccurate", 2: "user_limit", 3: "infeasible", 4: "failed"}
+    results = []
+    for p in range(n_pts):
+        codes = node_code[p]
+        vals = np.where(codes == 3, np.nan, node_val[p])
+        value = float(np.sum(weights * (1.0 + vals)))
+        dual = float(np.sum(weights * (1.0 + node_dual[p])))
+        correction = float(np.sum(weights * node_corr[p]))
+        if np.all(np.isfinite(vals)):
+            code = 0 if correction <= max_corr else 3
+        elif np.any(codes == 3):
+            code = 1
+        else:
+            code = 2
+        slope = np.sum(weights[:, None] * lam[p], axis=0)
+        tangent = value
+        if code != 0:
+            value = tangent = math.nan
+            slope = np.full(_EQUALITIES[mode], math.nan)
+        else:
+            value = max(value, _binary_entropy(pre))
+        results.append(
+            {
+                "value": value,
+                "dual_value": dual,
+                "correction": correction,
+                "status": code,
+                "solver_status": int(
+                    max(_node_solver_code(names[int(c)]) for c in codes)
+                ),
+                "node_value": vals,
+                "node_status": [names[int(c)] for c in codes],
+                "tangent_value": tangent,
+                "slope": slope,
+                "seconds": seconds,
+            }
+        )
+    return results
+
+
 # --- public API -----------------------------------------------------------------------------
 
 
@@ -987,7 +1107,7 @@ def bff_entropy(
     correlators: ArrayLike | None = None,
     behaviour: ArrayLike | None = None,
     preprocessing: float = 0.0,
-    solver: str = "CLARABEL",
+    solver: str = DEFAULT_SOLVER,
     processes: int | None = None,
     progress: bool | None = None,
     max_correction: float = DEFAULT_MAX_CORRECTION,
@@ -1210,7 +1330,9 @@ def bff_entropy(
     )
     results: list = [None] * n_points
     with bar:
-        if processes == 1:
+        if solver == "JAX":
+            results = _solve_points_ipm(tasks, bar)
+        elif processes == 1:
             for i, task in enumerate(tasks):
                 results[i] = _solve_point(task)
                 bar.update()
@@ -1319,7 +1441,7 @@ class BffOptions:
     level: int = 2
     eve_pairs: bool = False
     extras: bool | None = None
-    solver: str = "CLARABEL"
+    solver: str = DEFAULT_SOLVER
     processes: int | None = None
     progress: bool | None = None
     max_correction: float = DEFAULT_MAX_CORRECTION
@@ -1639,7 +1761,12 @@ def _check_solver(solver, name: str = "solver") -> str:
 
 
 def _import_cvxpy(solver: str | None = None):
-    """cvxpy, with a clear message naming the extra when it (or the solver) is missing."""
+    """cvxpy, with a clear message naming the extra when it (or the solver) is missing.
+
+    None for solver "JAX" (jaxbell's own solver needs no cvxpy).
+    """
+    if solver == "JAX":
+        return None
     try:
         import cvxpy as cp
     except ImportError as err:  # pragma: no cover - exercised with a patched import in tests
