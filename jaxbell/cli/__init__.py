@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from jaxbell._version import __version__
 from jaxbell.cli import bff, design, finite, grid, noise, rate_curve, reproduce, search
-from jaxbell.cli._args import parse_angle, parse_range
+from jaxbell.cli._args import Parser, parse_angle, parse_range
 
 __all__ = ["main", "parse_angle", "parse_range"]
 
@@ -46,7 +46,7 @@ SUBCOMMANDS: list[Callable] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jaxbell",
         description=(
             "jaxbell: the Bell family B_theta,phi,omega of Wooltorton, Brown & Colbeck "
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"jaxbell {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for add in SUBCOMMANDS:
         add(sub)
     return parser

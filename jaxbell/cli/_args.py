@@ -2,7 +2,10 @@
 (argparse types whose errors name the option), and the option groups several subcommands
 share (tuple, method, qubit, bff, protocol, --out/--overwrite).
 
-A leaf module: it imports no subcommand module (each subcommand imports from here).
+A leaf module: it imports no subcommand module (each subcommand imports from here), and
+nothing that imports jax: the parser is built and a usage error or ``--version`` answered in
+a fraction of a second. What the registry of backends supplies (``--method``'s choices and
+help) is looked up when it is needed (:class:`Lazy`).
 """
 
 from __future__ import annotations
@@ -12,16 +15,16 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from jaxbell.rates import backends
-from jaxbell.rates.bff import BffOptions
-from jaxbell.rates.qubit import QubitOptions
-
 __all__ = [
+    "HelpFormatter",
+    "Lazy",
+    "LazyChoices",
+    "Parser",
     "MAX_RANGE_POINTS",
     "RANGE_HELP",
     "add_bff_options",
@@ -40,6 +43,7 @@ __all__ = [
     "flip_probability",
     "int_at_least",
     "method_options",
+    "methods",
     "nonnegative_int",
     "parse_angle",
     "parse_range",
@@ -52,6 +56,62 @@ __all__ = [
     "value_range",
     "visibility_range",
 ]
+
+class Lazy:
+    """A help string computed when help is printed (``--help``), never at start-up."""
+
+    def __init__(self, make: Callable[[], str]):
+        self._make = make
+
+    def __str__(self) -> str:
+        return self._make()
+
+    def strip(self) -> str:
+        return str(self).strip()
+
+
+class LazyChoices(Sequence):
+    """argparse ``choices`` looked up on first use (membership, listing in a message)."""
+
+    def __init__(self, make: Callable[[], Sequence[str]]):
+        self._make = make
+
+    def _items(self) -> tuple[str, ...]:
+        return tuple(self._make())
+
+    def __getitem__(self, i):
+        return self._items()[i]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __contains__(self, value) -> bool:
+        return value in self._items()
+
+    def __iter__(self):
+        return iter(self._items())
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with :class:`Lazy` help strings."""
+
+    def _get_help_string(self, action) -> str:
+        return str(action.help)
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``jaxbell`` command's parsers (every subcommand's too): :class:`HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _backends():
+    from jaxbell.rates import backends
+
+    return backends
+
 
 _BINOPS = {
     ast.Add: operator.add,
@@ -292,26 +352,41 @@ def qubit_options(args) -> dict:
 
 
 def add_method_option(p) -> None:
-    """--method: the registered backends (jaxbell.rates.backends), each with its summary."""
-    listed = backends.names(listed=True)
-    helps = [f"{name}: {backends.get(name).summary}" for name in listed]
-    pair = backends.bracket(listed)
-    if pair is not None:
-        helps.append(
-            f'"--method {pair[0]} {pair[1]}": both, with the gap between them (the true value '
-            "lies in between)"
-        )
+    """--method: the registered backends (jaxbell.rates.backends), each with its summary
+    (looked up when needed; None, the default, is the first listed: :func:`methods`)."""
+
+    def helps() -> str:
+        backends = _backends()
+        listed = backends.names(listed=True)
+        out = [f"{name}: {backends.get(name).summary}" for name in listed]
+        pair = backends.bracket(listed)
+        if pair is not None:
+            out.append(
+                f'"--method {pair[0]} {pair[1]}": both, with the gap between them (the true '
+                "value lies in between)"
+            )
+        return "; ".join(out)
+
     p.add_argument(
         "--method",
         nargs="+",
-        choices=list(listed),
-        default=[listed[0]],
-        help="; ".join(helps),
+        metavar="METHOD",
+        choices=LazyChoices(lambda: _backends().names(listed=True)),
+        default=None,
+        help=Lazy(helps),
     )
+
+
+def methods(args) -> list[str]:
+    """--method's backends, in order, without repeats (the first listed when not given)."""
+    if args.method is None:
+        return [_backends().names(listed=True)[0]]
+    return list(dict.fromkeys(args.method))
 
 
 def uses(methods, options_class) -> bool:
     """Whether a backend of ``methods`` takes ``options_class`` (its option group applies)."""
+    backends = _backends()
     return any(backends.get(m).options_class is options_class for m in methods)
 
 
@@ -396,9 +471,13 @@ def bff_options(args, parser: argparse.ArgumentParser) -> dict:
 
 def method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict | None]:
     """(method, options) for jaxbell.rates from --method and the option groups."""
-    methods = list(dict.fromkeys(args.method))
+    from jaxbell.rates.bff import BffOptions
+    from jaxbell.rates.qubit import QubitOptions
+
+    backends = _backends()
+    chosen = methods(args)
     per = {}
-    for m in methods:  # each backend's options from its option group (none: defaults)
+    for m in chosen:  # each backend's options from its option group (none: defaults)
         kind = backends.get(m).options_class
         per[m] = (
             qubit_options(args)
@@ -407,9 +486,9 @@ def method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict 
             if kind is BffOptions
             else None
         )
-    if len(methods) == 1:
-        return methods[0], per[methods[0]]
-    return methods, per
+    if len(chosen) == 1:
+        return chosen[0], per[chosen[0]]
+    return chosen, per
 
 
 def preprocessing_value(text: str):

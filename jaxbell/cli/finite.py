@@ -11,6 +11,7 @@ from jaxbell._text import counted
 from jaxbell.cli._args import (
     add_bff_options,
     add_overwrite,
+    LazyChoices,
     add_tuple_options,
     argtype,
     as_option_message,
@@ -23,7 +24,6 @@ from jaxbell.cli._args import (
     uses,
     visibility_range,
 )
-from jaxbell.rates import backends
 
 
 def parse_rounds(text: str) -> np.ndarray:
@@ -48,6 +48,13 @@ def parse_rounds(text: str) -> np.ndarray:
     if not np.all(np.isfinite(values)) or np.any(values < 1):
         raise ValueError(f"{text!r}: every n must be finite and >= 1")
     return values
+
+
+def _with_tangents() -> tuple[str, ...]:
+    """The backends with affine bounds (--method's choices; the first is the default)."""
+    from jaxbell.rates import backends
+
+    return tuple(backends.with_tangents())
 
 
 def add(sub) -> None:
@@ -132,8 +139,9 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--method",
-        choices=list(backends.with_tangents()),
-        default=backends.with_tangents()[0],
+        metavar="{bff,qubit}",
+        choices=LazyChoices(_with_tangents),
+        default=None,
         help="bff: certified min-tradeoff functions (default); qubit: the qubit attack's "
         "supporting lines, an UNCERTIFIED estimate (constraint bell only)",
     )
@@ -155,6 +163,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.store import save_dataset
 
     check_out(args.out, parser, overwrite=args.overwrite)
+    if args.method is None:
+        args.method = _with_tangents()[0]
     if args.ec_efficiency < 1:
         parser.error(f"--ec-efficiency must be >= 1, got {args.ec_efficiency}")
     bob_key = 2 if args.bob_key == "aligned" else int(args.bob_key)

@@ -18,6 +18,7 @@ from jaxbell.cli._args import (
     as_option_message,
     check_out,
     method_options,
+    methods,
     qubit_options,
     uses,
     visibility_range,
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     check_out(args.out, parser, overwrite=args.overwrite)
     method, options = method_options(args, parser)
-    if args.constraint in ("correlators", "full") and uses(args.method, QubitOptions):
+    if args.constraint in ("correlators", "full") and uses(methods(args), QubitOptions):
         # the explicit attack has its own options (jaxbell.rates.attack.AttackOptions):
         # the seed only
         if isinstance(method, str):
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     t0 = time.perf_counter()
     try:
         if (
-            uses(args.method, QubitOptions) and args.preprocessing == 0.0
+            uses(methods(args), QubitOptions) and args.preprocessing == 0.0
         ):  # envelopes once, with a bar; the rates below reuse them
             opts = QubitOptions.from_mapping(qubit_options(args))
             tpl = [(args.theta, args.phi, args.omega)]
