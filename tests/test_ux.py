@@ -1,12 +1,16 @@
 """What a new user hit (issue 23): checks before the work that name the argument as written,
 settings and the command in every output, terminal output, messages, one default protocol."""
 
+import inspect
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from jaxbell.cli import main
+import jaxbell as jb
+from jaxbell.cli import build_parser, main
+from jaxbell.rates import backends
 
 _NO_JAX = """
 import sys
@@ -38,3 +42,75 @@ def test_usage_errors_and_version_answer_without_importing_jax(argv):
         [sys.executable, "-c", _NO_JAX.format(argv=argv)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+# --- 1. checks before the work, naming the argument as the caller wrote it ----------------
+
+CHSH = (np.pi / 2, np.pi / 4, 3 * np.pi / 4)
+
+
+def test_shapes_that_do_not_broadcast_name_the_arguments():
+    with pytest.raises(ValueError, match=r"theta, phi, omega \(3,\), visibility \(2,\)"):
+        jb.noisy_key_rate(np.full(3, CHSH[0]), CHSH[1], CHSH[2], np.array([0.9, 0.95]))
+
+
+def test_a_fractional_number_of_rounds_is_refused():
+    beh = jb.device_behaviour(*CHSH, visibility=0.95)
+    with pytest.raises(ValueError, match="rounds must be whole numbers.*1234.5"):
+        jb.finite_key_rate(beh, 1234.5, bell=CHSH, method="qubit")
+
+
+def test_finite_checks_the_behaviour_against_bob_key_before_any_sdp(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        raise AssertionError("an SDP ran")
+
+    monkeypatch.setattr(backends.BffBackend, "tangents", counted)
+    path = tmp_path / "b.npy"
+    np.save(path, np.asarray(jb.device_behaviour(*CHSH, visibility=0.95)))  # (2, 2, 2, 2)
+    argv = ["finite", "--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4"]
+    argv += ["--behaviour", str(path), "--bob-key", "aligned", "--out", str(tmp_path / "f.nc")]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--bob-key aligned" in err and "bob_key" not in err
+    assert not calls
+
+
+# --- 5. one default protocol: the paper's (Protocol().bob_key is None) ----------------------
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        jb.noisy_key_rate,
+        jb.observed_key_rate,
+        jb.finite_key_rate,
+        jb.finite_rate_curve,
+        jb.min_rounds,
+        jb.optimise_protocol,
+    ],
+)
+def test_every_function_defaults_to_the_protocol_default(function):
+    assert inspect.signature(function).parameters["bob_key"].default == jb.Protocol().bob_key
+
+
+def test_the_command_line_defaults_to_the_papers_protocol():
+    parser = build_parser()
+    for command in ("finite", "noise", "design"):
+        args = parser.parse_args(
+            [command, "--theta", "0", "--phi", "0", "--omega", "0", "--out", "o.nc"]
+            if command != "design"
+            else [command, "--out", "o.nc"]
+        )
+        assert args.bob_key in (None, "none"), command
+
+
+def test_finite_size_key_of_the_papers_protocol_from_test_inputs_alone():
+    beh = jb.device_behaviour(*CHSH, visibility=0.97)  # (2, 2, 2, 2): no key-only input
+    rate = jb.finite_key_rate(beh, [1e10], bell=CHSH, method="qubit", tangent_scales=(1.0,))
+    cost = min(float(jb.error_correction_cost(beh, 0, y)) for y in (0, 1))
+    assert np.isfinite(rate).all() and rate[0] < 1 - cost

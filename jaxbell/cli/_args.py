@@ -57,6 +57,7 @@ __all__ = [
     "visibility_range",
 ]
 
+
 class Lazy:
     """A help string computed when help is printed (``--help``), never at start-up."""
 

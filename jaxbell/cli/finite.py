@@ -9,9 +9,9 @@ import numpy as np
 
 from jaxbell._text import counted
 from jaxbell.cli._args import (
+    LazyChoices,
     add_bff_options,
     add_overwrite,
-    LazyChoices,
     add_tuple_options,
     argtype,
     as_option_message,
@@ -47,7 +47,7 @@ def parse_rounds(text: str) -> np.ndarray:
         raise ValueError(f"{text!r}: not a number of rounds ({err})") from None
     if not np.all(np.isfinite(values)) or np.any(values < 1):
         raise ValueError(f"{text!r}: every n must be finite and >= 1")
-    return values
+    return np.round(values)  # whole numbers of rounds
 
 
 def _with_tangents() -> tuple[str, ...]:
@@ -76,8 +76,9 @@ def add(sub) -> None:
     p.add_argument(
         "--rounds",
         type=argtype(parse_rounds, "rounds"),
-        default=np.geomspace(1e5, 1e12, 30),
-        help="START:STOP:NUM log-spaced (both ends included), N1,N2,... or N (default 1e5:1e12:30)",
+        default=np.round(np.geomspace(1e5, 1e12, 30)),
+        help="START:STOP:NUM log-spaced (both ends included; rounded to whole numbers), "
+        "N1,N2,... or N (default 1e5:1e12:30)",
     )
     p.add_argument(
         "--visibility",
@@ -96,15 +97,17 @@ def add(sub) -> None:
         default=None,
         metavar="FILE.npy",
         help="measured behaviour p[a, b, x, y] (shape (2, 2, 2, 3) with --bob-key aligned, "
-        "else (2, 2, 2, 2)) instead of the device model; the tuple then names the Bell "
-        "expression tested",
+        "(2, 2, 2, 2) or (2, 2, 2, 3) otherwise) instead of the device model; the tuple "
+        "then names the Bell expression tested",
     )
     p.add_argument(
         "--bob-key",
-        choices=["0", "1", "aligned"],
-        default="aligned",
-        help="Bob's key input: aligned (a key-only input measuring Alice's key observable; "
-        "default) or one of his test inputs",
+        choices=["none", "0", "1", "aligned"],
+        default="none",
+        help="Bob's key input: none (the paper's protocol: his test input with the smaller "
+        "error-correction cost; the default of every subcommand and of jaxbell.Protocol), "
+        "aligned (a key-only input measuring Alice's key observable, Pironio et al. 2009; "
+        "a --behaviour must then have shape (2, 2, 2, 3)), or 0 or 1",
     )
     p.add_argument("--x", type=int, choices=[0, 1], default=0, help="Alice's key input (default 0)")
     p.add_argument(
@@ -167,13 +170,30 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         args.method = _with_tangents()[0]
     if args.ec_efficiency < 1:
         parser.error(f"--ec-efficiency must be >= 1, got {args.ec_efficiency}")
-    bob_key = 2 if args.bob_key == "aligned" else int(args.bob_key)
+    bob_key = {"none": None, "aligned": 2, "0": 0, "1": 1}[args.bob_key]
     tup = (args.theta, args.phi, args.omega)
-    if args.behaviour is not None:
+    if args.behaviour is not None:  # every check of the data before any SDP
+        from jaxbell.rates.protocol import check_behaviour
+
         try:
             beh = np.load(args.behaviour)
         except (OSError, ValueError) as err:
             parser.error(f"--behaviour: cannot read {args.behaviour!r} as a .npy array ({err})")
+        try:
+            beh = np.asarray(check_behaviour(beh, "--behaviour"), dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            parser.error(str(err))
+        if beh.shape not in ((2, 2, 2, 2), (2, 2, 2, 3)):
+            parser.error(
+                f"--behaviour must hold one behaviour p[a, b, x, y] of shape (2, 2, 2, 2) or "
+                f"(2, 2, 2, 3); {args.behaviour!r} has shape {beh.shape}"
+            )
+        if bob_key == 2 and beh.shape[-1] != 3:
+            parser.error(
+                f"--bob-key aligned needs Bob's key-only input y = 2 in --behaviour (shape "
+                f"(2, 2, 2, 3)); {args.behaviour!r} has shape {beh.shape}: leave --bob-key out "
+                "(the paper's protocol) or give --bob-key 0 or 1"
+            )
     else:
         with x64_scope():
             beh = np.asarray(
