@@ -114,3 +114,50 @@ def test_finite_size_key_of_the_papers_protocol_from_test_inputs_alone():
     rate = jb.finite_key_rate(beh, [1e10], bell=CHSH, method="qubit", tangent_scales=(1.0,))
     cost = min(float(jb.error_correction_cost(beh, 0, y)) for y in (0, 1))
     assert np.isfinite(rate).all() and rate[0] < 1 - cost
+
+
+# --- 2. every output records every setting that changes its numbers, and the command --------
+
+_TUPLE = ["--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4"]
+
+
+def test_finite_records_the_device_and_the_solver_settings(tmp_path):
+    out = tmp_path / "f.nc"
+    argv = ["finite", *_TUPLE, "--visibility", "0.97", "--efficiency", "0.99", "--m", "4"]
+    argv += ["--level", "1", "--rounds", "1e10", "--processes", "1", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    attrs = jb.open_dataset(out).attrs
+    assert attrs["visibility"] == 0.97 and attrs["efficiency"] == 0.99
+    assert "m=4" in attrs["options"] and "level=1" in attrs["options"]
+    assert "command: jaxbell finite --theta pi/2" in attrs["history"]
+
+
+def test_search_output_records_the_command(tmp_path):
+    out = tmp_path / "r.nc"
+    argv = ["search", "--perfect-randomness", "--fixed", "omega=pi", "--out", str(out)]
+    assert main(argv) == 0
+    assert "command: jaxbell search --perfect-randomness" in jb.open_dataset(out).attrs["history"]
+
+
+def test_a_zarr_grid_store_records_the_command(tmp_path):
+    out = tmp_path / "g.zarr"
+    argv = ["grid", "--theta", "0:pi:3", "--phi", "0:pi:3", "--omega", "pi", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "command: jaxbell grid --theta 0:pi:3" in jb.open_dataset(out).attrs["history"]
+
+
+# --- 6. reproduce --out needs --overwrite where results are already there --------------------
+
+
+def test_reproduce_into_a_folder_with_files_needs_overwrite(tmp_path, capsys, monkeypatch):
+    import jaxbell.reproduce as rp
+
+    calls = []
+    monkeypatch.setattr(rp, "reproduce", lambda *a, **k: calls.append(1))
+    (tmp_path / "claims.md").write_text("an earlier run")
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "--quick", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "--overwrite" in err and "claims.md" in err
+    assert not calls and (tmp_path / "claims.md").read_text() == "an earlier run"

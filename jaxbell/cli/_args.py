@@ -15,6 +15,7 @@ import ast
 import math
 import operator
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,8 @@ __all__ = [
     "bff_options",
     "bob_key_value",
     "check_out",
+    "command_line",
+    "record_command",
     "efficiency_value",
     "flip_probability",
     "int_at_least",
@@ -281,6 +284,17 @@ def check_out(out: str, parser: argparse.ArgumentParser, overwrite: bool = False
         check_writable(out, "--out", overwrite=overwrite)
     except (ValueError, OSError) as err:
         parser.error(str(err))
+
+
+def command_line(args) -> str:
+    """The command that ran, as a shell would take it back: ``jaxbell grid --theta ...``."""
+    return "jaxbell " + shlex.join(args.argv)
+
+
+def record_command(ds, args):
+    """Append the command to ``ds``'s history (every output says what made it)."""
+    ds.attrs["history"] = ds.attrs.get("history", "") + f"; command: {command_line(args)}"
+    return ds
 
 
 def add_overwrite(p) -> None:

@@ -20,6 +20,7 @@ from jaxbell.cli._args import (
     efficiency_value,
     flip_probability,
     positive_float,
+    record_command,
     unit_interval,
     uses,
     visibility_range,
@@ -235,6 +236,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             beh,
             args.rounds,
             min_tradeoff=mtf,
+            options=options,  # recorded: the min-tradeoff functions were computed with them
             progress=False if args.no_progress else None,
             **common,
         )
@@ -252,7 +254,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
     except (ValueError, TypeError, ImportError) as err:
         parser.error(as_option_message(err))
-    ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
+    if args.behaviour is not None:
+        ds.attrs["behaviour_file"] = args.behaviour
+    else:  # the device model: every setting that changes the numbers
+        ds.attrs["visibility"] = args.visibility
+        ds.attrs["efficiency"] = args.efficiency
+    record_command(ds, args)
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     rate = ds.finite_key_rate.values
     keyed = int(np.sum(ds.finite_status.values == 0))

@@ -14,6 +14,7 @@ from jaxbell._text import counted
 from jaxbell.cli._args import (
     RANGE_HELP,
     check_out,
+    command_line,
     positive_int,
     range_type,
 )
@@ -260,6 +261,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.exit(1, f"jaxbell grid: error: {err}\n")
         except KeyboardInterrupt:
             parser.exit(130, "jaxbell grid: interrupted; run the same command to resume\n")
+        from jaxbell.store import GridStore, read_record
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        GridStore(out, read_record(out)).append_history(f"{stamp}: command: {command_line(args)}")
         elapsed = time.perf_counter() - t0
         done, total = store_progress(args.out)
         had = before[0] if before is not None else 0
