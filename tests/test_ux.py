@@ -161,3 +161,64 @@ def test_reproduce_into_a_folder_with_files_needs_overwrite(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "--out" in err and "--overwrite" in err and "claims.md" in err
     assert not calls and (tmp_path / "claims.md").read_text() == "an earlier run"
+
+
+# --- 4. messages: numbers print as numbers, each fits the option it is about ----------------
+
+
+def _cli_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said", "unsaid"),
+    [
+        (["noise", *_TUPLE, "--visibility", "0.9:1:1"], "one value needs no colons", "angle"),
+        (["finite", *_TUPLE, "--visibility", "nan"], "--visibility must be a number", "angle"),
+        (["finite", *_TUPLE, "--visibility", "0.9:1:3"], "takes one value", "angle"),
+        (["design", "--objective", "finite_key_rate"], "--rounds is required", "rounds is"),
+        (["grid", *_TUPLE, "--out", "/proc/x.nc"], "exists but a file cannot", "cannot write in"),
+    ],
+)
+def test_command_line_messages_fit_the_option(argv, said, unsaid, capsys, tmp_path):
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "o.nc")]
+    err = _cli_error(argv, capsys)
+    assert said in err
+    assert unsaid not in err.replace(said, "")
+
+
+def test_a_folder_of_other_files_is_never_offered_overwrite(tmp_path, capsys):
+    out = tmp_path / "precious.zarr"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        err = _cli_error(["grid", *_TUPLE, "--out", str(out), *extra], capsys)
+        said = err.strip().splitlines()[-1]  # the error, below the usage lines
+        assert "--out" in said and "remove" in said
+        assert "--overwrite" not in said and "overwrite=True" not in said
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["rate-curve", "bff", "finite", "grid", "noise"])
+def test_help_speaks_of_this_command(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "=-pi" not in text  # --theta -pi/2 works: no advice to write --theta=-pi/2
+    if command in ("rate-curve", "bff", "finite"):
+        constraint = text.split("--constraint {bell,correlators,full}\n")[-1].split("\n  --")[0]
+        assert "noise" not in constraint and "every method" not in constraint
+
+
+def test_numbers_in_messages_print_as_numbers():
+    with pytest.raises(ValueError, match="got 5 where the maximum is 1;") as info:
+        jb.di_entropy(*CHSH, 5.0)
+    assert "np.float64" not in str(info.value)
+    with pytest.raises(ValueError, match=r"visibility must lie in \[0, 1\]; got 1.5$"):
+        jb.noisy_key_rate(*CHSH, np.array(1.5))
+    with pytest.raises(ValueError, match=r"got 1.5 at index \(1,\)"):
+        jb.noisy_key_rate(*CHSH, np.array([0.9, 1.5]))

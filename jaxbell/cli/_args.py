@@ -48,6 +48,7 @@ __all__ = [
     "method_options",
     "methods",
     "nonnegative_int",
+    "one_value",
     "parse_angle",
     "parse_range",
     "positive_float",
@@ -128,17 +129,22 @@ _BINOPS = {
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
-def parse_angle(text: str) -> float:
+_EXAMPLES = {"angle": "0, 1.2, pi/2, 3pi/4", "value": "0.95, 1, 1e-3"}
+
+
+def parse_angle(text: str, noun: str = "angle") -> float:
     """An angle written like ``0``, ``-1.5``, ``pi``, ``2pi``, ``3pi/4``, ``pi/2 - 0.1``, radians.
 
     Numbers, ``pi`` (implicit multiplication: ``2pi``), ``+ - * /`` and parentheses; no other
-    names or calls (parsed with :mod:`ast`, never ``eval``).
+    names or calls (parsed with :mod:`ast`, never ``eval``). ``noun`` ("angle" or "value") is
+    what messages call it.
     """
     src = re.sub(r"(\d|\))\s*(pi|\()", r"\1*\2", text.strip().lower())
+    examples = _EXAMPLES.get(noun, _EXAMPLES["angle"])
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError:
-        raise ValueError(f"cannot read angle {text!r}; write e.g. 0, 1.2, pi/2, 3pi/4") from None
+        raise ValueError(f"cannot read {noun} {text!r}; write e.g. {examples}") from None
 
     def ev(node):
         if isinstance(node, ast.Expression):
@@ -151,14 +157,17 @@ def parse_angle(text: str) -> float:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](ev(node.operand))
-        raise ValueError(f"cannot read angle {text!r}: only numbers, pi, + - * / and ()")
+        raise ValueError(
+            f"cannot read {noun} {text!r}: write a number (e.g. {examples}); only numbers, "
+            "pi, + - * / and () are understood"
+        )
 
     try:
         value = ev(tree)
     except ZeroDivisionError:
-        raise ValueError(f"angle {text!r} divides by zero") from None
+        raise ValueError(f"{noun} {text!r} divides by zero") from None
     if not math.isfinite(value):
-        raise ValueError(f"angle {text!r} is not finite")
+        raise ValueError(f"{noun} {text!r} is not finite")
     return value
 
 
@@ -167,7 +176,7 @@ def parse_angle(text: str) -> float:
 MAX_RANGE_POINTS = 2**24
 
 
-def parse_range(text: str) -> np.ndarray:
+def parse_range(text: str, noun: str = "angle") -> np.ndarray:
     """``START:STOP:NUM`` -> ``np.linspace(START, STOP, NUM)`` (both ends included), or one angle.
 
     START < STOP and 2 <= NUM <= :data:`MAX_RANGE_POINTS` are required for a range; a single
@@ -175,16 +184,17 @@ def parse_range(text: str) -> np.ndarray:
     """
     parts = text.split(":")
     if len(parts) == 1:
-        return np.array([parse_angle(parts[0])])
+        return np.array([parse_angle(parts[0], noun)])
+    example = "0:2pi:256" if noun == "angle" else "0.9:1:11"
     if len(parts) != 3:
-        raise ValueError(f"{text!r}: write START:STOP:NUM (e.g. 0:2pi:256) or a single angle")
-    start, stop = parse_angle(parts[0]), parse_angle(parts[1])
+        raise ValueError(f"{text!r}: write START:STOP:NUM (e.g. {example}) or a single {noun}")
+    start, stop = parse_angle(parts[0], noun), parse_angle(parts[1], noun)
     try:
         num = int(parts[2])
     except ValueError:
         raise ValueError(f"{text!r}: NUM must be a whole number of points") from None
     if num < 2:
-        raise ValueError(f"{text!r}: a range needs NUM >= 2 points (one angle needs no colons)")
+        raise ValueError(f"{text!r}: a range needs NUM >= 2 points (one {noun} needs no colons)")
     if num > MAX_RANGE_POINTS:
         raise ValueError(
             f"{text!r}: NUM = {num:,} points is more than one range may have "
@@ -221,17 +231,36 @@ def angle_type(option: str) -> Callable[[str], float]:
 def value_range(option: str, low: float | None = None, high: float | None = None):
     """START:STOP:NUM or one number (pi understood), optionally checked against [low, high]."""
 
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+
     def parse(text: str) -> np.ndarray:
-        values = parse_range(text)
+        if text.strip().lower() in ("nan", "inf", "-inf", "+inf"):
+            raise ValueError(f"{option} must be a number in [{lo}, {hi}], got {text!r}")
+        values = parse_range(text, "value")
         if (low is not None and np.any(values < low)) or (
             high is not None and np.any(values > high)
         ):
-            lo = "-inf" if low is None else f"{low:g}"
-            hi = "inf" if high is None else f"{high:g}"
-            raise ValueError(f"{text!r}: values must lie in [{lo}, {hi}]")
+            raise ValueError(f"{text!r}: {option} values must lie in [{lo}, {hi}]")
         return values
 
     return argtype(parse, f"range for {option}")
+
+
+def one_value(option: str, low: float | None = None, high: float | None = None):
+    """One number in [low, high] (pi understood), for an option that takes no range."""
+    many = value_range(option, low, high)
+
+    def parse(text: str) -> float:
+        try:
+            values = many(text)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(str(err)) from None
+        if values.size != 1:
+            raise ValueError(f"{option} takes one value here, not a range; got {text!r}")
+        return float(values[0])
+
+    return argtype(parse, f"number for {option}")
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -306,9 +335,23 @@ def add_overwrite(p) -> None:
     )
 
 
-def as_option_message(err: Exception) -> str:
-    """A library message naming ``options['name']`` rewritten to name the option ``--name``."""
-    return re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
+def as_option_message(err: Exception, parser: argparse.ArgumentParser | None = None) -> str:
+    """A library message in the command line's words: ``options['name']`` and, with
+    ``parser``, a keyword that is one of its options (``rounds is required``, ``bob_key=2``,
+    ``visibility must ...``) written as the option (``--rounds``, ``--bob-key``)."""
+    msg = re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
+    if parser is None:
+        return msg
+    for action in parser._actions:
+        flags = [s for s in action.option_strings if s.startswith("--")]
+        if not flags or action.dest in ("help", "version"):
+            continue
+        msg = re.sub(
+            rf"(?<![\w-]){re.escape(action.dest)}(?=(=| must| is | needs| has | should))",
+            flags[0],
+            msg,
+        )
+    return msg
 
 
 def add_tuple_options(p) -> None:
@@ -317,8 +360,7 @@ def add_tuple_options(p) -> None:
             f"--{name}",
             type=angle_type(f"--{name}"),
             required=True,
-            help=f"{name} of eq. (2), radians; 'pi' is understood (e.g. 3pi/4, pi/2 - 0.01); "
-            f"write negative values as --{name}=-pi/2",
+            help=f"{name} of eq. (2), radians; 'pi' is understood (e.g. 3pi/4, -pi/2, pi/2 - 0.01)",
         )
 
 
@@ -405,7 +447,9 @@ def uses(methods, options_class) -> bool:
     return any(backends.get(m).options_class is options_class for m in methods)
 
 
-def add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
+def add_bff_options(
+    p, title: str = "certified bounds (method bff)", constraint_help: str = ""
+) -> None:
     g = p.add_argument_group(
         title,
         "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see "
@@ -457,9 +501,7 @@ def add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
         default="bell",
         help="what the protocol tests: bell, the Bell value (default); correlators, all four "
         "correlators of the device (Props. 4 and 6); full, every p(ab|xy) (needs the "
-        "certified 'full' relaxation). In 'jaxbell noise' it applies to every method: with "
-        "--method qubit and correlators/full the explicit attack of jaxbell.rates.attack runs "
-        "(5-40 s per point)",
+        "certified 'full' relaxation)" + constraint_help,
     )
 
 

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             progress=False if args.no_progress else None,
         )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     ds = res.to_dataset()
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)

@@ -19,11 +19,11 @@ from jaxbell.cli._args import (
     check_out,
     efficiency_value,
     flip_probability,
+    one_value,
     positive_float,
     record_command,
     unit_interval,
     uses,
-    visibility_range,
 )
 
 
@@ -83,7 +83,7 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--visibility",
-        type=argtype(lambda t: float(visibility_range(t)[0]), "visibility"),
+        type=one_value("--visibility", 0.0, 1.0),
         default=1.0,
         help="white-noise visibility of the device in [0, 1] (default 1)",
     )
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 }
             )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     if args.behaviour is not None:
         ds.attrs["behaviour_file"] = args.behaviour
     else:  # the device model: every setting that changes the numbers

@@ -74,7 +74,12 @@ def add(sub) -> None:
     add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     add_qubit_options(p)
-    add_bff_options(p)
+    add_bff_options(
+        p,
+        constraint_help="; here it applies to every method: with --method qubit and "
+        "correlators or full, the explicit attack of jaxbell.rates.attack runs (5-40 s per "
+        "point)",
+    )
     add_protocol_options(p)
     p.set_defaults(run=run, parser=p)
 
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             critical_efficiency=args.critical_efficiency,
         )
     except (ValueError, TypeError, ImportError, NotImplementedError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     crit = ""

@@ -70,7 +70,7 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles, as_real_array
+from jaxbell._checks import as_angles, as_real_array, shown
 from jaxbell._precision import x64_scope
 from jaxbell.dataset import (
     BELOW_BOUND_REFERENCES,
@@ -218,7 +218,8 @@ def _check_bell_value(bell_value, bell_max) -> np.ndarray:
         raise ValueError(
             f"|bell_value| must not exceed the quantum maximum of |<B>| for the tuple "
             f"(|eta^Q| of eq. 5 where condition (4) holds, else eta^L of eq. 3): got "
-            f"{eta.reshape(-1)[i]!r} where the maximum is {top.reshape(-1)[i]!r}; no quantum "
+            f"{shown(eta.reshape(-1)[i])} where the maximum is {shown(top.reshape(-1)[i])}; no "
+            "quantum "
             "strategy reaches it"
         )
     return np.clip(eta, -top, top)

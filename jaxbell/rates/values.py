@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_real_array, check_in_range
+from jaxbell._checks import as_real_array, check_in_range, shown
 from jaxbell.rates.protocol import check_bob_key, check_preprocessing
 
 __all__ = ["CONSTRAINTS", "KINDS", "Device", "Protocol", "front_door"]
@@ -51,7 +51,7 @@ def _check_input(value, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in (0, 1):
-        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {value!r}")
+        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {shown(value)}")
     return int(value)
 
 
