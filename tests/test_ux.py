@@ -222,3 +222,38 @@ def test_numbers_in_messages_print_as_numbers():
         jb.noisy_key_rate(*CHSH, np.array(1.5))
     with pytest.raises(ValueError, match=r"got 1.5 at index \(1,\)"):
         jb.noisy_key_rate(*CHSH, np.array([0.9, 1.5]))
+
+
+# --- 3. terminal output: one clean bar per stage, --quiet everywhere -------------------------
+
+
+@pytest.mark.parametrize(
+    "command", ["grid", "reproduce", "search", "rate-curve", "noise", "bff", "finite", "design"]
+)
+def test_every_subcommand_takes_quiet(command):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "==SUPPRESS==" or a.choices)
+    assert any("--quiet" in a.option_strings for a in sub.choices[command]._actions)
+
+
+def test_log_lines_go_above_the_bar_and_design_holds_its_per_step_lines(monkeypatch):
+    import logging
+
+    import tqdm
+
+    from jaxbell.cli import _configure_logging
+    from jaxbell.rates import design
+
+    written = []
+    monkeypatch.setattr(tqdm.tqdm, "write", classmethod(lambda cls, s, **kw: written.append(s)))
+    log = logging.getLogger("jaxbell")
+    level = log.level
+    try:
+        _configure_logging(quiet=False)
+        log.info("devices: 1 x cpu")
+        assert written == ["jaxbell: devices: 1 x cpu"]
+        with design._info_held_back():  # the search's per-step envelope lines
+            log.info("qubit envelopes: 8 tuple(s)")
+        assert len(written) == 1 and log.level == logging.INFO
+    finally:
+        log.setLevel(level)

@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for add in SUBCOMMANDS:
         add(sub)
+    for command in sub.choices.values():  # every subcommand takes --quiet
+        if not any(a.dest == "quiet" for a in command._actions):
+            command.add_argument(
+                "--quiet",
+                action="store_true",
+                help="nothing on stderr but warnings and errors: no progress bars, no log lines",
+            )
     return parser
 
 
@@ -102,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    _configure_logging(quiet=getattr(args, "quiet", False))
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    _configure_logging(quiet=args.quiet)
     return args.run(args, args.parser)
 
 
@@ -117,7 +126,16 @@ def _configure_logging(quiet: bool) -> None:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stderr`` is when a record is logged."""
+    """A handler writing to whatever ``sys.stderr`` is when a record is logged, through tqdm's
+    writer (a line logged while a progress bar runs goes above the bar, not into it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
 
     @property
     def stream(self):

@@ -171,7 +171,12 @@ def add(sub) -> None:
         help="codec of FILE.zarr's chunks (default: zstd, or the store's when resuming)",
     )
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
-    p.add_argument("--quiet", action="store_true", help="do not log devices and resume information")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but warnings and errors: no progress bar, no device or resume "
+        "lines",
+    )
     p.set_defaults(run=run, parser=p)
 
 
