@@ -37,7 +37,7 @@ from jaxbell.store import check_writable, save_dataset  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data"
 PI = np.pi
-ROUNDS = np.geomspace(1e5, 1e12, 30)
+ROUNDS = np.round(np.geomspace(1e5, 1e12, 30))
 
 
 def prop3(delta: float) -> tuple[float, float, float]:

@@ -7,66 +7,131 @@ Reference: L. Wooltorton, P. Brown and R. Colbeck, Phys. Rev. Lett. 132, 210802 
 doi:10.1103/PhysRevLett.132.210802.
 """
 
+import importlib
+
 from jaxbell._version import __version__
-from jaxbell.entropy import (
-    binary_entropy,
-    epsilon_at_quantum_bound,
-    global_rate_at_quantum_bound,
-    key_rate_at_quantum_bound,
-    pair_entropies_at_quantum_bound,
-    shannon_entropy,
-    von_neumann_entropy,
-)
-from jaxbell.family import (
-    bell_coefficients,
-    is_self_testing,
-    local_bound,
-    quantum_bound,
-    self_testing_margin,
-)
-from jaxbell.grid import evaluate_grid, write_grid
-from jaxbell.nonlocality import chsh_type_values, chsh_value, max_chsh_value
-from jaxbell.rates import (
-    critical_efficiency,
-    critical_visibility,
-    di_entropy,
-    noisy_global_rate,
-    noisy_key_rate,
-    noisy_rate_curve,
-    noisy_strategy_entropy,
-    observed_key_rate,
-    rate_curve,
-)
-from jaxbell.rates.bff import BffOptions, BffResult, bff_entropy
-from jaxbell.rates.design import DesignResult, optimise_protocol
-from jaxbell.rates.finite import (
-    MinTradeoff,
-    finite_key_rate,
-    finite_rate_curve,
-    min_rounds,
-    min_tradeoff_functions,
-)
-from jaxbell.rates.protocol import (
-    asymmetric_chsh_entropy,
-    behaviour_correlators,
-    behaviour_marginals,
-    check_behaviour,
-    chsh_entropy,
-    chsh_key_rate,
-    device_behaviour,
-    error_correction_cost,
-)
-from jaxbell.rates.qubit import QubitEnvelope, QubitOptions, qubit_envelope
-from jaxbell.rates.values import Device, Protocol
-from jaxbell.reductions import merge_reductions, reduce_grid
-from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
-from jaxbell.store import open_dataset, save_dataset
-from jaxbell.strategy import (
-    noisy_correlators,
-    strategy_angles,
-    strategy_correlators,
-    xy_plane_correlators,
-)
+
+#: where each public name lives: imported on first use (``jb.quantum_bound`` imports
+#: jaxbell.family then), so ``import jaxbell`` and the command line's usage errors and
+#: ``--version`` start without importing jax
+_HOMES: dict[str, tuple[str, ...]] = {
+    "jaxbell.entropy": (
+        "binary_entropy",
+        "epsilon_at_quantum_bound",
+        "global_rate_at_quantum_bound",
+        "key_rate_at_quantum_bound",
+        "pair_entropies_at_quantum_bound",
+        "shannon_entropy",
+        "von_neumann_entropy",
+    ),
+    "jaxbell.family": (
+        "bell_coefficients",
+        "is_self_testing",
+        "local_bound",
+        "quantum_bound",
+        "self_testing_margin",
+    ),
+    "jaxbell.grid": (
+        "evaluate_grid",
+        "write_grid",
+    ),
+    "jaxbell.nonlocality": (
+        "chsh_type_values",
+        "chsh_value",
+        "max_chsh_value",
+    ),
+    "jaxbell.rates": (
+        "critical_efficiency",
+        "critical_visibility",
+        "di_entropy",
+        "noisy_global_rate",
+        "noisy_key_rate",
+        "noisy_rate_curve",
+        "noisy_strategy_entropy",
+        "observed_key_rate",
+        "rate_curve",
+    ),
+    "jaxbell.rates.bff": (
+        "BffOptions",
+        "BffResult",
+        "bff_entropy",
+    ),
+    "jaxbell.rates.design": (
+        "DesignResult",
+        "optimise_protocol",
+    ),
+    "jaxbell.rates.finite": (
+        "MinTradeoff",
+        "finite_key_rate",
+        "finite_rate_curve",
+        "min_rounds",
+        "min_tradeoff_functions",
+    ),
+    "jaxbell.rates.protocol": (
+        "asymmetric_chsh_entropy",
+        "behaviour_correlators",
+        "behaviour_marginals",
+        "check_behaviour",
+        "chsh_entropy",
+        "chsh_key_rate",
+        "device_behaviour",
+        "error_correction_cost",
+    ),
+    "jaxbell.rates.qubit": (
+        "QubitEnvelope",
+        "QubitOptions",
+        "qubit_envelope",
+    ),
+    "jaxbell.rates.values": (
+        "Device",
+        "Protocol",
+    ),
+    "jaxbell.reductions": (
+        "merge_reductions",
+        "reduce_grid",
+    ),
+    "jaxbell.search": (
+        "SearchResult",
+        "find_tuple",
+        "max_chsh",
+        "tradeoff_curve",
+    ),
+    "jaxbell.store": (
+        "open_dataset",
+        "save_dataset",
+    ),
+    "jaxbell.strategy": (
+        "noisy_correlators",
+        "strategy_angles",
+        "strategy_correlators",
+        "xy_plane_correlators",
+    ),
+}
+_LAZY = {name: module for module, names in _HOMES.items() for name in names}
+
+#: subpackages and modules reachable as attributes (``jb.rates``, ``jb.store``, ...)
+_SUBMODULES = frozenset(
+    {
+        "bff", "dataset", "entropy", "family", "grid", "nonlocality", "plots", "qubit",
+        "rates", "reductions", "reproduce", "search", "sharding", "store", "strategy",
+    }
+)  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"jaxbell.{name}")
+    else:
+        raise AttributeError(f"module 'jaxbell' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
 
 __all__ = [
     "SearchResult",

@@ -115,6 +115,32 @@ def as_correlators(correlators: ArrayLike, name: str = "correlators") -> jax.Arr
     return e
 
 
+def _number(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return format(float(v), ".10g")
+
+
+def shown(value) -> str:
+    """A value as a message prints it: numbers as numbers (``5``, ``0.95``, ``nan``; never
+    ``np.float64(5.0)`` or ``array(1.5)``), a few values as a list, strings quoted."""
+    if isinstance(value, (str, bytes)):
+        return repr(value)
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything else prints as Python writes it
+        return repr(value)
+    if arr.dtype.kind not in "biuf":
+        return repr(value)
+    if arr.ndim == 0:
+        return _number(arr.item())
+    if arr.size <= 6:
+        return "[" + ", ".join(_number(v) for v in arr.reshape(-1).tolist()) + "]"
+    return f"an array of shape {arr.shape}"
+
+
 def check_in_range(x, name: str, low: float, high: float, *, closed=(True, True)) -> None:
     """Raise ``ValueError`` naming ``name`` when a concrete ``x`` is NaN or leaves [low, high]."""
     if not is_concrete(x):
@@ -125,7 +151,12 @@ def check_in_range(x, name: str, low: float, high: float, *, closed=(True, True)
     if np.any(np.isnan(arr)) or not np.all(lo_ok & hi_ok):
         lb = "[" if closed[0] else "("
         rb = "]" if closed[1] else ")"
-        raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{rb}; got {x!r}")
+        if arr.ndim == 0:
+            got = shown(arr)
+        else:
+            bad = np.argwhere(np.isnan(arr) | ~(lo_ok & hi_ok))[0]
+            got = f"{shown(arr[tuple(bad)])} at index {tuple(int(i) for i in bad)}"
+        raise ValueError(f"{name} must lie in {lb}{low:g}, {high:g}{rb}; got {got}")
 
 
 def as_real_array(value, name: str) -> np.ndarray:

@@ -55,6 +55,7 @@ from jaxbell.store import (
     GridStore,
     StoreRemovedError,
     StoreWriteError,
+    check_removable,
     check_store_path,
     create_grid_store,
     describe_differences,
@@ -1159,6 +1160,13 @@ def write_grid(
     elif path.exists():
         existing = read_record(path)
         if existing is None and any(path.iterdir()):
+            try:
+                check_removable(path)
+            except ValueError:  # a folder of other files: overwrite would refuse it too
+                raise ValueError(
+                    f"{str(path)!r} is a folder of other files, not a zarr store; jaxbell never "
+                    "removes such a folder (not even to overwrite it): choose another name"
+                ) from None
             raise ValueError(
                 f"{str(path)!r} exists but is not a jaxbell grid store (no _jaxbell record); "
                 "choose another name or pass overwrite=True (--overwrite) to replace it"

@@ -195,7 +195,9 @@ def _pale_patch():
 def figure2(ds: xr.Dataset):
     """Fig. 2: max_chsh of eq. (6) over (theta, omega) in the limit phi = pi/2.
 
-    Drawn: max_chsh (colour) with contours every 0.1, the contour max_chsh = 2 (black
+    Drawn: max_chsh (colour) with contours at 2.1, 2.2, 2.3 and 2.45 (not 2.4: the blue
+    crosses at 1 + sqrt(2) = 2.414 would sit on it), labelled clear of every other line and
+    marker, the contour max_chsh = 2 (black
     triangles), the lines where E01 = 0 (dashed, the construction of Props. 5, 6: perfect
     randomness from X = 0, Y = 1) and where E10 or E11 = 0 (dotted), inside the nonlocal
     region; black crosses at the maxima of I_CHSH = 5/2, blue crosses at the maxima of
@@ -211,8 +213,8 @@ def figure2(ds: xr.Dataset):
     x, y = "theta", "omega"
     mc = _heat(fig, ax, ds, x, y)
     tx, ty = ds[x].values, ds[y].values
-    cs = ax.contour(tx, ty, mc.values, levels=[2.1, 2.2, 2.3, 2.4], colors="w", linewidths=0.6,
-                    alpha=0.8)  # fmt: skip
+    cs = ax.contour(tx, ty, mc.values, levels=[2.1, 2.2, 2.3, 2.45], colors="w",
+                    linewidths=0.6, alpha=0.8)  # fmt: skip
     corr = ds["correlators"].squeeze(drop=True).transpose(y, x, "x", "y").values
     _level_two(ax, tx, ty, corr, mc.values)
     nonlocal_ = mc.values > 2.0
@@ -240,18 +242,37 @@ def figure2(ds: xr.Dataset):
         ("kx", "maximum of I_CHSH, 5/2"),
         ("bx", "maximum of I_CHSH with E01 = 0, 1 + √2"),
     ])  # fmt: skip
-    _spread_clabels(ax, cs, fmt="%.1f")  # last: it needs the final layout
+    _spread_clabels(ax, cs, fmt="%.4g", avoid=_drawn_points(ax, cs))  # last: final layout
     return fig
 
 
-def _spread_clabels(ax, cs, *, fmt: str, fontsize: float = 7.0) -> None:
+def _drawn_points(ax, labelled) -> np.ndarray:
+    """Points (data coordinates) of every line and marker drawn on ``ax`` but the contours
+    ``labelled`` (and filled contours): where a contour label must not go."""
+    from matplotlib.contour import ContourSet
+
+    pts = [np.empty((0, 2))]
+    for c in ax.collections:
+        if isinstance(c, ContourSet) and c is not labelled and not c.filled:
+            for path in c.get_paths():
+                pts.append(np.asarray(path.vertices, dtype=float).reshape(-1, 2))
+    for line in ax.get_lines():
+        xy = np.column_stack([np.asarray(v, dtype=float) for v in line.get_data()])
+        pts.append(xy.reshape(-1, 2))
+    out = np.concatenate(pts)
+    return out[np.all(np.isfinite(out), axis=1)]
+
+
+def _spread_clabels(ax, cs, *, fmt: str, fontsize: float = 7.0, avoid=None) -> None:
     """Label every contour line of ``cs`` once, the labels spread over the axes.
 
     matplotlib puts a line's label where the line is straightest, which in Fig. 2 is beside
     the diagonal each triangle shares with its neighbour, so that the labels of all levels pile
     up there. Here the labels are placed greedily instead: the next label goes on an unlabelled
     line, at the point farthest from the labels placed so far and from the axes' edges (distances
-    in points, on the final layout).
+    in points, on the final layout). No label goes within ``1.8 fontsize`` points of a point
+    of ``avoid`` (data coordinates: other lines and markers); a line with no such room stays
+    unlabelled.
     """
     fig = ax.get_figure()
     fig.draw_without_rendering()  # fix the layout, so that transData is the final one
@@ -268,6 +289,13 @@ def _spread_clabels(ax, cs, *, fmt: str, fontsize: float = 7.0) -> None:
                 continue  # too short to carry a label
             edge = np.minimum(at - lo, hi - at).min(axis=1)
             keep = edge > 1.5 * fontsize
+            if avoid is not None and len(avoid):
+                near = ax.transData.transform(np.asarray(avoid)) * pt
+                for start in range(0, len(at), 256):  # bounded memory
+                    d = np.hypot(
+                        *(at[start : start + 256, None, :] - near[None]).transpose(2, 0, 1)
+                    )
+                    keep[start : start + 256] &= d.min(axis=1) > 1.8 * fontsize
             if keep.any():
                 lines.append((poly[keep], at[keep], edge[keep]))
     placed: list[np.ndarray] = []

@@ -856,6 +856,9 @@ def compute_claims(
         Run sizes (:data:`PROFILES`).
     seed : int
         Seed of every search.
+    history : str, optional
+        What made the run (the command line gives ``command: jaxbell reproduce ...``),
+        appended to every dataset's ``history`` after the call itself.
     fig1, fig2, curve : xarray.Dataset, optional
         :func:`figure1_grid`, :func:`figure2_grid`, :func:`tradeoff` results (computed if
         not given).
@@ -943,6 +946,7 @@ def reproduce(
     progress: bool | None = None,
     quiet: bool = False,
     seed: int = 0,
+    history: str | None = None,
 ) -> ReproduceReport:
     """Reproduce the paper: datasets, claims table and figures, written to ``out``.
 
@@ -1014,6 +1018,8 @@ def reproduce(
         ):
             ds = state[key]
             ds.attrs["history"] += f"; jaxbell.reproduce(quick={quick}, seed={seed})"
+            if history:
+                ds.attrs["history"] += f"; {history}"
             files.append(save_dataset(ds, out / f"{name}.nc", overwrite=True))
         claims = run(
             "claims",

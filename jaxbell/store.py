@@ -109,7 +109,9 @@ def check_folder_writable(path: Path, name: str, folder: Path | None = None) -> 
         os.remove(probe)
     except OSError as err:
         raise ValueError(
-            f"{name}={str(path)!r}: cannot write in folder {str(parent)!r} ({err.strerror or err})"
+            f"{name}={str(path)!r}: folder {str(parent)!r} exists but a file cannot be created "
+            f"in it (the system says: {err.strerror or err}; a read-only or virtual file "
+            "system, or no permission)"
         ) from None
 
 
@@ -340,6 +342,15 @@ def check_writable(path: str | os.PathLike, name: str = "out", *, overwrite: boo
         raise ValueError(f"{name}={str(path)!r} is a directory; give a file name ending in .nc")
     check_folder_writable(path, name)
     if path.exists() and not overwrite:
+        if path.suffix == ".zarr":
+            try:
+                check_removable(path, name)
+            except ValueError:  # overwrite would refuse it: do not suggest it
+                raise FileExistsError(
+                    f"{name}={str(path)!r} is a folder of other files, not a zarr store; "
+                    "jaxbell never removes such a folder (not even to overwrite it): choose "
+                    "another name"
+                ) from None
         what = "a zarr store only, never another folder" if path.suffix == ".zarr" else "a file"
         raise FileExistsError(
             f"{name}={str(path)!r} exists; pass {_overwrite_hint(name)} to replace it "

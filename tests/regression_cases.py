@@ -95,9 +95,11 @@ def _attack(jb):
         *CHSH, x=0, bob_key="aligned", options=LOOSE, xtol=1e-4
     )
     beh = jb.device_behaviour(*CHSH, visibility=0.95, bob_key="aligned")
-    out["observed_key_rate"] = jb.observed_key_rate(beh, bell=CHSH, options=LOOSE)
+    out["observed_key_rate"] = jb.observed_key_rate(
+        beh, bell=CHSH, options=LOOSE, bob_key="aligned"
+    )
     out["observed_key_rate_correlators"] = jb.observed_key_rate(
-        beh, constraint="correlators", options=ATTACK
+        beh, constraint="correlators", options=ATTACK, bob_key="aligned"
     )
     ds = jb.rate_curve(*CHSH, num=4, options=LOOSE)
     for k in ("entropy", "slope", "intercept", "curve_status"):
@@ -124,7 +126,9 @@ def _certified(jb):
     mtf = jb.min_tradeoff_functions(beh, bell=CHSH, options=BFF4)
     out["min_tradeoff_slope"] = mtf.slope
     out["min_tradeoff_value"] = mtf.value
-    out["finite_key_rate"] = jb.finite_key_rate(beh, [1e7, 1e9], bell=CHSH, min_tradeoff=mtf)
+    out["finite_key_rate"] = jb.finite_key_rate(
+        beh, [1e7, 1e9], bell=CHSH, min_tradeoff=mtf, bob_key="aligned"
+    )
     return {f"certified/{k}": np.asarray(v) for k, v in out.items()}
 
 

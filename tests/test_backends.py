@@ -66,10 +66,12 @@ def test_a_registered_backend_gets_every_rate(toy):
     beh = jb.device_behaviour(*CHSH, visibility=0.99, bob_key="aligned")
     mtf = jb.min_tradeoff_functions(beh, bell=CHSH, method="toy")
     assert mtf.certified and mtf.method == "toy"
-    assert float(jb.finite_key_rate(beh, 1e12, bell=CHSH, min_tradeoff=mtf)) > 0.3
-    fin = jb.finite_rate_curve(beh, [1e8, 1e12], bell=CHSH, method="toy")
+    assert (
+        float(jb.finite_key_rate(beh, 1e12, bell=CHSH, min_tradeoff=mtf, bob_key="aligned")) > 0.3
+    )
+    fin = jb.finite_rate_curve(beh, [1e8, 1e12], bell=CHSH, method="toy", bob_key="aligned")
     assert bool(fin.attrs["certified"]) and fin.attrs["rate_method"] == "toy"
-    assert float(jb.observed_key_rate(beh, bell=CHSH, method="toy")) > 0.3
+    assert float(jb.observed_key_rate(beh, bell=CHSH, method="toy", bob_key="aligned")) > 0.3
 
 
 def test_a_registered_backend_is_a_command_line_choice(toy, tmp_path, capsys):
@@ -137,12 +139,12 @@ def test_values_give_the_bits_of_the_keywords():
     b = jb.di_entropy(*CHSH, eta, protocol=jb.Protocol(kind="global", x=1, y=0), options=LOOSE)
     np.testing.assert_array_equal(a, b)
     beh = jb.device_behaviour(*CHSH, visibility=0.95, bob_key="aligned")
-    a = jb.observed_key_rate(beh, bell=CHSH, preprocessing=0.05, options=LOOSE)
+    a = jb.observed_key_rate(beh, bell=CHSH, preprocessing=0.05, options=LOOSE, bob_key="aligned")
     b = jb.observed_key_rate(beh, bell=CHSH, protocol=jb.Protocol(x=0, bob_key=2,
                              preprocessing=0.05), options=LOOSE)  # fmt: skip
     np.testing.assert_array_equal(a, b)
     mtf = jb.min_tradeoff_functions(beh, bell=CHSH, method="qubit", options=LOOSE)
-    a = jb.finite_key_rate(beh, 1e9, bell=CHSH, min_tradeoff=mtf)
+    a = jb.finite_key_rate(beh, 1e9, bell=CHSH, min_tradeoff=mtf, bob_key="aligned")
     b = jb.finite_key_rate(beh, 1e9, bell=CHSH, min_tradeoff=mtf, protocol=jb.Protocol(bob_key=2))
     np.testing.assert_array_equal(a, b)
 

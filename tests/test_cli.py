@@ -293,8 +293,10 @@ def test_unwritable_out_is_an_option_error_before_computing(tmp_path, capsys, mo
     monkeypatch.setattr(jaxbell.grid, "evaluate_grid", fail)
     grid = ["grid", "--theta", "0:1:3", "--phi", "0", "--omega", "0", "--no-progress"]
     assert "afile' is a file" in _exit_message([*grid, "--out", "afile/x.nc"], capsys)
-    assert "cannot write in folder '/proc'" in _exit_message([*grid, "--out", "/proc/x.nc"], capsys)
-    assert "cannot write" in _exit_message([*grid, "--out", "/proc/x.zarr"], capsys)
+    assert "folder '/proc' exists but a file cannot be created" in _exit_message(
+        [*grid, "--out", "/proc/x.nc"], capsys
+    )
+    assert "a file cannot be created" in _exit_message([*grid, "--out", "/proc/x.zarr"], capsys)
     assert "--out" in _exit_message(["search", "--out", "afile/a.nc"], capsys)
     err = _exit_message(["reproduce", "--quick", "--out", "afile/sub"], capsys)
     assert "--out" in err and "is a file" in err

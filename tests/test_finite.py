@@ -242,8 +242,10 @@ def test_key_length_formula_term_by_term(chsh95):
 
 def test_rate_rises_with_n_stays_below_and_recovers_the_asymptotic_rate(chsh95):
     beh, mtf = chsh95
-    n = np.geomspace(1e4, 1e16, 25)
-    rate, status = jb.finite_key_rate(beh, n, bell=CHSH, min_tradeoff=mtf, return_status=True)
+    n = np.round(np.geomspace(1e4, 1e16, 25))
+    rate, status = jb.finite_key_rate(
+        beh, n, bell=CHSH, min_tradeoff=mtf, return_status=True, bob_key="aligned"
+    )
     asym = float(np.max(mtf.asymptotic_entropy)) - finite._costs(beh, 0, 2, 0.0, 1.0).key_cost
     assert np.all(np.diff(rate) >= -1e-9), np.diff(rate)
     assert np.all(rate < asym)
@@ -258,7 +260,7 @@ def test_rate_rises_with_n_stays_below_and_recovers_the_asymptotic_rate(chsh95):
 
 def test_smaller_eps_and_worse_codes_cost_key(chsh95):
     beh, mtf = chsh95
-    kw = {"bell": CHSH, "min_tradeoff": mtf}
+    kw = {"bell": CHSH, "min_tradeoff": mtf, "bob_key": "aligned"}
     base = jb.finite_key_rate(beh, 1e8, **kw)
     assert jb.finite_key_rate(beh, 1e8, eps_sec=1e-20, **kw) < base
     assert jb.finite_key_rate(beh, 1e8, error_correction_efficiency=1.1, **kw) < base
@@ -267,20 +269,30 @@ def test_smaller_eps_and_worse_codes_cost_key(chsh95):
 
 def test_min_rounds_is_where_the_rate_turns_positive(chsh95):
     beh, mtf = chsh95
-    n0, code = jb.min_rounds(beh, bell=CHSH, min_tradeoff=mtf, return_status=True)
+    n0, code = jb.min_rounds(
+        beh, bell=CHSH, min_tradeoff=mtf, return_status=True, bob_key="aligned"
+    )
     assert code == 0 and 1e5 < n0 < 1e8
-    below, above = jb.finite_key_rate(beh, [n0 * 0.99, n0 * 1.01], bell=CHSH, min_tradeoff=mtf)
+    below, above = jb.finite_key_rate(
+        beh, np.round([n0 * 0.99, n0 * 1.01]), bell=CHSH, min_tradeoff=mtf, bob_key="aligned"
+    )
     assert below <= 0 < above
 
 
 def test_no_key_is_reported_with_its_reason_never_as_zero():
     beh = _behaviour(0.70)  # S = 1.98: local, no DI key at any n
     rate, status = jb.finite_key_rate(
-        beh, [1e6, 1e12], bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True
+        beh,
+        [1e6, 1e12],
+        bell=CHSH,
+        method="qubit",
+        tangent_scales=(1.0,),
+        return_status=True,
+        bob_key="aligned",
     )
     assert np.all(rate < 0) and np.all(status == 2)
     n, code = jb.min_rounds(
-        beh, bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True
+        beh, bell=CHSH, method="qubit", tangent_scales=(1.0,), return_status=True, bob_key="aligned"
     )
     assert n == math.inf and code == 2
 
@@ -289,15 +301,15 @@ def test_qubit_estimate_is_labelled_uncertified_and_close_to_the_certified_rate(
     # two methods, one bound: the attack's hull segments (upper side) and the certified duals
     # (lower side) bracket the tight CHSH curve within ~1e-3 bit, so the rates agree that well
     beh, mtf = chsh95
-    ds = jb.finite_rate_curve(beh, [1e7, 1e10], bell=CHSH, method="qubit")
+    ds = jb.finite_rate_curve(beh, [1e7, 1e10], bell=CHSH, method="qubit", bob_key="aligned")
     assert ds.attrs["certified"] == 0 and "UNCERTIFIED" in ds.attrs["title"]
-    cert = jb.finite_key_rate(beh, [1e7, 1e10], bell=CHSH, min_tradeoff=mtf)
+    cert = jb.finite_key_rate(beh, [1e7, 1e10], bell=CHSH, min_tradeoff=mtf, bob_key="aligned")
     np.testing.assert_allclose(ds.finite_key_rate.values, cert, atol=2e-3)
 
 
 def test_curve_dataset_is_labelled_and_round_trips(chsh95, tmp_path):
     beh, mtf = chsh95
-    ds = jb.finite_rate_curve(beh, bell=CHSH, min_tradeoff=mtf, eps_sec=1e-8)
+    ds = jb.finite_rate_curve(beh, bell=CHSH, min_tradeoff=mtf, eps_sec=1e-8, bob_key="aligned")
     assert ds.sizes["rounds"] == 30 and ds.rounds.values[0] == 1e5
     assert_labelled(ds)
     for key in ("eps_sec", "eps_ec", "eps_pa", "eps_s", "eps_ea", "eps_com"):
@@ -323,7 +335,7 @@ def test_curve_dataset_is_labelled_and_round_trips(chsh95, tmp_path):
         ({"test_probability": 1.0}, "test_probability must lie in"),
         ({"eps_com": -1e-3}, "eps_com must lie in"),
         ({"error_correction_efficiency": 0.9}, "error_correction_efficiency"),
-        ({"bob_key": None}, "bob_key"),
+        ({"bob_key": 3}, "bob_key"),
         ({"probabilities": np.full((2, 2, 2, 3), 0.3)}, "probabilities"),
         ({"probabilities": np.full((3, 2, 2, 2, 3), 0.25)}, "one behaviour"),
         ({"bell": None}, "bell=.*required"),
@@ -333,6 +345,7 @@ def test_curve_dataset_is_labelled_and_round_trips(chsh95, tmp_path):
 )
 def test_bad_input_names_the_argument(kwargs, match):
     args = {"probabilities": _behaviour(0.95), "rounds": 1e6, "bell": CHSH, "method": "qubit"}
+    args["bob_key"] = "aligned"
     args |= kwargs
     with pytest.raises((ValueError, TypeError), match=match):
         jb.finite_key_rate(args.pop("probabilities"), args.pop("rounds"), **args)
@@ -417,13 +430,21 @@ def test_observed_score_bound_agrees_with_the_published_one_on_their_device():
     # extractor): key where theirs has key, and rates within 10 %
     beh = _their_device()
     n = np.array([1.5e6, 1e7, 1e8])
-    ours = jb.finite_key_rate(beh, n, bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95))
+    ours = jb.finite_key_rate(
+        beh, n, bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95), bob_key="aligned"
+    )
     theirs = np.array([finite.nadlinger2022_key_length(k, chsh=2.64, qber=0.018)[0] / k for k in n])
     assert np.all(ours > 0)
     np.testing.assert_allclose(ours[1:], theirs[1:], rtol=0.1)
     # the worst-case variance bound (16 symbols) is looser: no key yet at 1.5e6
     worst = jb.finite_key_rate(
-        beh, n, bell=CHSH, method="qubit", tangent_scales=(1.0, 0.98, 0.95), second_order="worst"
+        beh,
+        n,
+        bell=CHSH,
+        method="qubit",
+        tangent_scales=(1.0, 0.98, 0.95),
+        second_order="worst",
+        bob_key="aligned",
     )
     assert worst[0] < 0 and np.all(worst[1:] < ours[1:])
 
@@ -488,8 +509,10 @@ def test_observed_inner_infimum_is_conservative(chsh95):
 def test_a_min_tradeoff_function_of_another_protocol_is_refused(chsh95):
     beh, mtf = chsh95
     with pytest.raises(ValueError, match="key input x = 0"):
-        jb.finite_key_rate(beh, 1e8, bell=CHSH, x=1, min_tradeoff=mtf)
+        jb.finite_key_rate(beh, 1e8, bell=CHSH, x=1, min_tradeoff=mtf, bob_key="aligned")
     with pytest.raises(ValueError, match="preprocessing"):
-        jb.finite_key_rate(beh, 1e8, bell=CHSH, preprocessing=0.1, min_tradeoff=mtf)
+        jb.finite_key_rate(
+            beh, 1e8, bell=CHSH, preprocessing=0.1, min_tradeoff=mtf, bob_key="aligned"
+        )
     with pytest.raises(ValueError, match="another behaviour"):
-        jb.finite_key_rate(_behaviour(0.9), 1e8, bell=CHSH, min_tradeoff=mtf)
+        jb.finite_key_rate(_behaviour(0.9), 1e8, bell=CHSH, min_tradeoff=mtf, bob_key="aligned")

@@ -229,7 +229,7 @@ def test_figure2_contour_labels_do_not_pile_up():
     fig = plots.figure2(figure2_dataset())
     renderer = _drawn(fig)
     ax = fig.axes[0]
-    labels = [t for t in ax.texts if t.get_text() in {"2.1", "2.2", "2.3", "2.4"}]
+    labels = [t for t in ax.texts if t.get_text() in {"2.1", "2.2", "2.3", "2.45"}]
     assert len(labels) >= 8
     boxes = [t.get_window_extent(renderer) for t in labels]
     size = float(np.median([max(b.width, b.height) for b in boxes]))
@@ -415,4 +415,53 @@ def test_design_figure_from_the_study_data():
             pts = ax.transData.transform(np.column_stack(line.get_data()))
             assert not any(box.contains(x, y) for x, y in pts)
     assert not any("[1]" in t.get_text() for t in fig.findobj(Text))
+    plots.close(fig)
+
+
+def test_figure2_labels_and_crosses_keep_off_the_other_lines():
+    """No contour label on a dotted or dashed line (or the triangles' edges), and the blue
+    crosses (max CHSH 1 + sqrt 2) on no labelled contour."""
+    from matplotlib.contour import ContourSet
+
+    from jaxbell import reproduce as rp
+
+    ds = jb.evaluate_grid(
+        np.linspace(*rp.FIG2_THETA, 161), rp.FIG2_PHI, np.linspace(*rp.FIG2_OMEGA, 161)
+    )
+    # the maxima of I_CHSH with E01 = 0 (Prop. 5), where reproduce's search puts them
+    ds.attrs.update(
+        randomness_crosses_theta=[PI / 4, 7 * PI / 4], randomness_crosses_omega=[PI, 2 * PI]
+    )
+    fig = plots.figure2(ds)
+    renderer = _drawn(fig)
+    ax = fig.axes[0]
+    labelled = next(c for c in ax.collections if isinstance(c, ContourSet) and c.labelTexts)
+    others = np.concatenate(
+        [
+            p.vertices
+            for c in ax.collections
+            if isinstance(c, ContourSet) and c is not labelled and not c.filled
+            for p in c.get_paths()
+            if len(p.vertices)
+        ]
+    )
+    others = ax.transData.transform(others[np.all(np.isfinite(others), axis=1)])
+    for t in labelled.labelTexts:
+        box = t.get_window_extent(renderer)
+        inside = (
+            (others[:, 0] > box.x0)
+            & (others[:, 0] < box.x1)
+            & (others[:, 1] > box.y0)
+            & (others[:, 1] < box.y1)
+        )
+        assert not inside.any(), t.get_text()
+    contour = ax.transData.transform(
+        np.concatenate([p.vertices for p in labelled.get_paths() if len(p.vertices)])
+    )
+    blue = [ln for ln in ax.get_lines() if ln.get_marker() == "x" and ln.get_color() == "tab:blue"]
+    assert blue
+    for ln in blue:
+        for xy in ax.transData.transform(np.column_stack(ln.get_data())):
+            gap = np.hypot(*(contour - xy).T).min() * 72.0 / fig.dpi  # points
+            assert gap > ln.get_markersize() / 2, gap
     plots.close(fig)

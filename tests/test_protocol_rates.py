@@ -82,7 +82,7 @@ def test_preprocessing_rate_is_ho_et_al(p):
 
 def test_observed_data_is_the_device_rate():
     beh = _behaviour(0.9, 0.97)
-    got = float(jb.observed_key_rate(beh, bell=CHSH, options=LOOSE))
+    got = float(jb.observed_key_rate(beh, bell=CHSH, options=LOOSE, bob_key="aligned"))
     want = float(jb.noisy_key_rate(*CHSH, 0.9, efficiency=0.97, x=0, bob_key=2, options=LOOSE))
     assert got == pytest.approx(want, abs=1e-12)
     # bob_key None: the best of Bob's test inputs, from the (2, 2, 2, 2) data
@@ -188,11 +188,11 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="bell=.*required"):
         jb.observed_key_rate(beh)
     with pytest.raises(ValueError, match="bob_key=2"):
-        jb.observed_key_rate(beh[..., :2], bell=CHSH)
+        jb.observed_key_rate(beh[..., :2], bell=CHSH, bob_key="aligned")
     bad = beh.copy()
     bad[0, 0, 1, 0] += 0.05
     with pytest.raises(ValueError, match=r"probabilities\[:, :, 1, 0\] sums to"):
-        jb.observed_key_rate(bad, bell=CHSH)
+        jb.observed_key_rate(bad, bell=CHSH, bob_key="aligned")
     with pytest.raises(ValueError, match="efficiency"):
         jb.noisy_key_rate(*CHSH, 0.9, efficiency=0.0)
     with pytest.raises(ValueError, match="efficiency"):
@@ -218,9 +218,12 @@ def test_bad_input_names_the_argument():
 @pytest.mark.slow
 def test_certified_full_statistics_bracket_the_attack():
     beh = _behaviour(0.97, 0.98)
-    cert = float(jb.observed_key_rate(beh, bell=CHSH, constraint="full", method="bff"))
+    cert = float(
+        jb.observed_key_rate(beh, bell=CHSH, constraint="full", method="bff", bob_key="aligned")
+    )
     att = float(jb.observed_key_rate(beh, bell=CHSH, constraint="full", method="qubit",
-                                     options={"starts": 16, "rounds": 15}))  # fmt: skip
+                                     options={"starts": 16, "rounds": 15},
+                                     bob_key="aligned"))  # fmt: skip
     assert cert <= att + 1e-6
     assert att - cert < 0.05
 

@@ -216,3 +216,10 @@ def test_search_command(tmp_path, capsys):
 def test_reproduce_default_passes_every_claim(tmp_path):
     report = rp.reproduce(tmp_path, quick=False, progress=False)
     assert report.passed, [c for c in report.claims if not c.passed]
+
+
+def test_reproduce_datasets_record_the_command(quick_run):
+    _, out, _ = quick_run
+    for name in ("figure1_grid", "figure2_grid", "tradeoff"):
+        history = jb.open_dataset(out / f"{name}.nc").attrs["history"]
+        assert f"command: jaxbell reproduce --quick --out {out}" in history, name

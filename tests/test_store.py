@@ -291,7 +291,7 @@ def test_paths_that_are_not_jaxbell_stores(tmp_path):
     folder = tmp_path / "folder.zarr"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a jaxbell grid store"):
+    with pytest.raises(ValueError, match="folder of other files, not a zarr store"):
         write_grid(*axes, folder)
     with pytest.raises(ValueError, match="refusing to remove"):
         write_grid(*axes, folder, overwrite=True)

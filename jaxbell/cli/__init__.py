@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from jaxbell._version import __version__
 from jaxbell.cli import bff, design, finite, grid, noise, rate_curve, reproduce, search
-from jaxbell.cli._args import parse_angle, parse_range
+from jaxbell.cli._args import Parser, parse_angle, parse_range
 
 __all__ = ["main", "parse_angle", "parse_range"]
 
@@ -46,7 +46,7 @@ SUBCOMMANDS: list[Callable] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jaxbell",
         description=(
             "jaxbell: the Bell family B_theta,phi,omega of Wooltorton, Brown & Colbeck "
@@ -54,9 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"jaxbell {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for add in SUBCOMMANDS:
         add(sub)
+    for command in sub.choices.values():  # every subcommand takes --quiet
+        if not any(a.dest == "quiet" for a in command._actions):
+            command.add_argument(
+                "--quiet",
+                action="store_true",
+                help="nothing on stderr but warnings and errors: no progress bars, no log lines",
+            )
     return parser
 
 
@@ -102,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    _configure_logging(quiet=getattr(args, "quiet", False))
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    _configure_logging(quiet=args.quiet)
     return args.run(args, args.parser)
 
 
@@ -117,7 +126,16 @@ def _configure_logging(quiet: bool) -> None:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stderr`` is when a record is logged."""
+    """A handler writing to whatever ``sys.stderr`` is when a record is logged, through tqdm's
+    writer (a line logged while a progress bar runs goes above the bar, not into it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
 
     @property
     def stream(self):

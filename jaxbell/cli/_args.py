@@ -2,7 +2,10 @@
 (argparse types whose errors name the option), and the option groups several subcommands
 share (tuple, method, qubit, bff, protocol, --out/--overwrite).
 
-A leaf module: it imports no subcommand module (each subcommand imports from here).
+A leaf module: it imports no subcommand module (each subcommand imports from here), and
+nothing that imports jax: the parser is built and a usage error or ``--version`` answered in
+a fraction of a second. What the registry of backends supplies (``--method``'s choices and
+help) is looked up when it is needed (:class:`Lazy`).
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from jaxbell.rates import backends
-from jaxbell.rates.bff import BffOptions
-from jaxbell.rates.qubit import QubitOptions
-
 __all__ = [
+    "HelpFormatter",
+    "Lazy",
+    "LazyChoices",
+    "Parser",
     "MAX_RANGE_POINTS",
     "RANGE_HELP",
     "add_bff_options",
@@ -36,11 +40,15 @@ __all__ = [
     "bff_options",
     "bob_key_value",
     "check_out",
+    "command_line",
+    "record_command",
     "efficiency_value",
     "flip_probability",
     "int_at_least",
     "method_options",
+    "methods",
     "nonnegative_int",
+    "one_value",
     "parse_angle",
     "parse_range",
     "positive_float",
@@ -53,6 +61,63 @@ __all__ = [
     "visibility_range",
 ]
 
+
+class Lazy:
+    """A help string computed when help is printed (``--help``), never at start-up."""
+
+    def __init__(self, make: Callable[[], str]):
+        self._make = make
+
+    def __str__(self) -> str:
+        return self._make()
+
+    def strip(self) -> str:
+        return str(self).strip()
+
+
+class LazyChoices(Sequence):
+    """argparse ``choices`` looked up on first use (membership, listing in a message)."""
+
+    def __init__(self, make: Callable[[], Sequence[str]]):
+        self._make = make
+
+    def _items(self) -> tuple[str, ...]:
+        return tuple(self._make())
+
+    def __getitem__(self, i):
+        return self._items()[i]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __contains__(self, value) -> bool:
+        return value in self._items()
+
+    def __iter__(self):
+        return iter(self._items())
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with :class:`Lazy` help strings."""
+
+    def _get_help_string(self, action) -> str:
+        return str(action.help)
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``jaxbell`` command's parsers (every subcommand's too): :class:`HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _backends():
+    from jaxbell.rates import backends
+
+    return backends
+
+
 _BINOPS = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -64,17 +129,22 @@ _BINOPS = {
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
-def parse_angle(text: str) -> float:
+_EXAMPLES = {"angle": "0, 1.2, pi/2, 3pi/4", "value": "0.95, 1, 1e-3"}
+
+
+def parse_angle(text: str, noun: str = "angle") -> float:
     """An angle written like ``0``, ``-1.5``, ``pi``, ``2pi``, ``3pi/4``, ``pi/2 - 0.1``, radians.
 
     Numbers, ``pi`` (implicit multiplication: ``2pi``), ``+ - * /`` and parentheses; no other
-    names or calls (parsed with :mod:`ast`, never ``eval``).
+    names or calls (parsed with :mod:`ast`, never ``eval``). ``noun`` ("angle" or "value") is
+    what messages call it.
     """
     src = re.sub(r"(\d|\))\s*(pi|\()", r"\1*\2", text.strip().lower())
+    examples = _EXAMPLES.get(noun, _EXAMPLES["angle"])
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError:
-        raise ValueError(f"cannot read angle {text!r}; write e.g. 0, 1.2, pi/2, 3pi/4") from None
+        raise ValueError(f"cannot read {noun} {text!r}; write e.g. {examples}") from None
 
     def ev(node):
         if isinstance(node, ast.Expression):
@@ -87,14 +157,17 @@ def parse_angle(text: str) -> float:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](ev(node.operand))
-        raise ValueError(f"cannot read angle {text!r}: only numbers, pi, + - * / and ()")
+        raise ValueError(
+            f"cannot read {noun} {text!r}: write a number (e.g. {examples}); only numbers, "
+            "pi, + - * / and () are understood"
+        )
 
     try:
         value = ev(tree)
     except ZeroDivisionError:
-        raise ValueError(f"angle {text!r} divides by zero") from None
+        raise ValueError(f"{noun} {text!r} divides by zero") from None
     if not math.isfinite(value):
-        raise ValueError(f"angle {text!r} is not finite")
+        raise ValueError(f"{noun} {text!r} is not finite")
     return value
 
 
@@ -103,7 +176,7 @@ def parse_angle(text: str) -> float:
 MAX_RANGE_POINTS = 2**24
 
 
-def parse_range(text: str) -> np.ndarray:
+def parse_range(text: str, noun: str = "angle") -> np.ndarray:
     """``START:STOP:NUM`` -> ``np.linspace(START, STOP, NUM)`` (both ends included), or one angle.
 
     START < STOP and 2 <= NUM <= :data:`MAX_RANGE_POINTS` are required for a range; a single
@@ -111,16 +184,17 @@ def parse_range(text: str) -> np.ndarray:
     """
     parts = text.split(":")
     if len(parts) == 1:
-        return np.array([parse_angle(parts[0])])
+        return np.array([parse_angle(parts[0], noun)])
+    example = "0:2pi:256" if noun == "angle" else "0.9:1:11"
     if len(parts) != 3:
-        raise ValueError(f"{text!r}: write START:STOP:NUM (e.g. 0:2pi:256) or a single angle")
-    start, stop = parse_angle(parts[0]), parse_angle(parts[1])
+        raise ValueError(f"{text!r}: write START:STOP:NUM (e.g. {example}) or a single {noun}")
+    start, stop = parse_angle(parts[0], noun), parse_angle(parts[1], noun)
     try:
         num = int(parts[2])
     except ValueError:
         raise ValueError(f"{text!r}: NUM must be a whole number of points") from None
     if num < 2:
-        raise ValueError(f"{text!r}: a range needs NUM >= 2 points (one angle needs no colons)")
+        raise ValueError(f"{text!r}: a range needs NUM >= 2 points (one {noun} needs no colons)")
     if num > MAX_RANGE_POINTS:
         raise ValueError(
             f"{text!r}: NUM = {num:,} points is more than one range may have "
@@ -157,17 +231,36 @@ def angle_type(option: str) -> Callable[[str], float]:
 def value_range(option: str, low: float | None = None, high: float | None = None):
     """START:STOP:NUM or one number (pi understood), optionally checked against [low, high]."""
 
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+
     def parse(text: str) -> np.ndarray:
-        values = parse_range(text)
+        if text.strip().lower() in ("nan", "inf", "-inf", "+inf"):
+            raise ValueError(f"{option} must be a number in [{lo}, {hi}], got {text!r}")
+        values = parse_range(text, "value")
         if (low is not None and np.any(values < low)) or (
             high is not None and np.any(values > high)
         ):
-            lo = "-inf" if low is None else f"{low:g}"
-            hi = "inf" if high is None else f"{high:g}"
-            raise ValueError(f"{text!r}: values must lie in [{lo}, {hi}]")
+            raise ValueError(f"{text!r}: {option} values must lie in [{lo}, {hi}]")
         return values
 
     return argtype(parse, f"range for {option}")
+
+
+def one_value(option: str, low: float | None = None, high: float | None = None):
+    """One number in [low, high] (pi understood), for an option that takes no range."""
+    many = value_range(option, low, high)
+
+    def parse(text: str) -> float:
+        try:
+            values = many(text)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(str(err)) from None
+        if values.size != 1:
+            raise ValueError(f"{option} takes one value here, not a range; got {text!r}")
+        return float(values[0])
+
+    return argtype(parse, f"number for {option}")
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -222,6 +315,17 @@ def check_out(out: str, parser: argparse.ArgumentParser, overwrite: bool = False
         parser.error(str(err))
 
 
+def command_line(args) -> str:
+    """The command that ran, as a shell would take it back: ``jaxbell grid --theta ...``."""
+    return "jaxbell " + shlex.join(args.argv)
+
+
+def record_command(ds, args):
+    """Append the command to ``ds``'s history (every output says what made it)."""
+    ds.attrs["history"] = ds.attrs.get("history", "") + f"; command: {command_line(args)}"
+    return ds
+
+
 def add_overwrite(p) -> None:
     p.add_argument(
         "--overwrite",
@@ -231,9 +335,23 @@ def add_overwrite(p) -> None:
     )
 
 
-def as_option_message(err: Exception) -> str:
-    """A library message naming ``options['name']`` rewritten to name the option ``--name``."""
-    return re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
+def as_option_message(err: Exception, parser: argparse.ArgumentParser | None = None) -> str:
+    """A library message in the command line's words: ``options['name']`` and, with
+    ``parser``, a keyword that is one of its options (``rounds is required``, ``bob_key=2``,
+    ``visibility must ...``) written as the option (``--rounds``, ``--bob-key``)."""
+    msg = re.sub(r"options\['(\w+)'\]", lambda m: "--" + m.group(1).replace("_", "-"), str(err))
+    if parser is None:
+        return msg
+    for action in parser._actions:
+        flags = [s for s in action.option_strings if s.startswith("--")]
+        if not flags or action.dest in ("help", "version"):
+            continue
+        msg = re.sub(
+            rf"(?<![\w-]){re.escape(action.dest)}(?=(=| must| is | needs| has | should))",
+            flags[0],
+            msg,
+        )
+    return msg
 
 
 def add_tuple_options(p) -> None:
@@ -242,8 +360,7 @@ def add_tuple_options(p) -> None:
             f"--{name}",
             type=angle_type(f"--{name}"),
             required=True,
-            help=f"{name} of eq. (2), radians; 'pi' is understood (e.g. 3pi/4, pi/2 - 0.01); "
-            f"write negative values as --{name}=-pi/2",
+            help=f"{name} of eq. (2), radians; 'pi' is understood (e.g. 3pi/4, -pi/2, pi/2 - 0.01)",
         )
 
 
@@ -292,30 +409,47 @@ def qubit_options(args) -> dict:
 
 
 def add_method_option(p) -> None:
-    """--method: the registered backends (jaxbell.rates.backends), each with its summary."""
-    listed = backends.names(listed=True)
-    helps = [f"{name}: {backends.get(name).summary}" for name in listed]
-    pair = backends.bracket(listed)
-    if pair is not None:
-        helps.append(
-            f'"--method {pair[0]} {pair[1]}": both, with the gap between them (the true value '
-            "lies in between)"
-        )
+    """--method: the registered backends (jaxbell.rates.backends), each with its summary
+    (looked up when needed; None, the default, is the first listed: :func:`methods`)."""
+
+    def helps() -> str:
+        backends = _backends()
+        listed = backends.names(listed=True)
+        out = [f"{name}: {backends.get(name).summary}" for name in listed]
+        pair = backends.bracket(listed)
+        if pair is not None:
+            out.append(
+                f'"--method {pair[0]} {pair[1]}": both, with the gap between them (the true '
+                "value lies in between)"
+            )
+        return "; ".join(out)
+
     p.add_argument(
         "--method",
         nargs="+",
-        choices=list(listed),
-        default=[listed[0]],
-        help="; ".join(helps),
+        metavar="METHOD",
+        choices=LazyChoices(lambda: _backends().names(listed=True)),
+        default=None,
+        help=Lazy(helps),
     )
+
+
+def methods(args) -> list[str]:
+    """--method's backends, in order, without repeats (the first listed when not given)."""
+    if args.method is None:
+        return [_backends().names(listed=True)[0]]
+    return list(dict.fromkeys(args.method))
 
 
 def uses(methods, options_class) -> bool:
     """Whether a backend of ``methods`` takes ``options_class`` (its option group applies)."""
+    backends = _backends()
     return any(backends.get(m).options_class is options_class for m in methods)
 
 
-def add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
+def add_bff_options(
+    p, title: str = "certified bounds (method bff)", constraint_help: str = ""
+) -> None:
     g = p.add_argument_group(
         title,
         "Brown-Fawzi-Fawzi Gauss-Radau + NPA SDPs solved with cvxpy; see "
@@ -367,9 +501,7 @@ def add_bff_options(p, title: str = "certified bounds (method bff)") -> None:
         default="bell",
         help="what the protocol tests: bell, the Bell value (default); correlators, all four "
         "correlators of the device (Props. 4 and 6); full, every p(ab|xy) (needs the "
-        "certified 'full' relaxation). In 'jaxbell noise' it applies to every method: with "
-        "--method qubit and correlators/full the explicit attack of jaxbell.rates.attack runs "
-        "(5-40 s per point)",
+        "certified 'full' relaxation)" + constraint_help,
     )
 
 
@@ -396,9 +528,13 @@ def bff_options(args, parser: argparse.ArgumentParser) -> dict:
 
 def method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict | None]:
     """(method, options) for jaxbell.rates from --method and the option groups."""
-    methods = list(dict.fromkeys(args.method))
+    from jaxbell.rates.bff import BffOptions
+    from jaxbell.rates.qubit import QubitOptions
+
+    backends = _backends()
+    chosen = methods(args)
     per = {}
-    for m in methods:  # each backend's options from its option group (none: defaults)
+    for m in chosen:  # each backend's options from its option group (none: defaults)
         kind = backends.get(m).options_class
         per[m] = (
             qubit_options(args)
@@ -407,9 +543,9 @@ def method_options(args, parser: argparse.ArgumentParser) -> tuple[object, dict 
             if kind is BffOptions
             else None
         )
-    if len(methods) == 1:
-        return methods[0], per[methods[0]]
-    return methods, per
+    if len(chosen) == 1:
+        return chosen[0], per[chosen[0]]
+    return chosen, per
 
 
 def preprocessing_value(text: str):

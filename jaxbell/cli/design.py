@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from jaxbell.cli._args import (
+    Lazy,
+    LazyChoices,
     add_overwrite,
     argtype,
     as_option_message,
@@ -15,7 +17,6 @@ from jaxbell.cli._args import (
     positive_int,
     unit_interval,
 )
-from jaxbell.rates.design import OBJECTIVES
 
 
 def _in_range(text: str, option: str, low: float, high: float) -> float:
@@ -27,6 +28,12 @@ def _in_range(text: str, option: str, low: float, high: float) -> float:
     if not low < value <= high:
         raise ValueError(f"{option} must lie in ({low:g}, {high:.6g}], got {text!r}")
     return value
+
+
+def _objectives() -> tuple[str, ...]:
+    from jaxbell.rates.design import OBJECTIVES
+
+    return tuple(OBJECTIVES)
 
 
 def add(sub) -> None:
@@ -46,9 +53,12 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--objective",
-        choices=list(OBJECTIVES),
+        metavar="OBJECTIVE",
+        choices=LazyChoices(_objectives),
         default="critical_visibility",
-        help="what to optimise (default critical_visibility)",
+        help=Lazy(
+            lambda: f"what to optimise: {', '.join(_objectives())} (default critical_visibility)"
+        ),
     )
     p.add_argument(
         "--visibility",
@@ -135,7 +145,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             progress=False if args.no_progress else None,
         )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     ds = res.to_dataset()
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)

@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxbell._text import counted
 from jaxbell.cli._args import (
+    LazyChoices,
     add_bff_options,
     add_overwrite,
     add_tuple_options,
@@ -18,12 +19,12 @@ from jaxbell.cli._args import (
     check_out,
     efficiency_value,
     flip_probability,
+    one_value,
     positive_float,
+    record_command,
     unit_interval,
     uses,
-    visibility_range,
 )
-from jaxbell.rates import backends
 
 
 def parse_rounds(text: str) -> np.ndarray:
@@ -47,7 +48,14 @@ def parse_rounds(text: str) -> np.ndarray:
         raise ValueError(f"{text!r}: not a number of rounds ({err})") from None
     if not np.all(np.isfinite(values)) or np.any(values < 1):
         raise ValueError(f"{text!r}: every n must be finite and >= 1")
-    return values
+    return np.round(values)  # whole numbers of rounds
+
+
+def _with_tangents() -> tuple[str, ...]:
+    """The backends with affine bounds (--method's choices; the first is the default)."""
+    from jaxbell.rates import backends
+
+    return tuple(backends.with_tangents())
 
 
 def add(sub) -> None:
@@ -69,12 +77,13 @@ def add(sub) -> None:
     p.add_argument(
         "--rounds",
         type=argtype(parse_rounds, "rounds"),
-        default=np.geomspace(1e5, 1e12, 30),
-        help="START:STOP:NUM log-spaced (both ends included), N1,N2,... or N (default 1e5:1e12:30)",
+        default=np.round(np.geomspace(1e5, 1e12, 30)),
+        help="START:STOP:NUM log-spaced (both ends included; rounded to whole numbers), "
+        "N1,N2,... or N (default 1e5:1e12:30)",
     )
     p.add_argument(
         "--visibility",
-        type=argtype(lambda t: float(visibility_range(t)[0]), "visibility"),
+        type=one_value("--visibility", 0.0, 1.0),
         default=1.0,
         help="white-noise visibility of the device in [0, 1] (default 1)",
     )
@@ -89,15 +98,17 @@ def add(sub) -> None:
         default=None,
         metavar="FILE.npy",
         help="measured behaviour p[a, b, x, y] (shape (2, 2, 2, 3) with --bob-key aligned, "
-        "else (2, 2, 2, 2)) instead of the device model; the tuple then names the Bell "
-        "expression tested",
+        "(2, 2, 2, 2) or (2, 2, 2, 3) otherwise) instead of the device model; the tuple "
+        "then names the Bell expression tested",
     )
     p.add_argument(
         "--bob-key",
-        choices=["0", "1", "aligned"],
-        default="aligned",
-        help="Bob's key input: aligned (a key-only input measuring Alice's key observable; "
-        "default) or one of his test inputs",
+        choices=["none", "0", "1", "aligned"],
+        default="none",
+        help="Bob's key input: none (the paper's protocol: his test input with the smaller "
+        "error-correction cost; the default of every subcommand and of jaxbell.Protocol), "
+        "aligned (a key-only input measuring Alice's key observable, Pironio et al. 2009; "
+        "a --behaviour must then have shape (2, 2, 2, 3)), or 0 or 1",
     )
     p.add_argument("--x", type=int, choices=[0, 1], default=0, help="Alice's key input (default 0)")
     p.add_argument(
@@ -132,8 +143,9 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--method",
-        choices=list(backends.with_tangents()),
-        default=backends.with_tangents()[0],
+        metavar="{bff,qubit}",
+        choices=LazyChoices(_with_tangents),
+        default=None,
         help="bff: certified min-tradeoff functions (default); qubit: the qubit attack's "
         "supporting lines, an UNCERTIFIED estimate (constraint bell only)",
     )
@@ -155,15 +167,34 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.store import save_dataset
 
     check_out(args.out, parser, overwrite=args.overwrite)
+    if args.method is None:
+        args.method = _with_tangents()[0]
     if args.ec_efficiency < 1:
         parser.error(f"--ec-efficiency must be >= 1, got {args.ec_efficiency}")
-    bob_key = 2 if args.bob_key == "aligned" else int(args.bob_key)
+    bob_key = {"none": None, "aligned": 2, "0": 0, "1": 1}[args.bob_key]
     tup = (args.theta, args.phi, args.omega)
-    if args.behaviour is not None:
+    if args.behaviour is not None:  # every check of the data before any SDP
+        from jaxbell.rates.protocol import check_behaviour
+
         try:
             beh = np.load(args.behaviour)
         except (OSError, ValueError) as err:
             parser.error(f"--behaviour: cannot read {args.behaviour!r} as a .npy array ({err})")
+        try:
+            beh = np.asarray(check_behaviour(beh, "--behaviour"), dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            parser.error(str(err))
+        if beh.shape not in ((2, 2, 2, 2), (2, 2, 2, 3)):
+            parser.error(
+                f"--behaviour must hold one behaviour p[a, b, x, y] of shape (2, 2, 2, 2) or "
+                f"(2, 2, 2, 3); {args.behaviour!r} has shape {beh.shape}"
+            )
+        if bob_key == 2 and beh.shape[-1] != 3:
+            parser.error(
+                f"--bob-key aligned needs Bob's key-only input y = 2 in --behaviour (shape "
+                f"(2, 2, 2, 3)); {args.behaviour!r} has shape {beh.shape}: leave --bob-key out "
+                "(the paper's protocol) or give --bob-key 0 or 1"
+            )
     else:
         with x64_scope():
             beh = np.asarray(
@@ -205,6 +236,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             beh,
             args.rounds,
             min_tradeoff=mtf,
+            options=options,  # recorded: the min-tradeoff functions were computed with them
             progress=False if args.no_progress else None,
             **common,
         )
@@ -221,8 +253,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 }
             )
     except (ValueError, TypeError, ImportError) as err:
-        parser.error(as_option_message(err))
-    ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
+        parser.error(as_option_message(err, parser))
+    if args.behaviour is not None:
+        ds.attrs["behaviour_file"] = args.behaviour
+    else:  # the device model: every setting that changes the numbers
+        ds.attrs["visibility"] = args.visibility
+        ds.attrs["efficiency"] = args.efficiency
+    record_command(ds, args)
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     rate = ds.finite_key_rate.values
     keyed = int(np.sum(ds.finite_status.values == 0))

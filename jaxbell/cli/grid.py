@@ -14,6 +14,7 @@ from jaxbell._text import counted
 from jaxbell.cli._args import (
     RANGE_HELP,
     check_out,
+    command_line,
     positive_int,
     range_type,
 )
@@ -170,7 +171,12 @@ def add(sub) -> None:
         help="codec of FILE.zarr's chunks (default: zstd, or the store's when resuming)",
     )
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
-    p.add_argument("--quiet", action="store_true", help="do not log devices and resume information")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but warnings and errors: no progress bar, no device or resume "
+        "lines",
+    )
     p.set_defaults(run=run, parser=p)
 
 
@@ -260,6 +266,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.exit(1, f"jaxbell grid: error: {err}\n")
         except KeyboardInterrupt:
             parser.exit(130, "jaxbell grid: interrupted; run the same command to resume\n")
+        from jaxbell.store import GridStore, read_record
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        GridStore(out, read_record(out)).append_history(f"{stamp}: command: {command_line(args)}")
         elapsed = time.perf_counter() - t0
         done, total = store_progress(args.out)
         had = before[0] if before is not None else 0

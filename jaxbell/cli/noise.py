@@ -18,6 +18,7 @@ from jaxbell.cli._args import (
     as_option_message,
     check_out,
     method_options,
+    methods,
     qubit_options,
     uses,
     visibility_range,
@@ -73,7 +74,12 @@ def add(sub) -> None:
     add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bars")
     add_qubit_options(p)
-    add_bff_options(p)
+    add_bff_options(
+        p,
+        constraint_help="; here it applies to every method: with --method qubit and "
+        "correlators or full, the explicit attack of jaxbell.rates.attack runs (5-40 s per "
+        "point)",
+    )
     add_protocol_options(p)
     p.set_defaults(run=run, parser=p)
 
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     check_out(args.out, parser, overwrite=args.overwrite)
     method, options = method_options(args, parser)
-    if args.constraint in ("correlators", "full") and uses(args.method, QubitOptions):
+    if args.constraint in ("correlators", "full") and uses(methods(args), QubitOptions):
         # the explicit attack has its own options (jaxbell.rates.attack.AttackOptions):
         # the seed only
         if isinstance(method, str):
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     t0 = time.perf_counter()
     try:
         if (
-            uses(args.method, QubitOptions) and args.preprocessing == 0.0
+            uses(methods(args), QubitOptions) and args.preprocessing == 0.0
         ):  # envelopes once, with a bar; the rates below reuse them
             opts = QubitOptions.from_mapping(qubit_options(args))
             tpl = [(args.theta, args.phi, args.omega)]
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             critical_efficiency=args.critical_efficiency,
         )
     except (ValueError, TypeError, ImportError, NotImplementedError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     crit = ""

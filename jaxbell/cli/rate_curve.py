@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             preprocessing=args.preprocessing,
         )
     except (ValueError, TypeError, ImportError, NotImplementedError) as err:
-        parser.error(as_option_message(err))
+        parser.error(as_option_message(err, parser))
     ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"
     save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
     bad = int((ds.curve_status != 0).sum())

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from jaxbell.cli._args import (
+    command_line,
     nonnegative_int,
 )
 
@@ -34,6 +35,13 @@ def add(sub) -> None:
         action="store_true",
         help="smaller grids, fewer epsilon values, restarts and spot checks (17-25 s on two cores)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out (a folder with files in it is "
+        "an error without it; a new or empty folder needs none; only reproduce's own files "
+        "are replaced, nothing else in the folder is removed)",
+    )
     p.add_argument("--pdf", action="store_true", help="also write the figures as PDF")
     p.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed of every search (default: 0)"
@@ -52,9 +60,10 @@ def add(sub) -> None:
     p.set_defaults(run=run, parser=p)
 
 
-def _check_out_dir(path: str, parser: argparse.ArgumentParser) -> None:
+def _check_out_dir(path: str, parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
     """Fail before computing unless --out is a folder, or can be created as one, and files
-    can be written in it (a temporary file is created and removed)."""
+    can be written in it (a temporary file is created and removed), and, without
+    --overwrite, is new or empty."""
     from pathlib import Path
 
     from jaxbell.store import check_folder_writable
@@ -73,12 +82,20 @@ def _check_out_dir(path: str, parser: argparse.ArgumentParser) -> None:
         check_folder_writable(out, "--out", folder=existing)
     except ValueError as err:
         parser.error(str(err))
+    if not overwrite and out.is_dir():
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+            parser.error(
+                f"--out {path!r} already holds files ({shown}); add --overwrite to replace "
+                "the results of an earlier run, or give a new or empty folder"
+            )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from jaxbell.reproduce import reproduce
 
-    _check_out_dir(args.out, parser)
+    _check_out_dir(args.out, parser, overwrite=args.overwrite)
     t0 = time.perf_counter()
     report = reproduce(
         args.out,
@@ -87,6 +104,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         progress=False if args.no_progress or args.quiet else None,
         quiet=args.quiet,
         seed=args.seed,
+        history=f"command: {command_line(args)}",
     )
     elapsed = time.perf_counter() - t0
     npass = sum(c.passed for c in report.claims)

@@ -11,6 +11,7 @@ from jaxbell.cli._args import (
     nonnegative_int,
     parse_angle,
     positive_int,
+    record_command,
 )
 
 
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"converged = {r.converged}\n{r.note}"
     )
     if args.out is not None:
-        save_dataset(r.to_dataset(), args.out, name="--out", overwrite=args.overwrite)
+        ds = record_command(r.to_dataset(), args)
+        save_dataset(ds, args.out, name="--out", overwrite=args.overwrite)
         print(f"wrote {args.out}")
     return 0 if r.converged else 1

@@ -41,7 +41,9 @@ other (for thresholds: attack <= true <= certified), so both are returned.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import sys
 import time
@@ -506,7 +508,9 @@ def optimise_protocol(
     history = []
     evaluations = 0
     show = (sys.stderr.isatty()) if progress is None else bool(progress)
-    with tqdm(range(steps), desc=f"design {objective}", disable=not show, file=sys.stderr) as bar:
+    stage = f"design {objective}" + (f" ({subfamily})" if subfamily else "")
+    bar = tqdm(range(steps), desc=stage, disable=not show, file=sys.stderr)
+    with bar, _info_held_back():  # one bar, not a log line per step's envelopes
         for _ in bar:
             envs = qubit_envelopes(
                 [tuple(_to_angles(u, subfamily_map)) for u in params],
@@ -581,7 +585,7 @@ def optimise_protocol(
             compare=False,
             subfamily="asymmetric_chsh",
             options=options,
-            progress=False,
+            progress=show,
         )
         sub_value, sub_cert, sub_angles = sub.value, sub.certified, sub.angles
         evaluations += sub.evaluations
@@ -592,6 +596,8 @@ def optimise_protocol(
     if status == "ok" and not math.isfinite(value):
         status = "no_key"  # no protocol with key found (e.g. the threshold is not below 1)
     cert = chsh_cert = math.nan
+    todo = int(certify) * (int(not from_sub) + int(sub is None))
+    cbar = tqdm(total=todo, desc=f"{stage}: certify", disable=not show or not todo, file=sys.stderr)
     if certify:  # the subfamily run has certified the CHSH member, and its own optimum
         if from_sub:
             cert = sub_cert
@@ -608,6 +614,7 @@ def optimise_protocol(
                 options,
             )
             evaluations += 1
+            cbar.update()
         if sub is not None:
             chsh_cert = sub.chsh_certified
         else:
@@ -623,6 +630,8 @@ def optimise_protocol(
                 options,
             )
             evaluations += 1
+            cbar.update()
+    cbar.close()
     settings = {
         "objective": objective,
         "visibility": visibility,
@@ -698,6 +707,19 @@ def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
 def _feasible_chsh(max_chsh, min_key_rate):
     _, _, values = _constraint_terms(np.array(CHSH), max_chsh, min_key_rate)
     return _feasible(values, max_chsh, min_key_rate)
+
+
+@contextlib.contextmanager
+def _info_held_back():
+    """The ``jaxbell`` logger at WARNING for the block (restored after): the search computes
+    envelopes at every step, and their INFO lines would break the progress bar."""
+    logger = logging.getLogger("jaxbell")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _worse(objective, value, reference):

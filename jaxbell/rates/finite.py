@@ -672,6 +672,12 @@ def _check_rounds(rounds) -> np.ndarray:
         raise ValueError(
             f"rounds must be finite and >= 1 (a number of protocol rounds), got {bad!r}"
         )
+    if np.any(n != np.round(n)):
+        bad = float(n.reshape(-1)[n.reshape(-1) != np.round(n.reshape(-1))][0])
+        raise ValueError(
+            f"rounds must be whole numbers of protocol rounds, got {bad:g} "
+            "(round them first, e.g. np.round(np.geomspace(1e5, 1e12, 30)))"
+        )
     return n
 
 
@@ -711,8 +717,6 @@ def _prepare(
         )
     beh = np.asarray(check_behaviour(probabilities, "probabilities"), dtype=np.float64)
     key = check_bob_key(bob_key)
-    if key is None:
-        raise ValueError("bob_key must be 0, 1 or 2 for a finite-size rate (one key input pair)")
     if key == 2 and beh.shape[-1] != 3:
         raise ValueError(
             "bob_key=2 ('aligned') needs Bob's key-only input y = 2 in the data: probabilities "
@@ -733,8 +737,18 @@ def _prepare(
         raise TypeError(f"min_tradeoff must be a MinTradeoff, got {type(min_tradeoff).__name__}")
     else:
         _check_min_tradeoff(min_tradeoff, beh, bell, constraint, x, preprocessing)
+    if key is None:  # the paper's protocol: Bob's test input with the smaller H(A'|X=x, Y=y, B)
+        key = _best_test_input(beh, int(x), min_tradeoff.preprocessing)
     costs = _costs(beh, int(x), int(key), min_tradeoff.preprocessing, float(f))
     return beh, eps, test_probability, key, min_tradeoff, costs
+
+
+def _best_test_input(beh: np.ndarray, x: int, flip: float) -> int:
+    """Bob's test input y in {0, 1} whose error-correction cost is the smaller (``bob_key=None``,
+    the paper's protocol: the key input pair is fixed before the protocol runs)."""
+    with x64_scope():
+        cost = [float(error_correction_cost(beh, x, y, preprocessing=flip)) for y in (0, 1)]
+    return int(np.argmin(cost))
 
 
 def _check_min_tradeoff(mtf: MinTradeoff, beh, bell, constraint, x, preprocessing) -> None:
@@ -807,7 +821,7 @@ def finite_key_rate(
     bell: tuple[float, float, float] | None = None,
     constraint: str = "bell",
     x: int = 0,
-    bob_key: int | str = 2,
+    bob_key: int | str | None = None,
     preprocessing: float = 0.0,
     method: str = "bff",
     options: Mapping[str, Any] | None = None,
@@ -832,18 +846,22 @@ def finite_key_rate(
     ----------
     probabilities : array_like
         The devices' behaviour p[a, b, x, y], shape (2, 2, 2, 3) with Bob's key-only input
-        (``bob_key=2``) or (2, 2, 2, 2) (``bob_key`` 0 or 1); e.g.
+        (``bob_key="aligned"``) or (2, 2, 2, 2) (``bob_key`` None, 0 or 1); e.g.
         :func:`jaxbell.device_behaviour` or measured frequencies (checked by
         :func:`jaxbell.check_behaviour`).
     rounds : array_like
-        n >= 1, finite; any shape (the rates have that shape).
+        n >= 1, whole numbers; any shape (the rates have that shape).
     eps_sec : float
         Soundness in (0, 1), split into error correction, privacy amplification, smoothing
         (twice) and the EAT event in equal fifths.
     test_probability : float or None
         gamma in (0, 1); None: optimised per n.
     bell, constraint, x, bob_key, preprocessing
-        As in :func:`jaxbell.observed_key_rate` (``preprocessing`` a number).
+        As in :func:`jaxbell.observed_key_rate` (``preprocessing`` a number). ``bob_key``
+        defaults to ``None``, the paper's protocol and :class:`jaxbell.Protocol`'s default, as
+        in every rate function: key from Bob's test input (0 or 1) with the smaller
+        error-correction cost of ``probabilities``; ``"aligned"`` (2) uses his key-only input
+        y = 2 (Pironio et al. 2009), which the data must then have.
     method : {"bff", "qubit"}
         "bff" certified; "qubit" an uncertified estimate (constraint "bell").
     options : dict, optional
@@ -908,7 +926,7 @@ def finite_rate_curve(
     bell: tuple[float, float, float] | None = None,
     constraint: str = "bell",
     x: int = 0,
-    bob_key: int | str = 2,
+    bob_key: int | str | None = None,
     preprocessing: float = 0.0,
     method: str = "bff",
     options: Mapping[str, Any] | None = None,
@@ -923,8 +941,9 @@ def finite_rate_curve(
 ):
     """:func:`finite_key_rate` over ``rounds`` as a labelled :class:`xarray.Dataset`.
 
-    ``rounds`` defaults to 30 values from 1e5 to 1e12 (log-spaced). The dataset has, over the
-    dimension ``rounds``: ``finite_key_rate`` (bits/round), ``key_length`` (bits),
+    ``rounds`` defaults to 30 whole numbers from 1e5 to 1e12 (log-spaced, rounded). The
+    dataset has, over the dimension ``rounds``: ``finite_key_rate`` (bits/round),
+    ``key_length`` (bits),
     ``test_probability``, ``eat_alpha``, ``tangent_scale`` and ``finite_status``; the scalar
     ``asymptotic_rate`` (the same min-tradeoff functions at n -> infinity, gamma -> 0) and
     ``min_tradeoff_value`` / ``min_tradeoff_slope`` per tangent point; every parameter
@@ -932,7 +951,7 @@ def finite_rate_curve(
     :func:`finite_key_rate`; ``progress`` a tqdm bar over n (None: on a terminal).
     """
     if rounds is None:
-        rounds = np.logspace(5, 12, 30)
+        rounds = np.round(np.logspace(5, 12, 30))
     n = _check_rounds(rounds).reshape(-1)
     second_order = _check_second_order(second_order)
     protocol, _ = front_door(
@@ -967,6 +986,7 @@ def finite_rate_curve(
         "certified": mtf.certified,
         "x": int(x),
         "bob_key": int(key),
+        "bob_key_given": "none (Bob's best test input)" if bob_key is None else str(bob_key),
         "preprocessing": mtf.preprocessing,
         "bell": "none" if bell is None else tuple(float(v) for v in bell),
         "error_correction_efficiency": costs.efficiency,
@@ -1002,7 +1022,7 @@ def min_rounds(
     bell: tuple[float, float, float] | None = None,
     constraint: str = "bell",
     x: int = 0,
-    bob_key: int | str = 2,
+    bob_key: int | str | None = None,
     preprocessing: float = 0.0,
     method: str = "bff",
     options: Mapping[str, Any] | None = None,

@@ -70,7 +70,7 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles, as_real_array
+from jaxbell._checks import as_angles, as_real_array, shown
 from jaxbell._precision import x64_scope
 from jaxbell.dataset import (
     BELOW_BOUND_REFERENCES,
@@ -218,7 +218,8 @@ def _check_bell_value(bell_value, bell_max) -> np.ndarray:
         raise ValueError(
             f"|bell_value| must not exceed the quantum maximum of |<B>| for the tuple "
             f"(|eta^Q| of eq. 5 where condition (4) holds, else eta^L of eq. 3): got "
-            f"{eta.reshape(-1)[i]!r} where the maximum is {top.reshape(-1)[i]!r}; no quantum "
+            f"{shown(eta.reshape(-1)[i])} where the maximum is {shown(top.reshape(-1)[i])}; no "
+            "quantum "
             "strategy reaches it"
         )
     return np.clip(eta, -top, top)
@@ -625,7 +626,7 @@ def noisy_strategy_entropy(
     x, y = _check_kind(kind, x, y)
     t, p, w = _angles64(theta, phi, omega)
     v = check_visibility(visibility)
-    shape = np.broadcast_shapes(t.shape, v.shape)
+    shape = _broadcast_shape(theta=t, visibility=v)
     t, p, w, v = (np.broadcast_to(a, shape) for a in (t, p, w, v))
     out = _achievable_entropy(t, p, w, v)[kind][..., x, y]
     with x64_scope():
@@ -926,6 +927,20 @@ def _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, protocols, t
     return out
 
 
+def _broadcast_shape(*, theta, **named) -> tuple[int, ...]:
+    """The common shape of the angles (``theta`` standing for the broadcast of theta, phi and
+    omega) and the ``named`` device arrays; a ValueError naming them where none exists."""
+    shapes = {"theta, phi, omega": np.shape(theta)} | {k: np.shape(v) for k, v in named.items()}
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        said = ", ".join(f"{k} {s}" for k, s in shapes.items())
+        raise ValueError(
+            f"the shapes of {said} do not broadcast together (NumPy's rules): give arrays of "
+            "one shape, or add axes, e.g. theta[:, None] with visibility[None, :]"
+        ) from None
+
+
 def _device_rates(theta, phi, omega, protocol, device, method, options, return_preprocessing):
     """The rates of :func:`noisy_key_rate` and :func:`noisy_global_rate` (checked values)."""
     if not isinstance(return_preprocessing, (bool, np.bool_)):
@@ -935,7 +950,7 @@ def _device_rates(theta, phi, omega, protocol, device, method, options, return_p
     protocols = _protocols(methods, per_method, protocol)
     t, p, w = _angles64(theta, phi, omega)
     v, eff = device.visibility, device.efficiency
-    shape = np.broadcast_shapes(t.shape, v.shape, eff.shape)
+    shape = _broadcast_shape(theta=t, visibility=v, efficiency=eff)
     flat = [np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, v, eff)]
     rates, flips = [], []
     for m in methods:
@@ -1354,7 +1369,8 @@ def _protocol_critical(theta, phi, omega, fixed_value, axis, *, methods, multi, 
     tols = _check_xtol(xtol, methods)
     t, p, w = _angles64(theta, phi, omega)
     fixed = np.asarray(fixed_value)
-    shape = np.broadcast_shapes(t.shape, fixed.shape)
+    other = "efficiency" if axis == "visibility" else "visibility"
+    shape = _broadcast_shape(theta=t, **{other: fixed})
     t, p, w, fixed = (np.broadcast_to(a, shape).reshape(-1) for a in (t, p, w, fixed))
     res = _protocol_thresholds(t, p, w, fixed, axis, methods, per_method, protocols, tols, progress)
     value = _as_output([r[0].reshape(shape) for r in res], multi)
@@ -1468,7 +1484,7 @@ def observed_key_rate(
     bell: tuple[float, float, float] | None = None,
     constraint: str = "bell",
     x: int | None = 0,
-    bob_key: int | str | None = 2,
+    bob_key: int | str | None = None,
     preprocessing: float | str = 0.0,
     method: str | Sequence[str] = "qubit",
     options: Mapping[str, Any] | None = None,
@@ -1493,7 +1509,9 @@ def observed_key_rate(
         "correlators" / "full" and method "bff" without it, the CHSH member (pi/2, pi/4,
         3 pi/4) labels the problem (the statistics constrain it, not the tuple).
     constraint, x, bob_key, preprocessing, method, options
-        As in :func:`noisy_key_rate`; default ``bob_key=2`` needs the (2, 2, 2, 3) shape.
+        As in :func:`noisy_key_rate`: ``bob_key=None`` (the default, the paper's protocol, as
+        in every rate function) takes key from Bob's better test input; ``"aligned"`` (2)
+        needs the (2, 2, 2, 3) shape.
     protocol : Protocol, optional
         ``constraint``, ``x``, ``bob_key``, ``preprocessing`` as one :class:`jaxbell.Protocol`.
 

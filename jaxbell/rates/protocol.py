@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles, check_in_range, is_concrete
+from jaxbell._checks import as_angles, check_in_range, is_concrete, shown
 from jaxbell.entropy import _h_small
 from jaxbell.strategy import _angle_sums, _strategy_angles
 
@@ -104,17 +104,17 @@ def check_preprocessing(preprocessing) -> float:
         preprocessing, (int, float, np.integer, np.floating)
     ):
         raise ValueError(
-            f"preprocessing must be a flip probability in [0, 1/2]; got {preprocessing!r}"
+            f"preprocessing must be a flip probability in [0, 1/2]; got {shown(preprocessing)}"
         )
     p = float(preprocessing)
     if not (0.0 <= p <= 0.5):
-        raise ValueError(f"preprocessing must lie in [0, 1/2] (a flip probability); got {p!r}")
+        raise ValueError(f"preprocessing must lie in [0, 1/2] (a flip probability); got {shown(p)}")
     return p
 
 
 def _check_key_input(x) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x not in (0, 1):
-        raise ValueError(f"x must be 0 or 1 (Alice's key input), got {x!r}")
+        raise ValueError(f"x must be 0 or 1 (Alice's key input), got {shown(x)}")
     return int(x)
 
 

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_real_array, check_in_range
+from jaxbell._checks import as_real_array, check_in_range, shown
 from jaxbell.rates.protocol import check_bob_key, check_preprocessing
 
 __all__ = ["CONSTRAINTS", "KINDS", "Device", "Protocol", "front_door"]
@@ -51,7 +51,7 @@ def _check_input(value, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in (0, 1):
-        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {value!r}")
+        raise ValueError(f"{name} must be 0, 1 or None (maximise over both), got {shown(value)}")
     return int(value)
 
 
@@ -94,8 +94,9 @@ class Protocol:
     x : {0, 1} or None
         Alice's key input (None: the better of her two inputs, maximised per point).
     bob_key : {None, 0, 1, 2} (``"aligned"`` is read as 2)
-        Bob's key input: None, the better of his two test inputs (the paper's protocol); 0 or 1,
-        that test input; 2, a key-only input measuring Alice's key observable (Pironio et al.
+        Bob's key input: None (the default here and of every rate function, finite-size key
+        and observed data included, and of the command line's ``--bob-key``), the better of
+        his two test inputs (the paper's protocol); 0 or 1, that test input; 2, a key-only input measuring Alice's key observable (Pironio et al.
         2009; behaviours then have y in {0, 1, 2}).
     preprocessing : float or "optimal"
         Alice flips each raw key bit with probability p in [0, 1/2] (Ho et al. 2020), or
