@@ -55,9 +55,10 @@ from jaxbell.rates.protocol import (
     chsh_key_rate,
     device_behaviour,
     error_correction_cost,
+    qubit_behaviour,
 )
 from jaxbell.rates.qubit import QubitEnvelope, QubitOptions, qubit_envelope
-from jaxbell.rates.values import Device, Protocol
+from jaxbell.rates.values import Device, Protocol, QubitDevice
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.store import open_dataset, save_dataset
@@ -76,6 +77,7 @@ __all__ = [
     "Device",
     "MinTradeoff",
     "Protocol",
+    "QubitDevice",
     "QubitEnvelope",
     "QubitOptions",
     "__version__",
@@ -96,6 +98,7 @@ __all__ = [
     "di_entropy",
     "epsilon_at_quantum_bound",
     "error_correction_cost",
+    "qubit_behaviour",
     "evaluate_grid",
     "find_tuple",
     "finite_key_rate",

@@ -63,8 +63,9 @@ from jaxbell.rates.protocol import (
     chsh_key_rate,
     device_behaviour,
     error_correction_cost,
+    qubit_behaviour,
 )
-from jaxbell.rates.values import Device, Protocol
+from jaxbell.rates.values import Device, Protocol, QubitDevice
 
 __all__ = [
     "BOUNDS",
@@ -76,6 +77,7 @@ __all__ = [
     "FINITE_STATUSES",
     "MinTradeoff",
     "Protocol",
+    "QubitDevice",
     "RATE_RESOLUTION",
     "asymmetric_chsh_entropy",
     "attack",
@@ -90,6 +92,7 @@ __all__ = [
     "device_behaviour",
     "di_entropy",
     "error_correction_cost",
+    "qubit_behaviour",
     "finite",
     "finite_key_rate",
     "finite_rate_curve",
