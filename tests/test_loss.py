@@ -175,3 +175,48 @@ def test_qubit_device_value():
         dev.replace(bob_angles=(0.0, 1.0))
     with pytest.raises(ValueError, match="no_click"):
         dev.replace(no_click="lose")
+
+
+CHSH = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+DEVICE = (0.7, (0.0, 1.4), (0.6, -0.6, 0.0))
+
+
+def test_observed_key_rate_takes_both_layouts_and_the_kept_cost():
+    """The test inputs, hence H(A'|E), are the same binned or kept; only H(A'|B) differs, by the
+    brute-force costs."""
+    flip = 0.05
+    beh = {nc: born(*DEVICE, 1.0, 0.93, keep=nc == "keep") for nc in ("bin", "keep")}
+    rate = {
+        nc: float(jb.observed_key_rate(b, bell=CHSH, preprocessing=flip)) for nc, b in beh.items()
+    }
+    gain = brute_cost(beh["bin"], 0, 2, flip) - brute_cost(beh["keep"], 0, 2, flip)
+    assert gain > 0.01
+    assert rate["keep"] - rate["bin"] == pytest.approx(gain, abs=1e-9)
+    # the same statistics in the (2, 2, 2, 2) layout with Bob's test input 0 as key input
+    two = float(jb.observed_key_rate(beh["keep"][..., :2, :, :2], bell=CHSH, bob_key=0))
+    assert np.isfinite(two)
+
+
+@pytest.mark.parametrize("constraint", ["correlators", "full"])
+def test_attack_constraints_take_the_kept_layout(constraint):
+    beh = born(*DEVICE, 1.0, 0.93, keep=True)
+    kept = float(jb.observed_key_rate(beh, constraint=constraint, method="attack"))
+    binned = float(
+        jb.observed_key_rate(born(*DEVICE, 1.0, 0.93), constraint=constraint, method="attack")
+    )
+    gain = brute_cost(born(*DEVICE, 1.0, 0.93), 0, 2, 0.0) - brute_cost(beh, 0, 2, 0.0)
+    assert kept - binned == pytest.approx(gain, abs=2e-3)  # the attack's own tolerance
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constraint", ["bell", "full"])
+def test_certified_below_attack_on_the_kept_layout(constraint):
+    beh = born(*DEVICE, 1.0, 0.93, keep=True)
+    attack = "qubit" if constraint == "bell" else "attack"
+    up = float(jb.observed_key_rate(beh, bell=CHSH, constraint=constraint, method=attack))
+    low = float(
+        jb.observed_key_rate(
+            beh, bell=CHSH, constraint=constraint, method="bff", options={"m": 6, "processes": 1}
+        )
+    )
+    assert 0.0 < low <= up + 1e-6
