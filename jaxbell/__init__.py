@@ -46,6 +46,7 @@ from jaxbell.rates.finite import (
     min_rounds,
     min_tradeoff_functions,
 )
+from jaxbell.rates.loss import DeviceResult, optimise_device
 from jaxbell.rates.protocol import (
     asymmetric_chsh_entropy,
     behaviour_correlators,
@@ -74,6 +75,7 @@ __all__ = [
     "BffOptions",
     "BffResult",
     "DesignResult",
+    "DeviceResult",
     "Device",
     "MinTradeoff",
     "Protocol",
@@ -118,6 +120,7 @@ __all__ = [
     "noisy_rate_curve",
     "noisy_strategy_entropy",
     "observed_key_rate",
+    "optimise_device",
     "optimise_protocol",
     "open_dataset",
     "pair_entropies_at_quantum_bound",

@@ -5,9 +5,12 @@ explicit 4x4 / 2x2 matrices in NumPy; H(A'|B) of the kept no-click by brute-forc
 entropies of the joint distribution; gradients against central finite differences.
 """
 
+import dataclasses
 import itertools
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -220,3 +223,129 @@ def test_certified_below_attack_on_the_kept_layout(constraint):
         )
     )
     assert 0.0 < low <= up + 1e-6
+
+
+# --- optimise_device ---------------------------------------------------------------------------
+
+from jaxbell.rates import loss  # noqa: E402
+
+ALIGNED = np.array([math.pi / 4, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0, 0.0])
+_rate = jax.jit(loss.device_key_rate, static_argnames=("no_click",))
+
+
+@pytest.mark.slow
+def test_device_key_rate_is_the_library_rate():
+    """The search's analytic rate equals observed_key_rate by the qubit attack (the registry's
+    attack for the Bell value) on the same behaviour, binned and kept."""
+    u = np.array([0.6, 0.1, 1.3, 0.7, -0.5, 0.05, 0.1])
+    for nc in ("bin", "keep"):
+        beh = born(u[0], u[1:3], u[3:6], 1.0, 0.95, keep=nc == "keep")
+        lib = float(jb.observed_key_rate(beh, bell=CHSH, preprocessing=u[6]))
+        assert float(loss.device_key_rate(u, 0.95, no_click=nc)) == pytest.approx(lib, abs=2e-4)
+
+
+def _bisect_threshold(u, no_click):
+    lo, hi = 0.5, 1.0
+    while hi - lo > 1e-7:
+        mid = 0.5 * (lo + hi)
+        if float(_rate(u, mid, no_click=no_click)) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def test_aligned_chsh_threshold_stays_0_9231():
+    """Maximally entangled, aligned CHSH, no preprocessing, no-click binned: eta* = 0.9231
+    (the library's critical_efficiency of the paper's aligned protocol)."""
+    got = _bisect_threshold(ALIGNED, "bin")
+    want = float(jb.critical_efficiency(*CHSH, bob_key="aligned"))
+    assert got == pytest.approx(want, abs=2e-4)
+    assert got == pytest.approx(0.9231, abs=1e-4)
+
+
+@pytest.mark.parametrize("bell_phi", [None, 0.9])
+@pytest.mark.parametrize("no_click", ["bin", "keep"])
+def test_device_gradients_match_finite_differences(bell_phi, no_click):
+    u = np.array([0.5, 0.05, 1.2, 0.6, -0.55, 0.02, 0.2])
+    eff = 0.9
+
+    rate = jax.jit(lambda w: loss.device_key_rate(w, eff, no_click=no_click, bell_phi=bell_phi))
+
+    def f(w):
+        return float(rate(w))
+
+    grad = np.asarray(
+        jax.grad(lambda w: loss.device_key_rate(w, eff, no_click=no_click, bell_phi=bell_phi))(
+            jnp.asarray(u)
+        )
+    )
+    h = 1e-6
+    fd = np.array([(f(u + h * e) - f(u - h * e)) / (2 * h) for e in np.eye(7)])
+    np.testing.assert_allclose(grad, fd, atol=1e-7, rtol=1e-6)
+    # the search's objective (scaled, phi searched) against finite differences too
+    fun = loss._objective(no_click, True, None, True)
+    w = np.append(u, 0.9)
+    val, g = fun(jnp.asarray(w), eff, 1.0)
+    fd = np.array(
+        [
+            (
+                float(fun(jnp.asarray(w + h * e), eff, 1.0)[0])
+                - float(fun(jnp.asarray(w - h * e), eff, 1.0)[0])
+            )
+            / (2 * h)
+            for e in np.eye(8)
+        ]
+    )
+    np.testing.assert_allclose(np.asarray(g), fd, atol=1e-6, rtol=1e-5)
+
+
+def test_optimise_device_key_rate_beats_the_aligned_device():
+    res = jb.optimise_device("key_rate", efficiency=0.9, certify=False, beside=False, starts=1)
+    aligned = float(loss.device_key_rate(ALIGNED, 0.9, no_click="keep"))
+    assert res.value >= aligned - 1e-6
+    assert res.no_click == "keep" and 0 <= res.preprocessing <= 0.5
+    ds = res.to_dataset()
+    for name in ds.variables:
+        assert {"long_name", "description"} <= set(ds[name].attrs)
+    assert ds["objective_attack"].attrs["units"] == "bit / round"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.value = 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"objective": "rate"}, "objective"),
+        ({"objective": "key_rate"}, "efficiency"),
+        ({"efficiency": 0.0}, "efficiency"),
+        ({"efficiency": 1.5}, "efficiency"),
+        ({"no_click": "drop"}, "no_click"),
+        ({"constraint": "all"}, "constraint"),
+        ({"bell": "families"}, "bell"),
+        ({"preprocessing": 0.7}, "preprocessing"),
+        ({"visibility": 2.0}, "visibility"),
+    ],
+)
+def test_optimise_device_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        jb.optimise_device(**kwargs)
+
+
+def test_optimise_device_refuses_tuples_without_an_analytic_search():
+    with pytest.raises(NotImplementedError, match="asymmetric-CHSH"):
+        jb.optimise_device(bell=(1.0, 0.5, 2.0))
+
+
+def test_cli_device_objectives_and_run(tmp_path, capsys):
+    from jaxbell.cli import device, main
+
+    assert device.OBJECTIVES == loss.DEVICE_OBJECTIVES
+    out = tmp_path / "device.nc"
+    rc = main(["device", "--objective", "key_rate", "--efficiency", "0.95", "--starts", "0",
+               "--no-certify", "--no-beside", "--out", str(out)])  # fmt: skip
+    assert rc == 0 and "wrote" in capsys.readouterr().out
+    ds = jb.open_dataset(out)
+    assert float(ds["objective_attack"]) > 0.3
+    with pytest.raises(SystemExit):
+        main(["device", "--objective", "key_rate", "--out", str(tmp_path / "x.nc")])
