@@ -1472,3 +1472,50 @@ def device_dataset(result) -> xr.Dataset:
         "Woodhead, Acin & Pironio, Quantum 5, 443 (2021); Brown, Fawzi & Fawzi, Quantum 8, "
         "1445 (2024)",
     )
+
+
+# the loss study of issue 22 (experiments/loss_devices.py)
+GLOSSARY.update(
+    {
+        "device_case": (
+            "device and test",
+            "1",
+            "chsh_max: the aligned maximally entangled CHSH device (angles fixed, p optimised); "
+            "chsh: CHSH test, state, angles and p optimised; family: the asymmetric-CHSH member "
+            "searched too; full: the chsh device's full statistics (every p(ab|xy))",
+        ),
+        "threshold_case": (
+            "protocol",
+            "1",
+            "The test (CHSH or the asymmetric-CHSH family), noisy preprocessing (optimal or "
+            "none) and Bob's no-click on his key input (kept or binned)",
+        ),
+        "rate_attack": (
+            "key rate (attack)",
+            "bit / round",
+            "Key rate by the explicit attack: an upper bound on the DI rate of that device",
+        ),
+        "rate_certified": (
+            "key rate (certified)",
+            "bit / round",
+            "Key rate by the certified BFF bound: a lower bound (NaN: not computed)",
+        ),
+        "threshold_attack": (
+            "critical detection efficiency (attack)",
+            "1",
+            "Lowest efficiency with a positive rate by the attack over the devices searched "
+            "(a lower bound on the certified threshold of those devices)",
+        ),
+        "threshold_certified": (
+            "critical detection efficiency (certified)",
+            "1",
+            "Lowest efficiency of the study's grid with a positive certified rate (an upper "
+            "bound, resolution the grid step; NaN: not computed)",
+        ),
+        "state_angle": (
+            "state angle",
+            "rad",
+            "s of cos(s)|00> + sin(s)|11> (pi/4: maximally entangled)",
+        ),
+    }
+)
