@@ -76,6 +76,11 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "chsh_key_rate",
         "device_behaviour",
         "error_correction_cost",
+        "qubit_behaviour",
+    ),
+    "jaxbell.rates.loss": (
+        "DeviceResult",
+        "optimise_device",
     ),
     "jaxbell.rates.qubit": (
         "QubitEnvelope",
@@ -85,6 +90,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "jaxbell.rates.values": (
         "Device",
         "Protocol",
+        "QubitDevice",
     ),
     "jaxbell.reductions": (
         "merge_reductions",

@@ -1404,3 +1404,118 @@ def design_dataset(result) -> xr.Dataset:
         },  # fmt: skip
         history="jaxbell.optimise_protocol",
     )
+
+
+_DEVICE_UNITS = {
+    "critical_efficiency": ("critical detection efficiency", "1"),
+    "key_rate": ("key rate", "bit / round"),
+}
+
+
+def device_dataset(result) -> xr.Dataset:
+    """Label a :class:`jaxbell.rates.loss.DeviceResult` (the optimum device and its values)."""
+    name, units = _DEVICE_UNITS[result.objective]
+    attack = "thresholds: a lower bound; rates: an upper bound"
+    cert = "thresholds: an upper bound; rates: a lower bound"
+    specs = {
+        "objective_attack": (result.value, (name, units, f"{name} of the optimum by the "
+                             f"explicit attack ({attack})")),
+        "objective_certified": (result.certified, (name, units, f"{name} of the optimum, "
+                                f"certified (BFF; {cert})")),
+        "efficiency": (result.efficiency, ("detection efficiency", "1", "Detection efficiency "
+                       "of each party at the optimum (the threshold, or the one given)")),
+        "visibility": (result.visibility, ("visibility", "1", "White-noise visibility")),
+        "state_angle": (result.state_angle, ("state angle", "rad", "s of cos(s)|00> + "
+                        "sin(s)|11> (pi/4: maximally entangled)")),
+        "preprocessing": (result.preprocessing, ("preprocessing", "1", "Probability that "
+                          "Alice flips each raw key bit (Ho et al. 2020)")),
+        "chsh_attack": (result.chsh_value, ("key rate, CHSH test", "bit / round", "Key rate of "
+                        "the same device at that efficiency tested by CHSH alone, attack")),
+        "chsh_certified": (result.chsh_certified, ("key rate, CHSH test", "bit / round",
+                           "The same, certified (BFF)")),
+        "full_attack": (result.full_value, ("key rate, full statistics", "bit / round",
+                        "Key rate of the same device at that efficiency from every p(ab|xy), "
+                        "attack")),
+        "full_certified": (result.full_certified, ("key rate, full statistics", "bit / round",
+                           "The same, certified (BFF)")),
+    }  # fmt: skip
+    data = {}
+    for var, (value, (long_name, unit, desc)) in specs.items():
+        data[var] = xr.DataArray(float(value), attrs={"long_name": long_name, "units": unit,
+                                                      "description": desc})  # fmt: skip
+    for var, angles, who in (
+        ("alice_angles", result.alice_angles, "Alice's"),
+        ("bob_angles", result.bob_angles, "Bob's"),
+    ):
+        data[var] = xr.DataArray(
+            np.asarray(angles, dtype=np.float64), dims=(f"{var[:-7]}_input",),
+            attrs={"long_name": f"{who} measurement angles", "units": "rad",
+                   "description": f"{who} observables cos(a) Z + sin(a) X per input"},
+        )  # fmt: skip
+    data["bell_tuple"] = xr.DataArray(
+        np.asarray(result.bell, dtype=np.float64), dims=("angle",),
+        attrs={"long_name": "Bell tuple tested", "units": "rad",
+               "description": "(theta, phi, omega) of the Bell expression tested, eq. (2)"},
+    )  # fmt: skip
+    ds = xr.Dataset(data, coords={"angle": ["theta", "phi", "omega"]})
+    ds["angle"].attrs.update({"long_name": "angle", "description": "which angle of the tuple"})
+    for dim in ("alice_input", "bob_input"):
+        ds.coords[dim] = np.arange(ds.sizes[dim])
+        ds[dim].attrs.update({"long_name": dim.replace("_", " "), "units": "1",
+                              "description": "input (Bob's 2: his key-only input)"})  # fmt: skip
+    return label(
+        ds,
+        title=f"Best lossy two-qubit device: {name}",
+        settings=dict(result.settings) | {"seconds": round(result.seconds, 2)},
+        history="jaxbell.optimise_device",
+        references="Ho et al., PRL 124, 230502 (2020), doi:10.1103/PhysRevLett.124.230502; "
+        "Woodhead, Acin & Pironio, Quantum 5, 443 (2021); Brown, Fawzi & Fawzi, Quantum 8, "
+        "1445 (2024)",
+    )
+
+
+# the loss study of issue 22 (experiments/loss_devices.py)
+GLOSSARY.update(
+    {
+        "device_case": (
+            "device and test",
+            "1",
+            "chsh_max: the aligned maximally entangled CHSH device (angles fixed, p optimised); "
+            "chsh: CHSH test, state, angles and p optimised; family: the asymmetric-CHSH member "
+            "searched too; full: the chsh device's full statistics (every p(ab|xy))",
+        ),
+        "threshold_case": (
+            "protocol",
+            "1",
+            "The test (CHSH or the asymmetric-CHSH family), noisy preprocessing (optimal or "
+            "none) and Bob's no-click on his key input (kept or binned)",
+        ),
+        "rate_attack": (
+            "key rate (attack)",
+            "bit / round",
+            "Key rate by the explicit attack: an upper bound on the DI rate of that device",
+        ),
+        "rate_certified": (
+            "key rate (certified)",
+            "bit / round",
+            "Key rate by the certified BFF bound: a lower bound (NaN: not computed)",
+        ),
+        "threshold_attack": (
+            "critical detection efficiency (attack)",
+            "1",
+            "Lowest efficiency with a positive rate by the attack over the devices searched "
+            "(a lower bound on the certified threshold of those devices)",
+        ),
+        "threshold_certified": (
+            "critical detection efficiency (certified)",
+            "1",
+            "Lowest efficiency of the study's grid with a positive certified rate (an upper "
+            "bound, resolution the grid step; NaN: not computed)",
+        ),
+        "state_angle": (
+            "state angle",
+            "rad",
+            "s of cos(s)|00> + sin(s)|11> (pi/4: maximally entangled)",
+        ),
+    }
+)

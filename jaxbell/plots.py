@@ -862,3 +862,35 @@ def design_figure(ds: xr.Dataset):
         fontsize=10,
     )
     return fig
+
+
+_LOSS_LABELS = {
+    "chsh_max": "CHSH, maximally entangled",
+    "chsh": "CHSH, partially entangled",
+    "family": "best asymmetric-CHSH member",
+    "full": "full statistics (CHSH device)",
+}
+
+
+def loss_devices_figure(ds: xr.Dataset):
+    """Key rate against detection efficiency of the lossy qubit devices (issue 22): the attack
+    (lines, an upper bound) and the certified BFF bound (markers, a lower bound) per device;
+    the dataset of experiments/loss_devices.py."""
+    fig = _figure((6.4, 4.2))
+    ax = fig.add_subplot()
+    eff = ds["efficiency"]
+    for i, case in enumerate(ds["device_case"].values):
+        color = f"C{i}"
+        label = _LOSS_LABELS.get(str(case), str(case))
+        att = ds["rate_attack"].sel(device_case=case)
+        cert = ds["rate_certified"].sel(device_case=case)
+        ax.plot(eff, np.where(att > 0, att, np.nan), color=color, label=f"{label} (attack)")
+        ax.plot(eff, np.where(cert > 0, cert, np.nan), "o", color=color, ms=4,
+                mfc="none", label="certified (BFF)" if i == 0 else None)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel(axis_label(eff))
+    ax.set_ylabel(axis_label(ds["rate_attack"]).replace(" (attack)", ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Key rate of lossy qubit devices; no-click kept on Bob's key input", fontsize=9)
+    return fig

@@ -9,6 +9,7 @@
 ``jaxbell bff``        certified lower bounds on DI entropies / key rates (SDP)
 ``jaxbell finite``     finite-size key rates vs rounds (entropy accumulation, certified)
 ``jaxbell design``     the best protocol over the whole family
+``jaxbell device``     the best lossy two-qubit device for a Bell test (issue 22)
 ``jaxbell --version``  the version
 
 One module per subcommand (``add(sub)`` registers its parser, ``run(args, parser)`` runs it)
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxbell._version import __version__
-from jaxbell.cli import bff, design, finite, grid, noise, rate_curve, reproduce, search
+from jaxbell.cli import bff, design, device, finite, grid, noise, rate_curve, reproduce, search
 from jaxbell.cli._args import Parser, parse_angle, parse_range
 
 __all__ = ["main", "parse_angle", "parse_range"]
@@ -42,6 +43,7 @@ SUBCOMMANDS: list[Callable] = [
     bff.add,
     finite.add,
     design.add,
+    device.add,
 ]
 
 

@@ -22,6 +22,8 @@ One front door for the rates side of jaxbell (``import jaxbell as jb`` exposes t
   constraint, noisy preprocessing), and the certified affine bounds of their duals;
 * :mod:`jaxbell.rates.design` -- :func:`optimise_protocol`: the best tuple of the whole family
   for noise, loss or rate (optax on the attack's envelope-theorem gradients), certified;
+* :mod:`jaxbell.rates.loss` -- :func:`optimise_device`: the best lossy two-qubit device
+  (partially entangled state, angles, noisy preprocessing, the no-click kept) for a Bell test;
 * :mod:`jaxbell.rates.finite` -- finite-size key rates by entropy accumulation with those
   affine bounds as min-tradeoff functions (:func:`finite_key_rate`,
   :func:`finite_rate_curve`, :func:`min_rounds`).
@@ -30,7 +32,7 @@ The modules' old homes ``jaxbell.qubit`` and ``jaxbell.bff`` (and ``jaxbell.rate
 keep working.
 """
 
-from jaxbell.rates import attack, backends, bff, design, finite, protocol, qubit, values
+from jaxbell.rates import attack, backends, bff, design, finite, loss, protocol, qubit, values
 from jaxbell.rates.backends import Backend
 from jaxbell.rates.design import DesignResult, optimise_protocol
 from jaxbell.rates.finite import (
@@ -56,6 +58,7 @@ from jaxbell.rates.front import (
     observed_key_rate,
     rate_curve,
 )
+from jaxbell.rates.loss import DeviceResult, optimise_device
 from jaxbell.rates.protocol import (
     asymmetric_chsh_entropy,
     check_behaviour,
@@ -63,8 +66,9 @@ from jaxbell.rates.protocol import (
     chsh_key_rate,
     device_behaviour,
     error_correction_cost,
+    qubit_behaviour,
 )
-from jaxbell.rates.values import Device, Protocol
+from jaxbell.rates.values import Device, Protocol, QubitDevice
 
 __all__ = [
     "BOUNDS",
@@ -72,10 +76,12 @@ __all__ = [
     "CONSTRAINTS",
     "CRITICAL_STATUSES",
     "DesignResult",
+    "DeviceResult",
     "Device",
     "FINITE_STATUSES",
     "MinTradeoff",
     "Protocol",
+    "QubitDevice",
     "RATE_RESOLUTION",
     "asymmetric_chsh_entropy",
     "attack",
@@ -90,9 +96,11 @@ __all__ = [
     "device_behaviour",
     "di_entropy",
     "error_correction_cost",
+    "qubit_behaviour",
     "finite",
     "finite_key_rate",
     "finite_rate_curve",
+    "loss",
     "min_rounds",
     "min_tradeoff_functions",
     "noisy_global_rate",
@@ -100,6 +108,7 @@ __all__ = [
     "noisy_rate_curve",
     "noisy_strategy_entropy",
     "observed_key_rate",
+    "optimise_device",
     "optimise_protocol",
     "protocol",
     "qubit",

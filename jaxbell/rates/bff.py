@@ -1250,7 +1250,7 @@ def bff_entropy(
     if behaviour is not None:
         from jaxbell.rates.protocol import check_behaviour
 
-        beh = check_behaviour(behaviour, "behaviour")[..., :2]  # y = 2 (key only): unconstrained
+        beh = check_behaviour(behaviour, "behaviour")[..., :2, :, :2]  # test inputs only
         try:
             shape = np.broadcast_shapes(t.shape, beh.shape[:-4])
         except ValueError:

@@ -246,7 +246,7 @@ def _statistics(beh: np.ndarray, constraint: str, coefficients) -> np.ndarray:
 
 
 def _test_distribution(beh: np.ndarray) -> np.ndarray:
-    return (beh[..., :2] / 4.0).reshape(16)
+    return (beh[..., :2, :, :2] / 4.0).reshape(16)
 
 
 def _check_scales(scales) -> np.ndarray:
@@ -326,7 +326,7 @@ def min_tradeoff_functions(
     honest = _statistics(beh, constraint, coef)
     # the tangent behaviours kappa p + (1 - kappa) / 4: every statistic scales by kappa
     tangent_beh = (
-        scales[:, None, None, None, None] * beh[None, ..., :2]
+        scales[:, None, None, None, None] * beh[None, ..., :2, :, :2]
         + (1 - scales)[:, None, None, None, None] / 4.0
     )
     stats = scales[:, None] * honest[None, :]

@@ -1543,7 +1543,7 @@ def observed_key_rate(
     flat = beh.reshape((-1,) + beh.shape[-4:])
     n = flat.shape[0]
     t, p, w = (np.full(n, float(a)) for a in (t0, p0, w0))
-    test = flat[..., :2]
+    test = flat[..., :, :2, :, :2]  # the test inputs (any layout; b = 2 is 0 there)
     _, _, _, top = _bounds64(t, p, w)
     eta = _bell_of(t, p, w, test)
     if constraint == "bell":

@@ -41,6 +41,7 @@ E. Woodhead, A. Acin and S. Pironio, Quantum 5, 443 (2021), arXiv:2007.16146.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -48,26 +49,34 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxbell._checks import as_angles, check_in_range, is_concrete, shown
+from jaxbell._checks import as_angle, as_angles, check_in_range, is_concrete, shown
 from jaxbell.entropy import _h_small
 from jaxbell.strategy import _angle_sums, _strategy_angles
 
 __all__ = [
     "BOB_KEYS",
+    "LAYOUTS",
+    "NO_CLICKS",
     "asymmetric_chsh_entropy",
     "behaviour_correlators",
     "behaviour_marginals",
     "check_behaviour",
     "check_bob_key",
+    "check_no_click",
     "check_preprocessing",
     "chsh_entropy",
     "chsh_key_rate",
     "device_behaviour",
     "error_correction_cost",
+    "qubit_behaviour",
 ]
 
 #: the values ``bob_key`` may take: None (best of Bob's test inputs), 0, 1, "aligned" (= 2)
 BOB_KEYS = (None, 0, 1, "aligned", 2)
+
+#: the trailing shapes of a behaviour p[a, b, x, y]: two inputs for Bob; his key-only input
+#: y = 2; that input with the no-click kept as outcome b = 2
+LAYOUTS = ((2, 2, 2, 2), (2, 2, 2, 3), (2, 3, 2, 3))
 
 #: default tolerance of :func:`check_behaviour` (negativity, normalisation, no-signalling)
 BEHAVIOUR_ATOL = 1e-9
@@ -219,6 +228,146 @@ def device_behaviour(
 # --- checks and derived quantities of a behaviour ---------------------------------------------
 
 
+#: what becomes of a no-click on Bob's key input: binned to outcome 0, or kept as outcome 2
+NO_CLICKS = ("bin", "keep")
+
+
+def check_no_click(no_click) -> str:
+    """``no_click`` as "bin" or "keep"; ValueError naming the argument."""
+    if not isinstance(no_click, str) or no_click not in NO_CLICKS:
+        raise ValueError(
+            "no_click must be 'bin' (a no-click on Bob's key input counts as outcome 0) or "
+            f"'keep' (it is Bob's third outcome b = 2); got {no_click!r}"
+        )
+    return no_click
+
+
+def _qubit_angles(value, name: str, count: tuple[int, ...]) -> jax.Array:
+    arr = as_angle(value, name)
+    if arr.ndim < 1 or arr.shape[-1] not in count:
+        want = " or ".join(str(c) for c in count)
+        raise ValueError(
+            f"{name} must end in an axis of {want} measurement angles (radians in the X-Z "
+            f"plane, one per input); got shape {arr.shape}"
+        )
+    return arr
+
+
+@functools.partial(jax.jit, static_argnames=("keep",))
+def _qubit_behaviour(s, alpha, beta, visibility, efficiency, keep):
+    """p[..., a, b, x, y] of :func:`qubit_behaviour` (traceable, differentiable)."""
+    c2, s2 = jnp.cos(2.0 * s), jnp.sin(2.0 * s)
+    v = visibility
+    # <A_x>, <B_y>, <A_x B_y> of cos s|00> + sin s|11> with A = cos a Z + sin a X
+    ea = v[..., None] * jnp.cos(alpha) * c2[..., None]  # (..., x)
+    eb = v[..., None] * jnp.cos(beta) * c2[..., None]  # (..., y)
+    ca, sa = jnp.cos(alpha)[..., :, None], jnp.sin(alpha)[..., :, None]
+    cb, sb = jnp.cos(beta)[..., None, :], jnp.sin(beta)[..., None, :]
+    eab = v[..., None, None] * (ca * cb + sa * sb * s2[..., None, None])  # (..., x, y)
+    sign = jnp.asarray([1.0, -1.0], eab.dtype)
+    ideal = (
+        1.0
+        + sign[:, None, None, None] * ea[..., None, None, :, None]
+        + sign[None, :, None, None] * eb[..., None, None, None, :]
+        + (sign[:, None] * sign[None, :])[..., None, None] * eab[..., None, None, :, :]
+    ) / 4.0  # (..., a, b, x, y)
+    pa = (1.0 + sign[:, None] * ea[..., None, :]) / 2.0  # (..., a, x)
+    pb = (1.0 + sign[:, None] * eb[..., None, :]) / 2.0  # (..., b, y)
+    eta = efficiency[..., None, None, None, None]
+    m = 1.0 - eta
+    zero = jnp.asarray([1.0, 0.0], eab.dtype)
+    click_a = pa[..., :, None, :, None]  # Bob lost, Alice clicked: (..., a, 1, x, 1)
+    click_b = pb[..., None, :, None, :]
+    both = eta * eta * ideal
+    alice_only = eta * m * click_a  # Bob's no-click
+    bob_only = m * eta * zero[:, None, None, None] * click_b  # Alice's no-click, binned to 0
+    lost = alice_only + m * m * zero[:, None, None, None]  # Bob lost: (..., a, 1, x, 1)
+    binned = both + bob_only + zero[None, :, None, None] * lost
+    if not keep:
+        return binned
+    kept_b = both + bob_only  # Bob clicked
+    lost = jnp.broadcast_to(lost, kept_b.shape[:-3] + (1,) + kept_b.shape[-2:-1] + (1,))
+    key = jnp.concatenate([kept_b[..., 2:], lost], -3)  # (..., a, 3, x, 1)
+    test = jnp.concatenate([binned[..., :2], jnp.zeros_like(binned[..., :1, :, :2])], -3)
+    return jnp.concatenate([test, key], -1)
+
+
+def qubit_behaviour(
+    state_angle: ArrayLike,
+    alice_angles: ArrayLike,
+    bob_angles: ArrayLike,
+    *,
+    visibility: ArrayLike = 1.0,
+    efficiency: ArrayLike = 1.0,
+    no_click: str = "bin",
+) -> jax.Array:
+    r"""p[..., a, b, x, y] of a lossy two-qubit device with a partially entangled state.
+
+    The state cos(s)|00> + sin(s)|11> (s = ``state_angle``) mixed with white noise,
+    rho = v |psi><psi| + (1 - v) 1/4; Alice's observables A_x = cos(a_x) Z + sin(a_x) X and Bob's
+    B_y = cos(b_y) Z + sin(b_y) X, outcome 0 the +1 eigenvalue (the convention of the published
+    DI-rate code: Brown, Fawzi & Fawzi 2024; Ho et al. 2020). Each party detects with
+    probability ``efficiency`` (independently of the outcome); a no-click is binned to outcome 0,
+    except on Bob's key input y = 2 with ``no_click="keep"``, where it is his third outcome
+    b = 2 (which only the error-correction cost H(A|B) sees; b = 2 has probability 0 on the
+    test inputs y = 0, 1).
+
+    Parameters
+    ----------
+    state_angle : array_like
+        s in [0, pi/2], radians (s = pi/4: maximally entangled; 0, pi/2: product states).
+    alice_angles : array_like
+        (..., 2): Alice's angles a_0, a_1 in the X-Z plane, radians.
+    bob_angles : array_like
+        (..., 3): Bob's angles b_0, b_1 (test inputs) and b_2 (key-only input), radians; or
+        (..., 2) without the key input (then ``no_click`` must be "bin").
+    visibility : array_like
+        v in [0, 1].
+    efficiency : array_like
+        Detection efficiency in (0, 1] of each party.
+    no_click : {"bin", "keep"}
+        What a no-click on Bob's key input becomes.
+
+    Returns
+    -------
+    jax.Array
+        Shape (..., 2, 2, 2, 3) (``"bin"``; (..., 2, 2, 2, 2) with two Bob angles) or
+        (..., 2, 3, 2, 3) (``"keep"``), the leading axes broadcast from the arguments.
+
+    References
+    ----------
+    M. Ho et al., Phys. Rev. Lett. 124, 230502 (2020); E. Woodhead, A. Acin and S. Pironio,
+    Quantum 5, 443 (2021); P. Brown, H. Fawzi and O. Fawzi, Quantum 8, 1445 (2024).
+    """
+    keep = check_no_click(no_click) == "keep"
+    s = as_angle(state_angle, "state_angle")
+    check_in_range(s, "state_angle", 0.0, math.pi / 2)
+    alpha = _qubit_angles(alice_angles, "alice_angles", (2,))
+    beta = _qubit_angles(bob_angles, "bob_angles", (3,) if keep else (2, 3))
+    if keep and beta.shape[-1] != 3:  # pragma: no cover - caught above
+        raise ValueError("no_click='keep' needs Bob's key input: bob_angles of shape (..., 3)")
+    v = jnp.asarray(visibility, dtype=s.dtype) if is_concrete(visibility) else visibility
+    eff = jnp.asarray(efficiency, dtype=s.dtype) if is_concrete(efficiency) else efficiency
+    for name, val, closed in (("visibility", v, (True, True)), ("efficiency", eff, (False, True))):
+        if is_concrete(val) and not bool(np.all(np.isfinite(np.asarray(val)))):
+            raise ValueError(f"{name} must be a finite number in the stated range; got {val!r}")
+        check_in_range(val, name, 0.0, 1.0, closed=closed)
+    lead = jnp.broadcast_shapes(
+        jnp.shape(s), alpha.shape[:-1], beta.shape[:-1], jnp.shape(v), jnp.shape(eff)
+    )
+    dtype = jnp.result_type(s, alpha, beta, v, eff)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.zeros(()).dtype
+    args = (
+        jnp.broadcast_to(s, lead).astype(dtype),
+        jnp.broadcast_to(alpha, lead + (2,)).astype(dtype),
+        jnp.broadcast_to(beta, lead + beta.shape[-1:]).astype(dtype),
+        jnp.broadcast_to(v, lead).astype(dtype),
+        jnp.broadcast_to(eff, lead).astype(dtype),
+    )
+    return _qubit_behaviour(*args, keep=keep)
+
+
 def _index(prefix, idx, tail: str) -> str:
     lead = ", ".join(str(int(i)) for i in idx)
     return f"{prefix}[{lead + ', ' if lead else ''}{tail}]"
@@ -229,7 +378,8 @@ def check_behaviour(
 ) -> np.ndarray:
     """Check that ``probabilities`` is a no-signalling behaviour p[..., a, b, x, y].
 
-    Accepts trailing shapes (2, 2, 2, 2) and (2, 2, 2, 3) (Bob's key-only input y = 2), with any
+    Accepts trailing shapes (2, 2, 2, 2), (2, 2, 2, 3) (Bob's key-only input y = 2) and
+    (2, 3, 2, 3) (that input with his no-click kept as b = 2, zero on y = 0, 1), with any
     leading batch axes. Checks: real and finite; every entry >= -atol; sum_ab p(ab|xy) = 1
     within ``atol`` for every (x, y); Alice's marginal p(a|x) the same for every y and Bob's
     p(b|y) the same for every x, within ``atol`` (no-signalling both ways).
@@ -264,10 +414,11 @@ def check_behaviour(
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
         raise TypeError(f"{name} must be a real array of probabilities, got dtype {arr.dtype}")
-    if arr.ndim < 4 or arr.shape[-4:] not in ((2, 2, 2, 2), (2, 2, 2, 3)):
+    if arr.ndim < 4 or arr.shape[-4:] not in LAYOUTS:
         raise ValueError(
-            f"{name} must end in shape (2, 2, 2, 2) or (2, 2, 2, 3), indexed [a, b, x, y] "
-            f"(y = 2: Bob's key-only input); got shape {arr.shape}"
+            f"{name} must end in shape (2, 2, 2, 2) or (2, 2, 2, 3), or (2, 3, 2, 3), indexed "
+            "[a, b, x, y] (y = 2: Bob's key-only input; b = 2: his no-click there, kept); got "
+            f"shape {arr.shape}"
         )
     if not (isinstance(atol, (int, float, np.floating)) and math.isfinite(atol) and atol >= 0):
         raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
@@ -286,6 +437,15 @@ def check_behaviour(
             f"{_index(name, i[:-4], ', '.join(map(str, i[-4:])))} is {p[tuple(i)]:.6g}, "
             f"negative beyond the tolerance {atol:g}"
         )
+    if p.shape[-3] == 3:
+        lost = np.abs(p[..., :, 2, :, :2]) > atol  # b = 2 exists on the key input only
+        if np.any(lost):
+            i = np.argwhere(lost)[0]
+            raise ValueError(
+                f"{_index(name, i[:-3], f'{i[-3]}, 2, {i[-2]}, {i[-1]}')} is "
+                f"{p[(*i[:-2], 2, *i[-2:])]:.6g}: outcome b = 2 (the kept no-click) must have "
+                "probability 0 on Bob's test inputs y = 0, 1"
+            )
     total = p.sum(axis=(-4, -3))  # (..., x, y)
     off = np.abs(total - 1.0) > atol
     if np.any(off):
@@ -316,19 +476,30 @@ def check_behaviour(
 def _as_behaviour(probabilities, name: str = "probabilities") -> jax.Array:
     """Shape check only (values may be traced): a floating array ending in (2, 2, 2, ny)."""
     p = jnp.asarray(probabilities)
-    if p.ndim < 4 or p.shape[-4:] not in ((2, 2, 2, 2), (2, 2, 2, 3)):
+    if p.ndim < 4 or p.shape[-4:] not in LAYOUTS:
         raise ValueError(
-            f"{name} must end in shape (2, 2, 2, 2) or (2, 2, 2, 3), indexed [a, b, x, y]; "
-            f"got shape {p.shape}"
+            f"{name} must end in shape (2, 2, 2, 2) or (2, 2, 2, 3), or (2, 3, 2, 3), indexed "
+            f"[a, b, x, y]; got shape {p.shape}"
         )
     if not jnp.issubdtype(p.dtype, jnp.floating):
         p = p.astype(float)
     return p
 
 
+def behaviour_test_inputs(probabilities):
+    """The test inputs y = 0, 1 of a behaviour of any layout: p[..., a, b, x, y], shape
+    (..., 2, 2, 2, 2) (the kept no-click b = 2 has probability 0 there and is dropped)."""
+    return probabilities[..., :, :2, :, :2]
+
+
 def behaviour_correlators(probabilities: ArrayLike) -> jax.Array:
-    """E[..., x, y] = sum_ab (-1)^(a+b) p(ab|xy), shape (..., 2, 2) or (..., 2, 3)."""
+    """E[..., x, y] = sum_ab (-1)^(a+b) p(ab|xy), shape (..., 2, 2) or (..., 2, 3).
+
+    With the kept no-click (layout (2, 3, 2, 3)) the key input's E[x, 2] counts b = 2 as +1's
+    partner of a = 0 (it is binned to outcome 0 for the correlator)."""
     p = _as_behaviour(probabilities)
+    if p.shape[-3] == 3:
+        p = jnp.concatenate([p[..., :, :1, :, :] + p[..., :, 2:, :, :], p[..., :, 1:2, :, :]], -3)
     sign = jnp.asarray([[1.0, -1.0], [-1.0, 1.0]], p.dtype)
     return jnp.einsum("ab,...abxy->...xy", sign, p)
 
@@ -341,7 +512,8 @@ def behaviour_marginals(probabilities: ArrayLike):
     alice : jax.Array
         Shape (..., 2, 2) indexed [a, x], summed over b at y = 0.
     bob : jax.Array
-        Shape (..., 2, ny) indexed [b, y], summed over a at x = 0.
+        Shape (..., nb, ny) indexed [b, y], summed over a at x = 0 (nb = 3 with the kept
+        no-click).
     """
     p = _as_behaviour(probabilities)
     return p[..., :, :, :, 0].sum(-3), p[..., :, :, 0, :].sum(-3)

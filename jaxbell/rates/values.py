@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +32,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxbell._checks import as_real_array, check_in_range, shown
-from jaxbell.rates.protocol import check_bob_key, check_preprocessing
+from jaxbell.rates.protocol import (
+    check_bob_key,
+    check_no_click,
+    check_preprocessing,
+    qubit_behaviour,
+)
 
-__all__ = ["CONSTRAINTS", "KINDS", "Device", "Protocol", "front_door"]
+__all__ = ["CONSTRAINTS", "KINDS", "Device", "Protocol", "QubitDevice", "front_door"]
 
 #: which entropy: H(A|X=x, E) ("key") or H(AB|X=x, Y=y, E) ("global")
 KINDS = ("key", "global")
@@ -187,6 +193,72 @@ class Device:
     __hash__ = None  # holds arrays
 
     def replace(self, **changes) -> Device:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class QubitDevice:
+    """A general lossy two-qubit device (issue 22); frozen, checked where built.
+
+    The state cos(s)|00> + sin(s)|11> under white noise, measurements cos(a) Z + sin(a) X in the
+    X-Z plane, detection efficiency of each party; see :func:`jaxbell.qubit_behaviour`. It has
+    the :class:`Device`'s two fields (same names, same checks) and adds the state, the angles and
+    what becomes of a no-click on Bob's key input.
+
+    Attributes
+    ----------
+    state_angle : float
+        s in [0, pi/2], radians (pi/4: maximally entangled).
+    alice_angles : array_like, shape (2,)
+        Alice's angles a_0, a_1, radians.
+    bob_angles : array_like, shape (3,)
+        Bob's angles b_0, b_1 (test inputs) and b_2 (key-only input y = 2), radians.
+    visibility, efficiency : float
+        As in :class:`Device`.
+    no_click : {"bin", "keep"}
+        A no-click on Bob's key input binned to outcome 0, or kept as outcome b = 2.
+    """
+
+    state_angle: float = math.pi / 4
+    alice_angles: ArrayLike = (0.0, math.pi / 2)
+    bob_angles: ArrayLike = (math.pi / 4, -math.pi / 4, 0.0)
+    visibility: ArrayLike = 1.0
+    efficiency: ArrayLike = 1.0
+    no_click: str = "bin"
+
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("visibility", check_visibility(self.visibility))
+        set_("efficiency", check_efficiency(self.efficiency))
+        set_("no_click", check_no_click(self.no_click))
+        set_("state_angle", as_real_array(self.state_angle, "state_angle"))
+        check_in_range(self.state_angle, "state_angle", 0.0, math.pi / 2)
+        for name, n in (("alice_angles", 2), ("bob_angles", 3)):
+            arr = as_real_array(getattr(self, name), name)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must be {n} angles (radians), got shape {arr.shape}")
+            set_(name, arr)
+
+    def behaviour(self) -> jax.Array:
+        """p[a, b, x, y] of the device: shape (2, 2, 2, 3), or (2, 3, 2, 3) with the no-click
+        kept (:func:`jaxbell.qubit_behaviour`)."""
+        return qubit_behaviour(
+            self.state_angle, self.alice_angles, self.bob_angles, visibility=self.visibility,
+            efficiency=self.efficiency, no_click=self.no_click,
+        )  # fmt: skip
+
+    def __eq__(self, other):
+        if not isinstance(other, QubitDevice):
+            return NotImplemented
+        return self.no_click == other.no_click and all(
+            _same(getattr(self, f), getattr(other, f))
+            for f in ("state_angle", "alice_angles", "bob_angles", "visibility", "efficiency")
+        )
+
+    __hash__ = None  # holds arrays
+
+    def replace(self, **changes) -> QubitDevice:
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
 

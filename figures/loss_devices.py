@@ -1,0 +1,29 @@
+"""Figure: key rate against detection efficiency of lossy two-qubit devices (issue 22).
+
+    python figures/loss_devices.py      # reads figures/data/loss_devices.nc
+
+Run experiments/loss_devices.py first. Lines: the attack (an upper bound on the device's DI
+rate); markers: the certified BFF bound (a lower bound). Drawn by
+jaxbell.plots.loss_devices_figure.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from jaxbell import open_dataset, plots
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main() -> pathlib.Path:
+    fig = plots.loss_devices_figure(open_dataset(HERE / "data" / "loss_devices.nc"))
+    out = HERE / "loss_devices.png"
+    plots.save(fig, out, dpi=130, palette=True)
+    plots.close(fig)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

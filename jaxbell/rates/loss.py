@@ -1,0 +1,496 @@
+r"""The best lossy two-qubit device for a Bell test: :func:`optimise_device` (issue 22).
+
+Detection efficiency is what stops photonic DIQKD. A device here is the general lossy qubit
+device of :func:`jaxbell.qubit_behaviour`: the state cos(s)|00> + sin(s)|11>, Alice's angles
+(a_0, a_1), Bob's (b_0, b_1) on his test inputs and b_2 on his key input y = 2, each party
+detecting with probability ``efficiency``, Bob's no-click on the key input binned or kept as
+a third outcome. Alice's key input is x = 0, she flips her key bit with probability p (noisy
+preprocessing). :func:`optimise_device` maximises the key rate over (s, angles, p) at a given
+efficiency, or finds the lowest efficiency with a positive rate.
+
+Method
+------
+The search runs on tight analytic attacks, so that it is differentiable end to end (JAX
+autodiff through :func:`jaxbell.qubit_behaviour`, the bound and H(A'|B)):
+
+* the CHSH member (``bell=None`` or the CHSH tuple): H(A'|E) >= 1 - h((1 + sqrt(S^2/4 - 1))/2)
+  + h((1 + sqrt(1 - p(1-p)(8 - S^2)))/2) (Ho et al. 2020, eq. (4)), tight;
+* the asymmetric-CHSH members (pi/2, phi, pi - phi), coefficients proportional to
+  (alpha, alpha, 1, -1), alpha = tan(phi) >= 1 (a fixed tuple of that form, or
+  ``bell="family"``, where phi is searched too): the bound of Woodhead, Acin & Pironio 2021
+  with noisy preprocessing, tight for alpha >= 1.
+
+The rate r = H(A'|X=0, E) - H(A'|X=0, Y=2, B) is maximised by L-BFGS-B from several starts
+(the aligned CHSH device among them); a threshold is bisected in the efficiency, the device
+re-optimised at every step. The optimum is then evaluated by the library itself
+(:func:`jaxbell.observed_key_rate` with the registry's attack and certified backends, under
+the requested ``constraint``: the Bell value, the correlators or the full statistics; with
+"correlators" / "full" the search's device is the one best for the Bell test, whose other
+statistics then only add constraints) and, beside it, the CHSH member and the full statistics
+of the same device. The certified threshold bisects the efficiency with the certified rate of
+the device the attack's search finds at each efficiency: an upper bound on the best device's
+certified threshold.
+
+References
+----------
+M. Ho, P. Sekatski, E. Y.-Z. Tan, R. Renner, J.-D. Bancal and N. Sangouard, Phys. Rev. Lett.
+124, 230502 (2020), arXiv:2005.13015.
+E. Woodhead, A. Acin and S. Pironio, Quantum 5, 443 (2021), arXiv:2007.16146.
+P. Brown, H. Fawzi and O. Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbell._precision import x64_scope
+from jaxbell.dataset import device_dataset
+from jaxbell.rates import backends
+from jaxbell.rates.front import RATE_RESOLUTION, observed_key_rate
+from jaxbell.rates.protocol import (
+    asymmetric_chsh_entropy,
+    behaviour_correlators,
+    check_no_click,
+    chsh_entropy,
+    error_correction_cost,
+    qubit_behaviour,
+)
+from jaxbell.rates.values import CONSTRAINTS, check_visibility
+
+__all__ = ["DEVICE_OBJECTIVES", "DeviceResult", "device_key_rate", "optimise_device"]
+
+DEVICE_OBJECTIVES = ("critical_efficiency", "key_rate")
+CHSH = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+#: the largest flip probability searched (p -> 1/2 leaves a rate of order (1 - 2p)^2)
+MAX_PREPROCESSING = 0.499
+#: the least state angle searched: thresholds fall as s -> 0 and p -> 1/2 together (Ho et al.
+#: 2020), where the rate is of order s^2 (1 - 2p)^2 and rounding (1e-16 on H ~ 1) hides its sign
+MIN_STATE_ANGLE = 0.01
+#: the asymmetric-CHSH members searched by bell="family": phi in [pi/4, this]
+_MAX_PHI = math.atan(8.0)
+#: the aligned CHSH device: (s, a_0, a_1, b_0, b_1, b_2)
+_ALIGNED = (math.pi / 4, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0)
+
+
+def _alpha_of(bell) -> float | None:
+    """alpha of an asymmetric-CHSH tuple (pi/2, phi, pi - phi), phi in [pi/4, pi/2); None for
+    CHSH; ValueError for tuples the analytic search does not cover."""
+    if bell is None:
+        return None
+    t, p, w = (float(a) for a in bell)
+    if not all(math.isfinite(a) for a in (t, p, w)):
+        raise ValueError(f"bell must be finite radians (theta, phi, omega), got {bell!r}")
+    if abs(t - math.pi / 2) < 1e-12 and abs(w - (math.pi - p)) < 1e-12:
+        if abs(p - math.pi / 4) < 1e-12:
+            return None
+        if math.pi / 4 <= p < math.pi / 2:
+            return math.tan(p)
+    raise NotImplementedError(
+        "optimise_device searches on tight analytic bounds: bell must be None (CHSH), 'family', "
+        "or an asymmetric-CHSH member (pi/2, phi, pi - phi) with pi/4 <= phi < pi/2 (Woodhead, "
+        f"Acin & Pironio 2021); got {bell!r}. Evaluate other tuples with "
+        "jaxbell.observed_key_rate(jaxbell.qubit_behaviour(...), bell=...)"
+    )
+
+
+def device_key_rate(params, efficiency, *, visibility=1.0, no_click="keep", bell_phi=None):
+    r"""The search's key rate of a device, bits per round (traceable, differentiable).
+
+    r = H(A'|X=0, E) - H(A'|X=0, Y=2, B) with H(A'|X=0, E) the tight analytic bound of the Bell
+    test: CHSH (Ho et al. 2020) or, with ``bell_phi``, the asymmetric CHSH member (pi/2, phi,
+    pi - phi), alpha = tan(phi) >= 1 (Woodhead, Acin & Pironio 2021).
+
+    Parameters
+    ----------
+    params : array_like, shape (7,)
+        (s, a_0, a_1, b_0, b_1, b_2, p): the state angle, Alice's and Bob's angles (radians) and
+        the flip probability p of Alice's noisy preprocessing.
+    efficiency, visibility : array_like
+        As in :func:`jaxbell.qubit_behaviour`.
+    no_click : {"bin", "keep"}
+        Bob's no-click on his key input.
+    bell_phi : array_like, optional
+        phi of an asymmetric-CHSH member (None: CHSH).
+    """
+    params = jnp.asarray(params)
+    beh = qubit_behaviour(
+        params[0], params[1:3], params[3:6], visibility=visibility, efficiency=efficiency,
+        no_click=no_click,
+    )  # fmt: skip
+    flip = params[6]
+    e = behaviour_correlators(beh[..., :, :2, :, :2])
+    if bell_phi is None:
+        h = chsh_entropy(e[0, 0] + e[0, 1] + e[1, 0] - e[1, 1], preprocessing=flip)
+    else:
+        alpha = jnp.maximum(jnp.tan(bell_phi), 1.0)  # tan(pi/4) rounds below 1
+        value = alpha * (e[0, 0] + e[0, 1]) + e[1, 0] - e[1, 1]
+        h = asymmetric_chsh_entropy(alpha, value, preprocessing=flip)
+    return h - error_correction_cost(beh, 0, 2, preprocessing=flip)
+
+
+@functools.cache
+def _objective(no_click: str, family: bool, alpha_fixed: float | None, scaled: bool):
+    """Jitted (value, gradient) of minus the rate in the searched variables u: the 7 device
+    parameters, and phi with ``family``. ``scaled``: minus r / (1 - 2p)^2, the same sign and
+    well conditioned as p -> 1/2, where thresholds with optimal preprocessing are reached
+    (r -> 0 as (1 - 2p)^2; Ho et al. 2020)."""
+
+    def neg(u, eff, v):
+        if family:
+            phi = u[7]
+        elif alpha_fixed is None:
+            phi = None
+        else:
+            phi = jnp.arctan(alpha_fixed)
+        r = device_key_rate(u[:7], eff, visibility=v, no_click=no_click, bell_phi=phi)
+        return -r / (1.0 - 2.0 * u[6]) ** 2 if scaled else -r
+
+    return jax.jit(jax.value_and_grad(neg))
+
+
+def _bounds(family: bool):
+    b = (
+        [(MIN_STATE_ANGLE, math.pi / 2 - MIN_STATE_ANGLE)]
+        + [(None, None)] * 5
+        + [(0.0, MAX_PREPROCESSING)]
+    )
+    if family:
+        b.append((math.pi / 4, _MAX_PHI))
+    return b
+
+
+def _starts(family: bool, seed: int, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = [np.array([*_ALIGNED, 0.0]), np.array([*_ALIGNED, 0.3])]
+    for s, p in ((0.6, 0.4), (0.45, 0.4), (0.3, 0.45), (0.1, 0.49), (0.03, 0.499)):
+        base.append(np.array([s, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0, p]))
+    # weakly entangled, near-aligned measurements: where thresholds with preprocessing fall
+    base.append(np.array([0.01, 0.0, 0.28, 0.0, -0.14, 0.0, 0.499]))
+    base.append(np.array([0.05, 0.0, 0.6, 0.1, -0.3, 0.0, 0.49]))
+    for _ in range(count):
+        u = rng.uniform(-math.pi, math.pi, 7)
+        u[0] = rng.uniform(0.1, math.pi / 4)
+        u[6] = rng.uniform(0.0, MAX_PREPROCESSING)
+        base.append(u)
+    if family:  # the known starts on the CHSH member (in the family), the random ones anywhere
+        known = len(base) - count
+        base = [
+            np.append(u, math.pi / 4 if i < known else rng.uniform(math.pi / 4, 1.2))
+            for i, u in enumerate(base)
+        ]
+    return base
+
+
+def _maximise(fun, starts, eff, v, bounds):
+    """The best (rate, u) over L-BFGS-B runs from ``starts`` within ``bounds``."""
+    from scipy.optimize import minimize
+
+    best_r, best_u = -np.inf, None
+    for u0 in starts:
+
+        def f(u):
+            val, grad = fun(jnp.asarray(u), eff, v)
+            return float(val), np.asarray(grad, dtype=np.float64)
+
+        res = minimize(
+            f, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 1000},
+        )  # fmt: skip
+        r = -float(res.fun)
+        if np.isfinite(r) and r > best_r:
+            best_r, best_u = r, np.asarray(res.x, dtype=np.float64)
+    return best_r, best_u
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceResult:
+    """Result of :func:`optimise_device` (``.to_dataset()`` labels it).
+
+    ``value``: the objective by the attack (the search's analytic bound, re-evaluated by the
+    registry's attack backend): a threshold no such device goes below by this attack (a lower
+    bound on the best device's certified threshold), or a rate (an upper bound).
+    ``certified``: by the certified backend (BFF): a threshold with certified positive key
+    (upper bound), a certified rate (lower bound); NaN with ``certify=False``.
+    ``chsh_*`` and ``full_*``: the same device tested with the CHSH expression alone and with
+    the full statistics, at the optimum's efficiency (rates; for thresholds, at the optimum's
+    threshold). The device: ``state_angle``, ``alice_angles``, ``bob_angles``,
+    ``preprocessing``; ``bell`` the tuple tested (with "family", the member found).
+    """
+
+    objective: str
+    value: float
+    certified: float
+    efficiency: float
+    visibility: float
+    state_angle: float
+    alice_angles: tuple
+    bob_angles: tuple
+    preprocessing: float
+    bell: tuple
+    constraint: str
+    no_click: str
+    chsh_value: float
+    chsh_certified: float
+    full_value: float
+    full_certified: float
+    settings: dict
+    seconds: float
+
+    def behaviour(self) -> np.ndarray:
+        """p[a, b, x, y] of the optimum at its efficiency."""
+        with x64_scope():
+            return np.asarray(
+                qubit_behaviour(
+                    self.state_angle,
+                    self.alice_angles,
+                    self.bob_angles,
+                    visibility=self.visibility,
+                    efficiency=self.efficiency,
+                    no_click=self.no_click,
+                ),  # fmt: skip
+                dtype=np.float64,
+            )
+
+    def to_dataset(self):
+        return device_dataset(self)
+
+
+def _library_rate(u, eff, v, no_click, bell, constraint, method, options):
+    """The library's rate of device ``u`` (7 parameters) by ``method`` under ``constraint``."""
+    with x64_scope():
+        beh = np.asarray(
+            qubit_behaviour(u[0], u[1:3], u[3:6], visibility=v, efficiency=eff, no_click=no_click),
+            dtype=np.float64,
+        )
+        return float(
+            observed_key_rate(
+                beh,
+                bell=bell,
+                constraint=constraint,
+                x=0,
+                bob_key=2,
+                preprocessing=float(min(max(u[6], 0.0), 0.5)),
+                method=method,
+                options=options,
+            )  # fmt: skip
+        )
+
+
+def _bisect(positive, lo, hi, tol):
+    """Smallest efficiency in (lo, hi] with positive(eff), assuming monotone; NaN if none."""
+    if not positive(hi):
+        return float("nan")
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if positive(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def optimise_device(
+    objective: str = "critical_efficiency",
+    *,
+    efficiency: float | None = None,
+    visibility: float = 1.0,
+    constraint: str = "bell",
+    bell=None,
+    no_click: str = "keep",
+    preprocessing: float | str = "optimal",
+    certify: bool = True,
+    beside: bool = True,
+    starts: int = 6,
+    tol: float = 1e-4,
+    certified_tol: float = 2e-3,
+    options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> DeviceResult:
+    """The best lossy two-qubit device for a Bell test: lowest efficiency threshold or highest rate.
+
+    Optimises the state angle, Alice's and Bob's measurement angles and Alice's noisy
+    preprocessing p (and, with ``bell="family"``, the asymmetric-CHSH member tested) on tight
+    analytic attacks (see the module's Method), then evaluates and certifies the optimum with
+    the library's backends under ``constraint``.
+
+    Parameters
+    ----------
+    objective : {"critical_efficiency", "key_rate"}
+        The lowest detection efficiency with a positive key rate, or the key rate at
+        ``efficiency``.
+    efficiency : float, optional
+        Detection efficiency in (0, 1] (required for "key_rate").
+    visibility : float
+        White-noise visibility of the device (default 1).
+    constraint : {"bell", "correlators", "full"}
+        What the protocol's test rounds constrain when the optimum is evaluated and certified.
+    bell : None, (theta, phi, omega) or "family"
+        The Bell test: None the CHSH member; an asymmetric-CHSH tuple (pi/2, phi, pi - phi),
+        pi/4 <= phi < pi/2; "family": phi searched too.
+    no_click : {"bin", "keep"}
+        Bob's no-click on his key input (default "keep": its own outcome, Ho et al. 2020).
+    preprocessing : float or "optimal"
+        Alice's flip probability, or "optimal" (searched in [0, 0.49]).
+    certify : bool
+        Certify the optimum (BFF, the registry's first certified backend; for thresholds a
+        bisection of a few certified points).
+    beside : bool
+        Also evaluate the same device tested by CHSH alone and by the full statistics.
+    starts : int
+        Random starts of the search beside the aligned CHSH device and partially entangled ones.
+    tol, certified_tol : float
+        Width of the attack's and the certified threshold's bisection in the efficiency.
+    options : dict, optional
+        ``{"attack": {...}, "certified": {...}}`` options of the two backends (default: BFF
+        with m = 6).
+    seed : int
+        Seed of the random starts.
+
+    Returns
+    -------
+    DeviceResult
+    """
+    t0 = time.perf_counter()
+    if objective not in DEVICE_OBJECTIVES:
+        raise ValueError(f"objective must be one of {DEVICE_OBJECTIVES}, got {objective!r}")
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+    no_click = check_no_click(no_click)
+    v = float(check_visibility(visibility))
+    family = isinstance(bell, str)
+    if family and bell != "family":
+        raise ValueError(
+            f"bell must be None, a tuple (theta, phi, omega) or 'family'; got {bell!r}"
+        )
+    alpha = None if family else _alpha_of(bell)
+    if objective == "key_rate":
+        if efficiency is None:
+            raise ValueError("objective='key_rate' needs efficiency= (in (0, 1])")
+    if efficiency is not None:
+        efficiency = float(efficiency)
+        if not 0.0 < efficiency <= 1.0:
+            raise ValueError(f"efficiency must lie in (0, 1]; got {efficiency!r}")
+    fixed_p = None
+    if preprocessing != "optimal":
+        if isinstance(preprocessing, str) or not 0.0 <= float(preprocessing) <= 0.5:
+            raise ValueError(
+                f"preprocessing must be a flip probability in [0, 1/2] or 'optimal'; got "
+                f"{preprocessing!r}"
+            )
+        fixed_p = float(preprocessing)
+    opts = dict(options or {})
+    attack_opts = opts.get("attack")
+    cert_opts = opts.get("certified", {"m": 6, "processes": 1})
+
+    u_starts = _starts(family, seed, starts)
+
+    bounds = _bounds(family)
+    if fixed_p is not None:
+        bounds[6] = (fixed_p, fixed_p)
+        u_starts = [np.concatenate([u[:6], [fixed_p], u[7:]]) for u in u_starts]
+
+    def search(eff, warm=None, scaled=objective == "critical_efficiency"):
+        f = _objective(no_click, family, alpha, scaled)
+        with x64_scope():
+            cands = ([warm] if warm is not None else []) + u_starts
+            r, u = _maximise(f, cands, eff, v, bounds)
+            if u is not None:  # continuation towards the weakly entangled optimum
+                low = u.copy()
+                low[0] = max(MIN_STATE_ANGLE, 0.5 * u[0])
+                r2, u2 = _maximise(f, [low], eff, v, bounds)
+                if r2 > r:
+                    r, u = r2, u2
+            return r, u
+
+    state: dict[str, Any] = {"u": None}
+
+    def positive(eff):
+        r, u = search(eff, state["u"])
+        if r > RATE_RESOLUTION:
+            state["u"] = u
+            return True
+        return False
+
+    if objective == "critical_efficiency":
+        threshold = _bisect(positive, 0.5, 1.0, tol)
+        eff_opt = threshold
+        best_u = state["u"]
+        if best_u is None:
+            raise RuntimeError("no device has a positive key rate at efficiency 1")
+    else:
+        eff_opt = efficiency
+        _, best_u = search(efficiency)
+    phi = float(best_u[7]) if family else (math.atan(alpha) if alpha is not None else None)
+    tuple_ = CHSH if phi is None else (math.pi / 2, phi, math.pi - phi)
+    certified_method = backends.default("lower")
+
+    def lib(u, eff, cons, method, tup=tuple_):
+        o = cert_opts if method == certified_method else attack_opts
+        return _library_rate(u, eff, v, no_click, tup, cons, method, o)
+
+    attack_for = {"bell": "qubit", "correlators": "attack", "full": "attack"}
+    if objective == "key_rate":
+        value = lib(best_u, eff_opt, constraint, attack_for[constraint])
+        certified = lib(best_u, eff_opt, constraint, certified_method) if certify else math.nan
+    else:
+        value = threshold
+        certified = math.nan
+        if certify:
+            cache: dict[float, np.ndarray] = {}
+
+            def cert_positive(eff):  # the device of the largest rate (a resolvable one)
+                _, u = search(eff, best_u, scaled=False)
+                cache[eff] = u
+                return lib(u, eff, constraint, certified_method) > RATE_RESOLUTION
+
+            certified = _bisect(cert_positive, threshold, 1.0, certified_tol)
+    chsh_v = chsh_c = full_v = full_c = math.nan
+    if beside:
+        at = eff_opt
+        chsh_v = lib(best_u, at, "bell", "qubit", CHSH)
+        full_v = lib(best_u, at, "full", "attack")
+        if certify:
+            chsh_c = lib(best_u, at, "bell", certified_method, CHSH)
+            full_c = lib(best_u, at, "full", certified_method)
+    return DeviceResult(
+        objective=objective,
+        value=float(value),
+        certified=float(certified),
+        efficiency=float(eff_opt),
+        visibility=v,
+        state_angle=float(best_u[0]),
+        alice_angles=tuple(float(a) for a in best_u[1:3]),
+        bob_angles=tuple(float(a) for a in best_u[3:6]),
+        preprocessing=float(best_u[6]),
+        bell=tuple(float(a) for a in tuple_),
+        constraint=constraint,
+        no_click=no_click,
+        chsh_value=float(chsh_v),
+        chsh_certified=float(chsh_c),
+        full_value=float(full_v),
+        full_certified=float(full_c),
+        settings={
+            "objective": objective,
+            "constraint": constraint,
+            "bell": "family" if family else ("chsh" if bell is None else repr(tuple(bell))),
+            "no_click": no_click,
+            "preprocessing": str(preprocessing),
+            "starts": starts,
+            "tol": tol,
+            "certified_tol": certified_tol,
+            "seed": seed,
+            "attack_method": attack_for[constraint],
+            "certified_method": certified_method,
+            "certified_options": repr(cert_opts),
+        },  # fmt: skip
+        seconds=time.perf_counter() - t0,
+    )

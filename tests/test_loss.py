@@ -1,0 +1,351 @@
+"""General lossy qubit devices (issue 22): behaviours, the kept no-click, rates, design.
+
+Independent references: Born-rule probabilities from the state and the lossy POVMs written out as
+explicit 4x4 / 2x2 matrices in NumPy; H(A'|B) of the kept no-click by brute-force Shannon
+entropies of the joint distribution; gradients against central finite differences.
+"""
+
+import dataclasses
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxbell as jb
+from jaxbell.rates import protocol
+
+Z = np.diag([1.0, -1.0])
+X = np.array([[0.0, 1.0], [1.0, 0.0]])
+I2 = np.eye(2)
+
+
+def _povm(angle, eta, keep=False):
+    """Lossy two-outcome POVM of cos(a) Z + sin(a) X; a no-click binned to 0 or kept as 2."""
+    obs = math.cos(angle) * Z + math.sin(angle) * X
+    proj = [(I2 + obs) / 2, (I2 - obs) / 2]
+    if keep:
+        return [eta * proj[0], eta * proj[1], (1 - eta) * I2]
+    return [eta * proj[0] + (1 - eta) * I2, eta * proj[1]]
+
+
+def born(s, alice, bob, v=1.0, eta=1.0, keep=False):
+    psi = np.zeros(4)
+    psi[0], psi[3] = math.cos(s), math.sin(s)
+    rho = v * np.outer(psi, psi) + (1 - v) * np.eye(4) / 4
+    nb = 3 if keep else 2
+    p = np.zeros((2, nb, 2, len(bob)))
+    for x, y in itertools.product(range(2), range(len(bob))):
+        ma = _povm(alice[x], eta)
+        mb = _povm(bob[y], eta, keep and y == 2)
+        for a, b in itertools.product(range(2), range(len(mb))):
+            p[a, b, x, y] = np.trace(rho @ np.kron(ma[a], mb[b])).real
+    return p
+
+
+def _shannon(p):
+    p = np.asarray(p, float).ravel()
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def brute_cost(beh, x, y, flip):
+    """H(A'|B) = H(A'B) - H(B) of the flipped joint distribution, by brute force."""
+    joint = beh[:, :, x, y]
+    joint = (1 - flip) * joint + flip * joint[::-1]
+    return _shannon(joint) - _shannon(joint.sum(0))
+
+
+CASES = [
+    (math.pi / 4, (0.0, math.pi / 2), (math.pi / 4, -math.pi / 4, 0.0), 1.0, 1.0),
+    (0.6, (0.1, 1.2), (0.3, -0.7, 0.1), 0.9, 0.8),
+    (0.2, (-0.4, 2.0), (1.1, 0.5, -0.4), 0.97, 0.75),
+    (1.3, (0.9, 0.0), (2.5, -1.0, 0.9), 1.0, 0.5),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("no_click", ["bin", "keep"])
+def test_qubit_behaviour_matches_born_rule(case, no_click):
+    s, alice, bob, v, eta = case
+    got = np.asarray(
+        jb.qubit_behaviour(s, alice, bob, visibility=v, efficiency=eta, no_click=no_click)
+    )
+    want = born(s, alice, bob, v, eta, keep=no_click == "keep")
+    assert got.shape == want.shape == ((2, 3, 2, 3) if no_click == "keep" else (2, 2, 2, 3))
+    np.testing.assert_allclose(got, want, atol=1e-14)
+    jb.check_behaviour(got)
+
+
+def test_qubit_behaviour_two_bob_inputs_and_batch():
+    s = np.array([0.3, 0.7])
+    alice = np.array([[0.0, 1.0], [0.5, 1.5]])
+    bob = np.array([0.2, -0.6])
+    got = np.asarray(jb.qubit_behaviour(s, alice, bob, efficiency=0.9))
+    assert got.shape == (2, 2, 2, 2, 2)
+    for i in range(2):
+        np.testing.assert_allclose(got[i], born(s[i], alice[i], bob, 1.0, 0.9), atol=1e-14)
+
+
+def test_maximally_entangled_chsh_is_tsirelson():
+    p = jb.qubit_behaviour(math.pi / 4, [0.0, math.pi / 2], [math.pi / 4, -math.pi / 4, 0.0])
+    e = np.asarray(protocol.behaviour_correlators(p))
+    assert e[0, 0] + e[0, 1] + e[1, 0] - e[1, 1] == pytest.approx(2 * math.sqrt(2), abs=1e-12)
+    assert e[0, 2] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"state_angle": float("nan")}, "state_angle"),
+        ({"state_angle": -0.1}, "state_angle"),
+        ({"state_angle": 1.7}, "state_angle"),
+        ({"alice_angles": [0.0, float("nan")]}, "alice_angles"),
+        ({"bob_angles": [0.0, float("nan"), 1.0]}, "bob_angles"),
+        ({"alice_angles": [0.0, 1.0, 2.0]}, "alice_angles"),
+        ({"bob_angles": [0.0]}, "bob_angles"),
+        ({"efficiency": 0.0}, "efficiency"),
+        ({"efficiency": 1.2}, "efficiency"),
+        ({"efficiency": float("nan")}, "efficiency"),
+        ({"visibility": 1.5}, "visibility"),
+        ({"no_click": "drop"}, "no_click"),
+        ({"no_click": "keep", "bob_angles": [0.0, 1.0]}, "bob_angles"),
+    ],
+)
+def test_qubit_behaviour_bad_input(kwargs, match):
+    args = {"state_angle": 0.5, "alice_angles": [0.0, 1.0], "bob_angles": [0.3, -0.3, 0.0]}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        jb.qubit_behaviour(
+            args.pop("state_angle"), args.pop("alice_angles"), args.pop("bob_angles"), **args
+        )
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2, 2), (2, 2, 3, 3), (3, 2, 2, 3), (2, 3)])
+def test_behaviour_of_no_layout_is_refused(shape):
+    with pytest.raises(ValueError, match="probabilities must end in shape"):
+        jb.check_behaviour(np.full(shape, 0.25))
+    with pytest.raises(ValueError, match="probabilities"):
+        jb.observed_key_rate(np.full(shape, 0.25), bell=(math.pi / 2, math.pi / 4, 3 * math.pi / 4))
+
+
+def test_kept_no_click_on_test_input_is_refused():
+    p = born(0.6, (0.1, 1.2), (0.3, -0.7, 0.1), 1.0, 0.8, keep=True)
+    p[0, 2, 0, 1], p[0, 0, 0, 1] = 0.05, p[0, 0, 0, 1] - 0.05
+    with pytest.raises(ValueError, match="b = 2"):
+        jb.check_behaviour(p)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("flip", [0.0, 0.17, 0.5])
+def test_kept_no_click_cost_by_brute_force(case, flip):
+    s, alice, bob, v, eta = case
+    for keep in (False, True):
+        beh = born(s, alice, bob, v, eta, keep=keep)
+        for x in (0, 1):
+            got = float(jb.error_correction_cost(beh, x, 2, preprocessing=flip))
+            assert got == pytest.approx(brute_cost(beh, x, 2, flip), abs=1e-12)
+
+
+def test_keeping_the_no_click_never_costs_more():
+    for s, alice, bob, v, eta in CASES:
+        binned = born(s, alice, bob, v, eta)
+        kept = born(s, alice, bob, v, eta, keep=True)
+        for x in (0, 1):
+            assert (
+                float(jb.error_correction_cost(kept, x, 2))
+                <= float(jb.error_correction_cost(binned, x, 2)) + 1e-12
+            )
+
+
+def test_qubit_device_value():
+    dev = jb.QubitDevice(
+        0.6, (0.1, 1.2), (0.3, -0.7, 0.1), visibility=0.9, efficiency=0.8, no_click="keep"
+    )
+    np.testing.assert_allclose(
+        np.asarray(dev.behaviour()),
+        born(0.6, (0.1, 1.2), (0.3, -0.7, 0.1), 0.9, 0.8, True),
+        atol=1e-14,
+    )
+    assert dev == dev.replace(efficiency=0.8)
+    with pytest.raises(ValueError, match="efficiency"):
+        dev.replace(efficiency=0.0)
+    with pytest.raises(ValueError, match="state_angle"):
+        dev.replace(state_angle=2.0)
+    with pytest.raises(ValueError, match="bob_angles"):
+        dev.replace(bob_angles=(0.0, 1.0))
+    with pytest.raises(ValueError, match="no_click"):
+        dev.replace(no_click="lose")
+
+
+CHSH = (math.pi / 2, math.pi / 4, 3 * math.pi / 4)
+DEVICE = (0.7, (0.0, 1.4), (0.6, -0.6, 0.0))
+
+
+def test_observed_key_rate_takes_both_layouts_and_the_kept_cost():
+    """The test inputs, hence H(A'|E), are the same binned or kept; only H(A'|B) differs, by the
+    brute-force costs."""
+    flip = 0.05
+    beh = {nc: born(*DEVICE, 1.0, 0.93, keep=nc == "keep") for nc in ("bin", "keep")}
+    rate = {
+        nc: float(jb.observed_key_rate(b, bell=CHSH, preprocessing=flip)) for nc, b in beh.items()
+    }
+    gain = brute_cost(beh["bin"], 0, 2, flip) - brute_cost(beh["keep"], 0, 2, flip)
+    assert gain > 0.01
+    assert rate["keep"] - rate["bin"] == pytest.approx(gain, abs=1e-9)
+    # the same statistics in the (2, 2, 2, 2) layout with Bob's test input 0 as key input
+    two = float(jb.observed_key_rate(beh["keep"][..., :2, :, :2], bell=CHSH, bob_key=0))
+    assert np.isfinite(two)
+
+
+@pytest.mark.parametrize("constraint", ["correlators", "full"])
+def test_attack_constraints_take_the_kept_layout(constraint):
+    beh = born(*DEVICE, 1.0, 0.93, keep=True)
+    kept = float(jb.observed_key_rate(beh, constraint=constraint, method="attack"))
+    binned = float(
+        jb.observed_key_rate(born(*DEVICE, 1.0, 0.93), constraint=constraint, method="attack")
+    )
+    gain = brute_cost(born(*DEVICE, 1.0, 0.93), 0, 2, 0.0) - brute_cost(beh, 0, 2, 0.0)
+    assert kept - binned == pytest.approx(gain, abs=2e-3)  # the attack's own tolerance
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constraint", ["bell", "full"])
+def test_certified_below_attack_on_the_kept_layout(constraint):
+    beh = born(*DEVICE, 1.0, 0.93, keep=True)
+    attack = "qubit" if constraint == "bell" else "attack"
+    up = float(jb.observed_key_rate(beh, bell=CHSH, constraint=constraint, method=attack))
+    low = float(
+        jb.observed_key_rate(
+            beh, bell=CHSH, constraint=constraint, method="bff", options={"m": 6, "processes": 1}
+        )
+    )
+    assert 0.0 < low <= up + 1e-6
+
+
+# --- optimise_device ---------------------------------------------------------------------------
+
+from jaxbell.rates import loss  # noqa: E402
+
+ALIGNED = np.array([math.pi / 4, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0, 0.0])
+_rate = jax.jit(loss.device_key_rate, static_argnames=("no_click",))
+
+
+@pytest.mark.slow
+def test_device_key_rate_is_the_library_rate():
+    """The search's analytic rate equals observed_key_rate by the qubit attack (the registry's
+    attack for the Bell value) on the same behaviour, binned and kept."""
+    u = np.array([0.6, 0.1, 1.3, 0.7, -0.5, 0.05, 0.1])
+    for nc in ("bin", "keep"):
+        beh = born(u[0], u[1:3], u[3:6], 1.0, 0.95, keep=nc == "keep")
+        lib = float(jb.observed_key_rate(beh, bell=CHSH, preprocessing=u[6]))
+        assert float(loss.device_key_rate(u, 0.95, no_click=nc)) == pytest.approx(lib, abs=2e-4)
+
+
+def _bisect_threshold(u, no_click):
+    lo, hi = 0.5, 1.0
+    while hi - lo > 1e-7:
+        mid = 0.5 * (lo + hi)
+        if float(_rate(u, mid, no_click=no_click)) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def test_aligned_chsh_threshold_stays_0_9231():
+    """Maximally entangled, aligned CHSH, no preprocessing, no-click binned: eta* = 0.9231
+    (the library's critical_efficiency of the paper's aligned protocol)."""
+    got = _bisect_threshold(ALIGNED, "bin")
+    want = float(jb.critical_efficiency(*CHSH, bob_key="aligned"))
+    assert got == pytest.approx(want, abs=2e-4)
+    assert got == pytest.approx(0.9231, abs=1e-4)
+
+
+@pytest.mark.parametrize("bell_phi", [None, 0.9])
+@pytest.mark.parametrize("no_click", ["bin", "keep"])
+def test_device_gradients_match_finite_differences(bell_phi, no_click):
+    u = np.array([0.5, 0.05, 1.2, 0.6, -0.55, 0.02, 0.2])
+    eff = 0.9
+
+    rate = jax.jit(lambda w: loss.device_key_rate(w, eff, no_click=no_click, bell_phi=bell_phi))
+
+    def f(w):
+        return float(rate(w))
+
+    grad = np.asarray(
+        jax.grad(lambda w: loss.device_key_rate(w, eff, no_click=no_click, bell_phi=bell_phi))(
+            jnp.asarray(u)
+        )
+    )
+    h = 1e-6
+    fd = np.array([(f(u + h * e) - f(u - h * e)) / (2 * h) for e in np.eye(7)])
+    np.testing.assert_allclose(grad, fd, atol=1e-7, rtol=1e-6)
+    # the search's objective (scaled, phi searched) against finite differences too
+    fun = loss._objective(no_click, True, None, True)
+    w = np.append(u, 0.9)
+    val, g = fun(jnp.asarray(w), eff, 1.0)
+    fd = np.array(
+        [
+            (
+                float(fun(jnp.asarray(w + h * e), eff, 1.0)[0])
+                - float(fun(jnp.asarray(w - h * e), eff, 1.0)[0])
+            )
+            / (2 * h)
+            for e in np.eye(8)
+        ]
+    )
+    np.testing.assert_allclose(np.asarray(g), fd, atol=1e-6, rtol=1e-5)
+
+
+def test_optimise_device_key_rate_beats_the_aligned_device():
+    res = jb.optimise_device("key_rate", efficiency=0.9, certify=False, beside=False, starts=1)
+    aligned = float(loss.device_key_rate(ALIGNED, 0.9, no_click="keep"))
+    assert res.value >= aligned - 1e-6
+    assert res.no_click == "keep" and 0 <= res.preprocessing <= 0.5
+    ds = res.to_dataset()
+    for name in ds.variables:
+        assert {"long_name", "description"} <= set(ds[name].attrs)
+    assert ds["objective_attack"].attrs["units"] == "bit / round"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.value = 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"objective": "rate"}, "objective"),
+        ({"objective": "key_rate"}, "efficiency"),
+        ({"efficiency": 0.0}, "efficiency"),
+        ({"efficiency": 1.5}, "efficiency"),
+        ({"no_click": "drop"}, "no_click"),
+        ({"constraint": "all"}, "constraint"),
+        ({"bell": "families"}, "bell"),
+        ({"preprocessing": 0.7}, "preprocessing"),
+        ({"visibility": 2.0}, "visibility"),
+    ],
+)
+def test_optimise_device_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        jb.optimise_device(**kwargs)
+
+
+def test_optimise_device_refuses_tuples_without_an_analytic_search():
+    with pytest.raises(NotImplementedError, match="asymmetric-CHSH"):
+        jb.optimise_device(bell=(1.0, 0.5, 2.0))
+
+
+def test_cli_device_objectives_and_run(tmp_path, capsys):
+    from jaxbell.cli import device, main
+
+    assert device.OBJECTIVES == loss.DEVICE_OBJECTIVES
+    out = tmp_path / "device.nc"
+    rc = main(["device", "--objective", "key_rate", "--efficiency", "0.95", "--starts", "0",
+               "--no-certify", "--no-beside", "--out", str(out)])  # fmt: skip
+    assert rc == 0 and "wrote" in capsys.readouterr().out
+    ds = jb.open_dataset(out)
+    assert float(ds["objective_attack"]) > 0.3
+    with pytest.raises(SystemExit):
+        main(["device", "--objective", "key_rate", "--out", str(tmp_path / "x.nc")])
