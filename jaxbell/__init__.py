@@ -61,6 +61,7 @@ from jaxbell.rates.values import Device, Protocol
 from jaxbell.reductions import merge_reductions, reduce_grid
 from jaxbell.search import SearchResult, find_tuple, max_chsh, tradeoff_curve
 from jaxbell.store import open_dataset, save_dataset
+from jaxbell.thresholds import threshold_grid
 from jaxbell.strategy import (
     noisy_correlators,
     strategy_angles,
@@ -128,6 +129,7 @@ __all__ = [
     "strategy_angles",
     "strategy_correlators",
     "tradeoff_curve",
+    "threshold_grid",
     "write_grid",
     "von_neumann_entropy",
     "xy_plane_correlators",

@@ -26,7 +26,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxbell._version import __version__
-from jaxbell.cli import bff, design, finite, grid, noise, rate_curve, reproduce, search
+from jaxbell.cli import (
+    bff,
+    design,
+    finite,
+    grid,
+    noise,
+    rate_curve,
+    reproduce,
+    search,
+    thresholds,
+)
 from jaxbell.cli._args import parse_angle, parse_range
 
 __all__ = ["main", "parse_angle", "parse_range"]
@@ -42,6 +52,7 @@ SUBCOMMANDS: list[Callable] = [
     bff.add,
     finite.add,
     design.add,
+    thresholds.add,
 ]
 
 
