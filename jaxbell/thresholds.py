@@ -28,7 +28,7 @@ from jax.typing import ArrayLike
 from tqdm import tqdm
 
 from jaxbell._version import __version__
-from jaxbell.dataset import FLAGS, GLOSSARY, label
+from jaxbell.dataset import label
 from jaxbell.rates import backends
 from jaxbell.rates.front import critical_efficiency, critical_visibility
 from jaxbell.rates.values import Device, Protocol
@@ -47,37 +47,8 @@ __all__ = ["THRESHOLDS", "threshold_grid"]
 
 #: The thresholds :func:`threshold_grid` searches.
 THRESHOLDS = ("visibility", "efficiency")
-#: CF flags of ``threshold_status`` in a threshold grid (-1: a block a store has not finished).
-THRESHOLD_STATUS_FLAGS = {
-    -1: "not_computed_unfinished_block_of_a_store",
-    0: "found",
-    1: "no_rate",
-    2: "failed",
-}
-FLAGS["threshold_status"] = THRESHOLD_STATUS_FLAGS
 _FIELDS = ("critical_value", "threshold_status")
 _STORE_KIND = "threshold_grid"
-_DERIVED = {
-    "threshold_bound": (
-        "side of the true threshold",
-        "1",
-        "'lower': the method's threshold is a lower bound on the protocol's (its entropies are "
-        "achievable attacks, upper bounds); 'upper': an upper bound (certified entropies)",
-    ),
-    "attack_threshold": (
-        "attack's threshold",
-        "1",
-        "Largest lower bound on the protocol's threshold over the rate methods (explicit "
-        "attacks: no key below it); NaN where no such method found one",
-    ),
-    "certified_threshold": (
-        "certified threshold",
-        "1",
-        "Smallest upper bound on the protocol's threshold over the rate methods (a positive "
-        "key rate is certified at and above it); NaN where no certified method found one",
-    ),
-}
-GLOSSARY.update(_DERIVED)
 
 
 def _axis(values: ArrayLike, name: str) -> np.ndarray:
