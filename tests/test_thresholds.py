@@ -88,8 +88,7 @@ def test_cli(tmp_path, capsys):
 def test_certified_grid_brackets_the_attack():
     # the paper's protocol, m = 8: CHSH member qubit 0.93757, certified 0.93854 (README)
     ds = jb.threshold_grid(
-        [PI / 2, 1.3], PHI, OMEGA, method=("qubit", "bff"), options={"qubit": LOOSE},
-        progress=False,
+        [PI / 2, 1.3], PHI, OMEGA, method=("qubit", "bff"), progress=False,
     )  # fmt: skip
     assert list(ds.threshold_bound.values) == ["lower", "upper"]
     assert np.all(ds.threshold_status.values == 0)
