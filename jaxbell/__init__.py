@@ -102,6 +102,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "max_chsh",
         "tradeoff_curve",
     ),
+    "jaxbell.thresholds": ("threshold_grid",),
     "jaxbell.store": (
         "open_dataset",
         "save_dataset",
@@ -199,6 +200,7 @@ __all__ = [
     "strategy_angles",
     "strategy_correlators",
     "tradeoff_curve",
+    "threshold_grid",
     "write_grid",
     "von_neumann_entropy",
     "xy_plane_correlators",

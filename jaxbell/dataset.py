@@ -1519,3 +1519,37 @@ GLOSSARY.update(
         ),
     }
 )
+
+
+# thresholds over the family (jaxbell.thresholds.threshold_grid)
+#: CF flags of ``threshold_status`` (-1: a block a threshold-grid store has not finished; 3: a
+#: row the protocol-threshold table did not compute).
+THRESHOLD_STATUS_FLAGS = {
+    -1: "not_computed_unfinished_block_of_a_store",
+    0: "found",
+    1: "no_rate",
+    2: "failed",
+    3: "not_computed",
+}
+FLAGS["threshold_status"] = THRESHOLD_STATUS_FLAGS
+_DERIVED = {
+    "threshold_bound": (
+        "side of the true threshold",
+        "1",
+        "'lower': the method's threshold is a lower bound on the protocol's (its entropies are "
+        "achievable attacks, upper bounds); 'upper': an upper bound (certified entropies)",
+    ),
+    "attack_threshold": (
+        "attack's threshold",
+        "1",
+        "Largest lower bound on the protocol's threshold over the rate methods (explicit "
+        "attacks: no key below it); NaN where no such method found one",
+    ),
+    "certified_threshold": (
+        "certified threshold",
+        "1",
+        "Smallest upper bound on the protocol's threshold over the rate methods (a positive "
+        "key rate is certified at and above it); NaN where no certified method found one",
+    ),
+}
+GLOSSARY.update(_DERIVED)

@@ -217,3 +217,37 @@ def test_every_objective_runs_and_beats_or_matches_the_chsh_member(objective, kw
                                compare=False, **kw)  # fmt: skip
     better = res.value >= res.chsh_value if "rate" in objective else res.value <= res.chsh_value
     assert better and res.status == "ok" and np.isfinite(res.value)
+
+
+def test_optimal_preprocessing_takes_no_finite_key_rate():
+    with pytest.raises(ValueError, match="finite_key_rate"):
+        jb.optimise_protocol(objective="finite_key_rate", rounds=1e7, preprocessing="optimal")
+
+
+@pytest.mark.slow
+def test_optimal_preprocessing_is_searched(monkeypatch):
+    # the family searched at fixed flips, the candidates ranked with p optimised per tuple
+    from jaxbell.rates import design
+
+    monkeypatch.setattr(design, "SEARCH_FLIPS", (0.45,))
+    res = jb.optimise_protocol(objective="critical_visibility", bob_key="aligned",
+                               preprocessing="optimal", starts=1, steps=1, certify=False,
+                               compare=False, progress=False)  # fmt: skip
+    assert res.status == "ok" and res.settings["preprocessing"] == "optimal"
+    assert res.value <= res.chsh_value + 1e-12
+    plain = float(jb.critical_visibility(*CHSH, x=0, bob_key="aligned"))
+    assert res.chsh_value < plain  # preprocessing lowers the attack's threshold
+    assert res.ranking.shape[1] == 5 and np.all(np.isnan(res.ranking[:, 4]))
+    assert res.value == pytest.approx(np.nanmin(res.ranking[:, 3]))
+
+
+@pytest.mark.slow
+def test_candidates_are_ranked_by_the_certificate():
+    res = jb.optimise_protocol(objective="critical_visibility", bob_key="aligned", starts=1,
+                               steps=2, certify=True, compare=False, progress=False,
+                               options={"m": 2})  # fmt: skip
+    cert = res.ranking[:, 4]
+    assert np.all(np.isfinite(cert)) and len(cert) >= 2  # every candidate certified, in a batch
+    assert res.certified == pytest.approx(np.min(cert))  # the best certified is chosen
+    assert np.any(np.all(np.abs(res.ranking[:, :3] - np.array(CHSH)) < 1e-12, axis=1))
+    assert res.chsh_certified >= res.chsh_value  # thresholds: certified >= attack

@@ -27,7 +27,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxbell._version import __version__
-from jaxbell.cli import bff, design, device, finite, grid, noise, rate_curve, reproduce, search
+from jaxbell.cli import (
+    bff,
+    design,
+    device,
+    finite,
+    grid,
+    noise,
+    rate_curve,
+    reproduce,
+    search,
+    thresholds,
+)
 from jaxbell.cli._args import Parser, parse_angle, parse_range
 
 __all__ = ["main", "parse_angle", "parse_range"]
@@ -44,6 +55,7 @@ SUBCOMMANDS: list[Callable] = [
     finite.add,
     design.add,
     device.add,
+    thresholds.add,
 ]
 
 

@@ -11,10 +11,10 @@ from jaxbell.cli._args import (
     argtype,
     as_option_message,
     check_out,
-    flip_probability,
     nonnegative_int,
     positive_float,
     positive_int,
+    preprocessing_value,
     unit_interval,
 )
 
@@ -87,9 +87,10 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--preprocessing",
-        type=flip_probability,
+        type=preprocessing_value,
         default=0.0,
-        help="Alice's flip probability in [0, 0.5] (default 0)",
+        help="Alice's flip probability in [0, 0.5], or 'optimal' (the family and p searched "
+        "together; objectives critical_visibility, critical_efficiency, key_rate) (default 0)",
     )
     p.add_argument(
         "--max-chsh",

@@ -22,8 +22,10 @@ projectors ``M_a`` of the key measurement (``M_a = P^a_x`` for kind "key"; for k
 
 where the infimum runs over quantum strategies meeting the constraints (``<B_{theta,phi,omega}>
 = bell_value`` of eq. (2), or the four correlators) and over Eve's operators ``Z_a``, which
-commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below by 0: there
-``Z_a^dag Z_a`` is unpenalised and the relaxation is trivial. (With the exact infimum over
+commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below in closed
+form, without an SDP, by ``2p(1-p)`` for noisy preprocessing with flip probability p (0 at
+p = 0), and no better bound exists below the quantum bound: :func:`last_node_bound`,
+derived in docs/rates.md ("The last node"). (With the exact infimum over
 ``Z_a`` the sum over all m nodes is itself a lower bound; tests/test_bff.py checks both on
 random states.) Each node is its own SDP with its own strategy (the "fast" form of [BFF]: the
 infimum of a sum is at least the sum of the infima), so a point costs ``m - 1`` independent
@@ -151,6 +153,7 @@ __all__ = [
     "bff_entropy",
     "certify",
     "gauss_radau",
+    "last_node_bound",
     "rates_backend",
     "sdp_sizes",
 ]
@@ -837,8 +840,9 @@ def _solve_point(task: tuple) -> dict:
     corrs += [math.nan] * (n - len(corrs))
     statuses += ["not_solved"] * (n - len(statuses))
     vals_a, duals_a, corrs_a = np.array(vals), np.array(duals), np.array(corrs)
-    value = float(np.sum(weights * (1.0 + vals_a)))
-    dual = float(np.sum(weights * (1.0 + duals_a)))
+    last = _last_node_term(m, kind, preprocessing)  # a constant: valid for every strategy
+    value = float(np.sum(weights * (1.0 + vals_a))) + last
+    dual = float(np.sum(weights * (1.0 + duals_a))) + last
     correction = float(np.sum(weights * corrs_a))
     if np.all(np.isfinite(vals_a)):
         code = 0 if correction <= max_corr else 3
@@ -1708,6 +1712,29 @@ def rates_backend(
 
 
 # --- argument checks ------------------------------------------------------------------------
+
+
+def last_node_bound(preprocessing: float = 0.0, kind: str = "key") -> float:
+    r"""Certified lower bound on the node value ``1 + inf f_1`` at the last node t = 1.
+
+    For every strategy, with Eve's state ``sigma = sum_a sigma_a`` and ``sigma_a`` her state
+    given Alice's raw outcome a, the t = 1 node value is ``g = 1 - sum_a Tr(sigma_a
+    sigma^{-1} sigma_a) >= 0``; after noisy preprocessing with flip probability p it is
+    exactly ``2p(1-p) + (1-2p)^2 g >= 2p(1-p)`` (docs/rates.md, "The last node"). The bound
+    is tight below the quantum bound: Eve holding the purification of a full-rank state
+    (every white-noise point v < 1) has g = 0. Kind "global" (no preprocessing): 0.
+    """
+    if kind != "key":
+        return 0.0
+    p = float(preprocessing)
+    return 2.0 * p * (1.0 - p)
+
+
+def _last_node_term(m: int, kind: str, preprocessing: float) -> float:
+    """The t = 1 node's certified contribution to the bound, in bits: ``w_m / (t_m ln 2)``
+    times :func:`last_node_bound` (``t_m = 1``, ``w_m = 1/m^2``)."""
+    t_nodes, w_nodes = gauss_radau(m)
+    return float(w_nodes[-1] / (t_nodes[-1] * _LN2)) * last_node_bound(preprocessing, kind)
 
 
 def _binary_entropy(p: float) -> float:

@@ -34,7 +34,12 @@ and the paper's constructions, so the result is never worse than the CHSH member
 meets the constraints. Each step recomputes the starts' envelopes in one batched call
 (:func:`jaxbell.rates.qubit.qubit_envelopes`). Constraints enter as squared hinge penalties;
 the best feasible iterate of each start is kept. The best ones are re-evaluated with the library's
-own thresholds and rates at default accuracy, then certified (``method="bff"``). The
+own thresholds and rates at default accuracy; with ``certify`` all of them (the best
+iterates, the CHSH member, the subfamily's optimum) are certified in one batch
+(``method="bff"``) and the best *certified* one is the result (``DesignResult.ranking`` keeps
+every candidate's attack and certified value). With ``preprocessing="optimal"`` the family is
+searched at the flip probabilities of :data:`SEARCH_FLIPS` and every run's optimum is ranked
+with p optimised per tuple (the least threshold, or the largest rate, over p). The
 objective by the attack bounds the truth from one side and the certified value from the
 other (for thresholds: attack <= true <= certified), so both are returned.
 """
@@ -252,6 +257,9 @@ class DesignResult:
     seconds: float
     history: np.ndarray
     status: str
+    #: the candidates ranked at the end, one row each: (theta, phi, omega, attack, certified)
+    #: (certified NaN when ``certify=False``)
+    ranking: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 5)))
 
     @property
     def angles(self) -> tuple[float, float, float]:
@@ -377,7 +385,9 @@ def optimise_protocol(
     bob_key, preprocessing : optional
         The protocol (:func:`jaxbell.noisy_key_rate`): None (default) the paper's (key from
         Bob's best test input), "aligned" Bob's key-only input; Alice's key input is x = 0;
-        ``preprocessing`` a fixed flip probability in [0, 1/2].
+        ``preprocessing`` a fixed flip probability in [0, 1/2], or "optimal" (not with
+        "finite_key_rate"): the family searched at each p of :data:`SEARCH_FLIPS`, the runs'
+        optima ranked with p optimised per tuple.
     constraint : {"bell"}
         What the protocol tests: the one Bell value of the tuple (the attack of the search).
     max_chsh : float, optional
@@ -387,7 +397,8 @@ def optimise_protocol(
     seed, starts, steps, learning_rate
         Random starts (plus the CHSH member), Adam steps and step size.
     certify : bool
-        Certify the optimum and the CHSH member with BFF (``options`` for it).
+        Certify every candidate (the best iterates, the CHSH member, the subfamily's optimum)
+        with BFF in one batch (``options`` for it) and return the best certified one.
     compare : bool
         Also search the asymmetric-CHSH subfamily (pi/2, phi, pi - phi) for its best member
         (``subfamily_value``, ``subfamily_angles``; by the attack, certified with ``certify``).
@@ -420,6 +431,13 @@ def optimise_protocol(
             f"got {constraint!r}: certify other constraints at the result with "
             "critical_visibility(..., constraint=...)"
         )
+    if isinstance(preprocessing, str) and preprocessing == "optimal":
+        return _optimise_optimal_preprocessing(
+            objective=objective, visibility=visibility, efficiency=efficiency, rounds=rounds,
+            bob_key=bob_key, max_chsh=max_chsh, min_key_rate=min_key_rate, seed=seed,
+            starts=starts, steps=steps, learning_rate=learning_rate, certify=certify,
+            compare=compare, subfamily=subfamily, options=options, progress=progress, t0=t0,
+        )  # fmt: skip
     flip = check_preprocessing(preprocessing)
     key, _ = _bob_inputs(bob_key)
     if objective == "finite_key_rate":
@@ -541,11 +559,13 @@ def optimise_protocol(
     chosen, status = None, "ok"
     if steps == 0:
         candidates = [params[0]]
+    pool: list[tuple[np.ndarray, float]] = []  # feasible candidates and their attack values
     for u in candidates:
         a = _wrap(_to_angles(u, subfamily_map))
         v = _library_objective(
             objective, a, _ATTACK(), visibility, efficiency, rounds, bob_key, flip, None
         )
+        pool.append((a, v))
         if chosen is None or _worse(objective, chosen[2], v):
             chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
     if chosen is None:  # no feasible iterate: report the best penalised one, flagged
@@ -555,6 +575,7 @@ def optimise_protocol(
         )
         chosen = (a, _constraint_terms(a, max_chsh, min_key_rate)[2], v)
         status = "constraints_not_met"
+        pool = []
     angles, values, value = chosen
     chsh_value = _library_objective(
         objective, CHSH, _ATTACK(), visibility, efficiency, rounds, bob_key, flip, None
@@ -564,7 +585,7 @@ def optimise_protocol(
         # never worse than the CHSH member where it meets the constraints
         angles, value, status = np.array(CHSH), chsh_value, "ok"
         values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
-    sub, from_sub = None, False
+    sub = None
     sub_value = sub_cert = math.nan
     sub_angles = (math.nan, math.nan, math.nan)
     if compare and subfamily is None:
@@ -581,57 +602,54 @@ def optimise_protocol(
             starts=max(2, starts // 2),
             steps=steps,
             learning_rate=learning_rate,
-            certify=certify,
+            certify=False,
             compare=False,
             subfamily="asymmetric_chsh",
             options=options,
             progress=show,
         )
-        sub_value, sub_cert, sub_angles = sub.value, sub.certified, sub.angles
+        sub_value, sub_angles = sub.value, sub.angles
         evaluations += sub.evaluations
         if sub.status == "ok" and (status != "ok" or _worse(objective, value, sub_value)):
             angles, value, status = np.array(sub.angles), sub_value, "ok"  # in the family
-            from_sub = True
             values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
     if status == "ok" and not math.isfinite(value):
         status = "no_key"  # no protocol with key found (e.g. the threshold is not below 1)
+    # the candidates, ranked: by the certificate where asked (one batch of certified
+    # solves), otherwise by the attack (the choice above)
+    if chsh_ok:
+        pool.append((np.array(CHSH), chsh_value))
+    if sub is not None and sub.status == "ok":
+        pool.append((np.array(sub.angles), sub_value))
+    if not any(np.allclose(a, angles, rtol=0, atol=1e-12) for a, _ in pool):
+        pool.insert(0, (np.array(angles), value))
+    pool = _unique(pool)
+    pool_angles = np.array([a for a, _ in pool])
+    pool_attack = np.array([v for _, v in pool])
+    pool_cert = np.full(len(pool), math.nan)
     cert = chsh_cert = math.nan
-    todo = int(certify) * (int(not from_sub) + int(sub is None))
-    cbar = tqdm(total=todo, desc=f"{stage}: certify", disable=not show or not todo, file=sys.stderr)
-    if certify:  # the subfamily run has certified the CHSH member, and its own optimum
-        if from_sub:
-            cert = sub_cert
-        else:
-            cert = _library_objective(
-                objective,
-                angles,
-                _CERTIFIED(),
-                visibility,
-                efficiency,
-                rounds,
-                bob_key,
-                flip,
-                options,
-            )
-            evaluations += 1
-            cbar.update()
+    if certify:
+        with_chsh = np.vstack([pool_angles, np.array(CHSH)])
+        certs = _library_objectives(
+            objective, with_chsh, _CERTIFIED(), visibility, efficiency, rounds, bob_key, flip,
+            options,
+        )  # fmt: skip
+        evaluations += len(with_chsh)
+        pool_cert, chsh_cert = certs[:-1], float(certs[-1])
         if sub is not None:
-            chsh_cert = sub.chsh_certified
-        else:
-            chsh_cert = _library_objective(
-                objective,
-                CHSH,
-                _CERTIFIED(),
-                visibility,
-                efficiency,
-                rounds,
-                bob_key,
-                flip,
-                options,
+            at = _index_of(pool_angles, np.array(sub.angles))
+            sub_cert = float(pool_cert[at]) if at is not None else math.nan
+        best = _best(objective, pool_cert)
+        if best is not None and status == "ok":
+            angles, value, cert = (
+                pool_angles[best],
+                float(pool_attack[best]),
+                float(pool_cert[best]),
             )
-            evaluations += 1
-            cbar.update()
-    cbar.close()
+            values = _constraint_terms(angles, max_chsh, min_key_rate)[2]
+        else:
+            at = _index_of(pool_angles, np.asarray(angles))
+            cert = float(pool_cert[at]) if at is not None else math.nan
     settings = {
         "objective": objective,
         "visibility": visibility,
@@ -667,7 +685,155 @@ def optimise_protocol(
         seconds=time.perf_counter() - t0,
         history=np.asarray(history) * sign,
         status=status,
+        ranking=np.column_stack([pool_angles.reshape(-1, 3), pool_attack, pool_cert]),
     )
+
+
+def _unique(pool):
+    out = []
+    for a, v in pool:
+        if not any(np.allclose(a, b, rtol=0, atol=1e-12) for b, _ in out):
+            out.append((np.asarray(a, dtype=np.float64), float(v)))
+    return out
+
+
+def _index_of(rows: np.ndarray, angles: np.ndarray) -> int | None:
+    hits = np.flatnonzero(np.all(np.abs(rows - angles) <= 1e-12, axis=-1))
+    return int(hits[0]) if hits.size else None
+
+
+def _best(objective, values) -> int | None:
+    """Index of the best finite value (least threshold, largest rate; first among ties)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return None
+    score = values if objective in ("critical_visibility", "critical_efficiency") else -values
+    return int(np.argmin(np.where(finite, score, np.inf)))
+
+
+def _library_objectives(
+    objective, angles, method, visibility, efficiency, rounds, bob_key, flip, options
+) -> np.ndarray:
+    """The objective of every tuple (rows of ``angles``) by one call of the library's function
+    (for a certified method: one batch of certified solves); flip may be "optimal"."""
+    rows = np.asarray(angles, dtype=np.float64).reshape(-1, 3)
+    if objective == "finite_key_rate":
+        return np.array(
+            [
+                _library_objective(
+                    objective, a, method, visibility, efficiency, rounds, bob_key, flip, options
+                )  # fmt: skip
+                for a in rows
+            ]
+        )
+    t, p, w = rows.T
+    kw = {"x": 0, "bob_key": bob_key, "preprocessing": flip, "method": method}
+    if backends.get(method).bound == "lower" and options is not None:
+        kw["options"] = options
+    if objective == "critical_visibility":
+        out = critical_visibility(t, p, w, efficiency=efficiency, **kw)
+    elif objective == "critical_efficiency":
+        out = critical_efficiency(t, p, w, visibility=visibility, **kw)
+    else:
+        out = noisy_key_rate(t, p, w, visibility, efficiency=efficiency, **kw)
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+#: Flip probabilities at which the family is searched for ``preprocessing="optimal"`` (the
+#: candidates are then ranked with p optimised per tuple).
+SEARCH_FLIPS = (0.0, 0.2, 0.35, 0.45)
+
+
+def _optimise_optimal_preprocessing(
+    *, objective, visibility, efficiency, rounds, bob_key, max_chsh, min_key_rate, seed, starts,
+    steps, learning_rate, certify, compare, subfamily, options, progress, t0,
+):  # fmt: skip
+    """optimise_protocol with preprocessing "optimal": the family searched at the flip
+    probabilities of :data:`SEARCH_FLIPS` (the attack's envelopes need a fixed p), then every
+    run's optimum (and the CHSH member) ranked with p optimised per tuple: by the attack, and
+    by the certificate in one batch where asked."""
+    if objective == "finite_key_rate":
+        raise ValueError(
+            "preprocessing='optimal' applies to the objectives critical_visibility, "
+            "critical_efficiency and key_rate; give finite_key_rate a fixed flip probability"
+        )
+    runs = []
+    kinds = (
+        [subfamily] if subfamily is not None else [None] + (["asymmetric_chsh"] if compare else [])
+    )
+    for p in SEARCH_FLIPS:
+        for fam in kinds:
+            runs.append(
+                optimise_protocol(
+                    objective=objective,
+                    visibility=visibility,
+                    efficiency=efficiency,
+                    rounds=rounds,
+                    bob_key=bob_key,
+                    preprocessing=p,
+                    max_chsh=max_chsh,
+                    min_key_rate=min_key_rate,
+                    seed=seed,
+                    starts=starts,
+                    steps=steps,
+                    learning_rate=learning_rate,
+                    certify=False,
+                    compare=False,
+                    subfamily=fam,
+                    options=options,
+                    progress=progress,
+                )  # fmt: skip
+            )
+    chsh_ok = _feasible_chsh(max_chsh, min_key_rate)
+    labels = kinds * len(SEARCH_FLIPS)
+    pool = [(np.array(r.angles), f) for r, f in zip(runs, labels, strict=True) if r.status == "ok"]
+    rows = [np.array(CHSH)] + [a for a, _ in pool]
+    uniq = []
+    for a in rows:
+        if not any(np.allclose(a, b, rtol=0, atol=1e-12) for b in uniq):
+            uniq.append(a)
+    rows = np.array(uniq)
+    evaluations = sum(r.evaluations for r in runs)
+    args = (visibility, efficiency, rounds, bob_key, "optimal")
+    attack = _library_objectives(objective, rows, _ATTACK(), *args, None)
+    cert = np.full(len(rows), math.nan)
+    if certify:
+        cert = _library_objectives(objective, rows, _CERTIFIED(), *args, options)
+    evaluations += len(rows) * (2 if certify else 1)
+    eligible = np.array(
+        [i > 0 or chsh_ok for i in range(len(rows))], dtype=bool
+    )  # the CHSH member only where it meets the constraints
+    ranked = cert if certify and np.any(np.isfinite(cert[eligible])) else attack
+    best = _best(objective, np.where(eligible, ranked, np.nan))
+    status = "ok"
+    if best is None:
+        best, status = 0, "no_key" if chsh_ok else "constraints_not_met"
+    sub_rows = [a for a, fam in pool if fam == "asymmetric_chsh"]
+    sub_i = None
+    if sub_rows:
+        idx = [_index_of(rows, a) for a in sub_rows]
+        idx = [i for i in idx if i is not None]
+        sub_i = _best(objective, np.array([ranked[i] for i in idx]))
+        sub_i = idx[sub_i] if sub_i is not None else None
+    angles = rows[best]
+    hits = [r for r in runs if np.allclose(r.angles, angles, rtol=0, atol=1e-12)]
+    history = (hits or runs)[0].history
+    settings = dict(runs[0].settings) | {"preprocessing": "optimal",
+                                         "search_flips": list(SEARCH_FLIPS)}  # fmt: skip
+    nan = math.nan
+    return DesignResult(
+        theta=float(angles[0]), phi=float(angles[1]), omega=float(angles[2]),
+        objective=objective, value=float(attack[best]), certified=float(cert[best]),
+        chsh_value=float(attack[0]), chsh_certified=float(cert[0]),
+        subfamily_value=float(attack[sub_i]) if sub_i is not None else nan,
+        subfamily_certified=float(cert[sub_i]) if sub_i is not None else nan,
+        subfamily_angles=tuple(float(a) for a in rows[sub_i]) if sub_i is not None
+        else (nan, nan, nan),
+        settings=settings, constraints=_constraint_terms(angles, max_chsh, min_key_rate)[2],
+        evaluations=evaluations, seconds=time.perf_counter() - t0, history=np.asarray(history),
+        status=status, ranking=np.column_stack([rows, attack, cert]),
+    )  # fmt: skip
 
 
 def _random_starts(rng: np.random.Generator, count: int) -> np.ndarray:
