@@ -103,7 +103,8 @@ class Protocol:
         Bob's key input: None (the default here and of every rate function, finite-size key
         and observed data included, and of the command line's ``--bob-key``), the better of
         his two test inputs (the paper's protocol); 0 or 1, that test input; 2, a key-only
-        input measuring Alice's key observable (Pironio et al. 2009; behaviours then have y in {0, 1, 2}).
+        input measuring Alice's key observable (Pironio et al. 2009; behaviours then have y in
+        {0, 1, 2}).
     preprocessing : float or "optimal"
         Alice flips each raw key bit with probability p in [0, 1/2] (Ho et al. 2020), or
         "optimal" (maximised per point by the key rates and thresholds).
