@@ -1174,9 +1174,12 @@ def bff_entropy(
         The key POVM becomes ``M_a' = (1 - p) P_a + p P_{1-a}`` in the node objective, as in
         [BFF]; the outcome-flip symmetry still holds and Eve's norm bound is unchanged (it
         needs only sigma_a <= sigma). The value is at least h(p) (H(A'|E) >= H(A'|A,E) = h(p)).
-    solver : {"CLARABEL", "SCS", "MOSEK"}
+    solver : {"CLARABEL", "SCS", "MOSEK", "JAX"}
         cvxpy solver. Clarabel (default) and SCS are open source and come with
-        ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed.
+        ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed. "JAX":
+        jaxbell's batched interior-point method (:mod:`jaxbell.rates.ipm`; experimental, needs
+        no cvxpy): every point x node of the call in one vmapped program, certified by the same
+        bound; ``processes`` is then unused.
     processes : int or None
         Worker processes for the points (fresh interpreters, one point per task; they never
         re-run the caller's script, so no ``if __name__ == "__main__":`` guard is needed).
@@ -1414,8 +1417,8 @@ class BffOptions:
         Every product of two Eve letters in the moment matrix (default False).
     extras : bool or None
         BFF's extra monomials (default None: for kind "key" only; see :func:`bff_entropy`).
-    solver : {"CLARABEL", "SCS", "MOSEK"}
-        cvxpy solver (default "CLARABEL").
+    solver : {"CLARABEL", "SCS", "MOSEK", "JAX"}
+        Solver (default "CLARABEL"; "JAX": the batched interior-point method, experimental).
     processes : int or None
         Worker processes for the points (default None: one per core, >= 4 points each).
     progress : bool or None
