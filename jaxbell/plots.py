@@ -884,8 +884,9 @@ def loss_devices_figure(ds: xr.Dataset):
         label = _LOSS_LABELS.get(str(case), str(case))
         att = ds["rate_attack"].sel(device_case=case)
         cert = ds["rate_certified"].sel(device_case=case)
-        ax.plot(eff, np.where(att > 0, att, np.nan), color=color, label=f"{label} (attack)")
-        ax.plot(eff, np.where(cert > 0, cert, np.nan), "o", color=color, ms=4,
+        # rates below 1e-8 bit are not resolved from rounding near p -> 1/2: not drawn
+        ax.plot(eff, np.where(att > 1e-8, att, np.nan), color=color, label=f"{label} (attack)")
+        ax.plot(eff, np.where(cert > 1e-8, cert, np.nan), "o", color=color, ms=4,
                 mfc="none", label="certified (BFF)" if i == 0 else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(axis_label(eff))
