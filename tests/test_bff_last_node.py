@@ -144,19 +144,6 @@ def test_the_term_in_bits():
     assert jb.rates.bff.last_node_bound(0.3, "global") == 0.0
 
 
-def test_the_certified_value_includes_the_term():
-    # the local point: exactly h(p) with no SDP; a nonlocal point with p: node sum + term
-    pi = math.pi
-    chsh = (pi / 2, pi / 4, 3 * pi / 4)
-    eq = float(jb.quantum_bound(*chsh))
-    p = 0.3
-    r = jb.bff_entropy(*chsh, 0.95 * eq, m=3, preprocessing=p, processes=1)
-    node_sum = float(np.sum(r.weights * (1.0 + r.node_value)))
-    assert float(r.value) == pytest.approx(
-        max(node_sum + _last_node_term(3, "key", p), jb.rates.bff._binary_entropy(p)), abs=1e-12
-    )
-
-
 @pytest.mark.slow
 def test_certified_key_near_1_with_more_nodes():
     # below the quantum bound the t = 1 node is worth nothing (g = 0 there), so the way to 1 is

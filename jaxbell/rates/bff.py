@@ -22,11 +22,11 @@ projectors ``M_a`` of the key measurement (``M_a = P^a_x`` for kind "key"; for k
 
 where the infimum runs over quantum strategies meeting the constraints (``<B_{theta,phi,omega}>
 = bell_value`` of eq. (2), or the four correlators) and over Eve's operators ``Z_a``, which
-commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below in closed
-form, without an SDP, by ``2p(1-p)`` for noisy preprocessing with flip probability p (0 at
-p = 0), and no better bound exists below the quantum bound: :func:`last_node_bound`,
-derived in docs/rates.md ("The last node"). (With the exact infimum over
-``Z_a`` the sum over all m nodes is itself a lower bound; tests/test_bff.py checks both on
+commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below by 0 here; a
+valid closed-form bound is ``2p(1-p)`` for noisy preprocessing with flip probability p (0 at p =
+0, where no better bound exists below the quantum bound): :func:`last_node_bound`, derived in
+docs/rates.md ("The last node"), not yet added to the certified value. (With the exact infimum
+over ``Z_a`` the sum over all m nodes is itself a lower bound; tests/test_bff.py checks both on
 random states.) Each node is its own SDP with its own strategy (the "fast" form of [BFF]: the
 infimum of a sum is at least the sum of the infima), so a point costs ``m - 1`` independent
 SDPs. Dropping the ``t_m`` term costs ``c_m (1 + inf f_1) <= 1/(m^2 ln 2)`` bits: 0.0113 bits at
@@ -840,9 +840,8 @@ def _solve_point(task: tuple) -> dict:
     corrs += [math.nan] * (n - len(corrs))
     statuses += ["not_solved"] * (n - len(statuses))
     vals_a, duals_a, corrs_a = np.array(vals), np.array(duals), np.array(corrs)
-    last = _last_node_term(m, kind, preprocessing)  # a constant: valid for every strategy
-    value = float(np.sum(weights * (1.0 + vals_a))) + last
-    dual = float(np.sum(weights * (1.0 + duals_a))) + last
+    value = float(np.sum(weights * (1.0 + vals_a)))
+    dual = float(np.sum(weights * (1.0 + duals_a)))
     correction = float(np.sum(weights * corrs_a))
     if np.all(np.isfinite(vals_a)):
         code = 0 if correction <= max_corr else 3
