@@ -66,6 +66,7 @@ def _certified(u, eff, constraint, bell=CHSH):
             beh,
             bell=bell,
             constraint=constraint,
+            bob_key="aligned",
             preprocessing=float(u[6]),
             method="bff",
             options=CERT,
@@ -96,6 +97,7 @@ def main(argv=None) -> pathlib.Path:
             cert[1, j] = _certified(u, eff, "bell")
         beh = res.behaviour()
         attack[3, j] = float(jb.observed_key_rate(beh, constraint="full", method="attack",
+                                                  bob_key="aligned",
                                                   preprocessing=res.preprocessing))  # fmt: skip
         state[3, j], flip[3, j] = res.state_angle, res.preprocessing
         if attack[3, j] > 0:

@@ -190,7 +190,8 @@ def test_observed_key_rate_takes_both_layouts_and_the_kept_cost():
     flip = 0.05
     beh = {nc: born(*DEVICE, 1.0, 0.93, keep=nc == "keep") for nc in ("bin", "keep")}
     rate = {
-        nc: float(jb.observed_key_rate(b, bell=CHSH, preprocessing=flip)) for nc, b in beh.items()
+        nc: float(jb.observed_key_rate(b, bell=CHSH, bob_key="aligned", preprocessing=flip))
+        for nc, b in beh.items()
     }
     gain = brute_cost(beh["bin"], 0, 2, flip) - brute_cost(beh["keep"], 0, 2, flip)
     assert gain > 0.01
@@ -203,9 +204,13 @@ def test_observed_key_rate_takes_both_layouts_and_the_kept_cost():
 @pytest.mark.parametrize("constraint", ["correlators", "full"])
 def test_attack_constraints_take_the_kept_layout(constraint):
     beh = born(*DEVICE, 1.0, 0.93, keep=True)
-    kept = float(jb.observed_key_rate(beh, constraint=constraint, method="attack"))
+    kept = float(
+        jb.observed_key_rate(beh, constraint=constraint, bob_key="aligned", method="attack")
+    )
     binned = float(
-        jb.observed_key_rate(born(*DEVICE, 1.0, 0.93), constraint=constraint, method="attack")
+        jb.observed_key_rate(
+            born(*DEVICE, 1.0, 0.93), constraint=constraint, bob_key="aligned", method="attack"
+        )
     )
     gain = brute_cost(born(*DEVICE, 1.0, 0.93), 0, 2, 0.0) - brute_cost(beh, 0, 2, 0.0)
     assert kept - binned == pytest.approx(gain, abs=2e-3)  # the attack's own tolerance
@@ -216,10 +221,19 @@ def test_attack_constraints_take_the_kept_layout(constraint):
 def test_certified_below_attack_on_the_kept_layout(constraint):
     beh = born(*DEVICE, 1.0, 0.93, keep=True)
     attack = "qubit" if constraint == "bell" else "attack"
-    up = float(jb.observed_key_rate(beh, bell=CHSH, constraint=constraint, method=attack))
+    up = float(
+        jb.observed_key_rate(
+            beh, bell=CHSH, constraint=constraint, bob_key="aligned", method=attack
+        )
+    )
     low = float(
         jb.observed_key_rate(
-            beh, bell=CHSH, constraint=constraint, method="bff", options={"m": 6, "processes": 1}
+            beh,
+            bell=CHSH,
+            constraint=constraint,
+            bob_key="aligned",
+            method="bff",
+            options={"m": 6, "processes": 1},
         )
     )
     assert 0.0 < low <= up + 1e-6
@@ -240,7 +254,9 @@ def test_device_key_rate_is_the_library_rate():
     u = np.array([0.6, 0.1, 1.3, 0.7, -0.5, 0.05, 0.1])
     for nc in ("bin", "keep"):
         beh = born(u[0], u[1:3], u[3:6], 1.0, 0.95, keep=nc == "keep")
-        lib = float(jb.observed_key_rate(beh, bell=CHSH, preprocessing=u[6]))
+        lib = float(
+            jb.observed_key_rate(beh, bell=CHSH, bob_key="aligned", preprocessing=u[6])
+        )
         assert float(loss.device_key_rate(u, 0.95, no_click=nc)) == pytest.approx(lib, abs=2e-4)
 
 
