@@ -267,40 +267,52 @@ def _linalg(host: bool):
 
         return chol_inv, lambda a: jnp.linalg.eigvalsh(a)[0], jnp.linalg.eigh
 
-    # float64 travels as pairs of uint32: JAX canonicalises a callback's results under the
-    # x64 setting of the thread that runs it, which is not the caller's (x64_scope is local)
+    # float64 travels both ways as pairs of uint32: JAX converts a callback's arguments and
+    # results under the x64 setting of the thread that runs it, which inside a while_loop is
+    # an XLA worker's, not the caller's (x64_scope is thread-local): float64 would arrive
+    # rounded to float32 (a Schur complement with condition 1e8 then fails to factor)
     def as_words(a):
         a = np.ascontiguousarray(a, dtype=np.float64)
         return a.view(np.uint32).reshape(a.shape + (2,))
 
+    def from_host(w):
+        w = np.ascontiguousarray(w, dtype=np.uint32)
+        return w.view(np.float64)[..., 0]
+
     def words(shape):
         return jax.ShapeDtypeStruct(tuple(shape) + (2,), jnp.uint32)
+
+    def to_words(a):
+        return jax.lax.bitcast_convert_type(a.astype(jnp.float64), jnp.uint32)
 
     def from_words(w):
         return jax.lax.bitcast_convert_type(w, jnp.float64)
 
     def chol_inv(a, shifts=(0.0,)):
         out = jax.pure_callback(
-            lambda m: as_words(_np_chol_inv(m, shifts)),
+            lambda w: as_words(_np_chol_inv(from_host(w), shifts)),
             words(a.shape),
-            a,
+            to_words(a),
             vmap_method="expand_dims",
         )
         return from_words(out)
 
     def eig_min(a):
         out = jax.pure_callback(
-            lambda m: as_words(_np_eigvalsh_min(m)), words(()), a, vmap_method="expand_dims"
+            lambda w: as_words(_np_eigvalsh_min(from_host(w))),
+            words(()),
+            to_words(a),
+            vmap_method="expand_dims",
         )
         return from_words(out)
 
     def eigh(a):
-        def run(m):
-            e, v = _np_eigh(m)
+        def run(w):
+            e, v = _np_eigh(from_host(w))
             return as_words(e), as_words(v)
 
         e, v = jax.pure_callback(
-            run, (words(a.shape[:-1]), words(a.shape)), a, vmap_method="expand_dims"
+            run, (words(a.shape[:-1]), words(a.shape)), to_words(a), vmap_method="expand_dims"
         )
         return from_words(e), from_words(v)
 
