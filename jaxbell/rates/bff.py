@@ -626,15 +626,7 @@ class _NodeProblem:
         self.problem = cp.Problem(cp.Minimize(self.c @ self.y), [*self.psd, self.eq, self.bound])
 
     def equality_matrix(self, coef: np.ndarray | None) -> np.ndarray:
-        size = len(self.rel.index)
-        if self.mode == "bell":
-            a = np.zeros((1, size))
-            np.add.at(a[0], self.cols, coef)
-        else:
-            n = len(self.cols)
-            a = np.zeros((n, size))
-            a[np.arange(n), self.cols] = 1.0
-        return a
+        return _equality_matrix(self.rel, self.mode, coef)
 
 
 _PROBLEMS: dict = {}
@@ -839,6 +831,22 @@ def _solve_point(task: tuple) -> dict:
     duals += [math.nan] * (n - len(duals))
     corrs += [math.nan] * (n - len(corrs))
     statuses += ["not_solved"] * (n - len(statuses))
+    return _point_result(
+        vals, duals, corrs, statuses, slopes, weights, mode, preprocessing, max_corr,
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _point_result(
+    vals, duals, corrs, statuses, slopes, weights, mode, preprocessing, max_corr, seconds
+) -> dict:
+    """One point's result from its m - 1 node results (node statuses as cvxpy's strings).
+
+    The point's certified value is the Gauss-Radau sum of its certified nodes; it is NaN with
+    status 1 (a node infeasible) or 2 (a node failed) if any node is not finite, and status 3
+    if the total correction exceeds ``max_corr``.
+    """
+    n = len(weights)
     vals_a, duals_a, corrs_a = np.array(vals), np.array(duals), np.array(corrs)
     value = float(np.sum(weights * (1.0 + vals_a)))
     dual = float(np.sum(weights * (1.0 + duals_a)))
@@ -871,10 +879,10 @@ def _solve_point(task: tuple) -> dict:
         "status": code,
         "solver_status": max(solved, default=5),
         "node_value": vals_a,
-        "node_status": statuses,
+        "node_status": list(statuses),
         "tangent_value": tangent,
         "slope": slope,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
     }
 
 
@@ -958,38 +966,13 @@ def _solve_points_ipm(tasks: list, bar) -> list[dict]:
     results = []
     for p in range(n_pts):
         codes = node_code[p]
-        vals = np.where(codes == 3, np.nan, node_val[p])
-        value = float(np.sum(weights * (1.0 + vals)))
-        dual = float(np.sum(weights * (1.0 + node_dual[p])))
-        correction = float(np.sum(weights * node_corr[p]))
-        if np.all(np.isfinite(vals)):
-            code = 0 if correction <= max_corr else 3
-        elif np.any(codes == 3):
-            code = 1
-        else:
-            code = 2
-        slope = np.sum(weights[:, None] * lam[p], axis=0)
-        tangent = value
-        if code != 0:
-            value = tangent = math.nan
-            slope = np.full(_EQUALITIES[mode], math.nan)
-        else:
-            value = max(value, _binary_entropy(pre))
+        statuses = [names[int(c)] for c in codes]
+        vals = np.where(codes == 3, np.nan, node_val[p])  # infeasible: no bound
         results.append(
-            {
-                "value": value,
-                "dual_value": dual,
-                "correction": correction,
-                "status": code,
-                "solver_status": int(
-                    max(_node_solver_code(names[int(c)]) for c in codes)
-                ),
-                "node_value": vals,
-                "node_status": [names[int(c)] for c in codes],
-                "tangent_value": tangent,
-                "slope": slope,
-                "seconds": seconds,
-            }
+            _point_result(
+                vals, node_dual[p], node_corr[p], statuses, lam[p], weights, mode, pre,
+                max_corr, seconds,
+            )  # fmt: skip
         )
     return results
 
