@@ -235,6 +235,23 @@ def _as_output(arrays: list[np.ndarray], multi: bool) -> jax.Array:
 # --- DI entropy ---------------------------------------------------------------------------------
 
 
+def _entropy_request(fn, protocol, kind, x, y, preprocessing, method, options):
+    """The protocol (x, y checked), methods, their options and the flip probability of a call
+    of :func:`di_entropy` or :func:`rate_curve` (``fn``, for the front door's messages)."""
+    if protocol is None:
+        _check_kind(kind, x, y)  # one input each: this function's own messages
+    protocol, _ = front_door(
+        fn, protocol, None, kind=kind, x=x, y=y, preprocessing=preprocessing, constraint=None
+    )
+    methods, multi = backends.methods(method)
+    per_method = backends.split_options(methods, options, multi)
+    x, y = _check_kind(protocol.kind, protocol.x, protocol.y)
+    flip = check_preprocessing(protocol.preprocessing)
+    if flip and protocol.kind != "key":
+        raise ValueError(f"preprocessing applies to kind 'key' only, not {protocol.kind!r}")
+    return protocol.replace(x=x, y=y), methods, multi, per_method, flip
+
+
 def di_entropy(
     theta: ArrayLike,
     phi: ArrayLike,
@@ -324,19 +341,10 @@ def di_entropy(
     (2024); S. Pironio et al., New J. Phys. 11, 045021 (2009); P. Brown, H. Fawzi and
     O. Fawzi, Quantum 8, 1445 (2024), arXiv:2106.13692.
     """
-    if protocol is None:
-        _check_kind(kind, x, y)  # one input each: this function's own messages
-    protocol, _ = front_door(
-        di_entropy, protocol, None, kind=kind, x=x, y=y, preprocessing=preprocessing,
-        constraint=None,
-    )  # fmt: skip
-    methods, multi = backends.methods(method)
-    per_method = backends.split_options(methods, options, multi)
-    kind = protocol.kind
-    x, y = _check_kind(kind, protocol.x, protocol.y)
-    flip = check_preprocessing(protocol.preprocessing)
-    if flip and kind != "key":
-        raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
+    protocol, methods, multi, per_method, flip = _entropy_request(
+        di_entropy, protocol, kind, x, y, preprocessing, method, options
+    )
+    kind, x, y = protocol.kind, protocol.x, protocol.y
     protocols = _protocols(methods, per_method, protocol.replace(x=x, y=y))
     t, p, w = _angles64(theta, phi, omega)
     _, _, _, top = _bounds64(t, p, w)
@@ -461,19 +469,10 @@ def rate_curve(
     Eq. (2)-(6) and Supplemental Material of Wooltorton, Brown & Colbeck, PRL 132, 210802
     (2024); Brown, Fawzi & Fawzi, Quantum 8, 1445 (2024) (method "bff").
     """
-    if protocol is None:
-        _check_kind(kind, x, y)  # one input each: this function's own messages
-    protocol, _ = front_door(
-        rate_curve, protocol, None, kind=kind, x=x, y=y, preprocessing=preprocessing,
-        constraint=None,
-    )  # fmt: skip
-    methods, multi = backends.methods(method)
-    per_method = backends.split_options(methods, options, multi)
-    kind = protocol.kind
-    x, y = _check_kind(kind, protocol.x, protocol.y)
-    flip = check_preprocessing(protocol.preprocessing)
-    if flip and kind != "key":
-        raise ValueError(f"preprocessing applies to kind 'key' only, not {kind!r}")
+    protocol, methods, multi, per_method, flip = _entropy_request(
+        rate_curve, protocol, kind, x, y, preprocessing, method, options
+    )
+    kind, x, y = protocol.kind, protocol.x, protocol.y
     if kind == "key":
         y = 0
     t, p, w = _angles64(theta, phi, omega)
