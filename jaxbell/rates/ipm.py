@@ -252,6 +252,32 @@ def _np_eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e, v
 
 
+# float64 travels both ways as pairs of uint32: JAX converts a callback's arguments and results
+# under the x64 setting of the thread that runs it, which inside a while_loop is an XLA
+# worker's, not the caller's (x64_scope is thread-local): float64 would arrive rounded to
+# float32 (a Schur complement with condition 1e8 then fails to factor)
+def _as_words(a):
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return a.view(np.uint32).reshape(a.shape + (2,))
+
+
+def _from_host(w):
+    w = np.ascontiguousarray(w, dtype=np.uint32)
+    return w.view(np.float64)[..., 0]
+
+
+def _words(shape):
+    return jax.ShapeDtypeStruct(tuple(shape) + (2,), jnp.uint32)
+
+
+def _to_words(a):
+    return jax.lax.bitcast_convert_type(a.astype(jnp.float64), jnp.uint32)
+
+
+def _from_words(w):
+    return jax.lax.bitcast_convert_type(w, jnp.float64)
+
+
 def _linalg(host: bool):
     """(chol_inv, eigvalsh_min, eigh) for one matrix; batched by vmap."""
     if not host:
@@ -267,56 +293,103 @@ def _linalg(host: bool):
 
         return chol_inv, lambda a: jnp.linalg.eigvalsh(a)[0], jnp.linalg.eigh
 
-    # float64 travels both ways as pairs of uint32: JAX converts a callback's arguments and
-    # results under the x64 setting of the thread that runs it, which inside a while_loop is
-    # an XLA worker's, not the caller's (x64_scope is thread-local): float64 would arrive
-    # rounded to float32 (a Schur complement with condition 1e8 then fails to factor)
-    def as_words(a):
-        a = np.ascontiguousarray(a, dtype=np.float64)
-        return a.view(np.uint32).reshape(a.shape + (2,))
-
-    def from_host(w):
-        w = np.ascontiguousarray(w, dtype=np.uint32)
-        return w.view(np.float64)[..., 0]
-
-    def words(shape):
-        return jax.ShapeDtypeStruct(tuple(shape) + (2,), jnp.uint32)
-
-    def to_words(a):
-        return jax.lax.bitcast_convert_type(a.astype(jnp.float64), jnp.uint32)
-
-    def from_words(w):
-        return jax.lax.bitcast_convert_type(w, jnp.float64)
-
     def chol_inv(a, shifts=(0.0,)):
         out = jax.pure_callback(
-            lambda w: as_words(_np_chol_inv(from_host(w), shifts)),
-            words(a.shape),
-            to_words(a),
+            lambda w: _as_words(_np_chol_inv(_from_host(w), shifts)),
+            _words(a.shape),
+            _to_words(a),
             vmap_method="expand_dims",
         )
-        return from_words(out)
+        return _from_words(out)
 
     def eig_min(a):
         out = jax.pure_callback(
-            lambda w: as_words(_np_eigvalsh_min(from_host(w))),
-            words(()),
-            to_words(a),
+            lambda w: _as_words(_np_eigvalsh_min(_from_host(w))),
+            _words(()),
+            _to_words(a),
             vmap_method="expand_dims",
         )
-        return from_words(out)
+        return _from_words(out)
 
     def eigh(a):
         def run(w):
-            e, v = _np_eigh(from_host(w))
-            return as_words(e), as_words(v)
+            e, v = _np_eigh(_from_host(w))
+            return _as_words(e), _as_words(v)
 
         e, v = jax.pure_callback(
-            run, (words(a.shape[:-1]), words(a.shape)), to_words(a), vmap_method="expand_dims"
+            run, (_words(a.shape[:-1]), _words(a.shape)), _to_words(a), vmap_method="expand_dims"
         )
-        return from_words(e), from_words(v)
+        return _from_words(e), _from_words(v)
 
     return chol_inv, eig_min, eigh
+
+
+def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
+    """(factor_solve, solve_again): the Schur complement system of one iteration.
+
+    ``factor_solve(key, xs, zis, d, rhs) -> (M^-1 rhs, system)`` assembles M from the blocks
+    ``X``, ``Z^-1`` and ``d = mu / s``, factors it and solves ``rhs`` (K, c);
+    ``solve_again(system, rhs)`` solves another right-hand side with the same factor. Every
+    solve takes :data:`REFINEMENT_STEPS` steps of iterative refinement against the unshifted M.
+    In XLA (accelerators) ``system`` is (M, L^-1); on the CPU M and its factor stay on the host
+    (:mod:`jaxbell.rates._ipm_host`) under the batch's ``key`` and only vectors cross.
+    """
+    bounded = jnp.asarray(structure.bounded)
+    if not host:
+
+        def msolve(system, r):
+            m, m_linv = system
+            u = m_linv.T @ (m_linv @ r)
+            for _ in range(REFINEMENT_STEPS):
+                u = u + m_linv.T @ (m_linv @ (r - m @ u))
+            return u
+
+        def factor_solve(key, xs, zis, d, rhs):
+            m = sum(schur(blk, x, zi) for blk, x, zi in zip(blocks, xs, zis, strict=True))
+            m = m.at[bounded, bounded].add(d)
+            m = 0.5 * (m + m.T)
+            system = (m, chol_inv(m, SCHUR_SHIFTS))
+            return msolve(system, rhs), system
+
+        return factor_solve, msolve
+
+    from jaxbell.rates import _ipm_host
+
+    hstruct = _ipm_host.HostStructure(structure.index, structure.n_vars, structure.bounded)
+    n_blocks = len(structure.index)
+
+    def _batched(words_in, rhs_words):
+        arrs = [_from_host(w) for w in words_in]
+        rhs = _from_host(rhs_words)
+        if rhs.ndim == 2:  # not vmapped: one problem
+            return [a[None] for a in arrs], rhs[None], True
+        return arrs, rhs, False
+
+    def factor_solve(key, xs, zis, d, rhs):
+        def run(key, *words):
+            arrs, r, single = _batched(words[:-1], words[-1])
+            out = _ipm_host.factor_solve(
+                hstruct, int(np.ravel(key)[0]), arrs[:n_blocks], arrs[n_blocks : 2 * n_blocks],
+                arrs[2 * n_blocks], r, SCHUR_SHIFTS, REFINEMENT_STEPS,
+            )  # fmt: skip
+            return _as_words(out[0] if single else out)
+
+        args = [_to_words(a) for a in (*xs, *zis, d, rhs)]
+        out = jax.pure_callback(run, _words(rhs.shape), key, *args, vmap_method="expand_dims")
+        return _from_words(out), key
+
+    def solve_again(key, rhs):
+        def run(key, words):
+            _, r, single = _batched((), words)
+            out = _ipm_host.solve_again(int(np.ravel(key)[0]), r, REFINEMENT_STEPS)
+            return _as_words(out[0] if single else out)
+
+        out = jax.pure_callback(
+            run, _words(rhs.shape), key, _to_words(rhs), vmap_method="expand_dims"
+        )
+        return _from_words(out)
+
+    return factor_solve, solve_again
 
 
 # --- the solver -----------------------------------------------------------------------------
@@ -359,7 +432,9 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
         r = jnp.where(dv < 0, -v / jnp.where(dv < 0, dv, -1.0), jnp.inf)
         return jnp.minimum(a, jnp.min(r, initial=jnp.inf))
 
-    def solve_one(c, A, b):
+    factor_solve, solve_again = _systems(structure, host, schur, chol_inv, blocks)
+
+    def solve_one(c, A, b, key):
         dtype = c.dtype
         scale = 1.0 + jnp.max(jnp.abs(c))
         state = (
@@ -399,26 +474,21 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             x_linv = tuple(chol_inv(x) for x in xs)
             zis = tuple(li.T @ li for li in z_linv)
             d = mu / s
-            m = sum(schur(blk, x, zi) for blk, x, zi in zip(blocks, xs, zis, strict=True))
-            m = m.at[bounded, bounded].add(d)
-            m = 0.5 * (m + m.T)
-            m_linv = chol_inv(m, SCHUR_SHIFTS)
 
-            def msolve(r):
-                u = m_linv.T @ (m_linv @ r)
-                for _ in range(REFINEMENT_STEPS):
-                    u = u + m_linv.T @ (m_linv @ (r - m @ u))
-                return u
-
-            m_at = msolve(A.T)
-            small_linv = chol_inv(A @ m_at)
-
-            def direction(target, corr_x, corr_s):
+            def rhs(target, corr_x, corr_s):  # right-hand side of the Schur system
                 h = -rc
                 for blk, x, zi, r, cx in zip(blocks, xs, zis, rp, corr_x, strict=True):
                     h = h + adjoint(blk, target * zi - x - x @ r @ zi - cx)
-                h = h.at[bounded].add(-((target - corr_s) / s - mu - d * rs))
-                mh = msolve(h)
+                return h.at[bounded].add(-((target - corr_s) / s - mu - d * rs))
+
+            zero = tuple(jnp.zeros_like(x) for x in xs)
+            zero_s = jnp.zeros_like(s)
+            first = jnp.concatenate([A.T, rhs(0.0, zero, zero_s)[:, None]], axis=1)
+            sol, system = factor_solve(key, xs, zis, d, first)
+            m_at, mh_pred = sol[:, :-1], sol[:, -1]
+            small_linv = chol_inv(A @ m_at)
+
+            def direction(target, corr_x, corr_s, mh):
                 dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
                 dy = mh + m_at @ dlam
                 dzs = tuple(g_of(blk, dy, 0.0) + r for blk, r in zip(blocks, rp, strict=True))
@@ -430,8 +500,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
                 dmu = (target - corr_s) / s - mu - d * ds
                 return dy, tuple(dxs), dzs, ds, dlam, dmu
 
-            zero = tuple(jnp.zeros_like(x) for x in xs)
-            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, jnp.zeros_like(s))
+            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, mh_pred)
             ap = jnp.minimum(1.0, max_step(z_linv, dzs, s, ds))
             ad = jnp.minimum(1.0, max_step(x_linv, dxs, mu, dmu))
             nu_aff = sum(
@@ -441,7 +510,10 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             nu_aff = (nu_aff + (mu + ad * dmu) @ (s + ap * ds)) / n_cone
             sigma = jnp.clip((nu_aff / nu) ** 3, 0.0, 1.0)
             corr_x = tuple(dx @ dz @ zi for dx, dz, zi in zip(dxs, dzs, zis, strict=True))
-            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, dmu * ds)
+            corr_s = dmu * ds
+            h = rhs(sigma * nu, corr_x, corr_s)
+            mh = solve_again(system, h[:, None])[:, 0]
+            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, mh)
             ap = jnp.minimum(1.0, STEP_FRACTION * max_step(z_linv, dzs, s, ds))
             ad = jnp.minimum(1.0, STEP_FRACTION * max_step(x_linv, dxs, mu, dmu))
             new = (
@@ -526,8 +598,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
 def _programs(structure: SdpStructure, options: IpmOptions, platform: str = "cpu"):
     solve_one, certify_one = _build(structure, options, host=platform == "cpu")
 
-    def run(c, c0, A, b):
-        out = solve_one(c, A, b)
+    def run(c, c0, A, b, key):
+        out = solve_one(c, A, b, key)
         value, dual, corr = certify_one(c, c0, A, b, out["x"], out["lam"], out["mu"])
         out = {k: v for k, v in out.items() if k != "x"}
         return out | {"value": value, "certified_dual": dual, "correction": corr}
@@ -578,11 +650,13 @@ def solve(
         (:data:`IPM_STATUS_FLAGS`).
     """
     from jaxbell._precision import x64_scope
+    from jaxbell.rates import _ipm_host  # before the BLAS limit: it loads SciPy's LAPACK
     from jaxbell.sharding import map_blocks, select_devices
 
     options = options or IpmOptions()
     c = np.asarray(c, dtype=np.float64)
     n = c.shape[0]
+    keys = []
     with x64_scope(), _one_blas_thread():
         devs = select_devices(devices)
         program = _programs(structure, options, devs[0].platform)[0]
@@ -590,13 +664,20 @@ def solve(
         outs = []
         for start in range(0, n, per_call):
             sl = slice(start, min(n, start + per_call))
+            # one key per block of problems: the host keeps each block's Schur system under it
+            block_keys = [_ipm_host.new_key() for _ in range(-(-(sl.stop - sl.start) // block))]
+            keys += block_keys
             batched = (
                 c[sl],
                 np.asarray(c0, dtype=np.float64)[sl],
                 np.asarray(A, dtype=np.float64)[sl],
                 np.asarray(b, dtype=np.float64)[sl],
+                np.repeat(np.asarray(block_keys, dtype=np.int32), block)[: sl.stop - sl.start],
             )
-            outs.append(map_blocks(program, batched, block=block, devices=devs))
+            try:
+                outs.append(map_blocks(program, batched, block=block, devices=devs))
+            finally:
+                _ipm_host.release(keys)
             if progress is not None:
                 progress.update(sl.stop - sl.start)
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
