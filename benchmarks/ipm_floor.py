@@ -8,16 +8,17 @@ measures, side by side:
 * the JAX solver (``solver="JAX"``, second call, so compiled): per point, per node SDP, its
   iterations, and so its time per SDP-iteration;
 * the kernels one iteration cannot avoid, on a batch of ``--batch`` problems: the Schur
-  complement ``M_kl = tr(F_k X F_l Z^-1)`` of both blocks as the solver assembles it (one-hot
-  products and a segment sum) and from grouped outer products (the sparse formula: n^4
-  multiply-adds instead of n^3 K, but gathers); the Cholesky factorisation of M (272 x 272) by
-  LAPACK's dpotrf through SciPy (one thread) and by jaxlib's batched kernel; the smallest
-  eigenvalue of a 31 x 31 block (one step length);
+  complement ``M_kl = tr(F_k X F_l Z^-1)`` of both blocks in XLA from one-hot products and a
+  segment sum (the solver's way on accelerators), in XLA from grouped outer products (the
+  sparse formula: n^4 multiply-adds instead of n^3 K, but gathers), and by the compiled host
+  kernel the solver uses on the CPU (:mod:`jaxbell.rates._ipm_host`); the Cholesky
+  factorisation of M (272 x 272) by LAPACK's dpotrf through SciPy (one thread) and by
+  jaxlib's batched kernel; the smallest eigenvalue of a 31 x 31 block (one step length);
 * XLA's gather throughput on this CPU (ns per element gathered).
 
-It prints the floor these allow: per node SDP, the solver's iterations x (dpotrf + the faster
-Schur assembly), with both CPUs busy, and so the largest speed-up over Clarabel that any
-implementation built from these kernels could reach.
+It prints the floor these allow: per node SDP, the solver's iterations x (dpotrf + the fastest
+Schur assembly), with both CPUs busy, and so the largest speed-up over Clarabel that an
+implementation built from these kernels could reach (everything else free).
 
     python benchmarks/ipm_floor.py --points 8 --clarabel 2 --batch 64
 """
@@ -178,6 +179,15 @@ def main(argv=None) -> dict:
         sym = a[:, :n0, :n0] + a[:, :n0, :n0].transpose(0, 2, 1)
         t_eig = _per_item(np.linalg.eigvalsh, (sym,), args.batch)
     t_jax_chol = _per_item(jax.jit(jnp.linalg.cholesky), (spd,), args.batch)
+    from jaxbell.rates import _ipm_host
+
+    host = _ipm_host.HostStructure(structure.index, K, structure.bounded)
+    xs, zis = data
+    d = np.ones(len(structure.bounded))
+    with threadpool_limits(1, user_api="blas"):
+        t_host = _per_item(
+            lambda: [host.schur([x[i] for x in xs], [z[i] for z in zis], d)
+                     for i in range(args.batch)], (), args.batch)  # fmt: skip
 
     src = jnp.asarray(rng.standard_normal((args.batch, 961, K)))
     idx = rng.integers(0, 961, 961)
@@ -185,7 +195,7 @@ def main(argv=None) -> dict:
     t_gather = _per_item(gather, (src,), args.batch * 961 * K)
 
     per_iter_jax = jax_point / nodes / iterations
-    floor_iter = t_potrf + min(t_onehot, t_grouped)
+    floor_iter = t_potrf + min(t_onehot, t_grouped, t_host)
     floor_node = iterations * floor_iter / 2  # both CPUs busy, perfectly
     out = {
         "m": args.m,
@@ -198,6 +208,7 @@ def main(argv=None) -> dict:
         "schur_onehot_s": t_onehot,
         "schur_grouped_s": t_grouped,
         "schur_variants_max_abs_diff": agree,
+        "schur_host_kernel_s": t_host,
         "lapack_dpotrf_272_s": t_potrf,
         "jaxlib_batched_cholesky_272_s": t_jax_chol,
         "eigvalsh_31_s": t_eig,

@@ -19,7 +19,7 @@ CHSH = (PI / 2, PI / 4, 3 * PI / 4)
 PROP3 = (PI / 3, PI / 2 - 0.1, 5 * PI / 6)
 TUPLES = np.array([CHSH, PROP3, (PI / 4, PI / 2 - 0.1, PI), (0.3, 0.2, 0.1), (1.388, 1.121, 2.519)])
 LOOSE = {"directions": 16, "starts": 4, "steps": 200, "refine": 0, "tol": 1.0}
-BFF4 = {"m": 4, "processes": 1, "progress": False}
+BFF4 = {"m": 4, "processes": 1, "progress": False, "solver": "CLARABEL"}  # as recorded
 ATTACK = {"starts": 4, "steps": 120, "rounds": 3, "tol": 1.0}
 #: largest difference allowed in certified values (same solver, same SDPs)
 CERTIFIED_ATOL = 1e-9

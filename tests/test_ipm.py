@@ -119,3 +119,100 @@ def test_options_are_checked():
         ipm.IpmOptions(tol_gap=0.0)
     with pytest.raises(ValueError, match="max_iter"):
         ipm.IpmOptions(max_iter=0)
+
+
+def test_host_schur_matches_the_dense_trace_formula():
+    """The compiled sparse kernel's M_kl = tr(F_k X F_l Z^-1) against dense matrices F_k."""
+    from jaxbell.rates import _ipm_host
+
+    rel = bff._relaxation("key", 2, 0, 0, False, True, True)
+    st = ipm.SdpStructure.from_relaxation(rel)
+    host = _ipm_host.HostStructure(st.index, st.n_vars, st.bounded)
+    rng = np.random.default_rng(1)
+    xs, zis, ref = [], [], np.zeros((st.n_vars, st.n_vars))
+    for m in st.index:
+        n = m.shape[0]
+        g = rng.normal(size=(2, n, n))
+        x, zi = g[0] @ g[0].T + np.eye(n), g[1] @ g[1].T + np.eye(n)
+        f = (m[None] == np.arange(st.n_vars)[:, None, None]).astype(float)  # (K, n, n)
+        ref += np.einsum("kpq,lqp->kl", f, np.einsum("ab,lbc,cd->lad", x, f, zi))
+        xs.append(x)
+        zis.append(zi)
+    d = rng.uniform(0.1, 2.0, len(st.bounded))
+    ref[st.bounded, st.bounded] += d
+    got = host.schur(xs, zis, d)
+    assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
+    # and the solve with it: factor_solve against numpy's dense solve
+    rhs = rng.normal(size=(1, st.n_vars, 2))
+    sol = _ipm_host.factor_solve(host, 99, [x[None] for x in xs], [z[None] for z in zis],
+                                 d[None], rhs, (1e-14,), 1)  # fmt: skip
+    again = _ipm_host.solve_again(99, rhs[:, :, :1], 1)
+    _ipm_host.release([99])
+    np.testing.assert_allclose(sol[0], np.linalg.solve(ref, rhs[0]), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(again[0, :, 0], sol[0, :, 0], rtol=1e-10, atol=1e-14)
+
+
+def test_a_batch_gives_the_same_bits_and_a_point_alone_the_same_value():
+    """Deterministic: the same batch twice gives identical bits, a node solved alone agrees with
+    the same node inside a batch (issue 20: within 1e-12)."""
+    rel, c, c0, a, b, _ = _node()
+    rel2, c2, c02, a2, b2, _ = _node(theta=1.3, phi=0.9, omega=2.5, frac=0.9)
+    st = ipm.SdpStructure.from_relaxation(rel)
+    cs, c0s = np.stack([c, c2, c]), np.array([c0, c02, c0])
+    As, bs = np.stack([a, a2, a2]), np.stack([b, b2, b2])
+    one = ipm.solve(st, cs, c0s, As, bs)
+    two = ipm.solve(st, cs, c0s, As, bs)
+    np.testing.assert_array_equal(one["value"], two["value"])
+    np.testing.assert_array_equal(one["lam"], two["lam"])
+    alone = ipm.solve(st, cs[1:2], c0s[1:2], As[1:2], bs[1:2])
+    assert abs(alone["value"][0] - one["value"][1]) <= 1e-12
+    assert np.all(one["solver_status"] <= 1)
+
+
+_FULL_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason="full statistics: near the optimum A M^-1 A^T (eight equalities) loses definiteness, "
+    "some nodes stop early and certify up to 2e-4 bit below Clarabel (issue 20)",
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "constraint", "pre"),
+    [
+        ("key", "bell", 0.0),
+        ("key", "correlators", 0.2),
+        ("global", "bell", 0.0),
+        ("key", "bell", 0.45),
+        pytest.param("key", "full", 0.0, marks=_FULL_XFAIL),
+    ],
+)
+def test_the_jax_path_agrees_with_clarabel_on_every_constraint(kind, constraint, pre):
+    """bff_entropy through the batched solver against the cvxpy/Clarabel path: both are
+    rigorous lower bounds on the same relaxation's optimum, so they agree to the solvers'
+    accuracy (Clarabel's corrections are ~1e-6; the JAX iterate ends closer to the optimum)."""
+    import jaxbell as jb
+
+    th, ph, om = np.array([np.pi / 2, 1.2]), np.array([np.pi / 4, 0.7]), np.array([np.pi, 2.9])
+    v = np.array([0.95, 0.97])
+    kw = {"kind": kind, "m": 4, "progress": False, "processes": 1}
+    if pre:
+        kw["preprocessing"] = pre
+    if constraint == "bell":
+        from jaxbell._precision import x64_scope
+
+        with x64_scope():
+            eta = v * np.asarray(jb.quantum_bound(th, ph, om), dtype=float)
+        args = (eta,)
+    elif constraint == "correlators":
+        from jaxbell._precision import x64_scope
+
+        with x64_scope():
+            e0 = np.asarray(jb.strategy_correlators(th, ph, om), dtype=float)
+        args, kw["correlators"] = (None,), v[:, None, None] * e0
+    else:
+        args = (None,)
+        kw["behaviour"] = np.asarray(jb.device_behaviour(th, ph, om, visibility=v), dtype=float)
+    jax_res = bff.bff_entropy(th, ph, om, *args, solver="JAX", **kw)
+    ref = bff.bff_entropy(th, ph, om, *args, solver="CLARABEL", **kw)
+    assert np.all(jax_res.status == 0) and np.all(ref.status == 0)
+    np.testing.assert_allclose(jax_res.value, ref.value, rtol=0, atol=3e-5)

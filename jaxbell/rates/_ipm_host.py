@@ -67,42 +67,20 @@ def _cholesky_shifted(m: np.ndarray, shifts) -> tuple[np.ndarray, bool]:
     diag = np.diag(m).copy()
     idx = np.arange(m.shape[0])
     for shift in shifts:
-        a = m.copy()
+        a = m.copy(order="F")
         a[idx, idx] += shift * diag
-        chol, info = lapack.dpotrf(a, lower=1, clean=1, overwrite_a=1)
+        chol, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
         if info == 0:
-            return np.ascontiguousarray(chol), True
-    return np.full_like(m, np.nan), False
+            return chol, True
+    return None, False
 
 
-@nb.njit(nogil=True, cache=True)
-def _cho_solve(chol, r):  # pragma: no cover - compiled
-    """Solve chol chol^T u = r (r: (K, c)); rows of chol are contiguous."""
-    k, c = r.shape
-    u = r.copy()
-    for col in range(c):
-        y = u[:, col].copy()
-        for i in range(k):  # forward: chol y = r
-            acc = y[i]
-            li = chol[i]
-            for j in range(i):
-                acc -= li[j] * y[j]
-            y[i] = acc / li[i]
-        for i in range(k - 1, -1, -1):  # backward: chol^T u = y, by columns of chol^T
-            li = chol[i]
-            y[i] = y[i] / li[i]
-            xi = y[i]
-            for j in range(i):
-                y[j] -= li[j] * xi
-        u[:, col] = y
-    return u
-
-
-@nb.njit(nogil=True, cache=True)
-def _refined_solve(m, chol, r, steps):  # pragma: no cover - compiled
-    u = _cho_solve(chol, r)
+def _refined_solve(m: np.ndarray, chol: np.ndarray, r: np.ndarray, steps: int) -> np.ndarray:
+    """M^-1 r from the (Fortran-ordered) factor of the shifted M, refined against M itself."""
+    u, _ = lapack.dpotrs(chol, r, lower=1)
     for _ in range(steps):
-        u = u + _cho_solve(chol, r - m @ u)
+        du, _ = lapack.dpotrs(chol, r - m @ u, lower=1)
+        u = u + du
     return u
 
 
@@ -124,7 +102,7 @@ class HostStructure:
 
     def schur(self, xs, zis, d) -> np.ndarray:
         """M of one problem: ``xs``, ``zis`` one matrix per block, ``d`` = mu / s."""
-        m = np.zeros((self.n_vars, self.n_vars))
+        m = np.zeros((self.n_vars, self.n_vars), order="F")  # symmetric: LAPACK reads it as is
         for (rows, cols, ptr, moments, flat), x, zi in zip(self.blocks, xs, zis, strict=True):
             _schur_add(np.ascontiguousarray(x), np.ascontiguousarray(zi), rows, cols, ptr,
                        moments, flat, m)  # fmt: skip
@@ -133,7 +111,7 @@ class HostStructure:
 
 
 #: (M, Cholesky factor) stacks of the batch being solved, by its key (see module docstring).
-_SYSTEMS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_SYSTEMS: dict[int, tuple[list, list]] = {}
 _LOCK = threading.Lock()
 _KEYS = itertools.count(1)
 _POOL: list = []
@@ -169,23 +147,21 @@ def factor_solve(structure: HostStructure, key, xs, zis, d, rhs, shifts, steps) 
     ``xs``, ``zis``: per block a (B, n, n) stack; ``d`` (B, H); ``rhs`` (B, K, c). A problem
     whose M factors with no shift (or has non-finite input) gets NaN solutions.
     """
-    b, k = rhs.shape[0], structure.n_vars
-    ms = np.empty((b, k, k))
-    chols = np.empty((b, k, k))
+    b = rhs.shape[0]
+    ms: list = [None] * b
+    chols: list = [None] * b
     out = np.full(rhs.shape, np.nan)
-    shifts = np.asarray(shifts, dtype=np.float64)
 
     def work(problems):
         for p in problems:
             x_p = [x[p] for x in xs]
             z_p = [z[p] for z in zis]
             if not (all(np.all(np.isfinite(a)) for a in x_p + z_p) and np.all(np.isfinite(d[p]))):
-                chols[p] = np.nan
                 continue
             ms[p] = structure.schur(x_p, z_p, d[p])
             chols[p], ok = _cholesky_shifted(ms[p], shifts)
             if ok and np.all(np.isfinite(rhs[p])):
-                out[p] = _refined_solve(ms[p], chols[p], np.ascontiguousarray(rhs[p]), steps)
+                out[p] = _refined_solve(ms[p], chols[p], rhs[p], steps)
 
     pool = _pool()
     list(pool.map(work, _chunks(b, pool._max_workers)))
@@ -202,8 +178,8 @@ def solve_again(key, rhs, steps) -> np.ndarray:
 
     def work(problems):
         for p in problems:
-            if np.all(np.isfinite(chols[p])) and np.all(np.isfinite(rhs[p])):
-                out[p] = _refined_solve(ms[p], chols[p], np.ascontiguousarray(rhs[p]), steps)
+            if chols[p] is not None and np.all(np.isfinite(rhs[p])):
+                out[p] = _refined_solve(ms[p], chols[p], rhs[p], steps)
 
     pool = _pool()
     list(pool.map(work, _chunks(rhs.shape[0], pool._max_workers)))

@@ -32,7 +32,7 @@ reuses the factorisation. Primal and dual step lengths are separate (infeasible 
 ``y = 0``, ``Z = I``, ``X = xi I``), each the largest step keeping the iterate in the cone
 (smallest eigenvalue of ``L^{-1} dX L^{-T}``) times 0.95. Near the optimum the Schur complement
 becomes numerically singular; it is factored with the smallest relative diagonal shift (1e-14
-up to 1e-8) that factors, and each solve takes two steps of iterative refinement against the
+up to 1e-8) that factors, and each solve takes one step of iterative refinement against the
 unshifted matrix.
 
 Shapes are fixed and the iteration budget too: a ``while_loop`` runs until every problem of a
@@ -95,7 +95,7 @@ IPM_STATUS_FLAGS = {
 #: factorisation succeeds (the solves are then refined against the unshifted matrix).
 SCHUR_SHIFTS = (1e-14, 1e-12, 1e-10, 1e-8)
 #: Steps of iterative refinement of each Schur-complement solve against the unshifted matrix.
-REFINEMENT_STEPS = 2
+REFINEMENT_STEPS = 1
 #: Fraction of the largest feasible step taken.
 STEP_FRACTION = 0.95
 #: A problem stops when its best iterate (smallest of gap, primal and dual residual) has not
@@ -278,8 +278,63 @@ def _from_words(w):
     return jax.lax.bitcast_convert_type(w, jnp.float64)
 
 
+def _split(fn, a: np.ndarray) -> np.ndarray:
+    """``fn`` of a stack, its problems split over the host's worker threads (NumPy's LAPACK
+    releases the GIL)."""
+    from jaxbell.rates import _ipm_host
+
+    if a.ndim < 3 or a.shape[0] < 2:
+        return fn(a)
+    pool = _ipm_host._pool()
+    parts = list(pool.map(lambda r: fn(a[r.start : r.stop]),
+                          _ipm_host._chunks(a.shape[0], pool._max_workers)))  # fmt: skip
+    return np.concatenate(parts)
+
+
+#: Relative diagonal shifts tried in turn for the few equalities' matrix A M^-1 A^T (it is
+#: positive definite, but near the optimum M^-1 spans many orders and rounding can make a
+#: pivot negative: "full" statistics, eight equalities).
+SMALL_SHIFTS = (0.0, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6)
+
+
+def _small_chol_inv(a):
+    """Inverse of the Cholesky factor of a small SPD matrix (the few equalities), in plain jnp.
+
+    Unrolled over its columns: no LAPACK call (and no host callback) for an E x E matrix. The
+    matrix is symmetrised; the first of :data:`SMALL_SHIFTS` that factors is used.
+    """
+    n = a.shape[-1]
+    a = 0.5 * (a + a.T)
+    eye = jnp.eye(n, dtype=a.dtype)
+
+    def factor(m):
+        chol = jnp.zeros_like(m)
+        for j in range(n):
+            pivot = jnp.sqrt(m[j, j] - chol[j, :j] @ chol[j, :j])
+            chol = chol.at[j, j].set(pivot)
+            if j + 1 < n:
+                below = m[j + 1 :, j] - chol[j + 1 :, :j] @ chol[j, :j]
+                chol = chol.at[j + 1 :, j].set(below / pivot)
+        return chol
+
+    chol = factor(a)
+    for shift in SMALL_SHIFTS[1:]:
+        retry = factor(a + shift * jnp.diag(jnp.diag(a)))
+        chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, retry)
+    inv = jnp.zeros_like(a)
+    for i in range(n):  # forward substitution, row by row
+        inv = inv.at[i].set((eye[i] - chol[i, :i] @ inv[:i]) / chol[i, i])
+    return inv
+
+
 def _linalg(host: bool):
-    """(chol_inv, eigvalsh_min, eigh) for one matrix; batched by vmap."""
+    """(chol_invs, eig_mins, chol_inv, eigh): lists of matrices in one call each; vmapped.
+
+    ``chol_invs(mats)``: the inverse Cholesky factor of each; ``eig_mins(mats)``: the smallest
+    eigenvalue of each (symmetric); ``chol_inv(a, shifts)``: one matrix, the first diagonal
+    shift that factors; ``eigh``: one matrix. On the CPU each is one host callback per batch
+    (NumPy's LAPACK; one callback for all the blocks of an iteration, not one per block).
+    """
     if not host:
 
         def chol_inv(a, shifts=(0.0,)):
@@ -291,7 +346,13 @@ def _linalg(host: bool):
             eye = jnp.eye(a.shape[-1], dtype=a.dtype)
             return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
 
-        return chol_inv, lambda a: jnp.linalg.eigvalsh(a)[0], jnp.linalg.eigh
+        def chol_invs(mats):
+            return tuple(chol_inv(a) for a in mats)
+
+        def eig_mins(mats):
+            return tuple(jnp.linalg.eigvalsh(a)[0] for a in mats)
+
+        return chol_invs, eig_mins, chol_inv, jnp.linalg.eigh
 
     def chol_inv(a, shifts=(0.0,)):
         out = jax.pure_callback(
@@ -302,14 +363,25 @@ def _linalg(host: bool):
         )
         return _from_words(out)
 
-    def eig_min(a):
-        out = jax.pure_callback(
-            lambda w: _as_words(_np_eigvalsh_min(_from_host(w))),
-            _words(()),
-            _to_words(a),
-            vmap_method="expand_dims",
+    def chol_invs(mats):
+        def run(*ws):
+            return tuple(_as_words(_split(_np_chol_inv, _from_host(w))) for w in ws)
+
+        shapes = tuple(_words(a.shape) for a in mats)
+        outs = jax.pure_callback(
+            run, shapes, *(_to_words(a) for a in mats), vmap_method="expand_dims"
         )
-        return _from_words(out)
+        return tuple(_from_words(o) for o in outs)
+
+    def eig_mins(mats):
+        def run(*ws):
+            return tuple(_as_words(_split(_np_eigvalsh_min, _from_host(w))) for w in ws)
+
+        shapes = tuple(_words(()) for _ in mats)
+        outs = jax.pure_callback(
+            run, shapes, *(_to_words(a) for a in mats), vmap_method="expand_dims"
+        )
+        return tuple(_from_words(o) for o in outs)
 
     def eigh(a):
         def run(w):
@@ -321,7 +393,7 @@ def _linalg(host: bool):
         )
         return _from_words(e), _from_words(v)
 
-    return chol_inv, eig_min, eigh
+    return chol_invs, eig_mins, chol_inv, eigh
 
 
 def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
@@ -397,7 +469,7 @@ def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
 
 def _build(structure: SdpStructure, options: IpmOptions, host: bool):
     """The one-problem solver + certificate (jnp functions closed over the structure)."""
-    chol_inv, eig_min, eigh = _linalg(host)
+    chol_invs, eig_mins, chol_inv, eigh = _linalg(host)
     K = structure.n_vars
     bounded = jnp.asarray(structure.bounded)
     counts = jnp.asarray(structure.counts)
@@ -422,15 +494,24 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
         r = jnp.einsum("ai,ilb->abl", x, q).reshape(n * n, K)
         return jax.ops.segment_sum(r, flat, num_segments=K + 1)[:K]
 
-    def max_step(linvs, dmats, v, dv):
-        """Largest a with L L^T + a dmats >= 0 (L^-1 given) and v + a dv >= 0 (inf: unbounded)."""
-        a = jnp.inf
-        for linv, dm in zip(linvs, dmats, strict=True):
-            w = linv @ dm @ linv.T
-            lo = eig_min(0.5 * (w + w.T))
-            a = jnp.minimum(a, jnp.where(lo < 0, -1.0 / lo, jnp.inf))
-        r = jnp.where(dv < 0, -v / jnp.where(dv < 0, dv, -1.0), jnp.inf)
-        return jnp.minimum(a, jnp.min(r, initial=jnp.inf))
+    def step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu):
+        """Largest primal / dual steps keeping Z, s / X, mu in their cones (inf: unbounded).
+
+        For L L^T + a D >= 0 (L^-1 given): a <= -1 / lambda_min(L^-1 D L^-T); one eigenvalue
+        call for every block of both sides.
+        """
+        ws = [li @ dm @ li.T for li, dm in zip(z_linv + x_linv, dzs + dxs, strict=True)]
+        los = eig_mins(tuple(0.5 * (w + w.T) for w in ws))
+
+        def largest(lows, v, dv):
+            a = jnp.inf
+            for lo in lows:
+                a = jnp.minimum(a, jnp.where(lo < 0, -1.0 / lo, jnp.inf))
+            r = jnp.where(dv < 0, -v / jnp.where(dv < 0, dv, -1.0), jnp.inf)
+            return jnp.minimum(a, jnp.min(r, initial=jnp.inf))
+
+        nz = len(z_linv)
+        return largest(los[:nz], s, ds), largest(los[nz:], mu, dmu)
 
     factor_solve, solve_again = _systems(structure, host, schur, chol_inv, blocks)
 
@@ -470,8 +551,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             y, xs, zs, s, lam, mu = st
             rp, rs, rb, rc = residuals(st)
             nu = (sum(jnp.sum(x * z) for x, z in zip(xs, zs, strict=True)) + mu @ s) / n_cone
-            z_linv = tuple(chol_inv(z) for z in zs)
-            x_linv = tuple(chol_inv(x) for x in xs)
+            linvs = chol_invs(tuple(zs) + tuple(xs))
+            z_linv, x_linv = linvs[: len(zs)], linvs[len(zs) :]
             zis = tuple(li.T @ li for li in z_linv)
             d = mu / s
 
@@ -486,7 +567,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             first = jnp.concatenate([A.T, rhs(0.0, zero, zero_s)[:, None]], axis=1)
             sol, system = factor_solve(key, xs, zis, d, first)
             m_at, mh_pred = sol[:, :-1], sol[:, -1]
-            small_linv = chol_inv(A @ m_at)
+            small_linv = _small_chol_inv(A @ m_at)
 
             def direction(target, corr_x, corr_s, mh):
                 dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
@@ -501,8 +582,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
                 return dy, tuple(dxs), dzs, ds, dlam, dmu
 
             dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, mh_pred)
-            ap = jnp.minimum(1.0, max_step(z_linv, dzs, s, ds))
-            ad = jnp.minimum(1.0, max_step(x_linv, dxs, mu, dmu))
+            ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
+            ap, ad = jnp.minimum(1.0, ap), jnp.minimum(1.0, ad)
             nu_aff = sum(
                 jnp.sum((x + ad * dx) * (z + ap * dz))
                 for x, dx, z, dz in zip(xs, dxs, zs, dzs, strict=True)
@@ -514,8 +595,9 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             h = rhs(sigma * nu, corr_x, corr_s)
             mh = solve_again(system, h[:, None])[:, 0]
             dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, mh)
-            ap = jnp.minimum(1.0, STEP_FRACTION * max_step(z_linv, dzs, s, ds))
-            ad = jnp.minimum(1.0, STEP_FRACTION * max_step(x_linv, dxs, mu, dmu))
+            ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
+            ap = jnp.minimum(1.0, STEP_FRACTION * ap)
+            ad = jnp.minimum(1.0, STEP_FRACTION * ad)
             new = (
                 y + ap * dy,
                 tuple(x + ad * dx for x, dx in zip(xs, dxs, strict=True)),
@@ -543,7 +625,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
 
         inf = jnp.asarray(jnp.inf, dtype)
         carry = (jnp.int32(0), state, state, inf, jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
-        it, _, st, _, stall, converged, broken = jax.lax.while_loop(running, iterate, carry)
+        it, _, st, _, stall, loop_converged, broken = jax.lax.while_loop(running, iterate, carry)
         pobj, dobj, gap, pinf, dinf = measures(st)
         converged = (gap < tol_gap) & (pinf < tol_feas) & (dinf < tol_feas)
         # status: converged; stopped early but close; budget spent; diverging dual (the
@@ -569,6 +651,10 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             "dual_residual": dinf,
             "iterations": it,
             "solver_status": status.astype(jnp.int8),
+            # why the loop ended: 0 converged, 1 stalled, 2 a non-finite step, 3 the budget
+            "stop_reason": jnp.where(
+                loop_converged, 0, jnp.where(stall >= STALL_ITERATIONS, 1, jnp.where(broken, 2, 3))
+            ).astype(jnp.int8),
         }
 
     def certify_one(c, c0, A, b, xs, lam, mu):
