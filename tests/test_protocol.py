@@ -388,6 +388,23 @@ def test_qubit_attack_with_preprocessing_reproduces_ho_et_al_over_p(p):
     _check_ho(p)
 
 
+@pytest.mark.parametrize("p", [0.49, pytest.param(0.499, marks=pytest.mark.slow)])
+def test_qubit_attack_near_one_half_is_accurate_in_units_of_the_range(p):
+    # H(A'|E) lies in [h(p), 1]; near p = 1/2 the key rates are ~1e-5 bit, so the envelope is
+    # refined to tol * (1 - h(p)) bits (2.9e-8 at p = 0.49; with tol in bits it was 9.4e-6
+    # above Ho et al. at S = 2.359, more than the rate there)
+    from jaxbell import qubit
+
+    env = qubit.qubit_envelope(*CHSH, kind="key", x=0, preprocessing=p)
+    scale = 1.0 - binary_entropy_np(p)
+    assert env.tolerance == pytest.approx(1e-4 * scale, rel=1e-9)
+    eta = np.linspace(1 / np.sqrt(2), 1.0, 201)
+    err = env.entropy(eta) - ho_entropy_np(2 * np.sqrt(2) * eta, p)
+    assert np.all(env.status(eta) == 0)
+    assert np.max(np.abs(err)) <= env.tolerance  # measured 2.3e-5 * (1 - h(p))
+    assert np.min(err) > -1e-12  # explicit strategies: never below the tight bound
+
+
 # --- noisy_key_rate with Bob's key input and preprocessing -------------------------------------
 
 

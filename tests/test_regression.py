@@ -5,6 +5,10 @@ on main at 535460f (before Protocol/Device values and the backend registry). Clo
 grids, searches and the explicit attack must give the same bits; certified values may differ
 by :data:`regression_cases.CERTIFIED_ATOL` at most. The cases run in a fresh process, so that
 no cache filled by another test can change the order of work.
+
+Re-recorded on purpose since: ``attack/di_entropy_pre``, ``attack/noisy_key_rate_aligned_pre``
+and ``attack/noisy_key_rate_optimal`` (issue 21: the qubit envelope with preprocessing p is
+computed in units of the entropy's range 1 - h(p); every other key keeps its bits).
 """
 
 import json

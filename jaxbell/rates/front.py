@@ -1237,8 +1237,8 @@ def critical_visibility(
     xtol : float, dict or None
         Width of the final bracket, for every method or by method (``{"bff": 4e-3}``); None
         (or a method left out): 1e-7 for "qubit", 1e-3 for "bff". The result's accuracy is
-        also limited by the entropy's ("qubit": ``options["tol"]``, default 1e-4 bits,
-        divided by the slope of the rate in v).
+        also limited by the entropy's ("qubit": ``options["tol"]``, default 1e-4 bits, times
+        1 - h(p) with preprocessing p, divided by the slope of the rate in v).
     progress : bool or None
         tqdm bar over the bisection steps (None: only on a terminal).
     bob_key, preprocessing, constraint, efficiency

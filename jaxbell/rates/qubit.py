@@ -56,7 +56,13 @@ Noisy preprocessing (``preprocessing=p``, kind "key"; Ho et al., PRL 124, 230502
 Alice flips her bit with probability p and the entropy is H(A'|X=x, E) =
 sum_a' S(K_a' rho K_a'^T) - S(rho), K_a' = sqrt((1 - p) P_a' + p P_(1-a')) (x) 1, the two terms
 equal by the Y (x) Y symmetry; the points (0, h(p)) and (eta^L, h(p)) replace (0, 0) and
-(eta^L, 0).
+(eta^L, 0). Every strategy's H(A'|E) lies in [h(p), 1], a range that shrinks like
+(1 - 2p)^2 / (2 ln 2) as p -> 1/2, and the key rates with it; the envelope is computed for the
+normalised entropy (H - h(p)) / (1 - h(p)) (the hull commutes with this affine map), so its
+slopes, its refinement and ``tol`` scale with the range and its accuracy in bits is
+tol * (1 - h(p)). (With an absolute ``tol`` the first pass's slopes all touched the curve at
+its ends and the refinement stopped at once: near p = 1/2 the hull was a few chords, 1e-5
+bits above Ho et al.'s exact bound, as large as the rates themselves.)
 
 Where condition (4) fails, the quantum maximum of |<B>| is the local bound eta^L (the
 expression has no quantum violation; see tests/test_qubit.py) and the envelope is 0 on the
@@ -357,6 +363,9 @@ class QubitOptions:
     tol : float
         Target accuracy, bits (default 1e-4): points where the gap stays above ``tol`` are
         reported as not converged (NaN from :func:`qubit_entropy`, status 1 in rate curves).
+        With preprocessing p, in units of the entropy's range 1 - h(p): the envelope is
+        refined to ``tol * (1 - h(p))`` bits (:attr:`QubitEnvelope.tolerance`; 2.9e-8 bits
+        at p = 0.49, where the key rates are ~1e-5 bits).
     seed : int
         Seed of the random starts (default 0); results are reproducible for a given seed.
     """
@@ -396,21 +405,46 @@ class QubitOptions:
 _TRACES = collections.Counter()  # compilations of the solver, for tests
 logger = logging.getLogger("jaxbell")
 
+#: floor of the entropy's range 1 - h(p) (reached for p within 6e-5 of 1/2): the envelope's
+#: accuracy in bits, ``tol`` times the range, then stays above 1e-12 (the rates'
+#: RATE_RESOLUTION) and the normalised entropy above the rounding of H
+_MIN_RANGE = 1e-8
 
-def _descend(params, c, lo, w, xi, yi, fi, tau, learning_rate, kind, steps, flip):
-    """One start: minimise cos(tau) H - sin(tau) (<B> - lo)/w by Adam from ``params``.
 
-    ``fi`` is the flip probability of noisy preprocessing, used when ``flip`` (static) is True.
-    Returns the final params, entropy (bits), <B> and objective.
+def _entropy_range(flip: float) -> tuple[float, float]:
+    """(h(p), 1 - h(p)): the range [h(p), 1] of H(A'|X=x, E) with flip probability p.
+
+    Every strategy has h(p) = H(A'|A, E) <= H(A'|E) <= 1, and as p -> 1/2 the range shrinks
+    like (1 - 2p)^2 / (2 ln 2) (2.9e-4 bits at p = 0.49) together with the key rates. The
+    envelope is therefore computed for the normalised entropy F = (H - h(p)) / (1 - h(p)) in
+    [0, 1]: its slopes, its refinement and ``tol`` are in units of the range (the range is
+    floored at :data:`_MIN_RANGE`). (0, 1) without preprocessing: F = H, bit for bit.
+    """
+    p = float(flip)
+    if p <= 0.0:
+        return 0.0, 1.0
+    h = -(p * math.log2(p) + (1.0 - p) * math.log2(1.0 - p))
+    return h, max(1.0 - h, _MIN_RANGE)
+
+
+def _descend(params, c, lo, w, xi, yi, fi, off, sc, tau, learning_rate, kind, steps, flip):
+    """One start: minimise cos(tau) F - sin(tau) (<B> - lo)/w by Adam from ``params``.
+
+    ``fi`` is the flip probability of noisy preprocessing, used when ``flip`` (static) is True;
+    F is then the normalised entropy (H - off) / sc (:func:`_entropy_range`), else F = H.
+    Returns the final params, entropy H (bits), <B> and objective.
     """
     fp = fi if flip else None
     schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-3)
     opt = optax.adam(schedule)
     ct, st = jnp.cos(tau), jnp.sin(tau)
 
+    def normalised(h):
+        return (h - off) / sc if flip else h
+
     def objective(prm):
         h, b, _ = _terms(prm, c, kind, xi, yi, fp)
-        return ct * h - st * (b - lo) / w
+        return ct * normalised(h) - st * (b - lo) / w
 
     def step(carry, _):
         prm, s = carry
@@ -421,18 +455,19 @@ def _descend(params, c, lo, w, xi, yi, fi, tau, learning_rate, kind, steps, flip
 
     (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
     h, b, _ = _terms(params, c, kind, xi, yi, fp)
-    return params, h, b, ct * h - st * (b - lo) / w
+    return params, h, b, ct * normalised(h) - st * (b - lo) / w
 
 
 @functools.partial(jax.jit, static_argnames=("kind", "steps", "flip"))
 def _solve_batch(
-    p0, coefficients, eta_low, width, x, y, f, tau, learning_rate, *, kind, steps, flip=False
-):
+    p0, coefficients, eta_low, width, x, y, f, off, sc, tau, learning_rate, *, kind, steps,
+    flip=False,
+):  # fmt: skip
     """:func:`_descend` vmapped over one batch axis (every start its own problem data)."""
     _TRACES["solve"] += 1
     one = functools.partial(_descend, kind=kind, steps=steps, flip=flip)
-    return jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))(
-        p0, coefficients, eta_low, width, x, y, f, tau, learning_rate
+    return jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None))(
+        p0, coefficients, eta_low, width, x, y, f, off, sc, tau, learning_rate
     )
 
 
@@ -461,12 +496,13 @@ def _solve(
     devices=None,
     preprocessing=None,
 ):
-    """Minimise cos(tau) H - sin(tau) (<B> - eta_low)/width by Adam, for every start at once.
+    """Minimise cos(tau) F - sin(tau) (<B> - eta_low)/width by Adam, for every start at once.
 
     Shapes: p0 (n, k, r, 12); coefficients (n, 2, 2); eta_low, width, x, y (n,); tau (n, k).
     All problems of one call share ``kind``; ``x`` and ``y`` may differ. ``preprocessing``:
-    None (no flips, the closed-form entropies) or one flip probability per problem (n,),
-    kind "key" only. The n * k * r starts
+    None (no flips, the closed-form entropies, F = H) or one flip probability per problem
+    (n,), kind "key" only, and then F = (H - h(p)) / (1 - h(p)) (:func:`_entropy_range`;
+    the objective returned is in these units, the entropy in bits). The n * k * r starts
     (problems x slopes x starts) form one batch axis, run in blocks of :func:`_block_starts`
     starts, one block per device and call (:func:`jaxbell.sharding.map_blocks`; ``devices``
     default: all devices of this process), so each start's result is the same, bit for bit, on
@@ -482,6 +518,8 @@ def _solve(
         v = v.reshape((n, k if per_slope else 1, 1) + trail)
         return np.broadcast_to(v, (n, k, r) + trail).reshape((n * k * r,) + trail)
 
+    flips = np.zeros(n) if preprocessing is None else np.asarray(preprocessing, np.float64)
+    off, sc = np.transpose([_entropy_range(f) for f in flips]).reshape(2, n)
     flat = (
         p0.reshape(n * k * r, NUM_PARAMS),
         per_start(coefficients, np.float64),
@@ -489,7 +527,9 @@ def _solve(
         per_start(width, np.float64),
         per_start(x, np.int32),
         per_start(y, np.int32),
-        per_start(np.zeros(n) if preprocessing is None else preprocessing, np.float64),
+        per_start(flips, np.float64),
+        per_start(off, np.float64),
+        per_start(sc, np.float64),
         per_start(tau, np.float64, per_slope=True),
     )
     devs = select_devices(devices)
@@ -533,8 +573,10 @@ def _lower_hull(u: np.ndarray, h: np.ndarray) -> np.ndarray:
 class _Problem:
     """Bookkeeping of one envelope while it is being refined.
 
-    Points are (|<B>|, H) of explicit strategies; slopes are kept in bits per unit of
-    normalised Bell value u = (|<B>| - eta_low) / width, the variable the solver works in.
+    Points are (|<B>|, F) of explicit strategies, F = (H - offset) / scale the normalised
+    entropy (:func:`_entropy_range`; F = H without preprocessing); slopes are kept in units of
+    F per unit of normalised Bell value u = (|<B>| - eta_low) / width, the variables the
+    solver works in.
     """
 
     theta: float
@@ -558,6 +600,13 @@ class _Problem:
     failed_starts: int = 0
     passes: int = 0
     preprocessing: float = 0.0  # Alice's flip probability (kind "key")
+    offset: float = 0.0  # h(p): F = (H - offset) / scale
+    scale: float = 1.0  # 1 - h(p), the range of H
+
+    def normalise(self, h):
+        """F of entropies H in bits (exactly H without preprocessing)."""
+        h = np.asarray(h, dtype=np.float64)
+        return h if self.preprocessing <= 0 else (h - self.offset) / self.scale
 
     def add(self, eta, h, p):
         self.points_eta.append(np.atleast_1d(eta))
@@ -639,7 +688,8 @@ class QubitEnvelope:
         0 when all starts agree, large values flag a rugged landscape; the cos(tau) keeps
         steep slopes from magnifying it.
     tangent_agreement : numpy.ndarray
-        Per slope: fraction of starts within 1e-6 bits of the best.
+        Per slope: fraction of starts within 1e-6 bits of the best (1e-6 times
+        ``entropy_range`` with preprocessing).
     segment_gap : numpy.ndarray
         Per hull segment (between consecutive vertices): the largest gap, bits, between the
         hull and the tangent-line lower estimate on it -- the discretisation error of the
@@ -654,6 +704,11 @@ class QubitEnvelope:
     preprocessing : float
         Alice's flip probability p (kind "key"): the entropy is H(A'|X=x, E) of her flipped
         bit (Ho et al. 2020). With p > 0 the envelope is h(p), not 0, for |<B>| <= eta^L.
+    entropy_range : float
+        1 - h(p) with preprocessing p > 0 (every strategy's H(A'|X=x, E) lies in [h(p), 1];
+        floored at 1e-8), else 1. The envelope is optimised and refined in units of this
+        range, so its accuracy is ``options.tol * entropy_range`` bits (:attr:`tolerance`):
+        near p = 1/2, where the key rates shrink like (1 - 2p)^2, it shrinks with them.
     """
 
     theta: float
@@ -678,6 +733,12 @@ class QubitEnvelope:
     passes: int
     failed_starts: int = 0
     preprocessing: float = 0.0
+    entropy_range: float = 1.0
+
+    @property
+    def tolerance(self) -> float:
+        """The accuracy the envelope is refined to, bits: ``options.tol * entropy_range``."""
+        return self.options.tol * self.entropy_range
 
     def _abs_eta(self, bell_value) -> np.ndarray:
         eta = np.abs(np.asarray(bell_value, dtype=np.float64))
@@ -742,9 +803,9 @@ class QubitEnvelope:
         return np.where(local, 0.0, self.segment_gap[lo])
 
     def status(self, bell_value: ArrayLike) -> np.ndarray:
-        """0 where the segment's gap is <= options.tol (converged) or |bell_value| <= eta^L
-        (exactly 0), 1 where not."""
-        return np.where(self.gap(bell_value) <= self.options.tol, 0, 1).astype(np.int8)
+        """0 where the segment's gap is <= :attr:`tolerance` (converged; ``options.tol`` bits
+        without preprocessing) or |bell_value| <= eta^L (exact), 1 where not."""
+        return np.where(self.gap(bell_value) <= self.tolerance, 0, 1).astype(np.int8)
 
 
 def _problem(theta, phi, omega, kind, x, y, preprocessing=0.0) -> _Problem:
@@ -755,9 +816,10 @@ def _problem(theta, phi, omega, kind, x, y, preprocessing=0.0) -> _Problem:
     st = bool(is_self_testing(t, p, w))
     eta_max = abs(q) if st else lo
     width = abs(q) - lo if st else 1.0
+    offset, scale = _entropy_range(preprocessing)
     return _Problem(
         float(theta), float(phi), float(omega), kind, int(x), int(y), c, lo, eta_max, q, st, width,
-        preprocessing=float(preprocessing),
+        preprocessing=float(preprocessing), offset=offset, scale=scale,
     )  # fmt: skip
 
 
@@ -779,7 +841,7 @@ def _seed_points(prob: _Problem) -> None:
         params.append(anchor)
         eta.append(prob.eta_max)
         h.append(float(h_q))
-    prob.add(np.array(eta), np.array(h), np.stack(params))
+    prob.add(np.array(eta), prob.normalise(h), np.stack(params))
 
 
 def _record_pass(prob: _Problem, tau, params, h, b, obj) -> None:
@@ -787,17 +849,20 @@ def _record_pass(prob: _Problem, tau, params, h, b, obj) -> None:
     prob.failed_starts += int(np.sum(~ok))
     eta = np.minimum(np.abs(b), prob.eta_max)
     ct = np.cos(tau)[:, None]
-    value = np.where(ok, obj / ct, np.inf)  # H - mu u, bits
+    value = np.where(ok, obj / ct, np.inf)  # F - mu u (bits without preprocessing)
+    f = prob.normalise(h)
     for k in range(len(tau)):
         good = ok[k]
         if not np.any(good):
             continue
-        prob.add(eta[k][good], np.maximum(h[k][good], 0.0), params[k][good])
+        # H >= 0, and H(A'|E) >= H(A'|A, E) = h(p): F >= 0 (below is rounding)
+        prob.add(eta[k][good], np.maximum(f[k][good], 0.0), params[k][good])
         vals = value[k][good]
         best = np.min(vals)
         prob.slopes.append(float(np.tan(tau[k])))
-        # in the normalised objective cos(tau) (H - mu u): bits that steep slopes do not magnify
-        prob.spreads.append(float((np.median(vals) - best) * ct[k, 0]))
+        # in the normalised objective cos(tau) (F - mu u): bits (times the range 1 - h(p)
+        # with preprocessing) that steep slopes do not magnify
+        prob.spreads.append(float((np.median(vals) - best) * ct[k, 0] * prob.scale))
         prob.agreements.append(float(np.mean(value[k] <= best + 1e-6)))
 
 
@@ -819,14 +884,19 @@ def _next_slopes(prob: _Problem, k: int):
 
 
 def _finish(prob: _Problem, options: QubitOptions) -> QubitEnvelope:
-    eta, h, p = prob.arrays()
-    hull = _lower_hull(eta, h)
-    mu = np.asarray(prob.slopes, dtype=np.float64) / prob.width  # bits per unit of <B>
+    eta, f, p = prob.arrays()
+    hull = _lower_hull(eta, f)
+    mu = np.asarray(prob.slopes, dtype=np.float64) / prob.width  # F per unit of <B>
     if len(mu):
-        intercept = np.min(h[None, :] - mu[:, None] * eta[None, :], axis=1)
+        intercept = np.min(f[None, :] - mu[:, None] * eta[None, :], axis=1)
     else:
         intercept = np.zeros(0)
-    gaps = _segment_gaps(eta, h, hull, mu) if len(hull) > 1 else np.zeros(0)
+    gaps = _segment_gaps(eta, f, hull, mu) if len(hull) > 1 else np.zeros(0)
+    h = f
+    if prob.preprocessing > 0:  # back to bits: H = h(p) + (1 - h(p)) F, an affine map
+        h = prob.offset + prob.scale * f
+        mu, intercept = mu * prob.scale, prob.offset + prob.scale * intercept
+        gaps = gaps * prob.scale
     return QubitEnvelope(
         theta=prob.theta,
         phi=prob.phi,
@@ -850,6 +920,7 @@ def _finish(prob: _Problem, options: QubitOptions) -> QubitEnvelope:
         passes=prob.passes,
         failed_starts=prob.failed_starts,
         preprocessing=prob.preprocessing,
+        entropy_range=prob.scale,
     )
 
 
