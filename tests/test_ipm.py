@@ -216,3 +216,22 @@ def test_the_jax_path_agrees_with_clarabel_on_every_constraint(kind, constraint,
     ref = bff.bff_entropy(th, ph, om, *args, solver="CLARABEL", **kw)
     assert np.all(jax_res.status == 0) and np.all(ref.status == 0)
     np.testing.assert_allclose(jax_res.value, ref.value, rtol=0, atol=3e-5)
+
+
+def test_cli_runs_the_batched_solver(tmp_path, capsys):
+    """``jaxbell bff --solver JAX``: the same file as the library call with solver="JAX"."""
+    import xarray as xr
+
+    import jaxbell as jb
+    from jaxbell.cli import main
+
+    out = tmp_path / "b.nc"
+    argv = ["bff", "--theta", "pi/2", "--phi", "pi/4", "--omega", "3pi/4", "--m", "2"]
+    rc = main([*argv, "--bell-value=-0.88:-0.8:2", "--solver", "JAX", "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0 and "2 certified" in capsys.readouterr().out
+    chsh = (np.pi / 2, np.pi / 4, 3 * np.pi / 4)
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        ref = jb.bff_entropy(*chsh, np.linspace(-0.88, -0.8, 2), m=2, solver="JAX")
+        np.testing.assert_array_equal(ds.certified_entropy.values, ref.value)
+        assert ds.attrs["solver"] == "JAX"

@@ -479,9 +479,11 @@ def add_bff_options(
     )
     g.add_argument(
         "--solver",
-        choices=["CLARABEL", "SCS", "MOSEK"],
+        choices=["CLARABEL", "SCS", "MOSEK", "JAX"],
         default="CLARABEL",
-        help="cvxpy solver (default CLARABEL; MOSEK only if installed and licensed)",
+        help="SDP solver: a cvxpy solver (default CLARABEL; MOSEK only if installed and "
+        "licensed) or JAX, jaxbell's batched interior-point method (all points x nodes in one "
+        "program; ~4x Clarabel's throughput on 2 CPUs for bell and correlator statistics)",
     )
     g.add_argument(
         "--processes",
