@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# GPU check for jaxbell: the GPU-marked tests, the grid throughput benchmark, then the batched
-# searches' and qubit solver's throughput, in under 5 minutes (at most 20 + 120 + 100 + 55 s by
-# the timeouts).
+# GPU check for jaxbell: the GPU-marked tests, the grid throughput benchmark, the batched
+# searches' and qubit solver's throughput, then the batched certified solver's points/s (issue
+# 20), in under 5 minutes (at most 20 + 120 + 100 + 55 + 60 s by the timeouts with
+# TIMEOUT_TESTS=60; set it so when the device time is short).
 #
 #   benchmarks/gpu_check.sh            # on a GPU machine, from anywhere (uses PYTHONPATH=repo)
 #   benchmarks/gpu_check.sh --cpu      # dry run of every step on the CPU, with small grids
@@ -13,7 +14,7 @@
 # search and the (slopes x starts)/s of the qubit solver, with their ratio to the host CPU.
 # Writes gpu_check.json and gpu_batched.json beside the log.
 # Environment: TIMEOUT_TESTS (s, default 120), TIMEOUT_BENCH (s, default 100), TIMEOUT_BATCHED
-# (s, default 55), N (grid points per axis, default 512), HOST_N (default 256), OUT (folder for
+# (s, default 55), TIMEOUT_CERTIFIED (s, default 60), CERTIFIED_POINTS (default 4096), N (grid points per axis, default 512), HOST_N (default 256), OUT (folder for
 # the JSON, default /tmp).
 set -euo pipefail
 
@@ -25,6 +26,8 @@ PY="${PYTHON:-python3}"
 TIMEOUT_TESTS="${TIMEOUT_TESTS:-120}"
 TIMEOUT_BENCH="${TIMEOUT_BENCH:-100}"
 TIMEOUT_BATCHED="${TIMEOUT_BATCHED:-55}"
+TIMEOUT_CERTIFIED="${TIMEOUT_CERTIFIED:-60}"
+CERTIFIED_POINTS="${CERTIFIED_POINTS:-4096}"
 N="${N:-512}"
 HOST_N="${HOST_N:-256}"
 OUT="${OUT:-/tmp}"
@@ -36,7 +39,7 @@ CHUNKS="20,22,24"
 if [[ "${1:-}" == "--cpu" ]]; then
     echo "gpu_check: dry run on the CPU (small grids; ratios are not GPU numbers)"
     export JAX_PLATFORMS=cpu JAXBELL_GPU_TESTS_ON_CPU=1
-    N=48 HOST_N=32 CHUNKS="14,16" BUDGET=60 BATCHED_SIZE="--small"
+    N=48 HOST_N=32 CHUNKS="14,16" BUDGET=60 BATCHED_SIZE="--small" CERTIFIED_POINTS=16
 fi
 
 t0=$SECONDS
@@ -78,8 +81,16 @@ batched_rc=$?
 set -e
 echo "batched: exit status $batched_rc; numbers in $OUT/gpu_batched.json"
 
+echo "== batched certified solver, key/bell/m=8 (timeout ${TIMEOUT_CERTIFIED}s)"
+set +e
+timeout "$TIMEOUT_CERTIFIED" "$PY" benchmarks/certified_batched.py --points "$CERTIFIED_POINTS" \
+    --clarabel 0 --json "$OUT/gpu_certified.json"
+certified_rc=$?
+set -e
+echo "certified: exit status $certified_rc; numbers in $OUT/gpu_certified.json"
+
 echo "== gpu_check: tests rc=$tests_rc, benchmark rc=$bench_rc, batched rc=$batched_rc," \
-    "total $((SECONDS - t0)) s"
-if [[ $tests_rc -ne 0 || $bench_rc -ne 0 || $batched_rc -ne 0 ]]; then
+    "certified rc=$certified_rc, total $((SECONDS - t0)) s"
+if [[ $tests_rc -ne 0 || $bench_rc -ne 0 || $batched_rc -ne 0 || $certified_rc -ne 0 ]]; then
     exit 1
 fi

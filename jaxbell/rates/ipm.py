@@ -736,22 +736,26 @@ def solve(
         (:data:`IPM_STATUS_FLAGS`).
     """
     from jaxbell._precision import x64_scope
-    from jaxbell.rates import _ipm_host  # before the BLAS limit: it loads SciPy's LAPACK
     from jaxbell.sharding import map_blocks, select_devices
 
     options = options or IpmOptions()
     c = np.asarray(c, dtype=np.float64)
     n = c.shape[0]
     keys = []
+    devs = select_devices(devices)
+    if devs[0].platform == "cpu":  # the host half (numba, SciPy's LAPACK): before the BLAS limit
+        from jaxbell.rates import _ipm_host
+    else:
+        _ipm_host = None
     with x64_scope(), _one_blas_thread():
-        devs = select_devices(devices)
         program = _programs(structure, options, devs[0].platform)[0]
         per_call = block * len(devs)
         outs = []
         for start in range(0, n, per_call):
             sl = slice(start, min(n, start + per_call))
             # one key per block of problems: the host keeps each block's Schur system under it
-            block_keys = [_ipm_host.new_key() for _ in range(-(-(sl.stop - sl.start) // block))]
+            nblocks = -(-(sl.stop - sl.start) // block)
+            block_keys = [_ipm_host.new_key() if _ipm_host else 0 for _ in range(nblocks)]
             keys += block_keys
             batched = (
                 c[sl],
@@ -763,7 +767,8 @@ def solve(
             try:
                 outs.append(map_blocks(program, batched, block=block, devices=devs))
             finally:
-                _ipm_host.release(keys)
+                if _ipm_host:
+                    _ipm_host.release(keys)
             if progress is not None:
                 progress.update(sl.stop - sl.start)
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
