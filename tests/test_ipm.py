@@ -166,6 +166,10 @@ def test_a_batch_gives_the_same_bits_and_a_point_alone_the_same_value():
     np.testing.assert_array_equal(one["lam"], two["lam"])
     alone = ipm.solve(st, cs[1:2], c0s[1:2], As[1:2], bs[1:2])
     assert abs(alone["value"][0] - one["value"][1]) <= 1e-12
+    many = ipm.solve(st, np.tile(cs, (7, 1)), np.tile(c0s, 7), np.tile(As, (7, 1, 1)),
+                     np.tile(bs, (7, 1)))  # fmt: skip
+    assert many["value"].shape == (21,)  # two blocks, the node at other places in them
+    assert np.max(np.abs(many["value"][1::3] - one["value"][1])) <= 1e-12
     assert np.all(one["solver_status"] <= 1)
 
 
