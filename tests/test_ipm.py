@@ -175,8 +175,9 @@ def test_a_batch_gives_the_same_bits_and_a_point_alone_the_same_value():
 
 _FULL_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="full statistics: near the optimum A M^-1 A^T (eight equalities) loses definiteness, "
-    "some nodes stop early and certify up to 2e-4 bit below Clarabel (issue 20)",
+    reason="full statistics (537 moments, one 57 x 57 block): near the optimum the iterates "
+    "and the equalities' matrix A M^-1 A^T lose numerical definiteness, some nodes stop at a "
+    "non-finite step and certify up to 2e-4 bit below Clarabel (issue 20)",
 )
 
 
