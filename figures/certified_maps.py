@@ -32,7 +32,8 @@ def _panel(ax, ds):
     mesh = ax.pcolormesh(theta, phi, masked, cmap=cmap, shading="nearest", vmin=np.nanmin(cert),
                          vmax=1.0)  # fmt: skip
     if np.sum(np.isfinite(att)) > 3:
-        cs = ax.contour(theta, phi, att.T, levels=[0.97, 0.98, 0.99], colors="w", linewidths=0.8)
+        levels = [lv for lv in (0.9, 0.95, 0.97, 0.98, 0.99) if lv > np.nanmin(att)]
+        cs = ax.contour(theta, phi, att.T, levels=levels, colors="w", linewidths=0.8)
         ax.clabel(cs, fontsize=7, fmt="%.2f")
     i, j = np.unravel_index(np.nanargmin(cert), cert.shape)
     ax.plot(theta[i], phi[j], marker="*", color="r", ms=11, mec="k", ls="none",
