@@ -10,7 +10,7 @@ its finished blocks when run again with the same arguments.
     python experiments/certified_maps.py --n 16 --omega pi --bob-key aligned
     python experiments/certified_maps.py --n 16 --omega 5pi/6 --bob-key none
 
-Writes figures/data/certified_map_<bob-key>_omega<omega>_n<n>.zarr. The certified bisection
+Writes figures/data/certified_map_<bob-key>_omega<omega>_n<n>.zarr and a .nc copy of it. The certified bisection
 runs on the batched JAX solver by default (every unfinished cell of a step in one batch).
 """
 
@@ -28,6 +28,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxbell as jb  # noqa: E402
 from jaxbell.cli._args import parse_angle  # noqa: E402
+from jaxbell.store import save_dataset  # noqa: E402
 
 #: qubit options of experiments/noise_planes.py (critical visibilities agree with the defaults
 #: to 1e-7 on sample tuples, at a quarter of the cost)
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
         protocol=jb.Protocol(bob_key=bob_key),
         path=out,
     )
+    # a netCDF copy beside the (git-ignored) zarr store: what the figure and the docs read
+    save_dataset(ds.load(), out.with_suffix(".nc"), overwrite=True)
     lo, hi = ds.attack_threshold.values, ds.certified_threshold.values
     ok = np.isfinite(hi)
     print(
