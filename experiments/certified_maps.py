@@ -10,8 +10,9 @@ its finished blocks when run again with the same arguments.
     python experiments/certified_maps.py --n 16 --omega pi --bob-key aligned
     python experiments/certified_maps.py --n 16 --omega 5pi/6 --bob-key none
 
-Writes figures/data/certified_map_<bob-key>_omega<omega>_n<n>.zarr and a .nc copy of it. The certified bisection
-runs on the batched JAX solver by default (every unfinished cell of a step in one batch).
+Writes figures/data/certified_map_<bob-key>_omega<omega>_n<n>.zarr and a .nc copy of it. The
+certified bisection runs on the batched JAX solver by default (every unfinished cell of a step
+in one batch).
 """
 
 from __future__ import annotations
