@@ -6,8 +6,10 @@ contours the attack's (explicit qubit strategies, a lower bound), grey where no 
 certified at any visibility; the least certified threshold of the plane is marked (star) and
 so are the members of the plane whose largest CHSH value is 2 sqrt 2 (crosses).
 
-    python figures/certified_maps.py --data figures/data/certified_map_aligned_omega3pi_4_n32.nc \
-        figures/data/certified_map_aligned_omegapi_n32.nc figures/data/certified_map_aligned_omega5pi_6_n32.nc
+    python figures/certified_maps.py --data \
+        figures/data/certified_map_aligned_omega3pi_4_n32.nc \
+        figures/data/certified_map_aligned_omegapi_n32.nc \
+        figures/data/certified_map_aligned_omega5pi_6_n32.nc
 """
 
 import argparse
