@@ -483,7 +483,8 @@ def add_bff_options(
         default="CLARABEL",
         help="SDP solver: a cvxpy solver (default CLARABEL; MOSEK only if installed and "
         "licensed) or JAX, jaxbell's batched interior-point method (all points x nodes in one "
-        "program; ~4x Clarabel's throughput on 2 CPUs for bell and correlator statistics)",
+        "program; ~4x Clarabel's throughput on 2 CPUs with a Bell value; less tight with "
+        "correlators or full statistics on some points)",
     )
     g.add_argument(
         "--processes",
