@@ -9,7 +9,8 @@ so are the members of the plane whose largest CHSH value is 2 sqrt 2 (crosses).
     python figures/certified_maps.py --data \
         figures/data/certified_map_aligned_omega3pi_4_n32.nc \
         figures/data/certified_map_aligned_omegapi_n32.nc \
-        figures/data/certified_map_aligned_omega5pi_6_n32.nc
+        figures/data/certified_map_aligned_omega5pi_6_n32.nc \
+        figures/data/certified_map_none_omegapi_n32.nc
 """
 
 import argparse
@@ -65,8 +66,10 @@ def main(argv=None):
     ap.add_argument("--out", default="figures/certified_maps.png")
     args = ap.parse_args(argv)
     stores = [jb.open_dataset(p).load() for p in args.data]
-    fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 4.6), squeeze=False)
-    for ax, ds in zip(axes[0], stores, strict=True):
+    ncols = 2 if len(stores) == 4 else len(stores)
+    nrows = -(-len(stores) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), squeeze=False)
+    for ax, ds in zip(axes.ravel(), stores, strict=False):
         mesh = _panel(ax, ds)
         fig.colorbar(mesh, ax=ax, label="certified critical visibility (upper bound)")
     fig.tight_layout()
