@@ -28,11 +28,9 @@ L. Masanes, arXiv:quant-ph/0309137 (2003) (the arcsine criterion).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
-import logging
 import math
 import sys
 import time
@@ -49,6 +47,7 @@ from tqdm import tqdm
 
 from jaxbell import plots
 from jaxbell._checks import as_correlators
+from jaxbell._log import info_held_back
 from jaxbell._precision import x64_scope
 from jaxbell._version import __version__
 from jaxbell.dataset import PAPER_DOI
@@ -1004,7 +1003,7 @@ def reproduce(
             )
         return value
 
-    with x64_scope(), bar, _library_info_held_back():
+    with x64_scope(), bar, info_held_back():
         state["fig1"] = run("figure 1 grid", lambda: figure1_grid(p["grid_n"], seed=seed))
         state["fig2"] = run("figure 2 grid", lambda: figure2_grid(p["grid_n"], seed=seed))
         state["curve"] = run(
@@ -1064,19 +1063,6 @@ def reproduce(
     (out / "claims.json").write_text(json.dumps(payload, indent=2) + "\n")
     files += [out / "claims.md", out / "claims.json"]
     return ReproduceReport(out, tuple(claims), tuple(files), seconds)
-
-
-@contextlib.contextmanager
-def _library_info_held_back():
-    """Raise the ``jaxbell`` logger to WARNING for the block (restored after): the pipeline
-    makes ~100 search and grid calls whose INFO lines are no news to a user."""
-    logger = logging.getLogger("jaxbell")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _jsonable(d: dict) -> dict:

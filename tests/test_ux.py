@@ -241,8 +241,8 @@ def test_log_lines_go_above_the_bar_and_design_holds_its_per_step_lines(monkeypa
 
     import tqdm
 
+    from jaxbell._log import info_held_back
     from jaxbell.cli import _configure_logging
-    from jaxbell.rates import design
 
     written = []
     monkeypatch.setattr(tqdm.tqdm, "write", classmethod(lambda cls, s, **kw: written.append(s)))
@@ -252,7 +252,7 @@ def test_log_lines_go_above_the_bar_and_design_holds_its_per_step_lines(monkeypa
         _configure_logging(quiet=False)
         log.info("devices: 1 x cpu")
         assert written == ["jaxbell: devices: 1 x cpu"]
-        with design._info_held_back():  # the search's per-step envelope lines
+        with info_held_back():  # the search's per-step envelope lines
             log.info("qubit envelopes: 8 tuple(s)")
         assert len(written) == 1 and log.level == logging.INFO
     finally:

@@ -46,9 +46,7 @@ other (for thresholds: attack <= true <= certified), so both are returned.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
 import math
 import sys
 import time
@@ -60,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from jaxbell._log import info_held_back
 from jaxbell._precision import x64_scope
 from jaxbell.dataset import design_dataset
 from jaxbell.entropy import key_rate_at_quantum_bound
@@ -528,7 +527,7 @@ def optimise_protocol(
     show = (sys.stderr.isatty()) if progress is None else bool(progress)
     stage = f"design {objective}" + (f" ({subfamily})" if subfamily else "")
     bar = tqdm(range(steps), desc=stage, disable=not show, file=sys.stderr)
-    with bar, _info_held_back():  # one bar, not a log line per step's envelopes
+    with bar, info_held_back():  # one bar, not a log line per step's envelopes
         for _ in bar:
             envs = qubit_envelopes(
                 [tuple(_to_angles(u, subfamily_map)) for u in params],
@@ -873,19 +872,6 @@ def _known_starts(max_chsh, min_key_rate, seed) -> list[np.ndarray]:
 def _feasible_chsh(max_chsh, min_key_rate):
     _, _, values = _constraint_terms(np.array(CHSH), max_chsh, min_key_rate)
     return _feasible(values, max_chsh, min_key_rate)
-
-
-@contextlib.contextmanager
-def _info_held_back():
-    """The ``jaxbell`` logger at WARNING for the block (restored after): the search computes
-    envelopes at every step, and their INFO lines would break the progress bar."""
-    logger = logging.getLogger("jaxbell")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _worse(objective, value, reference):
