@@ -83,15 +83,13 @@ def _schur_kernels(structure, batch, seed):
     import jax
     import jax.numpy as jnp
 
+    from jaxbell.rates.ipm import _onehot_schur
+
     K = structure.n_vars
-    onehot_blocks, grouped_blocks = [], []
+    onehot_blocks = [(n, *map(jnp.asarray, rest)) for n, *rest in structure._device_data]
+    grouped_blocks = []
     for m in structure.index:
         n = m.shape[0]
-        flat = np.where(m.ravel() < 0, K, m.ravel())
-        onehot = np.zeros((n, n, K))
-        ii, jj = np.nonzero(m >= 0)
-        onehot[ii, jj, m[ii, jj]] = 1.0
-        onehot_blocks.append((n, flat, onehot))
         counts = np.bincount(m[m >= 0].ravel(), minlength=K)
         groups = {}
         for k in np.nonzero(counts)[0]:
@@ -102,13 +100,9 @@ def _schur_kernels(structure, batch, seed):
         pos[order] = np.arange(len(order))
         grouped_blocks.append((n, entries, pos))
 
-    def onehot_schur(xs, zis):
-        total = 0.0
-        for (n, flat, onehot), x, zi in zip(onehot_blocks, xs, zis, strict=True):
-            q = jnp.einsum("ijl,jb->ilb", onehot, zi)
-            r = jnp.einsum("ai,ilb->abl", x, q).reshape(n * n, K)
-            total = total + jax.ops.segment_sum(r, flat, num_segments=K + 1)[:K]
-        return total
+    def onehot_schur(xs, zis):  # the solver's assembly on accelerators
+        blocks = zip(onehot_blocks, xs, zis, strict=True)
+        return sum(_onehot_schur(b, x, zi, K) for b, x, zi in blocks)
 
     def grouped_schur(xs, zis):
         total = 0.0

@@ -240,3 +240,34 @@ def test_cli_runs_the_batched_solver(tmp_path, capsys):
         ref = jb.bff_entropy(*chsh, np.linspace(-0.88, -0.8, 2), m=2, solver="JAX")
         np.testing.assert_array_equal(ds.certified_entropy.values, ref.value)
         assert ds.attrs["solver"] == "JAX"
+
+
+def test_the_accelerator_schur_system_equals_the_host_one():
+    """The XLA half (one-hot assembly, jnp Cholesky: what runs on a GPU) solves the same system
+    as the CPU's host kernels, here outside the solver's loop on the CPU."""
+    import jax.numpy as jnp
+
+    from jaxbell._precision import x64_scope
+
+    rel = bff._relaxation("key", 2, 0, 0, False, True, True)
+    st = ipm.SdpStructure.from_relaxation(rel)
+    rng = np.random.default_rng(2)
+    xs, zis = [], []
+    for m in st.index:
+        g = rng.normal(size=(2, m.shape[0], m.shape[0]))
+        xs.append(g[0] @ g[0].T + np.eye(m.shape[0]))
+        zis.append(g[1] @ g[1].T + np.eye(m.shape[0]))
+    d = rng.uniform(0.1, 2.0, len(st.bounded))
+    rhs = rng.normal(size=(st.n_vars, 2))
+    with x64_scope():
+        blocks = [(n, *map(jnp.asarray, rest)) for n, *rest in st._device_data]
+        answers = []
+        for host in (False, True):
+            factor_solve, _ = ipm._systems(st, host, blocks)
+            args = ([jnp.asarray(x) for x in xs], [jnp.asarray(z) for z in zis])
+            sol, _ = factor_solve(jnp.int32(7), *args, jnp.asarray(d), jnp.asarray(rhs))
+            answers.append(np.asarray(sol))
+    from jaxbell.rates import _ipm_host
+
+    _ipm_host.release([7])
+    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-9, atol=1e-12)

@@ -21,7 +21,6 @@ with ``E_l`` the entries (r, s) of the moment matrix holding moment l,
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,7 +113,7 @@ class HostStructure:
 _SYSTEMS: dict[int, tuple[list, list]] = {}
 _LOCK = threading.Lock()
 _KEYS = itertools.count(1)
-_POOL: list = []
+_POOL: list = []  # (executor, its worker count), made on first use
 
 
 def new_key() -> int:
@@ -128,17 +127,17 @@ def release(keys) -> None:
             _SYSTEMS.pop(int(k), None)
 
 
-def _pool() -> ThreadPoolExecutor:
+def over_problems(work, n: int) -> list:
+    """``work(problems)`` on consecutive ranges splitting ``range(n)``, one per usable CPU, in
+    worker threads (the compiled kernels and NumPy's LAPACK release the GIL); results in order."""
     if not _POOL:
         from jaxbell.grid import usable_cpus
 
-        _POOL.append(ThreadPoolExecutor(max(1, min(usable_cpus(), os.cpu_count() or 1))))
-    return _POOL[0]
-
-
-def _chunks(n: int, parts: int) -> list[range]:
-    step = -(-n // parts)
-    return [range(i, min(n, i + step)) for i in range(0, n, step)]
+        workers = max(1, usable_cpus())
+        _POOL.append((ThreadPoolExecutor(workers), workers))
+    pool, workers = _POOL[0]
+    step = max(1, -(-n // workers))
+    return list(pool.map(work, [range(i, min(n, i + step)) for i in range(0, n, step)]))
 
 
 def factor_solve(structure: HostStructure, key, xs, zis, d, rhs, shifts, steps) -> np.ndarray:
@@ -163,8 +162,7 @@ def factor_solve(structure: HostStructure, key, xs, zis, d, rhs, shifts, steps) 
             if ok and np.all(np.isfinite(rhs[p])):
                 out[p] = _refined_solve(ms[p], chols[p], rhs[p], steps)
 
-    pool = _pool()
-    list(pool.map(work, _chunks(b, pool._max_workers)))
+    over_problems(work, b)
     with _LOCK:
         _SYSTEMS[int(key)] = (ms, chols)
     return out
@@ -181,6 +179,5 @@ def solve_again(key, rhs, steps) -> np.ndarray:
             if chols[p] is not None and np.all(np.isfinite(rhs[p])):
                 out[p] = _refined_solve(ms[p], chols[p], rhs[p], steps)
 
-    pool = _pool()
-    list(pool.map(work, _chunks(rhs.shape[0], pool._max_workers)))
+    over_problems(work, rhs.shape[0])
     return out

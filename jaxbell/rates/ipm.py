@@ -205,11 +205,10 @@ class SdpStructure:
 # does not use XLA's pool; the rest (the Schur complement, every product) stays in XLA.
 
 
-def _np_chol_inv(a: np.ndarray, shifts: tuple = (0.0,)) -> np.ndarray:
+def _np_chol_inv(a: np.ndarray) -> np.ndarray:
     """Inverse of the Cholesky factor of each matrix of a stack (NaN where not positive definite).
 
     LAPACK's dpotrf and dtrtri (n^3 / 3 flops each; a general inverse costs three times more).
-    ``shifts``: relative diagonal shifts tried in turn until the factorisation succeeds.
     """
     from scipy.linalg import lapack
 
@@ -219,11 +218,7 @@ def _np_chol_inv(a: np.ndarray, shifts: tuple = (0.0,)) -> np.ndarray:
     for i, m in enumerate(flat):
         if not np.all(np.isfinite(m)):
             continue
-        diag = np.diag(m).copy()
-        for shift in shifts:
-            chol, info = lapack.dpotrf(m + np.diag(shift * diag), lower=1, clean=1)
-            if info == 0:
-                break
+        chol, info = lapack.dpotrf(m, lower=1, clean=1)
         if info != 0:
             continue
         inv, info = lapack.dtrtri(chol, lower=1)
@@ -285,10 +280,7 @@ def _split(fn, a: np.ndarray) -> np.ndarray:
 
     if a.ndim < 3 or a.shape[0] < 2:
         return fn(a)
-    pool = _ipm_host._pool()
-    parts = list(pool.map(lambda r: fn(a[r.start : r.stop]),
-                          _ipm_host._chunks(a.shape[0], pool._max_workers)))  # fmt: skip
-    return np.concatenate(parts)
+    return np.concatenate(_ipm_host.over_problems(lambda r: fn(a[r.start : r.stop]), a.shape[0]))
 
 
 #: Relative diagonal shifts tried in turn for the few equalities' matrix A M^-1 A^T (it is
@@ -327,41 +319,46 @@ def _small_chol_inv(a):
     return inv
 
 
+def _xla_chol_inv(a, shifts=(0.0,)):
+    """Inverse Cholesky factor of one matrix in XLA, with the first diagonal shift that factors."""
+    diag = jnp.diag(jnp.diag(a))
+    chol = jnp.linalg.cholesky(a + shifts[0] * diag)
+    for shift in shifts[1:]:
+        retry = jnp.linalg.cholesky(a + shift * diag)
+        chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, retry)
+    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+
+
+def _onehot_schur(block, x, zi, n_vars):
+    """tr(F_k x F_l zi) for one block in XLA: dense products through the one-hot structure.
+
+    ``block``: an entry of :attr:`SdpStructure._device_data` (as jnp arrays). The solver's way on
+    accelerators; on the CPU :mod:`jaxbell.rates._ipm_host` assembles M instead.
+    """
+    n, _, flat, onehot = block
+    q = jnp.einsum("ijl,jb->ilb", onehot, zi)
+    r = jnp.einsum("ai,ilb->abl", x, q).reshape(n * n, n_vars)
+    return jax.ops.segment_sum(r, flat, num_segments=n_vars + 1)[:n_vars]
+
+
 def _linalg(host: bool):
-    """(chol_invs, eig_mins, chol_inv, eigh): lists of matrices in one call each; vmapped.
+    """(chol_invs, eig_mins, eigh): lists of matrices in one call each; vmapped.
 
     ``chol_invs(mats)``: the inverse Cholesky factor of each; ``eig_mins(mats)``: the smallest
-    eigenvalue of each (symmetric); ``chol_inv(a, shifts)``: one matrix, the first diagonal
-    shift that factors; ``eigh``: one matrix. On the CPU each is one host callback per batch
-    (NumPy's LAPACK; one callback for all the blocks of an iteration, not one per block).
+    eigenvalue of each (symmetric); ``eigh``: one matrix. On the CPU each is one host callback
+    per batch (NumPy's LAPACK; one callback for all the blocks of an iteration, not one per
+    block).
     """
     if not host:
 
-        def chol_inv(a, shifts=(0.0,)):
-            diag = jnp.diag(jnp.diag(a))
-            chol = jnp.linalg.cholesky(a + shifts[0] * diag)
-            for shift in shifts[1:]:
-                retry = jnp.linalg.cholesky(a + shift * diag)
-                chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, retry)
-            eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-            return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
-
         def chol_invs(mats):
-            return tuple(chol_inv(a) for a in mats)
+            return tuple(_xla_chol_inv(a) for a in mats)
 
         def eig_mins(mats):
             return tuple(jnp.linalg.eigvalsh(a)[0] for a in mats)
 
-        return chol_invs, eig_mins, chol_inv, jnp.linalg.eigh
-
-    def chol_inv(a, shifts=(0.0,)):
-        out = jax.pure_callback(
-            lambda w: _as_words(_np_chol_inv(_from_host(w), shifts)),
-            _words(a.shape),
-            _to_words(a),
-            vmap_method="expand_dims",
-        )
-        return _from_words(out)
+        return chol_invs, eig_mins, jnp.linalg.eigh
 
     def chol_invs(mats):
         def run(*ws):
@@ -393,10 +390,10 @@ def _linalg(host: bool):
         )
         return _from_words(e), _from_words(v)
 
-    return chol_invs, eig_mins, chol_inv, eigh
+    return chol_invs, eig_mins, eigh
 
 
-def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
+def _systems(structure: SdpStructure, host: bool, blocks):
     """(factor_solve, solve_again): the Schur complement system of one iteration.
 
     ``factor_solve(key, xs, zis, d, rhs) -> (M^-1 rhs, system)`` assembles M from the blocks
@@ -417,10 +414,13 @@ def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
             return u
 
         def factor_solve(key, xs, zis, d, rhs):
-            m = sum(schur(blk, x, zi) for blk, x, zi in zip(blocks, xs, zis, strict=True))
+            m = sum(
+                _onehot_schur(blk, x, zi, structure.n_vars)
+                for blk, x, zi in zip(blocks, xs, zis, strict=True)
+            )
             m = m.at[bounded, bounded].add(d)
             m = 0.5 * (m + m.T)
-            system = (m, chol_inv(m, SCHUR_SHIFTS))
+            system = (m, _xla_chol_inv(m, SCHUR_SHIFTS))
             return msolve(system, rhs), system
 
         return factor_solve, msolve
@@ -469,7 +469,7 @@ def _systems(structure: SdpStructure, host: bool, schur, chol_inv, blocks):
 
 def _build(structure: SdpStructure, options: IpmOptions, host: bool):
     """The one-problem solver + certificate (jnp functions closed over the structure)."""
-    chol_invs, eig_mins, chol_inv, eigh = _linalg(host)
+    chol_invs, eig_mins, eigh = _linalg(host)
     K = structure.n_vars
     bounded = jnp.asarray(structure.bounded)
     counts = jnp.asarray(structure.counts)
@@ -487,12 +487,6 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
     def adjoint(blk, x):  # <F_k, x> for every k
         _, _, flat, _ = blk
         return jax.ops.segment_sum(x.reshape(-1), flat, num_segments=K + 1)[:K]
-
-    def schur(blk, x, zi):  # tr(F_k x F_l zi): dense products through the one-hot structure
-        n, _, flat, onehot = blk
-        q = jnp.einsum("ijl,jb->ilb", onehot, zi)
-        r = jnp.einsum("ai,ilb->abl", x, q).reshape(n * n, K)
-        return jax.ops.segment_sum(r, flat, num_segments=K + 1)[:K]
 
     def step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu):
         """Largest primal / dual steps keeping Z, s / X, mu in their cones (inf: unbounded).
@@ -513,7 +507,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
         nz = len(z_linv)
         return largest(los[:nz], s, ds), largest(los[nz:], mu, dmu)
 
-    factor_solve, solve_again = _systems(structure, host, schur, chol_inv, blocks)
+    factor_solve, solve_again = _systems(structure, host, blocks)
 
     def solve_one(c, A, b, key):
         dtype = c.dtype
