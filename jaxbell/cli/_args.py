@@ -291,6 +291,12 @@ RANGE_HELP = (
 )
 
 
+def add_grid_axes(p) -> None:
+    """--theta, --phi, --omega: the three required axes of a (theta, phi, omega) grid."""
+    for name in ("--theta", "--phi", "--omega"):
+        p.add_argument(name, type=range_type(name), required=True, help=RANGE_HELP)
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

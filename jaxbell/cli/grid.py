@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from jaxbell._text import counted
 from jaxbell.cli._args import (
-    RANGE_HELP,
+    add_grid_axes,
     check_out,
     command_line,
     positive_int,
@@ -77,9 +77,7 @@ def add(sub) -> None:
             "used\nare logged on stderr (--quiet: not)."
         ),
     )
-    p.add_argument("--theta", type=range_type("--theta"), required=True, help=RANGE_HELP)
-    p.add_argument("--phi", type=range_type("--phi"), required=True, help=RANGE_HELP)
-    p.add_argument("--omega", type=range_type("--omega"), required=True, help=RANGE_HELP)
+    add_grid_axes(p)
     p.add_argument(
         "--out",
         default=None,

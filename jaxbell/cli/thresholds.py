@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from jaxbell.cli._args import (
-    RANGE_HELP,
     add_bff_options,
+    add_grid_axes,
     add_method_option,
     add_overwrite,
     add_qubit_options,
@@ -19,7 +19,6 @@ from jaxbell.cli._args import (
     method_options,
     positive_int,
     preprocessing_value,
-    range_type,
 )
 
 
@@ -39,9 +38,7 @@ def add(sub) -> None:
             "the bracket attack_threshold / certified_threshold."
         ),
     )
-    p.add_argument("--theta", type=range_type("--theta"), required=True, help=RANGE_HELP)
-    p.add_argument("--phi", type=range_type("--phi"), required=True, help=RANGE_HELP)
-    p.add_argument("--omega", type=range_type("--omega"), required=True, help=RANGE_HELP)
+    add_grid_axes(p)
     p.add_argument(
         "--threshold", choices=["visibility", "efficiency"], default="visibility",
         help="which threshold (default visibility)",
