@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 
+import jax
 import numpy as np
 
 import jaxbell as jb
@@ -84,7 +85,7 @@ def main(argv=None) -> dict:
         "jax_status_counts": np.bincount(res.status.ravel(), minlength=4).tolist(),
         "jax_solver_status_counts": np.bincount(res.solver_status.ravel(), minlength=6).tolist(),
         "jax_points_per_s": n / wall,
-        "device": str(__import__("jax").devices()[0]),
+        "device": str(jax.devices()[0]),
         "max_abs_diff_certified": float(np.nanmax(np.abs(res.value[:k] - ref.value)))
         if ref is not None and np.any(np.isfinite(res.value[:k] - ref.value))
         else float("nan"),
