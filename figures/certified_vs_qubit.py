@@ -19,10 +19,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main() -> pathlib.Path:
-    fig = plots.certified_vs_qubit_figure(open_dataset(HERE / "data" / "certified_vs_qubit.nc"))
-    out = HERE / "certified_vs_qubit.png"
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
+    out = plots.write(
+        plots.certified_vs_qubit_figure(open_dataset(HERE / "data" / "certified_vs_qubit.nc")),
+        HERE / "certified_vs_qubit.png",
+    )
     print(f"wrote {out}")
     return out
 

@@ -15,10 +15,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main() -> pathlib.Path:
-    fig = plots.design_figure(open_dataset(HERE / "data" / "design.nc"))
-    out = HERE / "design.png"
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
+    out = plots.write(
+        plots.design_figure(open_dataset(HERE / "data" / "design.nc")), HERE / "design.png"
+    )
     print(f"wrote {out}")
     return out
 

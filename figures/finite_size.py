@@ -16,10 +16,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main() -> pathlib.Path:
-    fig = plots.finite_size_figure(open_dataset(HERE / "data" / "finite_size.nc"))
-    out = HERE / "finite_size.png"
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
+    out = plots.write(
+        plots.finite_size_figure(open_dataset(HERE / "data" / "finite_size.nc")),
+        HERE / "finite_size.png",
+    )
     print(f"wrote {out}")
     return out
 

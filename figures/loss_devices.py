@@ -17,10 +17,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main() -> pathlib.Path:
-    fig = plots.loss_devices_figure(open_dataset(HERE / "data" / "loss_devices.nc"))
-    out = HERE / "loss_devices.png"
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
+    out = plots.write(
+        plots.loss_devices_figure(open_dataset(HERE / "data" / "loss_devices.nc")),
+        HERE / "loss_devices.png",
+    )
     print(f"wrote {out}")
     return out
 

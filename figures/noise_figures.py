@@ -19,10 +19,7 @@ DATA = HERE / "data"
 
 
 def _write(fig, name: str) -> pathlib.Path:
-    out = HERE / name
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
-    return out
+    return plots.write(fig, HERE / name)
 
 
 def fig_planes() -> pathlib.Path | None:

@@ -17,10 +17,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def main() -> pathlib.Path:
-    fig = plots.protocol_efficiency_figure(open_dataset(HERE / "data" / "protocol_thresholds.nc"))
-    out = HERE / "protocol_efficiency.png"
-    plots.save(fig, out, dpi=130, palette=True)
-    plots.close(fig)
+    out = plots.write(
+        plots.protocol_efficiency_figure(open_dataset(HERE / "data" / "protocol_thresholds.nc")),
+        HERE / "protocol_efficiency.png",
+    )
     print(f"wrote {out}")
     return out
 

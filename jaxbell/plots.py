@@ -82,6 +82,16 @@ def close(fig) -> None:
     fig.clear()
 
 
+def write(fig, path, *, dpi: int = 130):
+    """A figure for the documents: ``fig`` saved to ``path`` as a palette PNG (:func:`save`),
+    then released (:func:`close`); returns the path."""
+    from pathlib import Path
+
+    save(fig, path, dpi=dpi, palette=True)
+    close(fig)
+    return Path(path)
+
+
 def _greek(text: str) -> str:
     words = text.split(" ")
     return " ".join(_GREEK.get(w, w) for w in words)
