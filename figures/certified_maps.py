@@ -73,7 +73,7 @@ def main(argv=None):
         mesh = _panel(ax, ds)
         fig.colorbar(mesh, ax=ax, label="certified critical visibility (upper bound)")
     fig.tight_layout()
-    plots.save(fig, args.out, dpi=150, palette=True)
+    plots.write(fig, args.out, dpi=150)
     print("wrote", args.out)
 
 
