@@ -22,16 +22,18 @@ projectors ``M_a`` of the key measurement (``M_a = P^a_x`` for kind "key"; for k
 
 where the infimum runs over quantum strategies meeting the constraints (``<B_{theta,phi,omega}>
 = bell_value`` of eq. (2), or the four correlators) and over Eve's operators ``Z_a``, which
-commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded below by 0 here; a
-valid closed-form bound is ``2p(1-p)`` for noisy preprocessing with flip probability p (0 at p =
-0, where no better bound exists below the quantum bound): :func:`last_node_bound`, derived in
-docs/rates.md ("The last node"), not yet added to the certified value. (With the exact infimum
-over ``Z_a`` the sum over all m nodes is itself a lower bound; tests/test_bff.py checks both on
+commute with Alice's and Bob's. The ``i = m`` term (``t_m = 1``) is bounded in closed form by
+:func:`last_node_bound`: ``2p(1-p)`` for noisy preprocessing with flip probability p, 0 without
+(where no better bound exists below the quantum bound), derived in docs/rates.md ("The last
+node"); ``w_m / (t_m ln 2)`` times it is added to every certified value and tangent
+(:attr:`BffResult.last_node`). (With the exact infimum over ``Z_a`` the sum over all m nodes is
+itself a lower bound; tests/test_bff.py checks both on
 random states.) Each node is its own SDP with its own strategy (the "fast" form of [BFF]: the
 infimum of a sum is at least the sum of the infima), so a point costs ``m - 1`` independent
-SDPs. Dropping the ``t_m`` term costs ``c_m (1 + inf f_1) <= 1/(m^2 ln 2)`` bits: 0.0113 bits at
-m = 8 where H = 1 with a uniform key bit (0.0169 for global randomness with four uniform
-outcomes); the relaxation costs little more (at m = 8, level 2: 3e-4 to 1.4e-3 bits below the
+SDPs. Bounding the ``t_m`` node by its closed form costs ``c_m (1 + inf f_1 - bound) <=
+1/(m^2 ln 2)`` bits: without preprocessing 0.0113 bits at m = 8 where H = 1 with a uniform key
+bit (0.0169 for global randomness with four uniform outcomes), nothing below the quantum bound
+where the bound is tight (every full-rank state); the relaxation costs little more (at m = 8, level 2: 3e-4 to 1.4e-3 bits below the
 tight CHSH curve of [PAB09], tests/test_bff.py).
 
 The relaxation
@@ -833,23 +835,24 @@ def _solve_point(task: tuple) -> dict:
     statuses += ["not_solved"] * (n - len(statuses))
     return _point_result(
         vals, duals, corrs, statuses, slopes, weights, mode, preprocessing, max_corr,
-        time.perf_counter() - start,
+        time.perf_counter() - start, _last_node_term(m, kind, preprocessing),
     )  # fmt: skip
 
 
 def _point_result(
-    vals, duals, corrs, statuses, slopes, weights, mode, preprocessing, max_corr, seconds
+    vals, duals, corrs, statuses, slopes, weights, mode, preprocessing, max_corr, seconds, last
 ) -> dict:
     """One point's result from its m - 1 node results (node statuses as cvxpy's strings).
 
-    The point's certified value is the Gauss-Radau sum of its certified nodes; it is NaN with
+    The point's certified value is the Gauss-Radau sum of its certified nodes plus ``last``,
+    the t = 1 node's closed-form term (:func:`_last_node_term`); it is NaN with
     status 1 (a node infeasible) or 2 (a node failed) if any node is not finite, and status 3
     if the total correction exceeds ``max_corr``.
     """
     n = len(weights)
     vals_a, duals_a, corrs_a = np.array(vals), np.array(duals), np.array(corrs)
-    value = float(np.sum(weights * (1.0 + vals_a)))
-    dual = float(np.sum(weights * (1.0 + duals_a)))
+    value = float(np.sum(weights * (1.0 + vals_a))) + last
+    dual = float(np.sum(weights * (1.0 + duals_a))) + last
     correction = float(np.sum(weights * corrs_a))
     if np.all(np.isfinite(vals_a)):
         code = 0 if correction <= max_corr else 3
@@ -963,6 +966,7 @@ def _solve_points_ipm(tasks: list, bar) -> list[dict]:
     node_code = out["solver_status"].reshape(n_pts, n_nodes)
     lam = out["lam"].reshape(n_pts, n_nodes, -1)
     names = {0: "optimal", 1: "optimal_inaccurate", 2: "user_limit", 3: "infeasible", 4: "failed"}
+    last = _last_node_term(m, kind, pre)
     results = []
     for p in range(n_pts):
         codes = node_code[p]
@@ -971,7 +975,7 @@ def _solve_points_ipm(tasks: list, bar) -> list[dict]:
         results.append(
             _point_result(
                 vals, node_dual[p], node_corr[p], statuses, lam[p], weights, mode, pre,
-                max_corr, seconds,
+                max_corr, seconds, last,
             )  # fmt: skip
         )
     return results
@@ -1040,6 +1044,10 @@ class BffResult:
         k = 1, 4 or 8, the Gauss-Radau-weighted sum of each node's equality multipliers
         (weak duality with one dual point for all b': :func:`_certify`). NaN where not
         certified. These are the min-tradeoff functions of :mod:`jaxbell.rates.finite`.
+    last_node : float
+        The t = 1 node's closed-form term in bits, ``w_m / (t_m ln 2) * last_node_bound(p)``,
+        included in ``value``, ``dual_value`` and ``tangent_value`` (0 without preprocessing):
+        ``value`` is ``max(h(p), sum(weights * (1 + node_value)) + last_node)``.
     """
 
     value: np.ndarray
@@ -1062,6 +1070,7 @@ class BffResult:
     behaviour: np.ndarray | None = None
     tangent_value: np.ndarray | None = None
     slope: np.ndarray | None = None
+    last_node: float = 0.0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -1369,6 +1378,7 @@ def bff_entropy(
         behaviour=None if behaviour_used is None else np.array(behaviour_used),
         tangent_value=gather("tangent_value"),
         slope=gather("slope", float, (_EQUALITIES[mode],)),
+        last_node=_last_node_term(m, kind, preprocessing),
     )
 
 
