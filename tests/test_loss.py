@@ -403,13 +403,18 @@ def test_refine_device_raises_the_certified_rate_and_checks_input():
     opts = {"m": 3}
     r0, _ = loss._certified_rates(_DEVICE[None], 0.2, 0.9, 1.0, "keep", loss.CHSH, "correlators",
                                   opts)  # fmt: skip
-    best, w, hist = loss.refine_device(_DEVICE, 0.9, preprocessing=0.2, constraint="correlators",
-                                       steps=2, options=opts)  # fmt: skip
+    kw = dict(constraint="correlators", steps=2, options=opts)
+    best, w, p, hist = loss.refine_device(_DEVICE, 0.9, preprocessing=0.2, **kw)
+    assert p == 0.2
     assert hist[0] == pytest.approx(float(r0[0]), abs=1e-12)
     assert np.all(np.diff(hist) >= 0) and best == hist[-1] > hist[0]
     # the refined device's rate, certified again from scratch, is the reported one
     r1, _ = loss._certified_rates(w[None], 0.2, 0.9, 1.0, "keep", loss.CHSH, "correlators", opts)
     assert float(r1[0]) == pytest.approx(best, abs=1e-12)
+    # with the flip probability searched too, the rate is at least as high, at a p it reports
+    best2, w2, p2, _ = loss.refine_device(_DEVICE, 0.9, preprocessing=("optimal", 0.2), **kw)
+    r2, _ = loss._certified_rates(w2[None], p2, 0.9, 1.0, "keep", loss.CHSH, "correlators", opts)
+    assert best2 >= best - 1e-12 and float(r2[0]) == pytest.approx(best2, abs=1e-12)
     for kwargs, match in [
         (dict(device=[0.1] * 5), "device must be six"),
         (dict(device=[np.nan] * 6), "device must be six"),

@@ -357,7 +357,7 @@ def _certified_rates(ws, p, eff, v, no_click, bell, constraint, cert_opts):
 
 
 def refine_device(
-    device, efficiency: float, *, preprocessing: float, visibility: float = 1.0,
+    device, efficiency: float, *, preprocessing: float | str, visibility: float = 1.0,
     constraint: str = "full", no_click: str = "keep", bell=CHSH, steps: int = 12,
     step: float = 0.05, options: Mapping[str, Any] | None = None, progress: bool = False,
 ):  # fmt: skip
@@ -369,8 +369,10 @@ def refine_device(
     :func:`jaxbell.qubit_behaviour`), minus the error-correction cost's gradient, it is an
     ascent direction in the device's six angles (s, a_0, a_1, b_0, b_1, b_2). Each step
     certifies three step lengths along it in one batch of SDPs and keeps the best; the step
-    length adapts (x4 on success at the longest, /8 on failure). The flip probability p is
-    fixed. Every reported rate is certified (an achievable lower bound for that device).
+    length adapts (x4 on success at the longest, /8 on failure). With
+    ``preprocessing=("optimal", p0)`` the flip probability moves too: each step also
+    certifies the device at p +- dp (dp from 0.05, halved when neither helps). Every rate
+    reported is certified (an achievable lower bound for that device).
 
     Parameters
     ----------
@@ -378,8 +380,8 @@ def refine_device(
         Starting angles (s, a_0, a_1, b_0, b_1, b_2), e.g. an :func:`optimise_device` optimum.
     efficiency, visibility, no_click
         As in :func:`jaxbell.qubit_behaviour`.
-    preprocessing : float
-        Alice's flip probability p in [0, 1/2).
+    preprocessing : float or ("optimal", float)
+        Alice's flip probability p in [0, 1/2), fixed; or searched from the given start.
     constraint : {"full", "correlators"}
         What the certified bound constrains (the Bell value alone has the analytic search of
         :func:`optimise_device`).
@@ -392,8 +394,9 @@ def refine_device(
 
     Returns
     -------
-    (rate, device, history) : (float, numpy.ndarray, numpy.ndarray)
-        The best certified rate, its angles, and the certified rate after each step.
+    (rate, device, p, history) : (float, numpy.ndarray, float, numpy.ndarray)
+        The best certified rate, its angles and flip probability, and the certified rate after
+        each step.
     """
     from tqdm import tqdm
 
@@ -403,7 +406,8 @@ def refine_device(
     if w.shape != (6,) or not np.all(np.isfinite(w)):
         raise ValueError(f"device must be six finite angles (s, a_0, a_1, b_0, b_1, b_2); got "
                          f"{device!r}")  # fmt: skip
-    p = float(preprocessing)
+    search_p = isinstance(preprocessing, tuple) and preprocessing[:1] == ("optimal",)
+    p = float(preprocessing[1] if search_p else preprocessing)
     if not 0.0 <= p < 0.5:
         raise ValueError(f"preprocessing must lie in [0, 1/2); got {preprocessing!r}")
     eff, v = float(efficiency), float(check_visibility(visibility))
@@ -415,31 +419,39 @@ def refine_device(
         ws[:, 0] = np.clip(ws[:, 0], lo, hi)
         return ws
 
-    def rates(ws):
-        return _certified_rates(clip(ws), p, eff, v, no_click, bell, constraint, options)
+    def rates(ws, flip):
+        return _certified_rates(clip(ws), flip, eff, v, no_click, bell, constraint, options)
 
-    r, g = rates(w[None])
+    r, g = rates(w[None], p)
     best, grad = float(r[0]), g[0]
     history = [best]
-    length = float(step)
+    length, dp = float(step), 0.05
     bar = tqdm(total=steps, desc=f"refine {constraint} eta={eff:.4f}", disable=not progress)
     for _ in range(steps):
         norm = float(np.linalg.norm(grad))
         if not (np.isfinite(best) and np.isfinite(norm)) or norm == 0.0 or length < 1e-5:
             break
-        d = grad / norm
         tries = np.array([length / 4.0, length, 4.0 * length])
-        cand = clip(w[None] + tries[:, None] * d[None])
-        r, g = rates(cand)
-        j = int(np.nanargmax(np.where(np.isfinite(r), r, -np.inf)))
-        if np.isfinite(r[j]) and r[j] > best:
+        cand = clip(w[None] + tries[:, None] * (grad / norm)[None])
+        r, g = rates(cand, p)
+        j = int(np.argmax(np.where(np.isfinite(r), r, -np.inf)))
+        moved = np.isfinite(r[j]) and r[j] > best
+        if moved:
             best, w, grad, length = float(r[j]), cand[j], g[j], float(tries[j])
         else:
             length /= 8.0
+        if search_p and dp > 1e-4:
+            flips = [q for q in (p - dp, p + dp) if 0.0 <= q < 0.5]
+            got = [rates(w[None], q) for q in flips]
+            k = int(np.argmax([np.nan_to_num(a[0][0], nan=-np.inf) for a in got]))
+            if got[k][0][0] > best:
+                best, p, grad = float(got[k][0][0]), flips[k], got[k][1][0]
+            else:
+                dp /= 2.0
         history.append(best)
         bar.update()
     bar.close()
-    return best, w, np.asarray(history)
+    return best, w, p, np.asarray(history)
 
 
 def _bisect(positive, lo, hi, tol):
@@ -469,6 +481,7 @@ def optimise_device(
     starts: int = 6,
     tol: float = 1e-4,
     certified_tol: float = 2e-3,
+    refine: int = 6,
     options: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> DeviceResult:
@@ -506,6 +519,14 @@ def optimise_device(
         Random starts of the search beside the aligned CHSH device and partially entangled ones.
     tol, certified_tol : float
         Width of the attack's and the certified threshold's bisection in the efficiency.
+    refine : int
+        With ``constraint`` "correlators" or "full" and ``certify``: ascent steps of
+        :func:`refine_device` on the certified rate of that constraint, from the Bell test's
+        optimum (its flip probability kept), so that the device certified is optimised for the
+        statistics used (0: certify the Bell test's device as it is). For a threshold the
+        certified bisection then runs over (0.5, 1], each probe refined from the last one's
+        device (continuation), since the full statistics may certify below the Bell test's
+        attack threshold; ``value`` stays the Bell test's attack threshold.
     options : dict, optional
         ``{"attack": {...}, "certified": {...}}`` options of the two backends (default: BFF
         with m = 6).
@@ -595,9 +616,43 @@ def optimise_device(
         return _library_rate(u, eff, v, no_click, tup, cons, method, o)
 
     attack_for = {"bell": "qubit", "correlators": "attack", "full": "attack"}
-    if objective == "key_rate":
+    if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
+        raise ValueError(f"refine must be a whole number of steps >= 0, got {refine!r}")
+    refining = certify and constraint != "bell" and refine > 0
+
+    # the flip probability the certified ascent starts from (below 1/2: there no key at all)
+    def refined(w6, flip, eff):
+        r, w, q, _ = refine_device(
+            w6, eff, preprocessing=("optimal", min(flip, 0.45)) if fixed_p is None else flip,
+            visibility=v, constraint=constraint, no_click=no_click, bell=tuple_, steps=refine,
+            options=cert_opts,
+        )  # fmt: skip
+        return r, np.concatenate([w, [q]])
+
+    if objective == "key_rate" and refining:
+        certified, best_u = refined(best_u[:6], float(best_u[6]), eff_opt)
+        value = lib(best_u, eff_opt, constraint, attack_for[constraint])
+    elif objective == "key_rate":
         value = lib(best_u, eff_opt, constraint, attack_for[constraint])
         certified = lib(best_u, eff_opt, constraint, certified_method) if certify else math.nan
+    elif refining:
+        value = threshold
+        # continuation from the Bell test's device at the attack's threshold, moved off the
+        # weakly entangled edge it runs to: each probe starts where the last one ended
+        start = np.array(best_u, dtype=np.float64)
+        start[0] = max(start[0], 0.2)
+        warm = {"u": start, "positive": None}
+
+        def cert_positive_refined(eff):
+            r, u = refined(warm["u"][:6], float(warm["u"][6]), eff)
+            warm["u"] = u
+            if r > RATE_RESOLUTION:
+                warm["positive"] = u
+            return r > RATE_RESOLUTION
+
+        certified = _bisect(cert_positive_refined, 0.5, 1.0, certified_tol)
+        if warm["positive"] is not None:
+            best_u, eff_opt = warm["positive"], certified
     else:
         value = threshold
         certified = math.nan
@@ -644,6 +699,7 @@ def optimise_device(
             "starts": starts,
             "tol": tol,
             "certified_tol": certified_tol,
+            "refine": refine if refining else 0,
             "seed": seed,
             "attack_method": attack_for[constraint],
             "certified_method": certified_method,
