@@ -1517,6 +1517,26 @@ GLOSSARY.update(
             "rad",
             "s of cos(s)|00> + sin(s)|11> (pi/4: maximally entangled)",
         ),
+        "chsh_rate": (
+            "key rate, CHSH test (attack)",
+            "bit / round",
+            "Key rate of the same device tested by the CHSH value alone: the tight analytic "
+            "bound of Ho et al. 2020",
+        ),
+        "device": (
+            "device angles",
+            "rad",
+            "The state angle s and the angles a_0, a_1, b_0, b_1, b_2 of the X-Z plane "
+            "observables (jaxbell.qubit_behaviour)",
+        ),
+        "threshold_device": (
+            "device at the certified threshold",
+            "rad (p: 1)",
+            "s, a_0, a_1, b_0, b_1, b_2 (radians) and the flip probability p of the device "
+            "certified at the threshold",
+        ),
+        "parameter": ("device parameter", "1", "Name of the device angle"),
+        "device_parameter": ("device parameter", "1", "Name of the device angle or p"),
     }
 )
 

@@ -425,3 +425,17 @@ def test_refine_device_raises_the_certified_rate_and_checks_input():
         args = dict(device=_DEVICE, preprocessing=0.2) | kwargs
         with pytest.raises(ValueError, match=match):
             loss.refine_device(args.pop("device"), 0.9, **args, options=opts)
+
+
+def test_optimise_device_refines_for_the_statistics_it_certifies():
+    kw = dict(efficiency=0.95, constraint="correlators", starts=0, beside=False,
+              options={"certified": {"m": 3}})  # fmt: skip
+    plain = jb.optimise_device("key_rate", refine=0, **kw)
+    refined = jb.optimise_device("key_rate", refine=2, **kw)
+    # the refined device certifies at least as much as the Bell test's device, and the attack
+    # on the refined device (an upper bound on its rate) stays above its certified rate
+    assert refined.certified >= plain.certified - 1e-12
+    assert refined.certified <= refined.value + 1e-6
+    assert refined.settings["refine"] == 2 and plain.settings["refine"] == 0
+    with pytest.raises(ValueError, match="refine"):
+        jb.optimise_device("key_rate", refine=-1, **kw)

@@ -57,6 +57,10 @@ def add(sub) -> None:
                    help="Gauss-Radau nodes of the certified bound (default 6)")  # fmt: skip
     p.add_argument("--starts", type=nonnegative_int, default=6,
                    help="random starts beside the known ones (default 6)")  # fmt: skip
+    p.add_argument("--refine", type=nonnegative_int, default=6,
+                   help="with --constraint correlators/full: ascent steps on the certified "
+                   "rate of those statistics (refine_device; 0: certify the Bell test's "
+                   "device as it is; default 6)")  # fmt: skip
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the starts")
     p.add_argument("--no-certify", action="store_true", help="skip the BFF certification")
     p.add_argument("--no-beside", action="store_true",
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             beside=not args.no_beside,
             starts=args.starts,
             seed=args.seed,
+            refine=args.refine,
             options={"certified": {"m": args.m, "processes": 1}},
         )
     except (ValueError, TypeError, NotImplementedError, ImportError) as err:
