@@ -33,8 +33,8 @@ infimum of a sum is at least the sum of the infima), so a point costs ``m - 1`` 
 SDPs. Bounding the ``t_m`` node by its closed form costs ``c_m (1 + inf f_1 - bound) <=
 1/(m^2 ln 2)`` bits: without preprocessing 0.0113 bits at m = 8 where H = 1 with a uniform key
 bit (0.0169 for global randomness with four uniform outcomes), nothing below the quantum bound
-where the bound is tight (every full-rank state); the relaxation costs little more (at m = 8, level 2: 3e-4 to 1.4e-3 bits below the
-tight CHSH curve of [PAB09], tests/test_bff.py).
+where the bound is tight (every full-rank state); the relaxation costs little more (at m = 8,
+level 2: 3e-4 to 1.4e-3 bits below the tight CHSH curve of [PAB09], tests/test_bff.py).
 
 The relaxation
 --------------
