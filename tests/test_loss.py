@@ -439,3 +439,35 @@ def test_optimise_device_refines_for_the_statistics_it_certifies():
     assert refined.settings["refine"] == 2 and plain.settings["refine"] == 0
     with pytest.raises(ValueError, match="refine"):
         jb.optimise_device("key_rate", refine=-1, **kw)
+
+
+def _ho_rate_numpy(u, eta, keep):
+    """Ho et al. 2020 eq. (4) minus the brute-force H(A'|B), from Born's rule (NumPy only)."""
+    beh = born(u[0], u[1:3], u[3:6], 1.0, eta, keep=keep)
+    sign = np.array([1.0, -1.0])
+    e = np.einsum("a,b,abxy->xy", sign, sign, beh[:, :2, :, :2])
+    s = min(abs(e[0, 0] + e[0, 1] + e[1, 0] - e[1, 1]), 2 * math.sqrt(2))
+    p = u[6]
+
+    def h(q):
+        return _shannon([q, 1 - q])
+
+    z, w = math.sqrt(max(s * s / 4 - 1, 0.0)), math.sqrt(1 - p * (1 - p) * (8 - s * s))
+    return 1 - h((1 + z) / 2) + h((1 + w) / 2) - brute_cost(beh, 0, 2, p)
+
+
+@pytest.mark.slow
+def test_chsh_threshold_with_preprocessing_and_a_kept_no_click_is_ho_et_al():
+    # Ho et al., PRL 124, 230502 (2020): 82.6 % with optimal preprocessing, a partially
+    # entangled state and Bob's no-click kept. The search's threshold lies within 0.5 % of it,
+    # and just above it the device the search returns has a positive rate by an independent
+    # computation (Born's rule, their eq. (4), brute-force H(A'|B))
+    res = jb.optimise_device("critical_efficiency", no_click="keep", preprocessing="optimal",
+                             certify=False, beside=False, tol=1e-4)  # fmt: skip
+    assert abs(res.value - 0.826) <= 0.005
+    u = np.array([res.state_angle, *res.alice_angles, *res.bob_angles, res.preprocessing])
+    assert _ho_rate_numpy(u, res.efficiency, keep=True) > 0
+    at = jb.optimise_device("key_rate", efficiency=res.value + 2e-3, no_click="keep",
+                            preprocessing="optimal", certify=False, beside=False)  # fmt: skip
+    ua = np.array([at.state_angle, *at.alice_angles, *at.bob_angles, at.preprocessing])
+    assert _ho_rate_numpy(ua, res.value + 2e-3, keep=True) == pytest.approx(at.value, abs=1e-9)
