@@ -615,12 +615,13 @@ GLOSSARY.update(
             "Gauss-Radau node t_i",
             "1",
             "Node t_i in (0, 1) of the m-point Gauss-Radau rule with end point 1 (the t_m = 1 "
-            "term is bounded below by 0)",
+            "term by its closed form, the attribute last_node_bits)",
         ),
         "node_weight": (
             "node weight w_i / (t_i ln 2)",
             "bit",
-            "Weight of node i: certified_entropy = sum_i node_weight (1 + node_value)",
+            "Weight of node i: certified_entropy = max(h(p), sum_i node_weight (1 + "
+            "node_value) + last_node_bits)",
         ),
         "node_value": (
             "certified node infimum",
@@ -686,6 +687,7 @@ def bff_dataset(result, *, dim: str = "point", history: str | None = None) -> xr
             "sdp_variables": result.sizes["variables"],
             "sdp_psd_entries": result.sizes["psd_entries"],
             "sdps_per_point": result.settings["m"] - 1,
+            "last_node_bits": float(result.last_node),
             "shape": list(result.value.shape),
         }
     )

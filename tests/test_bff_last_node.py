@@ -144,6 +144,21 @@ def test_the_term_in_bits():
     assert jb.rates.bff.last_node_bound(0.3, "global") == 0.0
 
 
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_the_certified_value_carries_the_term(p):
+    # value = max(h(p), sum_i weight_i (1 + node_i) + 2p(1-p) / (m^2 ln 2)), the tangent too
+    m = 3
+    chsh = (np.pi / 2, np.pi / 4, 3 * np.pi / 4)
+    eta = 0.9 * float(jb.quantum_bound(*chsh))
+    r = jb.rates.bff.bff_entropy(*chsh, eta, m=m, preprocessing=p, progress=False, processes=1)
+    assert r.last_node == pytest.approx(2 * p * (1 - p) / (m * m * math.log(2)), abs=1e-15)
+    total = float(np.sum(r.weights * (1 + r.node_value))) + r.last_node
+    hp = 0.0 if p == 0 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+    assert float(r.value) == pytest.approx(max(hp, total), abs=1e-12)
+    assert float(r.tangent_value) == pytest.approx(total, abs=1e-12)
+    assert "last_node_bits" in str(r.to_dataset().attrs)
+
+
 @pytest.mark.slow
 def test_certified_key_near_1_with_more_nodes():
     # below the quantum bound the t = 1 node is worth nothing (g = 0 there), so the way to 1 is
