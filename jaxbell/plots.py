@@ -882,10 +882,12 @@ _LOSS_LABELS = {
 }
 
 
-def loss_devices_figure(ds: xr.Dataset):
+def loss_devices_figure(ds: xr.Dataset, refined: xr.Dataset | None = None):
     """Key rate against detection efficiency of the lossy qubit devices (issue 22): the attack
     (lines, an upper bound) and the certified BFF bound (markers, a lower bound) per device;
-    the dataset of experiments/loss_devices.py."""
+    the dataset of experiments/loss_devices.py. ``refined``: the dataset of
+    experiments/loss_full_statistics.py (a device optimised for its certified full-statistics
+    rate), drawn as filled markers with its certified threshold."""
     fig = _figure((6.4, 4.2))
     ax = fig.add_subplot()
     eff = ds["efficiency"]
@@ -898,6 +900,15 @@ def loss_devices_figure(ds: xr.Dataset):
         ax.plot(eff, np.where(att > 1e-8, att, np.nan), color=color, label=f"{label} (attack)")
         ax.plot(eff, np.where(cert > 1e-8, cert, np.nan), "o", color=color, ms=4,
                 mfc="none", label="certified (BFF)" if i == 0 else None)  # fmt: skip
+    if refined is not None:
+        r = refined["rate_certified"]
+        ax.plot(refined["efficiency"], np.where(r > 1e-8, r, np.nan), "s-", color="k", ms=4,
+                lw=0.8, label="full statistics, device refined for it (certified)")  # fmt: skip
+        crit = float(refined.attrs.get("certified_threshold", np.nan))
+        if np.isfinite(crit):
+            ax.axvline(crit, color="k", ls=":", lw=0.8)
+            ax.annotate(f"certified {crit:.3f}", (crit, 0.02), xycoords=("data", "axes fraction"),
+                        fontsize=7, rotation=90, ha="right", va="bottom")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(axis_label(eff))
     ax.set_ylabel(axis_label(ds["rate_attack"]).replace(" (attack)", ""))

@@ -465,3 +465,26 @@ def test_figure2_labels_and_crosses_keep_off_the_other_lines():
             gap = np.hypot(*(contour - xy).T).min() * 72.0 / fig.dpi  # points
             assert gap > ln.get_markersize() / 2, gap
     plots.close(fig)
+
+
+def test_loss_devices_figure_with_a_refined_device():
+    import pathlib
+
+    import xarray as xr
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data" / "loss_devices.nc"
+    ds = jb.open_dataset(path)
+    eff = np.array([0.84, 0.82, 0.80])
+    rate = {"rate_certified": ("efficiency", [4e-3, 1e-3, -1e-4])}
+    refined = xr.Dataset(rate, coords={"efficiency": eff}, attrs={"certified_threshold": 0.805})
+    fig = plots.loss_devices_figure(ds, refined)
+    FigureCanvasAgg(fig).draw()
+    (ax,) = fig.axes
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("refined" in t for t in texts)
+    # the negative rate is not drawn on the log axis; the threshold is marked and labelled
+    line = next(ln for ln in ax.get_lines() if "refined" in str(ln.get_label()))
+    assert np.isnan(line.get_ydata()[-1]) and np.all(np.isfinite(line.get_ydata()[:2]))
+    assert any(np.allclose(ln.get_xdata(), 0.805) for ln in ax.get_lines())
+    assert any("0.805" in t.get_text() for t in ax.texts)
+    plots.close(fig)
