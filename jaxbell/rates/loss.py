@@ -179,6 +179,10 @@ def _starts(family: bool, seed: int, count: int) -> list[np.ndarray]:
     base = [np.array([*_ALIGNED, 0.0]), np.array([*_ALIGNED, 0.3])]
     for s, p in ((0.6, 0.4), (0.45, 0.4), (0.3, 0.45), (0.1, 0.49), (0.03, 0.499)):
         base.append(np.array([s, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0, p]))
+    # partially entangled with little preprocessing: where the largest rates sit between the
+    # threshold and 0.9 (started at p -> 1/2, a negative rate only climbs to 0 there)
+    for s in (0.25, 0.4, 0.6):
+        base.append(np.array([s, 0.0, 1.2, 0.3, -0.65, 0.0, 0.1]))
     # weakly entangled, near-aligned measurements: where thresholds with preprocessing fall
     base.append(np.array([0.01, 0.0, 0.28, 0.0, -0.14, 0.0, 0.499]))
     base.append(np.array([0.05, 0.0, 0.6, 0.1, -0.3, 0.0, 0.49]))
@@ -579,7 +583,8 @@ def optimise_device(
     def search(eff, warm=None, scaled=objective == "critical_efficiency"):
         f = _objective(no_click, family, alpha, scaled)
         with x64_scope():
-            cands = ([warm] if warm is not None else []) + u_starts
+            warm = [] if warm is None else warm if isinstance(warm, list) else [warm]
+            cands = warm + u_starts
             r, u = _maximise(f, cands, eff, v, bounds)
             if u is not None:  # continuation towards the weakly entangled optimum
                 low = u.copy()
@@ -660,7 +665,8 @@ def optimise_device(
             cache: dict[float, np.ndarray] = {}
 
             def cert_positive(eff):  # the device of the largest rate (a resolvable one)
-                _, u = search(eff, best_u, scaled=False)
+                # warm starts: the attack's threshold device and every earlier probe's device
+                _, u = search(eff, [best_u, *cache.values()], scaled=False)
                 cache[eff] = u
                 return lib(u, eff, constraint, certified_method) > RATE_RESOLUTION
 
