@@ -10,7 +10,8 @@ so are the members of the plane whose largest CHSH value is 2 sqrt 2 (crosses).
         figures/data/certified_map_aligned_omega3pi_4_n32.nc \
         figures/data/certified_map_aligned_omegapi_n32.nc \
         figures/data/certified_map_aligned_omega5pi_6_n32.nc \
-        figures/data/certified_map_none_omegapi_n32.nc
+        figures/data/certified_map_none_omegapi_n32.nc \
+        figures/data/certified_map_none_omega5pi_6_n32.nc
 """
 
 import argparse
@@ -66,12 +67,14 @@ def main(argv=None):
     ap.add_argument("--out", default="figures/certified_maps.png")
     args = ap.parse_args(argv)
     stores = [jb.open_dataset(p).load() for p in args.data]
-    ncols = 2 if len(stores) == 4 else len(stores)
+    ncols = 2 if len(stores) == 4 else min(len(stores), 3)
     nrows = -(-len(stores) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.6 * nrows), squeeze=False)
     for ax, ds in zip(axes.ravel(), stores, strict=False):
         mesh = _panel(ax, ds)
         fig.colorbar(mesh, ax=ax, label="certified critical visibility (upper bound)")
+    for ax in axes.ravel()[len(stores):]:
+        ax.set_axis_off()
     fig.tight_layout()
     plots.write(fig, args.out, dpi=150)
     print("wrote", args.out)
