@@ -81,6 +81,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "jaxbell.rates.loss": (
         "DeviceResult",
         "optimise_device",
+        "refine_device",
     ),
     "jaxbell.rates.qubit": (
         "QubitEnvelope",
@@ -141,6 +142,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DeviceResult",
+    "QubitDevice",
     "SearchResult",
     "BffOptions",
     "BffResult",
@@ -169,6 +172,9 @@ __all__ = [
     "epsilon_at_quantum_bound",
     "error_correction_cost",
     "evaluate_grid",
+    "optimise_device",
+    "qubit_behaviour",
+    "refine_device",
     "find_tuple",
     "finite_key_rate",
     "finite_rate_curve",

@@ -104,3 +104,12 @@ def test_scripts_import_what_exists(path):
             for alias in node.names:
                 if alias.name.startswith("jaxbell"):
                     importlib.import_module(alias.name)
+
+
+def test_every_lazy_public_name_is_in_all():
+    # the lazy top level names each public function once for import and once for __all__;
+    # the five names of issue 22 had been left out of __all__ (star imports, docs tools)
+    import jaxbell
+
+    assert set(jaxbell._LAZY) <= set(jaxbell.__all__)
+    assert all(hasattr(jaxbell, name) for name in jaxbell.__all__)
