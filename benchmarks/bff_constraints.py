@@ -20,8 +20,8 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
-from jaxbell.rates import bff, protocol  # noqa: E402
 from jaxbell.family import bell_coefficients  # noqa: E402
+from jaxbell.rates import bff, protocol  # noqa: E402
 
 CHSH = (np.pi / 2, np.pi / 4, 3 * np.pi / 4)
 
