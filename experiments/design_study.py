@@ -79,15 +79,11 @@ def _row(res):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the aligned protocol only")
-    parser.add_argument("--table-only", choices=list(BOB), default=None,
-                        help="only the table's rows of this protocol, no fronts")  # fmt: skip
     parser.add_argument("--out", default=str(OUT / "design.nc"))
     args = parser.parse_args(argv)
     check_writable(args.out, "--out", overwrite=True)
     t0 = time.perf_counter()
     table = [r for r in TABLE if not args.quick or r[0] == "aligned"]
-    if args.table_only:
-        table = [r for r in TABLE if r[0] == args.table_only]
     rows = []
     for proto, p, obj in tqdm(table, desc="design table", file=sys.stderr):
         res = jb.optimise_protocol(
@@ -98,8 +94,6 @@ def main(argv=None) -> int:
     caps = [("max_chsh", c) for c in MAX_CHSH] + [("min_key_rate", k) for k in MIN_KEY]
     if args.quick:
         caps = caps[1:2] + caps[-1:]
-    if args.table_only:
-        caps = []
     for kind, val in tqdm(caps, desc="fronts", file=sys.stderr):
         res = jb.optimise_protocol(
             objective="critical_visibility",
@@ -156,8 +150,7 @@ def main(argv=None) -> int:
         title="Protocol design over the family (optimise_protocol)",
         settings=SEARCH
         | {"bff_m": 8, "quick": int(args.quick), "seconds": round(time.perf_counter() - t0, 1)},
-        history="python experiments/design_study.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        history="python experiments/design_study.py" + (" --quick" if args.quick else ""),
     )
     save_dataset(ds, args.out, name="--out", overwrite=True)
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
