@@ -297,32 +297,34 @@ def _library_rate(u, eff, v, no_click, bell, constraint, method, options):
 
 @functools.cache
 def _statistics_jacobian(no_click: str, constraint: str):
-    """Jitted (statistics, d statistics / d angles, EC cost, d cost / d angles) of a device.
+    """Jitted (statistics, d statistics / d angles, EC cost, d cost / d angles, behaviour)
+    of a device.
 
     The statistics are those the certified bound constrains, in :class:`BffResult.slope`'s
     order: "full" <A_0>, <A_1>, <B_0>, <B_1>, E[0, 0], E[0, 1], E[1, 0], E[1, 1] of the test
     inputs; "correlators" the four E[x, y]. Derivatives with respect to the six angles
     (s, a_0, a_1, b_0, b_1, b_2); the cost is H(A'|X=0, Y=2, B) with flip probability p."""
 
+    def behaviour(w, eff, v):
+        return qubit_behaviour(w[0], w[1:3], w[3:6], visibility=v, efficiency=eff,
+                               no_click=no_click)  # fmt: skip
+
     def stats(w, eff, v):
-        beh = qubit_behaviour(w[0], w[1:3], w[3:6], visibility=v, efficiency=eff,
-                              no_click=no_click)[..., :, :2, :, :2]  # fmt: skip
-        sign = jnp.array([1.0, -1.0])
-        e = jnp.einsum("a,b,abxy->xy", sign, sign, beh).ravel()
+        beh = behaviour(w, eff, v)[..., :, :2, :, :2]
+        e = behaviour_correlators(beh).ravel()
         if constraint == "correlators":
             return e
+        sign = jnp.array([1.0, -1.0])
         alice = jnp.einsum("a,abxy->x", sign, beh) / 2.0
         bob = jnp.einsum("b,abxy->y", sign, beh) / 2.0
         return jnp.concatenate([alice, bob, e])
 
     def cost(w, eff, v, p):
-        beh = qubit_behaviour(w[0], w[1:3], w[3:6], visibility=v, efficiency=eff,
-                              no_click=no_click)  # fmt: skip
-        return error_correction_cost(beh, 0, 2, preprocessing=p)
+        return error_correction_cost(behaviour(w, eff, v), 0, 2, preprocessing=p)
 
     def both(w, eff, v, p):
         return (stats(w, eff, v), jax.jacfwd(stats)(w, eff, v),
-                *jax.value_and_grad(cost)(w, eff, v, p))  # fmt: skip
+                *jax.value_and_grad(cost)(w, eff, v, p), behaviour(w, eff, v))  # fmt: skip
 
     return jax.jit(both)
 
@@ -345,11 +347,7 @@ def _certified_rates(ws, p, eff, v, no_click, bell, constraint, cert_opts):
         cost = np.array([float(o[2]) for o in out])
         dcost = np.array([np.asarray(o[3]) for o in out])
         if constraint == "full":
-            beh = np.stack([
-                np.asarray(qubit_behaviour(w[0], w[1:3], w[3:6], visibility=v, efficiency=eff,
-                                           no_click=no_click), dtype=np.float64)
-                for w in ws
-            ])  # fmt: skip
+            beh = np.array([np.asarray(o[4], dtype=np.float64) for o in out])
             res = bff.bff_entropy(*bell, None, behaviour=beh, preprocessing=p, progress=False,
                                   **opts)  # fmt: skip
         else:
