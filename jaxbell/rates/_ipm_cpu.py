@@ -1,0 +1,590 @@
+"""The interior-point method of :mod:`jaxbell.rates.ipm`, compiled whole for the CPU (numba).
+
+The same iteration as the XLA program (:func:`jaxbell.rates.ipm._build`: HKM direction,
+Mehrotra predictor-corrector, separate primal and dual steps, the smallest diagonal shift of
+the Schur complement that factors, one step of iterative refinement, best iterate and stall
+rule, the same statuses), written as one compiled function per problem. On a CPU the XLA
+program spent ~2.5 ms of CPU per SDP-iteration where its two unavoidable kernels (the sparse
+Schur assembly and LAPACK's dpotrf, already on the host) take ~0.9 ms: the rest went to host
+callbacks, copies and XLA's small ops around them (``docs/rates.md``, "Why not 20x"). Here
+nothing crosses a callback: the loop, the block factorisations, the step-length eigenvalues
+and every product run in one ``nogil`` call, LAPACK (SciPy's, one BLAS thread) called
+directly, and the problems of a batch are split over the CPUs by threads. A problem's bits do
+not depend on the batch it is solved in.
+
+The certificate is not computed here: :func:`jaxbell.rates.ipm.solve` builds it in JAX from
+the dual point this returns (the same bound on every platform).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import llvmlite.binding as llvm
+import numba as nb
+import numpy as np
+from numba import types
+from numba.extending import get_cython_function_address
+
+
+def _lapack(name: str, n_args: int):
+    """SciPy's LAPACK routine ``name`` as a function compiled code calls (every argument a
+    pointer, Fortran convention). Bound by symbol name, so numba can cache the callers."""
+    symbol = f"jaxbell_{name}"
+    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_lapack", name))
+    return types.ExternalFunction(symbol, types.void(*([types.voidptr] * n_args)))
+
+
+_dpotrf = _lapack("dpotrf", 5)
+_dtrtri = _lapack("dtrtri", 6)
+
+# LAPACK is column-major: a C-ordered symmetric matrix is its own transpose, and the factor
+# LAPACK writes into the upper triangle ("U": A = U^T U) reads, C-ordered, as the lower
+# triangle of L = U^T with A = L L^T.
+_UPPER = ord("U")
+_NONUNIT = ord("N")
+
+
+@nb.njit(nogil=True, cache=True)
+def _chol_lower(a, out, shift=0.0):  # pragma: no cover - compiled
+    """Lower Cholesky factor of the symmetric ``a + shift diag(a)`` into ``out`` (C order);
+    False if not positive definite. ``a`` is not changed (no copy of it is made)."""
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = a[i, j] if j <= i else 0.0
+        out[i, i] += shift * a[i, i]
+    uplo = np.array([_UPPER], dtype=np.uint8)
+    nn = np.array([n], dtype=np.int32)
+    info = np.zeros(1, dtype=np.int32)
+    _dpotrf(uplo.ctypes, nn.ctypes, out.ctypes, nn.ctypes, info.ctypes)
+    return info[0] == 0
+
+
+@nb.njit(nogil=True, cache=True)
+def _tri_inverse(lower):  # pragma: no cover - compiled
+    """Inverse of a lower-triangular matrix (C order), in place; False if singular."""
+    n = lower.shape[0]
+    uplo = np.array([_UPPER], dtype=np.uint8)
+    diag = np.array([_NONUNIT], dtype=np.uint8)
+    nn = np.array([n], dtype=np.int32)
+    info = np.zeros(1, dtype=np.int32)
+    _dtrtri(uplo.ctypes, diag.ctypes, nn.ctypes, lower.ctypes, nn.ctypes, info.ctypes)
+    return info[0] == 0
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _chol_solve(chol, rhs):  # pragma: no cover - compiled
+    """Solve (L L^T) u = r for every row r of ``rhs`` (C order, (c, n)), in place.
+
+    Row-oriented substitutions on the C-ordered lower factor (both sweeps read rows of L):
+    for a few right-hand sides 3-4x faster than LAPACK's dpotrs, which packs the whole
+    triangle for every call (measured: 10 us against 35 us per solve at K = 272).
+    """
+    n = chol.shape[0]
+    for c in range(rhs.shape[0]):
+        u = rhs[c]
+        for i in range(n):
+            acc = u[i]
+            li = chol[i]
+            for j in range(i):
+                acc -= li[j] * u[j]
+            u[i] = acc / li[i]
+        for i in range(n - 1, -1, -1):
+            xi = u[i] / chol[i, i]
+            u[i] = xi
+            li = chol[i]
+            for j in range(i):
+                u[j] -= xi * li[j]
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _schur_block(x, zi, rows, cols, ptr, moments, flat, out, w):  # pragma: no cover - compiled
+    """out[k, l] += tr(F_k x F_l zi) for the moments of one block (both triangles).
+
+    ``W_l = x F_l zi`` one moment at a time in the scratch ``w`` (n * n, stays in L1), then
+    ``M_kl = sum over moment k's entries of W_l`` for k >= l (the module docstring of
+    :mod:`jaxbell.rates._ipm_host` derives it).
+    """
+    n = x.shape[0]
+    kb = moments.shape[0]
+    for j in range(kb):
+        w[:] = 0.0
+        for e in range(ptr[j], ptr[j + 1]):
+            xr = x[rows[e]]
+            zr = zi[cols[e]]
+            for a in range(n):
+                xa = xr[a]
+                base = a * n
+                for b in range(n):
+                    w[base + b] += xa * zr[b]
+        mj = moments[j]
+        for i in range(j, kb):
+            acc = 0.0
+            for e in range(ptr[i], ptr[i + 1]):
+                acc += w[flat[e]]
+            out[moments[i], mj] += acc
+            if i != j:
+                out[mj, moments[i]] += acc
+
+
+@nb.njit(nogil=True, cache=True)
+def _g_of(y, const, idx, out):  # pragma: no cover - compiled
+    """out = F0 * const + sum_k y_k F_k for one block (``idx``: the block's moment index)."""
+    n = out.shape[0]
+    for i in range(n):
+        for j in range(n):
+            k = idx[i, j]
+            out[i, j] = const if k < 0 else y[k]
+
+
+@nb.njit(nogil=True, cache=True)
+def _adjoint_add(x, idx, sign, out):  # pragma: no cover - compiled
+    """out[k] += sign * <F_k, x> for one block."""
+    n = x.shape[0]
+    for i in range(n):
+        for j in range(n):
+            k = idx[i, j]
+            if k >= 0:
+                out[k] += sign * x[i, j]
+
+
+#: Relative width at which the bisection for the smallest eigenvalue stops (a step length
+#: needs far less; the lower end of the bracket is returned, so the step is never too long).
+_BISECT_REL = 1e-10
+
+
+@nb.njit(nogil=True, cache=True)
+def _min_eig_sym(w, floor):  # pragma: no cover - compiled
+    """min(lambda_min((w + w^T) / 2), floor) from below: ``floor`` when no eigenvalue is below it.
+
+    Householder tridiagonalisation (Golub & Van Loan, Matrix Computations, 4th ed., 8.3.1) and
+    bisection with Sturm counts on the tridiagonal matrix (ibid. 8.4.1), stopped at a relative
+    width of :data:`_BISECT_REL`; the bracket's lower end is returned. A step length only needs
+    the smallest eigenvalue when it lies below -1/cap, so the caller passes that as ``floor``
+    (one Sturm count decides it). 2-3x faster than LAPACK's dsyevr at n = 31 (no level-2 BLAS
+    calls). NaN if ``w`` is not finite.
+    """
+    n = w.shape[0]
+    if not np.all(np.isfinite(w)):
+        return np.nan
+    a = 0.5 * (w + w.T)
+    d = np.empty(n)
+    e = np.zeros(max(n - 1, 1))
+    v = np.empty(n)
+    p = np.empty(n)
+    for k in range(n - 2):
+        m = n - k - 1
+        alpha = 0.0
+        for i in range(m):
+            v[i] = a[k + 1 + i, k]
+            alpha += v[i] * v[i]
+        norm = np.sqrt(alpha)
+        if norm == 0.0:
+            e[k] = 0.0
+            continue
+        sgn = norm if v[0] >= 0 else -norm
+        v[0] += sgn
+        vv = 0.0
+        for i in range(m):
+            vv += v[i] * v[i]
+        beta = 2.0 / vv
+        for i in range(m):
+            acc = 0.0
+            row = a[k + 1 + i]
+            for j in range(m):
+                acc += row[k + 1 + j] * v[j]
+            p[i] = beta * acc
+        pv = 0.0
+        for i in range(m):
+            pv += p[i] * v[i]
+        half = 0.5 * beta * pv
+        for i in range(m):
+            p[i] -= half * v[i]
+        for i in range(m):
+            row = a[k + 1 + i]
+            vi = v[i]
+            wi = p[i]
+            for j in range(m):
+                row[k + 1 + j] -= vi * p[j] + wi * v[j]
+        e[k] = -sgn
+    for i in range(n):
+        d[i] = a[i, i]
+    if n >= 2:
+        e[n - 2] = a[n - 1, n - 2]
+    lo = np.inf
+    for i in range(n):
+        r = (abs(e[i - 1]) if i > 0 else 0.0) + (abs(e[i]) if i < n - 1 else 0.0)
+        lo = min(lo, d[i] - r)
+    if lo >= floor or _sturm_count(d, e, floor) == 0:
+        return floor
+    hi = floor
+    for _ in range(2000):
+        if hi - lo <= _BISECT_REL * max(abs(lo), abs(hi)):
+            break
+        x = 0.5 * (lo + hi)
+        if x <= lo or x >= hi:
+            break
+        if _sturm_count(d, e, x) >= 1:
+            hi = x
+        else:
+            lo = x
+    return lo
+
+
+@nb.njit(nogil=True, cache=True)
+def _sturm_count(d, e, x):  # pragma: no cover - compiled
+    """Number of eigenvalues below x of the symmetric tridiagonal matrix (d, e)."""
+    cnt = 0
+    q = d[0] - x
+    if q < 0:
+        cnt += 1
+    for i in range(1, d.shape[0]):
+        if q == 0.0:
+            q = 1e-300
+        q = d[i] - x - e[i - 1] * e[i - 1] / q
+        if q < 0:
+            cnt += 1
+    return cnt
+
+
+@nb.njit(nogil=True, cache=True)
+def _largest_step(linvs, dms, v, dv, cap):  # pragma: no cover - compiled
+    """Largest a with L L^T + a D >= 0 for every block (L^-1 given) and v + a dv >= 0, or any
+    number >= ``cap`` when it is at least that (the caller takes min(1, fraction * a))."""
+    a = np.inf
+    for b in range(len(linvs)):
+        li = linvs[b]
+        lo = _min_eig_sym(li @ dms[b] @ li.T, -1.0 / cap)
+        if lo < 0:
+            a = min(a, -1.0 / lo)
+    for i in range(v.shape[0]):
+        if dv[i] < 0:
+            a = min(a, -v[i] / dv[i])
+    return a
+
+
+@nb.njit(nogil=True, cache=True)
+def _measures(c, A, bvec, idxs, consts, bounded, scale, y, xs, zs, s, lam, mu):  # pragma: no cover
+    """(pobj, dobj, gap, pinf, dinf) and the residuals (rp, rs, rb, rc) of an iterate."""
+    K = c.shape[0]
+    rc = c.copy()
+    rps = []
+    pinf = 0.0
+    dsum = 0.0
+    for b in range(len(xs)):
+        g = np.empty_like(zs[b])
+        _g_of(y, 1.0, idxs[b], g)
+        rp = g - zs[b]
+        rps.append(rp)
+        pinf = max(pinf, np.max(np.abs(rp)))
+        _adjoint_add(xs[b], idxs[b], -1.0, rc)
+        dsum += np.sum(consts[b] * xs[b])
+    rs = 1.0 - y[bounded] - s
+    rb = bvec - A @ y
+    rc -= A.T @ lam
+    for i in range(bounded.shape[0]):
+        rc[bounded[i]] += mu[i]
+    if rs.shape[0]:
+        pinf = max(pinf, np.max(np.abs(rs)))
+    if rb.shape[0]:
+        pinf = max(pinf, np.max(np.abs(rb)))
+    pobj = 0.0
+    for k in range(K):
+        pobj += c[k] * y[k]
+    dobj = bvec @ lam - np.sum(mu) - dsum
+    gap = abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj))
+    dinf = np.max(np.abs(rc)) / scale
+    return pobj, dobj, gap, pinf, dinf, rps, rs, rb, rc
+
+
+@nb.njit(nogil=True, cache=True)
+def _rhs(target, xs, zis, rps, corr_x, corr_s, idxs, bounded, s, mu, d, rs, rc):  # pragma: no cover
+    """Right-hand side of the Schur system (as ``rhs`` in :func:`jaxbell.rates.ipm._build`)."""
+    h = -rc
+    for b in range(len(xs)):
+        x, zi = xs[b], zis[b]
+        t = target * zi - x - x @ rps[b] @ zi - corr_x[b]
+        _adjoint_add(t, idxs[b], 1.0, h)
+    for i in range(bounded.shape[0]):
+        h[bounded[i]] -= (target - corr_s[i]) / s[i] - mu[i] - d[i] * rs[i]
+    return h
+
+
+@nb.njit(nogil=True, cache=True)
+def _direction(target, corr_x, corr_s, mh, small_linv, m_at, A, rb, xs, zis, rps, idxs,
+               bounded, s, mu, d, rs):  # pragma: no cover - compiled  # fmt: skip
+    r = rb - A @ mh
+    dlam = small_linv.T @ (small_linv @ r)
+    dy = mh + m_at.T @ dlam
+    dzs = []
+    dxs = []
+    for b in range(len(xs)):
+        dz = np.empty_like(xs[b])
+        _g_of(dy, 0.0, idxs[b], dz)
+        dz += rps[b]
+        dx = target * zis[b] - xs[b] - xs[b] @ dz @ zis[b] - corr_x[b]
+        dzs.append(dz)
+        dxs.append(0.5 * (dx + dx.T))
+    ds = rs - dy[bounded]
+    dmu = (target - corr_s) / s - mu - d * ds
+    return dy, dxs, dzs, ds, dlam, dmu
+
+
+@nb.njit(nogil=True, cache=True)
+def _small_chol_inv(a, shifts):  # pragma: no cover - compiled
+    """Inverse Cholesky factor of the few equalities' E x E matrix, first shift that factors."""
+    n = a.shape[0]
+    sym = 0.5 * (a + a.T)
+    out = np.empty_like(sym)
+    for sh in shifts:
+        if _chol_lower(sym, out, sh) and _tri_inverse(out):
+            return out, True
+    return out, False
+
+
+@nb.njit(nogil=True, cache=True)
+def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_iter, schur_shifts,
+              small_shifts, refine, step_fraction, stall_iterations, stall_below, x0, z0,
+              x_out):  # pragma: no cover - compiled  # fmt: skip
+    """One node SDP. Returns (y, lam, mu, info); the best iterate's X blocks go into ``x_out``.
+
+    ``info``: primal and dual objective, gap, primal and dual residual, iterations, solver
+    status, stop reason (as the dict of :func:`jaxbell.rates.ipm.solve`).
+    """
+    K = c.shape[0]
+    E = bvec.shape[0]
+    H = bounded.shape[0]
+    nblk = len(idxs)
+    scale = 1.0 + np.max(np.abs(c))
+    n_cone = H
+    for b in range(nblk):
+        n_cone += idxs[b].shape[0]
+    y = np.zeros(K)
+    xs = [np.eye(idxs[b].shape[0]) * (x0 * scale) for b in range(nblk)]
+    zs = [np.eye(idxs[b].shape[0]) * z0 for b in range(nblk)]
+    s = np.ones(H)
+    lam = np.zeros(E)
+    mu = np.ones(H) * scale
+    by, bxs, bzs, bs, blam, bmu = y, xs, zs, s, lam, mu
+    best_score = np.inf
+    stall = 0
+    it = 0
+    converged = False
+    broken = False
+    nmax = 0
+    for b in range(nblk):
+        nmax = max(nmax, idxs[b].shape[0])
+    w = np.empty(nmax * nmax)
+    m = np.empty((K, K))
+    chol = np.empty((K, K))
+    _, _, _, _, _, rps, rs, rb, rc = _measures(c, A, bvec, idxs, consts, bounded, scale,
+                                               y, xs, zs, s, lam, mu)  # fmt: skip
+    while (not converged) and (not broken) and stall < stall_iterations and it < max_iter:
+        it += 1
+        nu = mu @ s
+        for b in range(nblk):
+            nu += np.sum(xs[b] * zs[b])
+        nu /= n_cone
+        z_linv = []
+        x_linv = []
+        ok = True
+        for b in range(nblk):
+            lz = np.empty_like(zs[b])
+            lx = np.empty_like(xs[b])
+            ok = ok and _chol_lower(zs[b], lz) and _tri_inverse(lz)
+            ok = ok and _chol_lower(xs[b], lx) and _tri_inverse(lx)
+            z_linv.append(lz)
+            x_linv.append(lx)
+        if not ok:
+            broken = True
+            break
+        zis = [li.T @ li for li in z_linv]
+        d = mu / s
+        zero_x = [np.zeros_like(x) for x in xs]
+        zero_s = np.zeros(H)
+        h = _rhs(0.0, xs, zis, rps, zero_x, zero_s, idxs, bounded, s, mu, d, rs, rc)
+        # the Schur complement, factored with the first shift that works
+        m[:] = 0.0
+        for b in range(nblk):
+            rows, cols, ptr, moms, flat = sch[b]
+            _schur_block(xs[b], zis[b], rows, cols, ptr, moms, flat, m, w)
+        for i in range(H):
+            m[bounded[i], bounded[i]] += d[i]
+        factored = False
+        for sh in schur_shifts:
+            if _chol_lower(m, chol, sh):
+                factored = True
+                break
+        if not factored or not np.all(np.isfinite(m)):
+            broken = True
+            break
+        first = np.empty((E + 1, K))
+        first[:E] = A
+        first[E] = h
+        sol = first.copy()
+        _chol_solve(chol, sol)
+        for _ in range(refine):
+            corr = first - sol @ m
+            _chol_solve(chol, corr)
+            sol += corr
+        m_at = sol[:E]
+        small_linv, sok = _small_chol_inv(A @ m_at.T, small_shifts)
+        if not sok:
+            broken = True
+            break
+        dy, dxs, dzs, ds, dlam, dmu = _direction(0.0, zero_x, zero_s, sol[E], small_linv, m_at,
+                                                 A, rb, xs, zis, rps, idxs, bounded, s, mu, d,
+                                                 rs)  # fmt: skip
+        ap = min(1.0, _largest_step(z_linv, dzs, s, ds, 1.0))
+        ad = min(1.0, _largest_step(x_linv, dxs, mu, dmu, 1.0))
+        nu_aff = (mu + ad * dmu) @ (s + ap * ds)
+        for b in range(nblk):
+            nu_aff += np.sum((xs[b] + ad * dxs[b]) * (zs[b] + ap * dzs[b]))
+        nu_aff /= n_cone
+        sigma = min(1.0, max(0.0, (nu_aff / nu) ** 3))
+        corr_x = [dxs[b] @ dzs[b] @ zis[b] for b in range(nblk)]
+        corr_s = dmu * ds
+        h = _rhs(sigma * nu, xs, zis, rps, corr_x, corr_s, idxs, bounded, s, mu, d, rs, rc)
+        hm = np.empty((1, K))
+        hm[0] = h
+        mh = hm.copy()
+        _chol_solve(chol, mh)
+        for _ in range(refine):
+            corr = hm - mh @ m
+            _chol_solve(chol, corr)
+            mh += corr
+        dy, dxs, dzs, ds, dlam, dmu = _direction(sigma * nu, corr_x, corr_s, mh[0], small_linv,
+                                                 m_at, A, rb, xs, zis, rps, idxs, bounded, s,
+                                                 mu, d, rs)  # fmt: skip
+        ap = min(1.0, step_fraction * _largest_step(z_linv, dzs, s, ds, 1.0 / step_fraction))
+        ad = min(1.0, step_fraction * _largest_step(x_linv, dxs, mu, dmu, 1.0 / step_fraction))
+        ny = y + ap * dy
+        nxs = [xs[b] + ad * dxs[b] for b in range(nblk)]
+        nzs = [zs[b] + ap * dzs[b] for b in range(nblk)]
+        ns = s + ap * ds
+        nlam = lam + ad * dlam
+        nmu = mu + ad * dmu
+        ok = np.isfinite(ap) and np.isfinite(ad)
+        ok = ok and np.all(np.isfinite(ny)) and np.all(np.isfinite(ns))
+        ok = ok and np.all(np.isfinite(nlam)) and np.all(np.isfinite(nmu))
+        for b in range(nblk):
+            ok = ok and np.all(np.isfinite(nxs[b])) and np.all(np.isfinite(nzs[b]))
+        if not ok:  # rejected: the loop ends at the last good iterate (its score is not new)
+            broken = True
+            break
+        y, xs, zs, s, lam, mu = ny, nxs, nzs, ns, nlam, nmu
+        _, _, gap, pinf, dinf, rps, rs, rb, rc = _measures(c, A, bvec, idxs, consts, bounded,
+                                                           scale, y, xs, zs, s, lam, mu)  # fmt: skip
+        score = max(gap, max(pinf, dinf))
+        better = score < best_score
+        if better:
+            by, bxs, bzs, bs, blam, bmu = y, xs, zs, s, lam, mu
+            best_score = score
+        stall = 0 if (better or best_score > stall_below) else stall + 1
+        converged = gap < tol_gap and pinf < tol_feas and dinf < tol_feas
+    pobj, dobj, gap, pinf, dinf, _, _, _, _ = _measures(c, A, bvec, idxs, consts, bounded, scale,
+                                                        by, bxs, bzs, bs, blam, bmu)  # fmt: skip
+    final = gap < tol_gap and pinf < tol_feas and dinf < tol_feas
+    infeasible = (not final) and pinf > 1e-6 and dobj > 1e3 * scale
+    close = gap < 1e-6 and pinf < 1e-6 and dinf < 1e-6
+    if final:
+        status = 0
+    elif infeasible:
+        status = 3
+    elif close:
+        status = 1
+    elif it >= max_iter:
+        status = 2
+    else:
+        status = 4
+    if converged:
+        reason = 0
+    elif stall >= stall_iterations:
+        reason = 1
+    elif broken:
+        reason = 2
+    else:
+        reason = 3
+    off = 0
+    for b in range(nblk):
+        n = bxs[b].shape[0]
+        x_out[off : off + n * n] = bxs[b].ravel()
+        off += n * n
+    info = np.array([pobj, dobj, gap, pinf, dinf, it, status, reason], dtype=np.float64)
+    return by, blam, bmu, info
+
+
+class CpuStructure:
+    """One relaxation's structure as :func:`solve_one` reads it (typed lists of its blocks)."""
+
+    def __init__(self, index: tuple, n_vars: int, bounded: np.ndarray):
+        from numba.typed import List
+
+        from jaxbell.rates._ipm_host import HostStructure
+
+        host = HostStructure(index, n_vars, bounded)
+        self.n_vars = n_vars
+        self.sizes = [m.shape[0] for m in index]
+        self.bounded = np.ascontiguousarray(bounded, dtype=np.int64)
+        self.idxs = List([np.ascontiguousarray(m, dtype=np.int64) for m in index])
+        self.consts = List([(m < 0).astype(np.float64) for m in index])
+        self.sch = List([tuple(np.ascontiguousarray(a) for a in blk) for blk in host.blocks])
+
+
+def solve_batch(structure: CpuStructure, c, A, b, options, constants, progress=None) -> dict:
+    """Solve every problem of a batch (threads over the CPUs); arrays with a leading axis N.
+
+    ``constants``: (schur shifts, small shifts, refinement steps, step fraction, stall
+    iterations, stall threshold, initial X, initial Z) of :mod:`jaxbell.rates.ipm`. The ``x`` of the result is a
+    tuple of (N, n, n) stacks, one per block.
+    """
+    from jaxbell.rates._ipm_host import over_problems
+
+    schur_shifts, small_shifts, refine, fraction, stall_its, stall_below, x0, z0 = constants
+    schur_shifts = np.asarray(schur_shifts, dtype=np.float64)
+    small_shifts = np.asarray(small_shifts, dtype=np.float64)
+    n = c.shape[0]
+    sq = sum(k * k for k in structure.sizes)
+    out = {
+        "y": np.full((n, structure.n_vars), np.nan),
+        "x": np.full((n, sq), np.nan),
+        "lam": np.full((n, b.shape[1]), np.nan),
+        "mu": np.full((n, len(structure.bounded)), np.nan),
+        "info": np.full((n, 8), np.nan),
+    }
+
+    queue = iter(range(n))  # the workers take the next problem as they finish one
+    lock = threading.Lock()
+
+    def work(_):
+        while True:
+            with lock:
+                p = next(queue, None)
+            if p is None:
+                return
+            y, lam, mu, info = solve_one(
+                np.ascontiguousarray(c[p]), np.ascontiguousarray(A[p]), np.ascontiguousarray(b[p]),
+                structure.idxs, structure.consts, structure.bounded, structure.sch,
+                float(options.tol_gap), float(options.tol_feas), int(options.max_iter),
+                schur_shifts, small_shifts, int(refine), float(fraction), int(stall_its),
+                float(stall_below), float(x0), float(z0), out["x"][p],
+            )  # fmt: skip
+            out["y"][p], out["lam"][p], out["mu"][p], out["info"][p] = y, lam, mu, info
+            if progress is not None:
+                progress(1)
+
+    over_problems(work, n)  # one task per worker thread
+    info = out.pop("info")
+    xs, off = [], 0
+    for k in structure.sizes:
+        xs.append(out["x"][:, off : off + k * k].reshape(n, k, k))
+        off += k * k
+    out["x"] = tuple(xs)
+    names = ("primal_value", "dual_value", "gap", "primal_residual", "dual_residual")
+    for i, name in enumerate(names):
+        out[name] = info[:, i]
+    out["iterations"] = info[:, 5].astype(np.int32)
+    out["solver_status"] = info[:, 6].astype(np.int8)
+    out["stop_reason"] = info[:, 7].astype(np.int8)
+    return out
