@@ -52,7 +52,8 @@ def main(argv=None) -> dict:
     elif args.constraint == "correlators":
         data = {"bell_value": None, "correlators": v[:, None, None] * e0}
     else:
-        beh = np.asarray(jb.device_behaviour(th, ph, om, visibility=v), dtype=float)
+        with jb._precision.x64_scope():  # normalised to 1e-9: float64
+            beh = np.asarray(jb.device_behaviour(th, ph, om, visibility=v), dtype=float)
         data = {"bell_value": None, "behaviour": beh}
 
     def run(solver, sl, **extra):

@@ -173,14 +173,6 @@ def test_a_batch_gives_the_same_bits_and_a_point_alone_the_same_value():
     assert np.all(one["solver_status"] <= 1)
 
 
-_FULL_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="full statistics (537 moments, one 57 x 57 block): near the optimum the iterates "
-    "and the equalities' matrix A M^-1 A^T lose numerical definiteness, some nodes stop at a "
-    "non-finite step and certify up to 2e-4 bit below Clarabel (issue 20)",
-)
-
-
 @pytest.mark.parametrize(
     ("kind", "constraint", "pre"),
     [
@@ -188,7 +180,8 @@ _FULL_XFAIL = pytest.mark.xfail(
         ("key", "correlators", 0.2),
         ("global", "bell", 0.0),
         ("key", "bell", 0.45),
-        pytest.param("key", "full", 0.0, marks=_FULL_XFAIL),
+        ("key", "full", 0.0),
+        ("global", "correlators", 0.0),
     ],
 )
 def test_the_jax_path_agrees_with_clarabel_on_every_constraint(kind, constraint, pre):

@@ -312,11 +312,10 @@ def _rhs(target, xs, zis, rps, corr_x, corr_s, idxs, bounded, s, mu, d, rs, rc):
 
 
 @nb.njit(nogil=True, cache=True)
-def _direction(target, corr_x, corr_s, mh, small_linv, m_at, A, rb, xs, zis, rps, idxs,
-               bounded, s, mu, d, rs):  # pragma: no cover - compiled  # fmt: skip
-    r = rb - A @ mh
-    dlam = small_linv.T @ (small_linv @ r)
-    dy = mh + m_at.T @ dlam
+def _direction(target, corr_x, corr_s, dy, xs, zis, rps, idxs, bounded, s, mu, d,
+               rs):  # pragma: no cover - compiled  # fmt: skip
+    """(dxs, dzs, ds, dmu) of the search direction from its dy (as ``direction`` in
+    :func:`jaxbell.rates.ipm._build`)."""
     dzs = []
     dxs = []
     for b in range(len(xs)):
@@ -328,7 +327,56 @@ def _direction(target, corr_x, corr_s, mh, small_linv, m_at, A, rb, xs, zis, rps
         dxs.append(0.5 * (dx + dx.T))
     ds = rs - dy[bounded]
     dmu = (target - corr_s) / s - mu - d * ds
-    return dy, dxs, dzs, ds, dlam, dmu
+    return dxs, dzs, ds, dmu
+
+
+@nb.njit(nogil=True, cache=True)
+def _refined(chol, mat, rhs, refine):  # pragma: no cover - compiled
+    """mat^-1 rhs (rows of ``rhs``) from the factor of the shifted ``mat``, refined against it."""
+    sol = rhs.copy()
+    _chol_solve(chol, sol)
+    for _ in range(refine):
+        corr = rhs - sol @ mat
+        _chol_solve(chol, corr)
+        sol += corr
+    return sol
+
+
+@nb.njit(nogil=True, cache=True)
+def _newton_general(h, rb, A, chol, m, m_at, small_linv, refine):  # pragma: no cover - compiled
+    """(dy, dlam) with M dy - A^T dlam = h, A dy = rb: through the E x E matrix A M^-1 A^T."""
+    hm = np.empty((1, h.shape[0]))
+    hm[0] = h
+    mh = _refined(chol, m, hm, refine)[0]
+    dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
+    return mh + m_at.T @ dlam, dlam
+
+
+@nb.njit(nogil=True, cache=True)
+def _newton_fixed(h, rb, fix, free, chol_f, m, m_ff, refine):  # pragma: no cover - compiled
+    """(dy, dlam) with M dy - A^T dlam = h, A dy = rb when A's rows are the unit vectors of the
+    moments ``fix`` (``A y = b`` fixes them): dy_fix = rb, the free moments from their own
+    block of M, dlam = (M dy)_fix - h_fix. No E x E matrix: where A M^-1 A^T loses its
+    definiteness near the optimum ("full" statistics), this does not."""
+    K = h.shape[0]
+    nf = free.shape[0]
+    dy = np.zeros(K)
+    for e in range(fix.shape[0]):
+        dy[fix[e]] = rb[e]
+    r = np.empty((1, nf))
+    for i in range(nf):
+        acc = h[free[i]]
+        row = m[free[i]]
+        for e in range(fix.shape[0]):
+            acc -= row[fix[e]] * rb[e]
+        r[0, i] = acc
+    u = _refined(chol_f, m_ff, r, refine)[0]
+    for i in range(nf):
+        dy[free[i]] = u[i]
+    dlam = np.empty(fix.shape[0])
+    for e in range(fix.shape[0]):
+        dlam[e] = m[fix[e]] @ dy - h[fix[e]]
+    return dy, dlam
 
 
 @nb.njit(nogil=True, cache=True)
@@ -345,7 +393,7 @@ def _small_chol_inv(a, shifts):  # pragma: no cover - compiled
 
 @nb.njit(nogil=True, cache=True)
 def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_iter, schur_shifts,
-              small_shifts, refine, step_fraction, stall_iterations, stall_below, x0, z0,
+              small_shifts, refine, step_fraction, stall_iterations, stall_below, x0, z0, fix,
               x_out):  # pragma: no cover - compiled  # fmt: skip
     """One node SDP. Returns (y, lam, mu, info); the best iterate's X blocks go into ``x_out``.
 
@@ -377,7 +425,15 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
         nmax = max(nmax, idxs[b].shape[0])
     w = np.empty(nmax * nmax)
     m = np.empty((K, K))
-    chol = np.empty((K, K))
+    fixed = fix.shape[0] > 0
+    is_fixed = np.zeros(K, dtype=np.bool_)
+    is_fixed[fix] = True
+    free = np.nonzero(~is_fixed)[0]
+    nf = free.shape[0]
+    m_ff = np.empty((nf, nf)) if fixed else np.empty((1, 1))
+    chol = np.empty((nf, nf))
+    m_at = np.empty((E, K))
+    small_linv = np.empty((E, E))
     _, _, _, _, _, rps, rs, rb, rc = _measures(c, A, bvec, idxs, consts, bounded, scale,
                                                y, xs, zs, s, lam, mu)  # fmt: skip
     while (not converged) and (not broken) and stall < stall_iterations and it < max_iter:
@@ -411,31 +467,36 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
             _schur_block(xs[b], zis[b], rows, cols, ptr, moms, flat, m, w)
         for i in range(H):
             m[bounded[i], bounded[i]] += d[i]
+        if not np.all(np.isfinite(m)):
+            broken = True
+            break
+        if fixed:  # the free moments' block of M
+            for i in range(nf):
+                row = m[free[i]]
+                for j in range(nf):
+                    m_ff[i, j] = row[free[j]]
+            target = m_ff
+        else:
+            target = m
         factored = False
         for sh in schur_shifts:
-            if _chol_lower(m, chol, sh):
+            if _chol_lower(target, chol, sh):
                 factored = True
                 break
-        if not factored or not np.all(np.isfinite(m)):
+        if not factored:
             broken = True
             break
-        first = np.empty((E + 1, K))
-        first[:E] = A
-        first[E] = h
-        sol = first.copy()
-        _chol_solve(chol, sol)
-        for _ in range(refine):
-            corr = first - sol @ m
-            _chol_solve(chol, corr)
-            sol += corr
-        m_at = sol[:E]
-        small_linv, sok = _small_chol_inv(A @ m_at.T, small_shifts)
-        if not sok:
-            broken = True
-            break
-        dy, dxs, dzs, ds, dlam, dmu = _direction(0.0, zero_x, zero_s, sol[E], small_linv, m_at,
-                                                 A, rb, xs, zis, rps, idxs, bounded, s, mu, d,
-                                                 rs)  # fmt: skip
+        if not fixed:
+            m_at = _refined(chol, m, A.copy(), refine)
+            small_linv, sok = _small_chol_inv(A @ m_at.T, small_shifts)
+            if not sok:
+                broken = True
+                break
+            dy, dlam = _newton_general(h, rb, A, chol, m, m_at, small_linv, refine)
+        else:
+            dy, dlam = _newton_fixed(h, rb, fix, free, chol, m, m_ff, refine)
+        dxs, dzs, ds, dmu = _direction(0.0, zero_x, zero_s, dy, xs, zis, rps, idxs, bounded, s,
+                                       mu, d, rs)  # fmt: skip
         ap = min(1.0, _largest_step(z_linv, dzs, s, ds, 1.0))
         ad = min(1.0, _largest_step(x_linv, dxs, mu, dmu, 1.0))
         nu_aff = (mu + ad * dmu) @ (s + ap * ds)
@@ -446,17 +507,12 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
         corr_x = [dxs[b] @ dzs[b] @ zis[b] for b in range(nblk)]
         corr_s = dmu * ds
         h = _rhs(sigma * nu, xs, zis, rps, corr_x, corr_s, idxs, bounded, s, mu, d, rs, rc)
-        hm = np.empty((1, K))
-        hm[0] = h
-        mh = hm.copy()
-        _chol_solve(chol, mh)
-        for _ in range(refine):
-            corr = hm - mh @ m
-            _chol_solve(chol, corr)
-            mh += corr
-        dy, dxs, dzs, ds, dlam, dmu = _direction(sigma * nu, corr_x, corr_s, mh[0], small_linv,
-                                                 m_at, A, rb, xs, zis, rps, idxs, bounded, s,
-                                                 mu, d, rs)  # fmt: skip
+        if fixed:
+            dy, dlam = _newton_fixed(h, rb, fix, free, chol, m, m_ff, refine)
+        else:
+            dy, dlam = _newton_general(h, rb, A, chol, m, m_at, small_linv, refine)
+        dxs, dzs, ds, dmu = _direction(sigma * nu, corr_x, corr_s, dy, xs, zis, rps, idxs,
+                                       bounded, s, mu, d, rs)  # fmt: skip
         ap = min(1.0, step_fraction * _largest_step(z_linv, dzs, s, ds, 1.0 / step_fraction))
         ad = min(1.0, step_fraction * _largest_step(x_linv, dxs, mu, dmu, 1.0 / step_fraction))
         ny = y + ap * dy
@@ -532,6 +588,17 @@ class CpuStructure:
         self.sch = List([tuple(np.ascontiguousarray(a) for a in blk) for blk in host.blocks])
 
 
+def fixed_columns(a: np.ndarray) -> np.ndarray:
+    """The moments that ``a y = b`` fixes, one per row, when every row of ``a`` is a unit vector
+    (four correlators, "full" statistics); empty otherwise (a Bell value)."""
+    nz = a != 0
+    if a.shape[0] and np.all(nz.sum(axis=1) == 1) and np.all(a[nz] == 1.0):
+        cols = np.argmax(nz, axis=1)
+        if len(np.unique(cols)) == len(cols):
+            return cols.astype(np.int64)
+    return np.zeros(0, dtype=np.int64)
+
+
 def solve_batch(structure: CpuStructure, c, A, b, options, constants, progress=None) -> dict:
     """Solve every problem of a batch (threads over the CPUs); arrays with a leading axis N.
 
@@ -568,7 +635,7 @@ def solve_batch(structure: CpuStructure, c, A, b, options, constants, progress=N
                 structure.idxs, structure.consts, structure.bounded, structure.sch,
                 float(options.tol_gap), float(options.tol_feas), int(options.max_iter),
                 schur_shifts, small_shifts, int(refine), float(fraction), int(stall_its),
-                float(stall_below), float(x0), float(z0), out["x"][p],
+                float(stall_below), float(x0), float(z0), fixed_columns(A[p]), out["x"][p],
             )  # fmt: skip
             out["y"][p], out["lam"][p], out["mu"][p], out["info"][p] = y, lam, mu, info
             if progress is not None:
