@@ -312,18 +312,41 @@ def test_certificate_is_valid_when_the_solver_stops_early(monkeypatch):
     # a solver stopped after a few iterations gives a poor dual point; the corrected value must
     # still lie below the truth (Pironio's tight bound), with a larger correction
     s = 2.5
-    good = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1)
+    kw = {"m": 3, "processes": 1, "solver": "CLARABEL"}
+    good = jb.bff_entropy(*CHSH, -s / (2 * S2), **kw)
     real = bff._solver_attempts
     monkeypatch.setattr(
         bff, "_solver_attempts", lambda *a: [d | {"max_iter": 7} for d in real(*a)][:1]
     )
-    rough = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1, max_correction=1.0)
+    rough = jb.bff_entropy(*CHSH, -s / (2 * S2), **kw, max_correction=1.0)
     assert rough.status == 0, rough.node_status
     assert float(rough.value) <= pironio(s)
     assert float(rough.correction) > 10 * float(good.correction)
     assert float(rough.value) <= float(good.value) + 1e-9
-    strict = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, processes=1, max_correction=1e-12)
+    strict = jb.bff_entropy(*CHSH, -s / (2 * S2), **kw, max_correction=1e-12)
     assert strict.status == 3 and np.isnan(strict.value)  # inaccurate: NaN, never 0
+
+
+def test_batched_certificate_is_valid_when_its_solver_stops_early(monkeypatch):
+    """The same for the batched solver (the default), its iterations cut to 7 and without
+    cvxpy (so no Clarabel fallback): still below Pironio's curve, NaN when too inaccurate."""
+    from jaxbell.rates import ipm
+
+    s = 2.5
+    good = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3)
+    real = ipm.solve
+    monkeypatch.setattr(
+        ipm, "solve", lambda *a, **k: real(*a, **k, options=ipm.IpmOptions(max_iter=7))
+    )
+    monkeypatch.setitem(sys.modules, "cvxpy", None)
+    rough = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, max_correction=1.0)
+    assert rough.status == 0 and rough.solver_status == 2, rough.node_status
+    assert float(rough.value) <= pironio(s)
+    # after 7 interior-point iterations the dual point is nearly feasible (small correction)
+    # but far from optimal: a valid, looser bound
+    assert float(rough.value) < float(good.value) - 1e-3
+    strict = jb.bff_entropy(*CHSH, -s / (2 * S2), m=3, max_correction=1e-12)
+    assert strict.status == 3 and np.isnan(strict.value)
 
 
 def _eve_states_of_noisy_strategy(theta, phi, omega, v):
@@ -431,7 +454,7 @@ def test_solver_status_is_kept_beside_the_certificate(monkeypatch):
     monkeypatch.setattr(CLARABEL, "solve_via_data", spy)
     codes = {"Solved": 0, "AlmostSolved": 1, "MaxIterations": 2}
     eta = -np.array([2.3, 2.6]) / (2 * S2)
-    r = jb.bff_entropy(*CHSH, eta, m=3, processes=1)
+    r = jb.bff_entropy(*CHSH, eta, m=3, processes=1, solver="CLARABEL")
     assert len(raw) == 4  # 2 points x 2 nodes, no retries
     worst = np.array([codes[s] for s in raw]).reshape(2, 2).max(axis=1)
     np.testing.assert_array_equal(r.solver_status, worst)
@@ -447,7 +470,7 @@ def test_solver_status_is_kept_beside_the_certificate(monkeypatch):
     monkeypatch.setattr(
         bff, "_solver_attempts", lambda *a: [d | {"max_iter": 7} for d in real(*a)][:1]
     )
-    rough = jb.bff_entropy(*CHSH, eta[0], m=3, processes=1, max_correction=1.0)
+    rough = jb.bff_entropy(*CHSH, eta[0], m=3, processes=1, max_correction=1.0, solver="CLARABEL")
     assert raw == ["MaxIterations"] * 2
     assert rough.status == 0 and rough.solver_status == 2
     assert list(rough.node_status) == ["user_limit"] * 2
@@ -499,7 +522,7 @@ def test_dataset_is_labelled_and_round_trips(tmp_path):
     assert_labelled(ds)
     assert ds.certified_entropy.attrs["units"] == "bit"
     assert "arXiv:2106.13692" in ds.attrs["references"]
-    assert ds.attrs["m"] == 2 and ds.attrs["kind"] == "key" and ds.attrs["solver"] == "CLARABEL"
+    assert ds.attrs["m"] == 2 and ds.attrs["kind"] == "key" and ds.attrs["solver"] == bff.DEFAULT_SOLVER
     assert ds.bff_status.attrs["flag_meanings"].split()[0] == "certified"
     path = jb.save_dataset(ds, tmp_path / "bff.nc")
     with xr.open_dataset(path, engine="h5netcdf") as back:
@@ -589,7 +612,10 @@ def test_bad_correlators_raise():
 def test_missing_solver_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
     with pytest.raises(ImportError, match=r"jaxbell\[sdp\]"):
-        jb.bff_entropy(*CHSH, -0.8, m=2, processes=1)
+        jb.bff_entropy(*CHSH, -0.8, m=2, processes=1, solver="CLARABEL")
+    # the default (batched) solver needs no cvxpy
+    r = jb.bff_entropy(*CHSH, -0.8, m=2)
+    assert r.status == 0 and 0 < float(r.value) <= pironio(0.8 * 2 * S2)
 
 
 def test_mosek_without_licence_is_a_clear_error():

@@ -165,7 +165,7 @@ KINDS = ("key", "global")
 #: of a call in one vmapped program; the others through cvxpy, one node SDP at a time.
 SOLVERS = ("JAX", "CLARABEL", "SCS", "MOSEK")
 #: The solver used when none is named.
-DEFAULT_SOLVER = "CLARABEL"
+DEFAULT_SOLVER = "JAX"
 
 #: Per-point status codes of :class:`BffResult` (CF flag values of the dataset).
 STATUS_FLAGS = {
@@ -894,6 +894,39 @@ def _point_result(
 _STRUCTURES: dict = {}
 
 
+def _clarabel_fallback(tasks: list, results: list) -> None:
+    """Re-solve with Clarabel (when cvxpy is installed) the points the batched solver did not
+    certify (status 2 "solver_failed" or 3 "inaccurate"), in place.
+
+    The batched method starts from an interior point and has no homogeneous self-dual
+    embedding: on statistics with no interior (e.g. the four correlators of a perfect
+    strategy) its iterates stall with dual residuals ~1e-5 and the certificate's correction
+    exceeds ``max_correction``, and on infeasible statistics (a Bell value beyond the quantum
+    bound) they can break down before the dual diverges. Clarabel's embedding handles both.
+    A point keeps the batched result unless Clarabel certifies it or finds it infeasible.
+    """
+    import logging
+
+    retry = [i for i, r in enumerate(results) if r["status"] in (2, 3)]
+    if not retry:
+        return
+    try:
+        import cvxpy  # noqa: F401
+    except ImportError:
+        return
+    done = 0
+    for i in retry:
+        task = list(tasks[i])
+        task[10] = "CLARABEL"
+        other = _solve_point(tuple(task))
+        if other["status"] in (0, 1):  # certified, or infeasible (cvxpy's verdict)
+            results[i] = other
+            done += other["status"] == 0
+    logging.getLogger("jaxbell").info(
+        "bff: %d of %d points re-solved by Clarabel (%d certified)", len(retry), len(results), done
+    )
+
+
 def _equality_matrix(rel: _Relaxation, mode: str, coef: np.ndarray | None) -> np.ndarray:
     """A of the constraints A y = b (as :meth:`_NodeProblem.equality_matrix`, without cvxpy)."""
     cols = [rel.correlator_columns[xx][yy] for xx in (0, 1) for yy in (0, 1)]
@@ -968,10 +1001,14 @@ def _solve_points_ipm(tasks: list, bar) -> list[dict]:
     names = {0: "optimal", 1: "optimal_inaccurate", 2: "user_limit", 3: "infeasible", 4: "failed"}
     last = _last_node_term(m, kind, pre)
     results = []
+    # a node that neither converged nor came close and still violates its constraints (e.g. a
+    # Bell value beyond the quantum bound, where the iterates break down before the dual
+    # diverges) gives no number: NaN, "failed" (the Clarabel fallback then decides)
+    unmet = (node_code == 4) & (out["primal_residual"].reshape(n_pts, n_nodes) > 1e-6)
     for p in range(n_pts):
         codes = node_code[p]
         statuses = [names[int(c)] for c in codes]
-        vals = np.where(codes == 3, np.nan, node_val[p])  # infeasible: no bound
+        vals = np.where((codes == 3) | unmet[p], np.nan, node_val[p])  # no bound
         results.append(
             _point_result(
                 vals, node_dual[p], node_corr[p], statuses, lam[p], weights, mode, pre,
@@ -1165,12 +1202,13 @@ def bff_entropy(
         The key POVM becomes ``M_a' = (1 - p) P_a + p P_{1-a}`` in the node objective, as in
         [BFF]; the outcome-flip symmetry still holds and Eve's norm bound is unchanged (it
         needs only sigma_a <= sigma). The value is at least h(p) (H(A'|E) >= H(A'|A,E) = h(p)).
-    solver : {"CLARABEL", "SCS", "MOSEK", "JAX"}
-        cvxpy solver. Clarabel (default) and SCS are open source and come with
-        ``pip install "jaxbell[sdp]"``; MOSEK only when installed and licensed. "JAX":
-        jaxbell's batched interior-point method (:mod:`jaxbell.rates.ipm`; experimental, needs
-        no cvxpy): every point x node of the call in one vmapped program, certified by the same
-        bound; ``processes`` is then unused.
+    solver : {"JAX", "CLARABEL", "SCS", "MOSEK"}
+        "JAX" (default): jaxbell's batched interior-point method (:mod:`jaxbell.rates.ipm`,
+        needs no cvxpy): every point x node of the call in one batch (compiled on the CPU,
+        one vmapped program on accelerators), certified by the same bound; ``processes`` is
+        then unused. The others are cvxpy solvers, one node SDP at a time: Clarabel and SCS are
+        open source and come with ``pip install "jaxbell[sdp]"``; MOSEK only when installed
+        and licensed.
     processes : int or None
         Worker processes for the points (fresh interpreters, one point per task; they never
         re-run the caller's script, so no ``if __name__ == "__main__":`` guard is needed).
@@ -1330,6 +1368,7 @@ def bff_entropy(
     with bar:
         if solver == "JAX":
             results = _solve_points_ipm(tasks, bar)
+            _clarabel_fallback(tasks, results)
         elif processes == 1:
             for i, task in enumerate(tasks):
                 results[i] = _solve_point(task)
@@ -1410,7 +1449,7 @@ class BffOptions:
     extras : bool or None
         BFF's extra monomials (default None: for kind "key" only; see :func:`bff_entropy`).
     solver : {"CLARABEL", "SCS", "MOSEK", "JAX"}
-        Solver (default "CLARABEL"; "JAX": the batched interior-point method, experimental).
+        Solver (default "JAX", the batched interior-point method; or a cvxpy solver).
     processes : int or None
         Worker processes for the points (default None: one per core, >= 4 points each).
     progress : bool or None
@@ -1797,7 +1836,7 @@ def _import_cvxpy(solver: str | None = None):
         if solver == "MOSEK":
             raise ImportError(
                 "solver='MOSEK' needs MOSEK installed and licensed (pip install mosek; see "
-                "mosek.com for a licence); the default 'CLARABEL' needs neither"
+                "mosek.com for a licence); 'JAX' (the default) and 'CLARABEL' need neither"
             )
         raise ImportError(f"cvxpy cannot find solver {solver!r}: {_SDP_EXTRA}")
     return cp
