@@ -11,7 +11,7 @@ measures, side by side:
   complement ``M_kl = tr(F_k X F_l Z^-1)`` of both blocks in XLA from one-hot products and a
   segment sum (the solver's way on accelerators), in XLA from grouped outer products (the
   sparse formula: n^4 multiply-adds instead of n^3 K, but gathers), and by the compiled host
-  kernel the solver uses on the CPU (:mod:`jaxbell.rates._ipm_host`); the Cholesky
+  kernel the solver uses on the CPU (:mod:`jaxbell.rates._ipm_cpu`); the Cholesky
   factorisation of M (272 x 272) by LAPACK's dpotrf through SciPy (one thread) and by
   jaxlib's batched kernel; the smallest eigenvalue of a 31 x 31 block (one step length);
 * XLA's gather throughput on this CPU (ns per element gathered).
@@ -173,9 +173,9 @@ def main(argv=None) -> dict:
         sym = a[:, :n0, :n0] + a[:, :n0, :n0].transpose(0, 2, 1)
         t_eig = _per_item(np.linalg.eigvalsh, (sym,), args.batch)
     t_jax_chol = _per_item(jax.jit(jnp.linalg.cholesky), (spd,), args.batch)
-    from jaxbell.rates import _ipm_host
+    from jaxbell.rates import _ipm_cpu
 
-    host = _ipm_host.HostStructure(structure.index, K, structure.bounded)
+    host = _ipm_cpu.CpuStructure(structure.index, K, structure.bounded)
     xs, zis = data
     d = np.ones(len(structure.bounded))
     with threadpool_limits(1, user_api="blas"):

@@ -122,12 +122,13 @@ def test_options_are_checked():
 
 
 def test_host_schur_matches_the_dense_trace_formula():
-    """The compiled sparse kernel's M_kl = tr(F_k X F_l Z^-1) against dense matrices F_k."""
-    from jaxbell.rates import _ipm_host
+    """The compiled sparse kernel's M_kl = tr(F_k X F_l Z^-1) against dense matrices F_k, and
+    the compiled loop's kernels (Cholesky, substitutions, step lengths) against NumPy/LAPACK."""
+    from jaxbell.rates import _ipm_cpu
 
     rel = bff._relaxation("key", 2, 0, 0, False, True, True)
     st = ipm.SdpStructure.from_relaxation(rel)
-    host = _ipm_host.HostStructure(st.index, st.n_vars, st.bounded)
+    host = _ipm_cpu.CpuStructure(st.index, st.n_vars, st.bounded)
     rng = np.random.default_rng(1)
     xs, zis, ref = [], [], np.zeros((st.n_vars, st.n_vars))
     for m in st.index:
@@ -142,14 +143,26 @@ def test_host_schur_matches_the_dense_trace_formula():
     ref[st.bounded, st.bounded] += d
     got = host.schur(xs, zis, d)
     assert np.max(np.abs(got - ref)) <= 1e-12 * np.max(np.abs(ref))
-    # and the solve with it: factor_solve against numpy's dense solve
-    rhs = rng.normal(size=(1, st.n_vars, 2))
-    sol = _ipm_host.factor_solve(host, 99, [x[None] for x in xs], [z[None] for z in zis],
-                                 d[None], rhs, (1e-14,), 1)  # fmt: skip
-    again = _ipm_host.solve_again(99, rhs[:, :, :1], 1)
-    _ipm_host.release([99])
-    np.testing.assert_allclose(sol[0], np.linalg.solve(ref, rhs[0]), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(again[0, :, 0], sol[0, :, 0], rtol=1e-10, atol=1e-14)
+    # the factor and the substitutions against numpy's dense solve
+    chol = np.empty_like(got)
+    assert _ipm_cpu._chol_lower(got, chol)
+    np.testing.assert_allclose(chol @ chol.T, got, rtol=0, atol=1e-11 * np.max(np.abs(got)))
+    rhs = rng.normal(size=(2, st.n_vars))
+    sol = rhs.copy()
+    _ipm_cpu._chol_solve(chol, sol)
+    np.testing.assert_allclose(sol.T, np.linalg.solve(ref, rhs.T), rtol=1e-9, atol=1e-12)
+    assert not _ipm_cpu._chol_lower(-got, chol)  # not positive definite: False, no exception
+    # the step length's smallest eigenvalue (tridiagonal form + bisection) against LAPACK's
+    for n in (1, 2, 26, 31, 57):
+        w = rng.normal(size=(n, n)) * 10.0 ** rng.uniform(-3, 3)
+        low = np.linalg.eigvalsh(0.5 * (w + w.T))[0]
+        scale = np.max(np.abs(np.linalg.eigvalsh(0.5 * (w + w.T))))
+        if low < -0.5 * scale:
+            got_low = _ipm_cpu._min_eig_sym(w, -0.5 * scale)
+            assert got_low <= low + 1e-12 * scale  # from below: a step is never too long
+            assert abs(got_low - low) <= 1e-9 * scale
+        assert _ipm_cpu._min_eig_sym(w, low - 1.0) == low - 1.0  # nothing below the floor
+    assert np.isnan(_ipm_cpu._min_eig_sym(np.full((3, 3), np.nan), -1.0))
 
 
 def test_a_batch_gives_the_same_bits_and_a_point_alone_the_same_value():
@@ -237,10 +250,11 @@ def test_cli_runs_the_batched_solver(tmp_path, capsys):
 
 def test_the_accelerator_schur_system_equals_the_host_one():
     """The XLA half (one-hot assembly, jnp Cholesky: what runs on a GPU) solves the same system
-    as the CPU's host kernels, here outside the solver's loop on the CPU."""
+    as the CPU's compiled kernels, here outside the solver's loop on the CPU."""
     import jax.numpy as jnp
 
     from jaxbell._precision import x64_scope
+    from jaxbell.rates import _ipm_cpu
 
     rel = bff._relaxation("key", 2, 0, 0, False, True, True)
     st = ipm.SdpStructure.from_relaxation(rel)
@@ -254,13 +268,12 @@ def test_the_accelerator_schur_system_equals_the_host_one():
     rhs = rng.normal(size=(st.n_vars, 2))
     with x64_scope():
         blocks = [(n, *map(jnp.asarray, rest)) for n, *rest in st._device_data]
-        answers = []
-        for host in (False, True):
-            factor_solve, _ = ipm._systems(st, host, blocks)
-            args = ([jnp.asarray(x) for x in xs], [jnp.asarray(z) for z in zis])
-            sol, _ = factor_solve(jnp.int32(7), *args, jnp.asarray(d), jnp.asarray(rhs))
-            answers.append(np.asarray(sol))
-    from jaxbell.rates import _ipm_host
-
-    _ipm_host.release([7])
-    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-9, atol=1e-12)
+        factor_solve, _ = ipm._systems(st, blocks)
+        args = ([jnp.asarray(x) for x in xs], [jnp.asarray(z) for z in zis])
+        sol, _ = factor_solve(jnp.int32(7), *args, jnp.asarray(d), jnp.asarray(rhs))
+    m = _ipm_cpu.CpuStructure(st.index, st.n_vars, st.bounded).schur(xs, zis, d)
+    chol = np.empty_like(m)
+    assert _ipm_cpu._chol_lower(m, chol)
+    host = rhs.T.copy()
+    _ipm_cpu._chol_solve(chol, host)
+    np.testing.assert_allclose(np.asarray(sol), host.T, rtol=1e-9, atol=1e-12)

@@ -103,8 +103,10 @@ def _schur_block(x, zi, rows, cols, ptr, moments, flat, out, w):  # pragma: no c
     """out[k, l] += tr(F_k x F_l zi) for the moments of one block (both triangles).
 
     ``W_l = x F_l zi`` one moment at a time in the scratch ``w`` (n * n, stays in L1), then
-    ``M_kl = sum over moment k's entries of W_l`` for k >= l (the module docstring of
-    :mod:`jaxbell.rates._ipm_host` derives it).
+    ``M_kl = sum over moment k's entries of W_l`` for k >= l: with ``E_l`` the entries (r, s)
+    of the moment matrix holding moment l, ``W_l = x F_l zi = sum_{(r,s) in E_l} x[:, r] zi[s, :]``
+    (x symmetric, so ``x[:, r]`` is row r) and ``M_kl = sum_{(p,q) in E_k} W_l[p, q]``: n^4
+    multiply-adds per block where dense one-hot products take n^3 K.
     """
     n = x.shape[0]
     kb = moments.shape[0]
@@ -382,7 +384,6 @@ def _newton_fixed(h, rb, fix, free, chol_f, m, m_ff, refine):  # pragma: no cove
 @nb.njit(nogil=True, cache=True)
 def _small_chol_inv(a, shifts):  # pragma: no cover - compiled
     """Inverse Cholesky factor of the few equalities' E x E matrix, first shift that factors."""
-    n = a.shape[0]
     sym = 0.5 * (a + a.T)
     out = np.empty_like(sym)
     for sh in shifts:
@@ -530,8 +531,9 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
             broken = True
             break
         y, xs, zs, s, lam, mu = ny, nxs, nzs, ns, nlam, nmu
-        _, _, gap, pinf, dinf, rps, rs, rb, rc = _measures(c, A, bvec, idxs, consts, bounded,
-                                                           scale, y, xs, zs, s, lam, mu)  # fmt: skip
+        _, _, gap, pinf, dinf, rps, rs, rb, rc = _measures(
+            c, A, bvec, idxs, consts, bounded, scale, y, xs, zs, s, lam, mu
+        )
         score = max(gap, max(pinf, dinf))
         better = score < best_score
         if better:
@@ -572,20 +574,61 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
 
 
 class CpuStructure:
-    """One relaxation's structure as :func:`solve_one` reads it (typed lists of its blocks)."""
+    """One relaxation's structure as :func:`solve_one` reads it.
+
+    Per block: the moment index (``idxs``), the mask of constant entries (``consts``) and the
+    sparse layout of the Schur assembly (``sch``: rows, columns, per-moment pointers, moments,
+    flat entries; see :func:`_schur_block`).
+    """
 
     def __init__(self, index: tuple, n_vars: int, bounded: np.ndarray):
         from numba.typed import List
 
-        from jaxbell.rates._ipm_host import HostStructure
-
-        host = HostStructure(index, n_vars, bounded)
         self.n_vars = n_vars
         self.sizes = [m.shape[0] for m in index]
         self.bounded = np.ascontiguousarray(bounded, dtype=np.int64)
         self.idxs = List([np.ascontiguousarray(m, dtype=np.int64) for m in index])
         self.consts = List([(m < 0).astype(np.float64) for m in index])
-        self.sch = List([tuple(np.ascontiguousarray(a) for a in blk) for blk in host.blocks])
+        blocks = []
+        for m in index:
+            n = m.shape[0]
+            counts = np.bincount(m[m >= 0].ravel(), minlength=n_vars)
+            moments = np.nonzero(counts)[0].astype(np.int64)
+            entries = [np.flatnonzero(m.ravel() == k) for k in moments]
+            ptr = np.concatenate([[0], np.cumsum([len(e) for e in entries])]).astype(np.int64)
+            flat = np.concatenate(entries).astype(np.int64)
+            blocks.append((flat // n, flat % n, ptr, moments, flat))
+        self.sch = List(blocks)
+
+    def schur(self, xs, zis, d) -> np.ndarray:
+        """M of one problem: ``xs``, ``zis`` one matrix per block, ``d`` = mu / s (tests and
+        benchmarks; the solver assembles it inside :func:`solve_one`)."""
+        m = np.zeros((self.n_vars, self.n_vars))
+        w = np.empty(max(self.sizes) ** 2)
+        for blk, x, zi in zip(self.sch, xs, zis, strict=True):
+            _schur_block(np.ascontiguousarray(x, dtype=np.float64),
+                         np.ascontiguousarray(zi, dtype=np.float64), *blk, m, w)  # fmt: skip
+        m[self.bounded, self.bounded] += d
+        return m
+
+
+#: (executor, its worker count), made on first use.
+_POOL: list = []
+
+
+def over_problems(work, n: int) -> list:
+    """``work(problems)`` on consecutive ranges splitting ``range(n)``, one per usable CPU, in
+    worker threads (the compiled code and NumPy's LAPACK release the GIL); results in order."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from jaxbell.grid import usable_cpus
+
+        workers = max(1, usable_cpus())
+        _POOL.append((ThreadPoolExecutor(workers), workers))
+    pool, workers = _POOL[0]
+    step = max(1, -(-n // workers))
+    return list(pool.map(work, [range(i, min(n, i + step)) for i in range(0, n, step)]))
 
 
 def fixed_columns(a: np.ndarray) -> np.ndarray:
@@ -603,11 +646,9 @@ def solve_batch(structure: CpuStructure, c, A, b, options, constants, progress=N
     """Solve every problem of a batch (threads over the CPUs); arrays with a leading axis N.
 
     ``constants``: (schur shifts, small shifts, refinement steps, step fraction, stall
-    iterations, stall threshold, initial X, initial Z) of :mod:`jaxbell.rates.ipm`. The ``x`` of the result is a
-    tuple of (N, n, n) stacks, one per block.
+    iterations, stall threshold, initial X, initial Z) of :mod:`jaxbell.rates.ipm`. The ``x``
+    of the result is a tuple of (N, n, n) stacks, one per block.
     """
-    from jaxbell.rates._ipm_host import over_problems
-
     schur_shifts, small_shifts, refine, fraction, stall_its, stall_below, x0, z0 = constants
     schur_shifts = np.asarray(schur_shifts, dtype=np.float64)
     small_shifts = np.asarray(small_shifts, dtype=np.float64)

@@ -1011,8 +1011,17 @@ def _solve_points_ipm(tasks: list, bar) -> list[dict]:
         vals = np.where((codes == 3) | unmet[p], np.nan, node_val[p])  # no bound
         results.append(
             _point_result(
-                vals, node_dual[p], node_corr[p], statuses, lam[p], weights, mode, pre,
-                max_corr, seconds, last,
+                vals,
+                node_dual[p],
+                node_corr[p],
+                statuses,
+                lam[p],
+                weights,
+                mode,
+                pre,
+                max_corr,
+                seconds,
+                last,
             )  # fmt: skip
         )
     return results

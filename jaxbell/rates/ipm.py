@@ -29,11 +29,11 @@ products per block and a segment sum: no Kronecker products), factored by a dens
 decomposition; the few equalities ``A`` are eliminated through ``A M^{-1} A^T``. The predictor
 (sigma = 0) sets ``sigma = (nu_aff / nu)^3``; the corrector adds the second-order term and
 reuses the factorisation. Primal and dual step lengths are separate (infeasible start:
-``y = 0``, ``Z`` and ``X`` multiples of I, :data:`INITIAL_X`), each the largest step keeping the iterate in the cone
-(smallest eigenvalue of ``L^{-1} dX L^{-T}``) times 0.95. Near the optimum the Schur complement
-becomes numerically singular; it is factored with the smallest relative diagonal shift (1e-14
-up to 1e-8) that factors, and each solve takes one step of iterative refinement against the
-unshifted matrix.
+``y = 0``, ``Z`` and ``X`` multiples of I, :data:`INITIAL_X`), each the largest step keeping
+the iterate in the cone (smallest eigenvalue of ``L^{-1} dX L^{-T}``) times 0.95. Near the
+optimum the Schur complement becomes numerically singular; it is factored with the smallest
+relative diagonal shift (1e-14 up to 1e-8) that factors, and each solve takes one step of
+iterative refinement against the unshifted matrix.
 
 Shapes are fixed and the iteration budget too: a ``while_loop`` runs until every problem of a
 vmapped batch has met the tolerances or the budget, and a problem that has met them is frozen
@@ -217,46 +217,13 @@ class SdpStructure:
         return tuple(blocks)
 
 
-# --- dense linear algebra: LAPACK through XLA on accelerators, through NumPy on the CPU ---------
+# --- dense linear algebra: XLA's, the certificate's eigh on the CPU through NumPy -------------
 #
 # On the CPU, jaxlib's batched LAPACK kernels split a batch over XLA's intra-op thread pool and
-# wait for it; two of them running at once inside the solver's while_loop (independent blocks)
-# took both threads of a 2-CPU pool and deadlocked (every thread asleep, jaxlib 0.10). There the
-# few dense factorisations per iteration go through NumPy's LAPACK in a host callback, which
-# does not use XLA's pool; the rest (the Schur complement, every product) stays in XLA.
-
-
-def _np_chol_inv(a: np.ndarray) -> np.ndarray:
-    """Inverse of the Cholesky factor of each matrix of a stack (NaN where not positive definite).
-
-    LAPACK's dpotrf and dtrtri (n^3 / 3 flops each; a general inverse costs three times more).
-    """
-    from scipy.linalg import lapack
-
-    a = np.asarray(a)
-    flat = a.reshape((-1,) + a.shape[-2:])
-    out = np.full(flat.shape, np.nan)
-    for i, m in enumerate(flat):
-        if not np.all(np.isfinite(m)):
-            continue
-        chol, info = lapack.dpotrf(m, lower=1, clean=1)
-        if info != 0:
-            continue
-        inv, info = lapack.dtrtri(chol, lower=1)
-        if info == 0:
-            out[i] = np.tril(inv)
-    return out.reshape(a.shape)
-
-
-def _np_eigvalsh_min(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    if not np.all(np.isfinite(a)):
-        out = np.full(a.shape[:-2], np.nan)
-        ok = np.all(np.isfinite(a), axis=(-2, -1))
-        if np.any(ok):
-            out[ok] = np.linalg.eigvalsh(a[ok])[..., 0]
-        return out
-    return np.linalg.eigvalsh(a)[..., 0]
+# wait for it; two of them running at once inside a while_loop took both threads of a 2-CPU
+# pool and deadlocked (jaxlib 0.10). The solver's loop no longer runs in XLA on the CPU
+# (:mod:`jaxbell.rates._ipm_cpu`); the certificate's eigenvalue problems still go through
+# NumPy's LAPACK in a host callback there.
 
 
 def _np_eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,16 +259,6 @@ def _to_words(a):
 
 def _from_words(w):
     return jax.lax.bitcast_convert_type(w, jnp.float64)
-
-
-def _split(fn, a: np.ndarray) -> np.ndarray:
-    """``fn`` of a stack, its problems split over the host's worker threads (NumPy's LAPACK
-    releases the GIL)."""
-    from jaxbell.rates import _ipm_host
-
-    if a.ndim < 3 or a.shape[0] < 2:
-        return fn(a)
-    return np.concatenate(_ipm_host.over_problems(lambda r: fn(a[r.start : r.stop]), a.shape[0]))
 
 
 #: Relative diagonal shifts tried in turn for the few equalities' matrix A M^-1 A^T (it is
@@ -355,7 +312,7 @@ def _onehot_schur(block, x, zi, n_vars):
     """tr(F_k x F_l zi) for one block in XLA: dense products through the one-hot structure.
 
     ``block``: an entry of :attr:`SdpStructure._device_data` (as jnp arrays). The solver's way on
-    accelerators; on the CPU :mod:`jaxbell.rates._ipm_host` assembles M instead.
+    accelerators; on the CPU :mod:`jaxbell.rates._ipm_cpu` assembles M inside its compiled loop.
     """
     n, _, flat, onehot = block
     q = jnp.einsum("ijl,jb->ilb", onehot, zi)
@@ -367,39 +324,19 @@ def _linalg(host: bool):
     """(chol_invs, eig_mins, eigh): lists of matrices in one call each; vmapped.
 
     ``chol_invs(mats)``: the inverse Cholesky factor of each; ``eig_mins(mats)``: the smallest
-    eigenvalue of each (symmetric); ``eigh``: one matrix. On the CPU each is one host callback
-    per batch (NumPy's LAPACK; one callback for all the blocks of an iteration, not one per
-    block).
+    eigenvalue of each (symmetric); ``eigh``: one matrix. XLA's, except ``eigh`` on the CPU
+    (the certificate's, the only part of this module's programs that runs there): a host
+    callback to NumPy's LAPACK, as jaxlib's batched kernels can deadlock on a 2-CPU pool.
     """
-    if not host:
-
-        def chol_invs(mats):
-            return tuple(_xla_chol_inv(a) for a in mats)
-
-        def eig_mins(mats):
-            return tuple(jnp.linalg.eigvalsh(a)[0] for a in mats)
-
-        return chol_invs, eig_mins, jnp.linalg.eigh
 
     def chol_invs(mats):
-        def run(*ws):
-            return tuple(_as_words(_split(_np_chol_inv, _from_host(w))) for w in ws)
-
-        shapes = tuple(_words(a.shape) for a in mats)
-        outs = jax.pure_callback(
-            run, shapes, *(_to_words(a) for a in mats), vmap_method="expand_dims"
-        )
-        return tuple(_from_words(o) for o in outs)
+        return tuple(_xla_chol_inv(a) for a in mats)
 
     def eig_mins(mats):
-        def run(*ws):
-            return tuple(_as_words(_split(_np_eigvalsh_min, _from_host(w))) for w in ws)
+        return tuple(jnp.linalg.eigvalsh(a)[0] for a in mats)
 
-        shapes = tuple(_words(()) for _ in mats)
-        outs = jax.pure_callback(
-            run, shapes, *(_to_words(a) for a in mats), vmap_method="expand_dims"
-        )
-        return tuple(_from_words(o) for o in outs)
+    if not host:
+        return chol_invs, eig_mins, jnp.linalg.eigh
 
     def eigh(a):
         def run(w):
@@ -414,75 +351,35 @@ def _linalg(host: bool):
     return chol_invs, eig_mins, eigh
 
 
-def _systems(structure: SdpStructure, host: bool, blocks):
-    """(factor_solve, solve_again): the Schur complement system of one iteration.
+def _systems(structure: SdpStructure, blocks):
+    """(factor_solve, solve_again): the Schur complement system of one iteration, in XLA.
 
     ``factor_solve(key, xs, zis, d, rhs) -> (M^-1 rhs, system)`` assembles M from the blocks
     ``X``, ``Z^-1`` and ``d = mu / s``, factors it and solves ``rhs`` (K, c);
     ``solve_again(system, rhs)`` solves another right-hand side with the same factor. Every
     solve takes :data:`REFINEMENT_STEPS` steps of iterative refinement against the unshifted M.
-    In XLA (accelerators) ``system`` is (M, L^-1); on the CPU M and its factor stay on the host
-    (:mod:`jaxbell.rates._ipm_host`) under the batch's ``key`` and only vectors cross.
+    ``system`` is (M, L^-1); ``key`` is unused (kept for the loop's signature).
     """
     bounded = jnp.asarray(structure.bounded)
-    if not host:
 
-        def msolve(system, r):
-            m, m_linv = system
-            u = m_linv.T @ (m_linv @ r)
-            for _ in range(REFINEMENT_STEPS):
-                u = u + m_linv.T @ (m_linv @ (r - m @ u))
-            return u
-
-        def factor_solve(key, xs, zis, d, rhs):
-            m = sum(
-                _onehot_schur(blk, x, zi, structure.n_vars)
-                for blk, x, zi in zip(blocks, xs, zis, strict=True)
-            )
-            m = m.at[bounded, bounded].add(d)
-            m = 0.5 * (m + m.T)
-            system = (m, _xla_chol_inv(m, SCHUR_SHIFTS))
-            return msolve(system, rhs), system
-
-        return factor_solve, msolve
-
-    from jaxbell.rates import _ipm_host
-
-    hstruct = _ipm_host.HostStructure(structure.index, structure.n_vars, structure.bounded)
-    n_blocks = len(structure.index)
-
-    def _batched(words_in, rhs_words):
-        arrs = [_from_host(w) for w in words_in]
-        rhs = _from_host(rhs_words)
-        if rhs.ndim == 2:  # not vmapped: one problem
-            return [a[None] for a in arrs], rhs[None], True
-        return arrs, rhs, False
+    def msolve(system, r):
+        m, m_linv = system
+        u = m_linv.T @ (m_linv @ r)
+        for _ in range(REFINEMENT_STEPS):
+            u = u + m_linv.T @ (m_linv @ (r - m @ u))
+        return u
 
     def factor_solve(key, xs, zis, d, rhs):
-        def run(key, *words):
-            arrs, r, single = _batched(words[:-1], words[-1])
-            out = _ipm_host.factor_solve(
-                hstruct, int(np.ravel(key)[0]), arrs[:n_blocks], arrs[n_blocks : 2 * n_blocks],
-                arrs[2 * n_blocks], r, SCHUR_SHIFTS, REFINEMENT_STEPS,
-            )  # fmt: skip
-            return _as_words(out[0] if single else out)
-
-        args = [_to_words(a) for a in (*xs, *zis, d, rhs)]
-        out = jax.pure_callback(run, _words(rhs.shape), key, *args, vmap_method="expand_dims")
-        return _from_words(out), key
-
-    def solve_again(key, rhs):
-        def run(key, words):
-            _, r, single = _batched((), words)
-            out = _ipm_host.solve_again(int(np.ravel(key)[0]), r, REFINEMENT_STEPS)
-            return _as_words(out[0] if single else out)
-
-        out = jax.pure_callback(
-            run, _words(rhs.shape), key, _to_words(rhs), vmap_method="expand_dims"
+        m = sum(
+            _onehot_schur(blk, x, zi, structure.n_vars)
+            for blk, x, zi in zip(blocks, xs, zis, strict=True)
         )
-        return _from_words(out)
+        m = m.at[bounded, bounded].add(d)
+        m = 0.5 * (m + m.T)
+        system = (m, _xla_chol_inv(m, SCHUR_SHIFTS))
+        return msolve(system, rhs), system
 
-    return factor_solve, solve_again
+    return factor_solve, msolve
 
 
 # --- the solver -----------------------------------------------------------------------------
@@ -528,7 +425,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
         nz = len(z_linv)
         return largest(los[:nz], s, ds), largest(los[nz:], mu, dmu)
 
-    factor_solve, solve_again = _systems(structure, host, blocks)
+    factor_solve, solve_again = _systems(structure, blocks)
 
     def solve_one(c, A, b, key):
         dtype = c.dtype
