@@ -1,7 +1,7 @@
 """Certified points per second: the batched JAX interior-point solver against Clarabel, one run.
 
 Random self-testing tuples and Bell values between the local and the quantum bound; kind
-"key", x = 0, NPA level 2, m Gauss-Radau nodes (m - 1 node SDPs per point). Times the JAX
+"key" (or ``--kind global``), x = 0, NPA level 2, m Gauss-Radau nodes (m - 1 node SDPs per point). Times the JAX
 path twice (the first call includes compilation, reported separately) and Clarabel (through
 cvxpy, one process) on the first ``--clarabel`` points, in this process, and prints the
 per-point ratio, the iterations, the certificate's and solver's statuses, and how far the two
@@ -32,6 +32,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--clarabel", type=int, default=4)
     ap.add_argument("--m", type=int, default=8)
     ap.add_argument("--constraint", choices=("bell", "correlators", "full"), default="bell")
+    ap.add_argument("--kind", choices=("key", "global"), default="key")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args(argv)
@@ -46,7 +47,7 @@ def main(argv=None) -> dict:
     frac = rng.uniform(0.3, 0.95, n)
     eta = np.sign(q) * (lo + (np.abs(q) - lo) * frac)
     v = np.clip(np.abs(eta) / np.abs(q), 0.0, 1.0)
-    kw: dict = {"kind": "key", "m": args.m, "progress": False}
+    kw: dict = {"kind": args.kind, "m": args.m, "progress": False}
     if args.constraint == "bell":
         data = {"bell_value": eta}
     elif args.constraint == "correlators":
@@ -63,7 +64,8 @@ def main(argv=None) -> dict:
         res = bff.bff_entropy(th[sl], ph[sl], om[sl], bv, solver=solver, **kw, **d, **extra)
         return res, time.perf_counter() - t0, time.process_time() - c0
 
-    print(f"{args.points} points, constraint {args.constraint}, m = {args.m}", file=sys.stderr)
+    print(f"{args.points} points, {args.kind}, constraint {args.constraint}, m = {args.m}",
+          file=sys.stderr)  # fmt: skip
     _, first, _ = run("JAX", slice(0, n))
     res, wall, cpu = run("JAX", slice(0, n))
     k = min(args.clarabel, n)
@@ -74,6 +76,7 @@ def main(argv=None) -> dict:
         ref, wall_c, cpu_c = run("CLARABEL", slice(0, k), processes=1)
     out = {
         "points": n,
+        "kind": args.kind,
         "constraint": args.constraint,
         "m": args.m,
         "jax_first_call_s": first,
