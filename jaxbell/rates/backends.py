@@ -503,8 +503,8 @@ class BffBackend(Backend):
     quiet = {"progress": False}
     reference = BFF_REFERENCE
     summary = (
-        "Brown-Fawzi-Fawzi SDPs, a certified lower bound (needs pip install "
-        '"jaxbell[sdp]"; seconds per point)'
+        "Brown-Fawzi-Fawzi SDPs, a certified lower bound (jaxbell's batched solver, "
+        "~0.07 s per point; cvxpy solvers with pip install \"jaxbell[sdp]\")"
     )
 
     def options_constraint(self, options) -> str | None:

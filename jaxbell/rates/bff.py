@@ -1219,10 +1219,10 @@ def bff_entropy(
         open source and come with ``pip install "jaxbell[sdp]"``; MOSEK only when installed
         and licensed.
     processes : int or None
-        Worker processes for the points (fresh interpreters, one point per task; they never
-        re-run the caller's script, so no ``if __name__ == "__main__":`` guard is needed).
-        None: one per CPU core, but at least 4 points per worker (starting one costs a few
-        seconds); 1 runs here.
+        cvxpy solvers only (the batched solver uses one thread per CPU): worker processes for
+        the points (fresh interpreters, one point per task; they never re-run the caller's
+        script, so no ``if __name__ == "__main__":`` guard is needed). None: one per CPU core,
+        but at least 4 points per worker (starting one costs a few seconds); 1 runs here.
     progress : bool or None
         tqdm progress bar over points on stderr; None: shown on a terminal for > 1 point.
     max_correction : float
@@ -1241,7 +1241,8 @@ def bff_entropy(
     ValueError, TypeError
         Bad arguments (message names the argument and the fix).
     ImportError
-        cvxpy / the solver is missing (message names the extra: ``jaxbell[sdp]``).
+        A cvxpy solver was asked for and cvxpy or the solver is missing (message names the
+        extra: ``jaxbell[sdp]``); the default solver needs neither.
 
     Examples
     --------

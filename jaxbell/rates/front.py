@@ -13,7 +13,8 @@ Backends (``method``):
   convex envelope -- an upper bound on the infimum that is tight when the optimisation is
   global, with the gap to the tangent-line estimate reported;
 * ``"bff"`` (:mod:`jaxbell.rates.bff`): certified lower bounds (Brown-Fawzi-Fawzi SDP hierarchy),
-  valid despite solver tolerance; needs the optional extra ``pip install "jaxbell[sdp]"``.
+  valid despite solver tolerance; jaxbell's batched solver by default (cvxpy solvers with
+  the optional extra ``pip install "jaxbell[sdp]"``).
 
 The true DI value lies between the two, so every function takes ``method`` as one name or a
 sequence of names: ``method=("qubit", "bff")`` computes both, in that order, on the same points
@@ -286,8 +287,9 @@ def di_entropy(
     (:func:`jaxbell.bff_entropy`, raised to 0 where negative; exactly 0 for
     |bell_value| <= eta^L, without an SDP). NaN where a point is not certified; its status
     (infeasible, solver failed, inaccurate) is the ``bff_status`` of :func:`rate_curve` with
-    ``method="bff"``, or ``jaxbell.bff_entropy(...).status``. Needs
-    ``pip install "jaxbell[sdp]"``; seconds per point (m - 1 SDPs).
+    ``method="bff"``, or ``jaxbell.bff_entropy(...).status``. m - 1 SDPs per point, all
+    points in one batch (cvxpy solvers, ``options={"solver": "CLARABEL"}``, need
+    ``pip install "jaxbell[sdp]"``).
 
     Parameters
     ----------
@@ -333,7 +335,8 @@ def di_entropy(
     TypeError
         Unknown options (the message lists the valid ones).
     ImportError
-        ``method="bff"`` without cvxpy or the solver (the message names ``jaxbell[sdp]``).
+        ``method="bff"`` with a cvxpy solver and without cvxpy or the solver (the message
+        names ``jaxbell[sdp]``).
 
     References
     ----------
