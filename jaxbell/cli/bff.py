@@ -28,7 +28,7 @@ def add(sub) -> None:
             "global) over all quantum strategies with <B_theta,phi,omega> = eta (or with all "
             "four correlators fixed), by the Brown-Fawzi-Fawzi Gauss-Radau + NPA hierarchy "
             "(arXiv:2106.13692) solved by jaxbell's batched interior-point solver (or "
-            "--solver CLARABEL/SCS with pip install \"jaxbell[sdp]\"); each number is rigorous "
+            '--solver CLARABEL/SCS with pip install "jaxbell[sdp]"); each number is rigorous '
             "despite the solver's tolerance (a corrected dual bound). Writes a labelled "
             "dataset; with --visibility also the key rates of eq. (1) and the achievable values "
             "of the noisy strategy of eq. (6)."

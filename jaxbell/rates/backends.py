@@ -504,7 +504,7 @@ class BffBackend(Backend):
     reference = BFF_REFERENCE
     summary = (
         "Brown-Fawzi-Fawzi SDPs, a certified lower bound (jaxbell's batched solver, "
-        "~0.07 s per point; cvxpy solvers with pip install \"jaxbell[sdp]\")"
+        '~0.07 s per point; cvxpy solvers with pip install "jaxbell[sdp]")'
     )
 
     def options_constraint(self, options) -> str | None:
