@@ -277,3 +277,45 @@ def test_the_accelerator_schur_system_equals_the_host_one():
     host = rhs.T.copy()
     _ipm_cpu._chol_solve(chol, host)
     np.testing.assert_allclose(np.asarray(sol), host.T, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constraint", ["bell", "correlators", "full"])
+def test_the_accelerator_program_agrees_with_the_compiled_cpu_loop(constraint):
+    """The XLA program (what runs on a GPU, with its own elimination of fixed moments) against
+    the CPU's compiled loop on the same node SDPs, one problem per call (slow: jaxlib's
+    batched LAPACK inside a while_loop can deadlock on 2 CPUs with wider batches)."""
+    import jaxbell as jb
+    from jaxbell._precision import x64_scope
+    from jaxbell.rates import _ipm_cpu
+
+    th, ph, om = np.array([np.pi / 2, 1.2]), np.array([np.pi / 4, 0.7]), np.array([np.pi, 2.9])
+    v = np.array([0.95, 0.97])
+    with x64_scope():
+        eta = v * np.asarray(jb.quantum_bound(th, ph, om), dtype=float)
+        e0 = np.asarray(jb.strategy_correlators(th, ph, om), dtype=float)
+        beh = np.asarray(jb.device_behaviour(th, ph, om, visibility=v), dtype=float)
+    captured = {}
+    real = ipm.solve
+
+    def spy(st, c, c0, a, b, **kw):
+        captured["args"] = (st, c, c0, a, b)
+        return real(st, c, c0, a, b, **kw)
+
+    bell = eta if constraint == "bell" else None
+    kw = {"correlators": v[:, None, None] * e0} if constraint == "correlators" else {}
+    kw |= {"behaviour": beh} if constraint == "full" else {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ipm, "solve", spy)
+        bff.bff_entropy(th, ph, om, bell, m=4, progress=False, **kw)
+    st, c, c0, a, b = captured["args"]
+    cpu = real(st, c, c0, a, b)
+    fix = tuple(int(k) for k in _ipm_cpu.fixed_columns(a[0]))
+    assert len(fix) == {"bell": 0, "correlators": 4, "full": 8}[constraint]
+    with x64_scope():
+        program = ipm._programs(st, ipm.IpmOptions(), "gpu", fix)[0]
+        for i in range(len(c)):
+            out = program(c[i : i + 1], c0[i : i + 1], a[i : i + 1], b[i : i + 1],
+                          np.zeros(1, np.int32))  # fmt: skip
+            assert int(out["solver_status"][0]) <= 1
+            assert abs(float(out["value"][0]) - cpu["value"][i]) <= 1e-6

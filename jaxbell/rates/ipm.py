@@ -47,12 +47,13 @@ devices by :func:`jaxbell.sharding.map_blocks`. On a CPU the same iteration runs
 whole, one problem per call, problems split over the CPUs by threads
 (:mod:`jaxbell.rates._ipm_cpu`, numba and LAPACK): XLA:CPU's gathers, batched LAPACK calls and
 host callbacks had cost ~2.5 ms of CPU per SDP-iteration where the compiled loop takes ~1.2.
-It differs from the XLA program in two numerical details: equalities that fix moments (four
-correlators, "full" statistics; every row of ``A`` a unit vector) are eliminated from the
-Newton system directly (the free moments' block of ``M``) instead of through ``A M^-1 A^T``,
-which loses its definiteness near the optimum there; and step lengths come from Sturm
+Both eliminate equalities that fix moments (four correlators, "full" statistics; every row
+of ``A`` a unit vector, the same moments in every problem of a batch) from the Newton system
+directly (the free moments' block of ``M``) instead of through ``A M^-1 A^T``, which loses
+its definiteness near the optimum there. The compiled loop takes its step lengths from Sturm
 bisection on a Householder tridiagonal form rather than a full eigenvalue problem. Both give
-a dual point to the same certificate, computed in JAX.
+a dual point to the same certificate, computed in JAX; ``tests/test_ipm.py`` (slow) runs the
+XLA program on the CPU one problem at a time against the compiled loop.
 
 Rigour
 ------
@@ -369,24 +370,34 @@ def _systems(structure: SdpStructure, blocks):
             u = u + m_linv.T @ (m_linv @ (r - m @ u))
         return u
 
-    def factor_solve(key, xs, zis, d, rhs):
+    def assemble(xs, zis, d):
         m = sum(
             _onehot_schur(blk, x, zi, structure.n_vars)
             for blk, x, zi in zip(blocks, xs, zis, strict=True)
         )
         m = m.at[bounded, bounded].add(d)
-        m = 0.5 * (m + m.T)
+        return 0.5 * (m + m.T)
+
+    def factor_solve(key, xs, zis, d, rhs):
+        m = assemble(xs, zis, d)
         system = (m, _xla_chol_inv(m, SCHUR_SHIFTS))
         return msolve(system, rhs), system
 
+    factor_solve.assemble = assemble
     return factor_solve, msolve
 
 
 # --- the solver -----------------------------------------------------------------------------
 
 
-def _build(structure: SdpStructure, options: IpmOptions, host: bool):
-    """The one-problem solver + certificate (jnp functions closed over the structure)."""
+def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple = ()):
+    """The one-problem solver + certificate (jnp functions closed over the structure).
+
+    ``fix``: the moments that every problem's ``A y = b`` fixes, one per row of ``A`` in
+    order (each row a unit vector; :func:`jaxbell.rates._ipm_cpu.fixed_columns`); they are
+    then eliminated from the Newton system directly, as on the CPU, instead of through
+    ``A M^-1 A^T``. Empty: the general elimination.
+    """
     chol_invs, eig_mins, eigh = _linalg(host)
     K = structure.n_vars
     bounded = jnp.asarray(structure.bounded)
@@ -426,6 +437,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
         return largest(los[:nz], s, ds), largest(los[nz:], mu, dmu)
 
     factor_solve, solve_again = _systems(structure, blocks)
+    fix_idx = jnp.asarray(fix, dtype=jnp.int32)
+    free_idx = jnp.asarray(np.setdiff1d(np.arange(K), np.asarray(fix, dtype=np.int64)))
 
     def solve_one(c, A, b, key):
         dtype = c.dtype
@@ -476,14 +489,37 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
 
             zero = tuple(jnp.zeros_like(x) for x in xs)
             zero_s = jnp.zeros_like(s)
-            first = jnp.concatenate([A.T, rhs(0.0, zero, zero_s)[:, None]], axis=1)
-            sol, system = factor_solve(key, xs, zis, d, first)
-            m_at, mh_pred = sol[:, :-1], sol[:, -1]
-            small_linv = _small_chol_inv(A @ m_at)
+            h_pred = rhs(0.0, zero, zero_s)
+            if fix:  # the fixed moments' steps are the residuals; the free ones from M_ff
+                m = factor_solve.assemble(xs, zis, d)
+                m_ff = m[free_idx][:, free_idx]
+                system = (m_ff, _xla_chol_inv(m_ff, SCHUR_SHIFTS))
 
-            def direction(target, corr_x, corr_s, mh):
-                dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
-                dy = mh + m_at @ dlam
+                def newton(h):
+                    r = h[free_idx] - m[free_idx][:, fix_idx] @ rb
+                    u = solve_again(system, r[:, None])[:, 0]
+                    dy = jnp.zeros(K, h.dtype).at[free_idx].set(u).at[fix_idx].set(rb)
+                    return dy, m[fix_idx] @ dy - h[fix_idx]
+
+                newton_pred = newton
+            else:
+                first = jnp.concatenate([A.T, h_pred[:, None]], axis=1)
+                sol, system = factor_solve(key, xs, zis, d, first)
+                m_at, mh_pred = sol[:, :-1], sol[:, -1]
+                small_linv = _small_chol_inv(A @ m_at)
+
+                def from_mh(mh):
+                    dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
+                    return mh + m_at @ dlam, dlam
+
+                def newton(h):
+                    return from_mh(solve_again(system, h[:, None])[:, 0])
+
+                def newton_pred(h):
+                    return from_mh(mh_pred)
+
+            def direction(target, corr_x, corr_s, step):
+                dy, dlam = step
                 dzs = tuple(g_of(blk, dy, 0.0) + r for blk, r in zip(blocks, rp, strict=True))
                 dxs = []
                 for x, zi, dz, cx in zip(xs, zis, dzs, corr_x, strict=True):
@@ -493,7 +529,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
                 dmu = (target - corr_s) / s - mu - d * ds
                 return dy, tuple(dxs), dzs, ds, dlam, dmu
 
-            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, mh_pred)
+            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, newton_pred(h_pred))
             ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
             ap, ad = jnp.minimum(1.0, ap), jnp.minimum(1.0, ad)
             nu_aff = sum(
@@ -505,8 +541,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
             corr_x = tuple(dx @ dz @ zi for dx, dz, zi in zip(dxs, dzs, zis, strict=True))
             corr_s = dmu * ds
             h = rhs(sigma * nu, corr_x, corr_s)
-            mh = solve_again(system, h[:, None])[:, 0]
-            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, mh)
+            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, newton(h))
             ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
             ap = jnp.minimum(1.0, STEP_FRACTION * ap)
             ad = jnp.minimum(1.0, STEP_FRACTION * ad)
@@ -593,8 +628,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool):
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(structure: SdpStructure, options: IpmOptions, platform: str = "cpu"):
-    solve_one, certify_one = _build(structure, options, host=platform == "cpu")
+def _programs(structure: SdpStructure, options: IpmOptions, platform: str = "cpu", fix=()):
+    solve_one, certify_one = _build(structure, options, host=platform == "cpu", fix=tuple(fix))
 
     def run(c, c0, A, b, key):
         out = solve_one(c, A, b, key)
@@ -663,8 +698,13 @@ def solve(
     if devs[0].platform == "cpu":
         return _solve_cpu(structure, c, c0, A, b, options, block, devs, progress)
     n = c.shape[0]
+    from jaxbell.rates._ipm_cpu import fixed_columns  # (pure NumPy)
+
+    fix = tuple(int(k) for k in fixed_columns(A[0])) if n else ()
+    if fix and not all(tuple(fixed_columns(a)) == fix for a in A):
+        fix = ()  # the elimination needs the same fixed moments in every problem
     with x64_scope():
-        program = _programs(structure, options, devs[0].platform)[0]
+        program = _programs(structure, options, devs[0].platform, fix)[0]
         per_call = block * len(devs)
         outs = []
         for start in range(0, n, per_call):
