@@ -268,9 +268,9 @@ def test_the_accelerator_schur_system_equals_the_host_one():
     rhs = rng.normal(size=(st.n_vars, 2))
     with x64_scope():
         blocks = [(n, *map(jnp.asarray, rest)) for n, *rest in st._device_data]
-        factor_solve, _ = ipm._systems(st, blocks)
+        _, factor_solve, _ = ipm._systems(st, blocks)
         args = ([jnp.asarray(x) for x in xs], [jnp.asarray(z) for z in zis])
-        sol, _ = factor_solve(jnp.int32(7), *args, jnp.asarray(d), jnp.asarray(rhs))
+        sol, _ = factor_solve(*args, jnp.asarray(d), jnp.asarray(rhs))
     m = _ipm_cpu.CpuStructure(st.index, st.n_vars, st.bounded).schur(xs, zis, d)
     chol = np.empty_like(m)
     assert _ipm_cpu._chol_lower(m, chol)
@@ -315,7 +315,6 @@ def test_the_accelerator_program_agrees_with_the_compiled_cpu_loop(constraint):
     with x64_scope():
         program = ipm._programs(st, ipm.IpmOptions(), "gpu", fix)[0]
         for i in range(len(c)):
-            out = program(c[i : i + 1], c0[i : i + 1], a[i : i + 1], b[i : i + 1],
-                          np.zeros(1, np.int32))  # fmt: skip
+            out = program(c[i : i + 1], c0[i : i + 1], a[i : i + 1], b[i : i + 1])
             assert int(out["solver_status"][0]) <= 1
             assert abs(float(out["value"][0]) - cpu["value"][i]) <= 1e-6

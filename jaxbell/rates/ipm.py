@@ -353,13 +353,13 @@ def _linalg(host: bool):
 
 
 def _systems(structure: SdpStructure, blocks):
-    """(factor_solve, solve_again): the Schur complement system of one iteration, in XLA.
+    """(assemble, factor_solve, solve_again): the Schur complement system of one iteration, in XLA.
 
-    ``factor_solve(key, xs, zis, d, rhs) -> (M^-1 rhs, system)`` assembles M from the blocks
-    ``X``, ``Z^-1`` and ``d = mu / s``, factors it and solves ``rhs`` (K, c);
-    ``solve_again(system, rhs)`` solves another right-hand side with the same factor. Every
-    solve takes :data:`REFINEMENT_STEPS` steps of iterative refinement against the unshifted M.
-    ``system`` is (M, L^-1); ``key`` is unused (kept for the loop's signature).
+    ``assemble(xs, zis, d)`` is M from the blocks ``X``, ``Z^-1`` and ``d = mu / s``;
+    ``factor_solve(xs, zis, d, rhs) -> (M^-1 rhs, system)`` assembles M, factors it and solves
+    ``rhs`` (K, c); ``solve_again(system, rhs)`` solves another right-hand side with the same
+    factor (any ``system`` = (matrix, inverse of its shifted Cholesky factor)). Every solve
+    takes :data:`REFINEMENT_STEPS` steps of iterative refinement against the unshifted matrix.
     """
     bounded = jnp.asarray(structure.bounded)
 
@@ -378,13 +378,12 @@ def _systems(structure: SdpStructure, blocks):
         m = m.at[bounded, bounded].add(d)
         return 0.5 * (m + m.T)
 
-    def factor_solve(key, xs, zis, d, rhs):
+    def factor_solve(xs, zis, d, rhs):
         m = assemble(xs, zis, d)
         system = (m, _xla_chol_inv(m, SCHUR_SHIFTS))
         return msolve(system, rhs), system
 
-    factor_solve.assemble = assemble
-    return factor_solve, msolve
+    return assemble, factor_solve, msolve
 
 
 # --- the solver -----------------------------------------------------------------------------
@@ -436,11 +435,11 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
         nz = len(z_linv)
         return largest(los[:nz], s, ds), largest(los[nz:], mu, dmu)
 
-    factor_solve, solve_again = _systems(structure, blocks)
+    assemble, factor_solve, solve_again = _systems(structure, blocks)
     fix_idx = jnp.asarray(fix, dtype=jnp.int32)
     free_idx = jnp.asarray(np.setdiff1d(np.arange(K), np.asarray(fix, dtype=np.int64)))
 
-    def solve_one(c, A, b, key):
+    def solve_one(c, A, b):
         dtype = c.dtype
         scale = 1.0 + jnp.max(jnp.abs(c))
         state = (
@@ -491,7 +490,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
             zero_s = jnp.zeros_like(s)
             h_pred = rhs(0.0, zero, zero_s)
             if fix:  # the fixed moments' steps are the residuals; the free ones from M_ff
-                m = factor_solve.assemble(xs, zis, d)
+                m = assemble(xs, zis, d)
                 m_ff = m[free_idx][:, free_idx]
                 system = (m_ff, _xla_chol_inv(m_ff, SCHUR_SHIFTS))
 
@@ -504,7 +503,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
                 newton_pred = newton
             else:
                 first = jnp.concatenate([A.T, h_pred[:, None]], axis=1)
-                sol, system = factor_solve(key, xs, zis, d, first)
+                sol, system = factor_solve(xs, zis, d, first)
                 m_at, mh_pred = sol[:, :-1], sol[:, -1]
                 small_linv = _small_chol_inv(A @ m_at)
 
@@ -631,8 +630,8 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
 def _programs(structure: SdpStructure, options: IpmOptions, platform: str = "cpu", fix=()):
     solve_one, certify_one = _build(structure, options, host=platform == "cpu", fix=tuple(fix))
 
-    def run(c, c0, A, b, key):
-        out = solve_one(c, A, b, key)
+    def run(c, c0, A, b):
+        out = solve_one(c, A, b)
         value, dual, corr = certify_one(c, c0, A, b, out["x"], out["lam"], out["mu"])
         out = {k: v for k, v in out.items() if k != "x"}
         return out | {"value": value, "certified_dual": dual, "correction": corr}
@@ -709,8 +708,7 @@ def solve(
         outs = []
         for start in range(0, n, per_call):
             sl = slice(start, min(n, start + per_call))
-            keys = np.zeros(sl.stop - sl.start, dtype=np.int32)  # (the host systems' key)
-            batched = (c[sl], c0[sl], A[sl], b[sl], keys)
+            batched = (c[sl], c0[sl], A[sl], b[sl])
             outs.append(map_blocks(program, batched, block=block, devices=devs))
             if progress is not None:
                 progress.update(sl.stop - sl.start)
