@@ -5,7 +5,8 @@ Random self-testing tuples and Bell values between the local and the quantum bou
 point). Times the JAX path twice (the first call includes compilation, reported separately)
 and Clarabel (through cvxpy, one process) on the first ``--clarabel`` points, in this
 process, and prints the per-point ratio, the iterations, the certificate's and solver's
-statuses, and how far the two certified values lie apart. Run on a quiet machine: both use the same CPUs.
+statuses, and how far the two certified values lie apart. Run on a quiet machine: both use
+the same CPUs.
 
     python benchmarks/certified_batched.py --points 256 --clarabel 8 [--constraint full]
     python benchmarks/certified_batched.py --points 4096 --clarabel 0   # GPU, no cvxpy
