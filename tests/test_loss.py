@@ -254,9 +254,7 @@ def test_device_key_rate_is_the_library_rate():
     u = np.array([0.6, 0.1, 1.3, 0.7, -0.5, 0.05, 0.1])
     for nc in ("bin", "keep"):
         beh = born(u[0], u[1:3], u[3:6], 1.0, 0.95, keep=nc == "keep")
-        lib = float(
-            jb.observed_key_rate(beh, bell=CHSH, bob_key="aligned", preprocessing=u[6])
-        )
+        lib = float(jb.observed_key_rate(beh, bell=CHSH, bob_key="aligned", preprocessing=u[6]))
         assert float(loss.device_key_rate(u, 0.95, no_click=nc)) == pytest.approx(lib, abs=2e-4)
 
 
@@ -348,9 +346,38 @@ def test_optimise_device_bad_input(kwargs, match):
         jb.optimise_device(**kwargs)
 
 
-def test_optimise_device_refuses_tuples_without_an_analytic_search():
-    with pytest.raises(NotImplementedError, match="asymmetric-CHSH"):
-        jb.optimise_device(bell=(1.0, 0.5, 2.0))
+def test_optimise_device_general_tuple_needs_its_certificate():
+    # no analytic bound for such a member: the search runs on the certificate
+    with pytest.raises(ValueError, match="certify"):
+        jb.optimise_device(bell=(1.0, 0.5, 2.0), certify=False)
+    with pytest.raises(ValueError, match="refine"):
+        jb.optimise_device("key_rate", efficiency=0.95, bell=(1.0, 0.5, 2.0), refine=0,
+                           starts=0, beside=False, options={"certified": {"m": 3}})  # fmt: skip
+    for bad in [(1.0, 0.5), (1.0, np.nan, 2.0), "chsh"]:
+        with pytest.raises(ValueError, match="bell"):
+            jb.optimise_device(bell=bad)
+
+
+def test_optimise_device_general_tuple_on_its_certificate():
+    """A family member without an analytic bound (the search runs on its certified rate): the
+    device found certifies at least the member's own ideal strategy (eq. (6) as a device) and
+    the CHSH-optimal device, its rate re-certified from scratch by the library is the one
+    reported, and the attack on it (an upper bound) lies above."""
+    member = (1.4, 0.9, 2.2)
+    opts = {"m": 3}
+    eff = 0.97
+    res = jb.optimise_device("key_rate", efficiency=eff, bell=member, refine=2, starts=0,
+                             beside=False, options={"certified": opts})  # fmt: skip
+    assert res.bell == pytest.approx(member)
+    u = np.array([res.state_angle, *res.alice_angles, *res.bob_angles])
+    again, _ = loss._certified_rates(u[None], res.preprocessing, eff, 1.0, "keep", member, "bell",
+                                     opts)  # fmt: skip
+    assert float(again[0]) == pytest.approx(res.certified, abs=1e-9)
+    own = np.array([np.pi / 4, 0.0, 1.4, np.pi / 2 - 0.9, np.pi / 2 - 2.2, 0.0])
+    r_own, _ = loss._certified_rates(own[None], 0.1, eff, 1.0, "keep", member, "bell", opts)
+    assert res.certified >= float(r_own[0]) - 1e-12
+    assert res.certified > 0.0
+    assert res.certified <= res.value + 1e-6
 
 
 def test_cli_device_objectives_and_run(tmp_path, capsys):
@@ -372,7 +399,7 @@ def test_cli_device_objectives_and_run(tmp_path, capsys):
 _DEVICE = np.array([0.5, 0.0, 1.2, 0.6, -0.6, 0.05])
 
 
-@pytest.mark.parametrize("constraint", ["correlators", "full"])
+@pytest.mark.parametrize("constraint", ["correlators", "full", "bell"])
 def test_certified_gradient_matches_finite_differences(constraint):
     # the certified bound is convex in the constrained statistics and its dual slope is a
     # subgradient; where it is differentiable (an interior device) slope . J - d cost equals
@@ -382,21 +409,24 @@ def test_certified_gradient_matches_finite_differences(constraint):
     d = np.random.default_rng(3).normal(size=6)
     d /= np.linalg.norm(d)
     h = 2e-3
-    ws = np.stack([_DEVICE, _DEVICE + h * d, _DEVICE - h * d])
-    r, g = loss._certified_rates(ws, 0.2, 0.9, 1.0, "keep", loss.CHSH, constraint, opts)
+    bell, w0, eff = loss.CHSH, _DEVICE, 0.9
+    if constraint == "bell":  # a member's Bell value, near the member's own strategy
+        bell, w0, eff = (1.4, 0.9, 2.2), np.array([0.75, 0.05, 1.4, 0.65, -0.6, 0.0]), 0.97
+    ws = np.stack([w0, w0 + h * d, w0 - h * d])
+    r, g = loss._certified_rates(ws, 0.2, eff, 1.0, "keep", bell, constraint, opts)
     assert np.all(np.isfinite(r))
     fd = (r[1] - r[2]) / (2 * h)
     assert float(g[0] @ d) == pytest.approx(fd, rel=2e-3, abs=1e-5)
     # the gradient is not the EC cost's alone: dropping the slope term moves it
-    assert abs(float(g[0] @ d) - fd) < 0.1 * abs(fd - float(-_cost_grad(0.2) @ d))
+    assert abs(float(g[0] @ d) - fd) < 0.1 * abs(fd - float(-_cost_grad(0.2, w0, eff) @ d))
 
 
-def _cost_grad(p):
+def _cost_grad(p, w0=_DEVICE, eff=0.9):
     fun = loss._statistics_jacobian("keep", "full")
     from jaxbell._precision import x64_scope
 
     with x64_scope():
-        return np.asarray(fun(jnp.asarray(_DEVICE), 0.9, 1.0, p)[3])
+        return np.asarray(fun(jnp.asarray(w0), eff, 1.0, p)[3])
 
 
 def test_refine_device_raises_the_certified_rate_and_checks_input():
@@ -419,7 +449,7 @@ def test_refine_device_raises_the_certified_rate_and_checks_input():
         (dict(device=[0.1] * 5), "device must be six"),
         (dict(device=[np.nan] * 6), "device must be six"),
         (dict(preprocessing=0.5), "preprocessing"),
-        (dict(constraint="bell"), "constraint"),
+        (dict(constraint="all"), "constraint"),
         (dict(no_click="drop"), "no_click"),
     ]:
         args = dict(device=_DEVICE, preprocessing=0.2) | kwargs

@@ -6,6 +6,7 @@ import argparse
 
 from jaxbell.cli._args import (
     add_overwrite,
+    angle_type,
     as_option_message,
     check_out,
     flip_probability,
@@ -47,8 +48,14 @@ def add(sub) -> None:
                    help="white-noise visibility in (0, 1] (default 1)")  # fmt: skip
     p.add_argument("--constraint", choices=["bell", "correlators", "full"], default="bell",
                    help="what the test rounds constrain (default bell)")  # fmt: skip
-    p.add_argument("--family", action="store_true",
-                   help="search the asymmetric-CHSH member (pi/2, phi, pi - phi) too")  # fmt: skip
+    test = p.add_mutually_exclusive_group()
+    test.add_argument("--family", action="store_true",
+                      help="search the asymmetric-CHSH member (pi/2, phi, pi - phi) too"
+                      )  # fmt: skip
+    test.add_argument("--bell", nargs=3, type=angle_type("--bell"), default=None,
+                      metavar=("THETA", "PHI", "OMEGA"),
+                      help="the Bell test, a family member (default CHSH); one without an "
+                      "analytic bound is searched on its certified rate")  # fmt: skip
     p.add_argument("--no-click", choices=["keep", "bin"], default="keep",
                    help="Bob's no-click on his key input: kept (default) or 0")  # fmt: skip
     p.add_argument("--preprocessing", type=_preprocessing, default="optimal",
@@ -58,9 +65,10 @@ def add(sub) -> None:
     p.add_argument("--starts", type=nonnegative_int, default=6,
                    help="random starts beside the known ones (default 6)")  # fmt: skip
     p.add_argument("--refine", type=nonnegative_int, default=6,
-                   help="with --constraint correlators/full: ascent steps on the certified "
-                   "rate of those statistics (refine_device; 0: certify the Bell test's "
-                   "device as it is; default 6)")  # fmt: skip
+                   help="with --constraint correlators/full (or --bell without an analytic "
+                   "bound): ascent steps on the certified rate of those statistics "
+                   "(refine_device; 0: certify the Bell test's device as it is; default "
+                   "6)")  # fmt: skip
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the starts")
     p.add_argument("--no-certify", action="store_true", help="skip the BFF certification")
     p.add_argument("--no-beside", action="store_true",
@@ -81,7 +89,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             efficiency=args.efficiency,
             visibility=args.visibility,
             constraint=args.constraint,
-            bell="family" if args.family else None,
+            bell="family" if args.family else (tuple(args.bell) if args.bell else None),
             no_click=args.no_click,
             preprocessing=args.preprocessing,
             certify=not args.no_certify,

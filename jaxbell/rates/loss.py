@@ -20,6 +20,14 @@ autodiff through :func:`jaxbell.qubit_behaviour`, the bound and H(A'|B)):
   ``bell="family"``, where phi is searched too): the bound of Woodhead, Acin & Pironio 2021
   with noisy preprocessing, tight for alpha >= 1.
 
+* any other member (theta, phi, omega) has no tight analytic bound for such devices: with
+  ``constraint="bell"`` the search runs on its *certified* rate instead (BFF, the dual slope
+  times the Bell value's Jacobian: :func:`refine_device`), from the member's own ideal
+  strategy (eq. (6) of Wooltorton, Brown & Colbeck, as a device: s = pi/4, Alice (0, theta),
+  Bob (pi/2 - phi, pi/2 - omega), key input aligned) and from the CHSH search's device, the
+  better kept; the attack's number is then that device's rate (or threshold) by the attack
+  backend, an upper bound for it. With "correlators" / "full" the tuple only labels.
+
 The rate r = H(A'|X=0, E) - H(A'|X=0, Y=2, B) is maximised by L-BFGS-B from several starts
 (the aligned CHSH device among them); a threshold is bisected in the efficiency, the device
 re-optimised at every step. The optimum is then evaluated by the library itself
@@ -54,6 +62,7 @@ import numpy as np
 
 from jaxbell._precision import x64_scope
 from jaxbell.dataset import device_dataset
+from jaxbell.family import bell_coefficients
 from jaxbell.rates import backends
 from jaxbell.rates.front import RATE_RESOLUTION, observed_key_rate
 from jaxbell.rates.protocol import (
@@ -89,12 +98,11 @@ _ALIGNED = (math.pi / 4, 0.0, math.pi / 2, math.pi / 4, -math.pi / 4, 0.0)
 
 def _alpha_of(bell) -> float | None:
     """alpha of an asymmetric-CHSH tuple (pi/2, phi, pi - phi), phi in [pi/4, pi/2); None for
-    CHSH; ValueError for tuples the analytic search does not cover."""
+    CHSH; NotImplementedError for tuples the analytic search does not cover, ValueError for
+    what is not a tuple of three finite angles."""
     if bell is None:
         return None
-    t, p, w = (float(a) for a in bell)
-    if not all(math.isfinite(a) for a in (t, p, w)):
-        raise ValueError(f"bell must be finite radians (theta, phi, omega), got {bell!r}")
+    t, p, w = _check_tuple(bell)
     if abs(t - math.pi / 2) < 1e-12 and abs(w - (math.pi - p)) < 1e-12:
         if abs(p - math.pi / 4) < 1e-12:
             return None
@@ -106,6 +114,17 @@ def _alpha_of(bell) -> float | None:
         f"Acin & Pironio 2021); got {bell!r}. Evaluate other tuples with "
         "jaxbell.observed_key_rate(jaxbell.qubit_behaviour(...), bell=...)"
     )
+
+
+def _check_tuple(bell) -> tuple[float, float, float]:
+    try:
+        t = tuple(float(a) for a in bell)
+    except (TypeError, ValueError):
+        t = ()
+    if len(t) != 3 or not all(math.isfinite(a) for a in t):
+        raise ValueError(f"bell must be None, 'family' or three finite radians (theta, phi, "
+                         f"omega); got {bell!r}")  # fmt: skip
+    return t
 
 
 def device_key_rate(params, efficiency, *, visibility=1.0, no_click="keep", bell_phi=None):
@@ -331,22 +350,27 @@ def _statistics_jacobian(no_click: str, constraint: str):
 
 def _certified_rates(ws, p, eff, v, no_click, bell, constraint, cert_opts):
     """Certified rates of the devices ``ws`` (k, 6) at flip probability p in one batch of
-    SDPs: (rate (k,), gradient (k, 6)). The gradient is the certified bound's dual slope
-    (the weighted equality multipliers: a subgradient of the bound in the statistics) times
-    the statistics' Jacobian, minus the error-correction cost's gradient; NaN rows where the
-    certificate failed."""
+    SDPs: (rate (k,), gradient (k, 6)). ``constraint`` "bell": the Bell value of the tuple
+    ``bell``; "correlators", "full": those statistics (``bell`` then only labels). The
+    gradient is the certified bound's dual slope (the weighted equality multipliers: a
+    subgradient of the bound in the statistics) times the statistics' Jacobian, minus the
+    error-correction cost's gradient; NaN rows where the certificate failed."""
     from jaxbell.rates import bff
 
     opts = {"m": 8, "processes": 1} | dict(cert_opts or {})
     opts.pop("progress", None)
-    fun = _statistics_jacobian(no_click, constraint)
+    fun = _statistics_jacobian(no_click, "correlators" if constraint == "bell" else constraint)
     with x64_scope():
         out = [fun(jnp.asarray(w), eff, v, p) for w in ws]
         stats = np.array([np.asarray(o[0]) for o in out])
         jac = np.array([np.asarray(o[1]) for o in out])
         cost = np.array([float(o[2]) for o in out])
         dcost = np.array([np.asarray(o[3]) for o in out])
-        if constraint == "full":
+        if constraint == "bell":  # the one statistic: the Bell value sum c[x, y] E[x, y]
+            coef = np.asarray(bell_coefficients(*bell), dtype=np.float64).ravel()
+            jac = np.einsum("n,kni->ki", coef, jac)[:, None, :]
+            res = bff.bff_entropy(*bell, stats @ coef, preprocessing=p, progress=False, **opts)
+        elif constraint == "full":
             beh = np.array([np.asarray(o[4], dtype=np.float64) for o in out])
             res = bff.bff_entropy(*bell, None, behaviour=beh, preprocessing=p, progress=False,
                                   **opts)  # fmt: skip
@@ -384,11 +408,13 @@ def refine_device(
         As in :func:`jaxbell.qubit_behaviour`.
     preprocessing : float or ("optimal", float)
         Alice's flip probability p in [0, 1/2), fixed; or searched from the given start.
-    constraint : {"full", "correlators"}
-        What the certified bound constrains (the Bell value alone has the analytic search of
-        :func:`optimise_device`).
+    constraint : {"full", "correlators", "bell"}
+        What the certified bound constrains: the full statistics, the four correlators, or
+        the Bell value of ``bell`` alone (the way :func:`optimise_device` optimises a device
+        for a family member without a tight analytic bound).
     bell : (theta, phi, omega)
-        Labels the SDPs only (with statistics the coefficients do not enter).
+        The Bell test for "bell"; labels the SDPs only otherwise (with statistics the
+        coefficients do not enter).
     steps, step : int, float
         Ascent steps and the first step length (radians, along the normalised direction).
     options : dict, optional
@@ -402,8 +428,8 @@ def refine_device(
     """
     from tqdm import tqdm
 
-    if constraint not in ("full", "correlators"):
-        raise ValueError(f"constraint must be 'full' or 'correlators', got {constraint!r}")
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
     w = np.asarray(device, dtype=np.float64).reshape(-1)
     if w.shape != (6,) or not np.all(np.isfinite(w)):
         raise ValueError(f"device must be six finite angles (s, a_0, a_1, b_0, b_1, b_2); got "
@@ -507,7 +533,9 @@ def optimise_device(
         What the protocol's test rounds constrain when the optimum is evaluated and certified.
     bell : None, (theta, phi, omega) or "family"
         The Bell test: None the CHSH member; an asymmetric-CHSH tuple (pi/2, phi, pi - phi),
-        pi/4 <= phi < pi/2; "family": phi searched too.
+        pi/4 <= phi < pi/2; "family": phi searched too; any other tuple: with
+        ``constraint="bell"`` searched on its certified rate (needs ``certify`` and
+        ``refine`` >= 1; see the module's Method), ``value`` then the attack on that device.
     no_click : {"bin", "keep"}
         Bob's no-click on his key input (default "keep": its own outcome, Ho et al. 2020).
     preprocessing : float or "optimal"
@@ -551,7 +579,20 @@ def optimise_device(
         raise ValueError(
             f"bell must be None, a tuple (theta, phi, omega) or 'family'; got {bell!r}"
         )
-    alpha = None if family else _alpha_of(bell)
+    general = False  # a member without an analytic search: searched on its certificate
+    alpha = None
+    if not family:
+        try:
+            alpha = _alpha_of(bell)
+        except NotImplementedError:
+            general = True
+            bell = _check_tuple(bell)
+        if general and constraint == "bell" and not certify:
+            raise ValueError(
+                f"bell={bell!r} has no tight analytic bound for a lossy device: the search runs "
+                "on its certified rate, so certify must be True (or use bell=None, an "
+                "asymmetric-CHSH member or 'family')"
+            )
     if objective == "key_rate":
         if efficiency is None:
             raise ValueError("objective='key_rate' needs efficiency= (in (0, 1])")
@@ -612,6 +653,8 @@ def optimise_device(
         _, best_u = search(efficiency)
     phi = float(best_u[7]) if family else (math.atan(alpha) if alpha is not None else None)
     tuple_ = CHSH if phi is None else (math.pi / 2, phi, math.pi - phi)
+    if general:
+        tuple_ = bell
     certified_method = backends.default("lower")
 
     def lib(u, eff, cons, method, tup=tuple_):
@@ -621,7 +664,8 @@ def optimise_device(
     attack_for = {"bell": "qubit", "correlators": "attack", "full": "attack"}
     if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
         raise ValueError(f"refine must be a whole number of steps >= 0, got {refine!r}")
-    refining = certify and constraint != "bell" and refine > 0
+    on_certificate = general and constraint == "bell"
+    refining = certify and (constraint != "bell" or on_certificate) and refine > 0
 
     # the flip probability the certified ascent starts from (below 1/2: there no key at all)
     def refined(w6, flip, eff):
@@ -631,6 +675,22 @@ def optimise_device(
             options=cert_opts,
         )  # fmt: skip
         return r, np.concatenate([w, [q]])
+
+    if on_certificate:
+        # the member's own ideal strategy as a device, beside the CHSH search's device: the
+        # one with the larger certified rate at the efficiency is refined (or, for a
+        # threshold, starts the continuation at efficiency 1)
+        t, ph, om = tuple_
+        p0 = 0.1 if fixed_p is None else fixed_p
+        own = np.array([math.pi / 4, 0.0, t, math.pi / 2 - ph, math.pi / 2 - om, 0.0, p0])
+        at = eff_opt if objective == "key_rate" else 1.0
+        cands = [own, np.array(best_u[:7], dtype=np.float64)]
+        rs = [_certified_rates(u[None, :6], float(u[6]), at, v, no_click, tuple_, "bell",
+                               cert_opts)[0][0] for u in cands]  # fmt: skip
+        best_u = cands[int(np.nanargmax(np.where(np.isfinite(rs), rs, -np.inf)))]
+        if refine == 0:
+            raise ValueError(f"bell={tuple_!r} is searched by certified ascent: refine must be "
+                             ">= 1")  # fmt: skip
 
     if objective == "key_rate" and refining:
         certified, best_u = refined(best_u[:6], float(best_u[6]), eff_opt)
@@ -644,6 +704,8 @@ def optimise_device(
         # weakly entangled edge it runs to: each probe starts where the last one ended
         start = np.array(best_u, dtype=np.float64)
         start[0] = max(start[0], 0.2)
+        if on_certificate:
+            start = np.array(best_u, dtype=np.float64)
         warm = {"u": start, "positive": None}
 
         def cert_positive_refined(eff):
@@ -656,6 +718,10 @@ def optimise_device(
         certified = _bisect(cert_positive_refined, 0.5, 1.0, certified_tol)
         if warm["positive"] is not None:
             best_u, eff_opt = warm["positive"], certified
+        if on_certificate:  # the attack's threshold of the device found (no search of its own)
+            value = _bisect(
+                lambda eff: lib(best_u, eff, "bell", "qubit") > RATE_RESOLUTION, 0.5, 1.0, tol
+            )
     else:
         value = threshold
         certified = math.nan
