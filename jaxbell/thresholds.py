@@ -170,6 +170,7 @@ def threshold_grid(
     block_rows: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    process: tuple[int, int] | None = None,
 ) -> xr.Dataset:
     r"""Critical visibility or detection efficiency of every tuple of a (theta, phi, omega) grid.
 
@@ -200,6 +201,14 @@ def threshold_grid(
         Remove an existing store at ``path`` first.
     progress : bool or None
         tqdm bar over cells (None: only on a terminal).
+    process : (index, count) or None
+        With ``path``: this process's share of the blocks when ``count`` processes (hosts,
+        e.g. under ``jax.distributed``) fill one store on a shared file system. Blocks are
+        dealt round-robin (block b to process b mod count: certified cells cost unevenly
+        across the family, so contiguous shares would not balance); process 0 creates or
+        resumes the store, the others wait for it. None: ``(jax.process_index(),
+        jax.process_count())``, (0, 1) unless ``jax.distributed`` is initialised. A process
+        returns when its share is done; blocks others have not finished read as status -1.
 
     Returns
     -------
@@ -241,9 +250,19 @@ def threshold_grid(
             theta, phi, omega, methods, value.reshape(shape), status.reshape(shape),
             settings=settings, history=history,
         )  # fmt: skip
+    from jaxbell.grid import _check_process, _wait_for_store
+
+    index, count = _check_process(process)
     path = check_store_path(path, "path")
+    if overwrite and count > 1:
+        raise ValueError(
+            "overwrite=True in a multi-process run would let processes remove each other's "
+            "work; remove the store before launching, then run without overwrite"
+        )
     if overwrite:
         remove_store(path, "path")
+    if index != 0:
+        _wait_for_store(path)  # process 0 creates (or resumes) it
     cells_per_row = phi.size * omega.size
     if block_rows is None:
         block_rows = max(1, min(theta.size, 256 // max(cells_per_row, 1) or 1))
@@ -269,11 +288,13 @@ def threshold_grid(
                               history, record)  # fmt: skip
     nblocks = store.nblocks
     done = store.done_ids()
-    todo = [b for b in range(nblocks) if b not in done]
+    todo = [b for b in range(nblocks) if b not in done and b % count == index]
     start = time.monotonic()
-    with tqdm(total=ncells, desc=f"critical {threshold}", unit="cell",
+    share = sum(min(block_rows, theta.size - b * block_rows) for b in range(index, nblocks, count))
+    with tqdm(total=share * cells_per_row, desc=f"critical {threshold}", unit="cell",
               disable=not progress if progress is not None else None) as bar:  # fmt: skip
-        bar.update(sum(min(block_rows, theta.size - b * block_rows) for b in done) * cells_per_row)
+        mine = [b for b in done if b % count == index]
+        bar.update(sum(min(block_rows, theta.size - b * block_rows) for b in mine) * cells_per_row)
         for b in todo:
             rows = slice(b * block_rows, min((b + 1) * block_rows, theta.size))
             t, p, w = mesh(rows)
@@ -290,7 +311,7 @@ def threshold_grid(
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: {history}; "
             f"{len(todo)} of {nblocks} blocks in {time.monotonic() - start:.1f} s"
         )
-    ds = open_dataset(path).load()
+    ds = open_dataset(path, allow_incomplete=count > 1).load()
     return _finish(ds, settings=settings, history=ds.attrs.get("history", history))
 
 

@@ -66,6 +66,25 @@ def test_store_resumes_and_equals_the_in_memory_grid(tmp_path, qubit_grid):
     jb.threshold_grid(THETA, PHI, OMEGA, path=path, overwrite=True, **(kw | {"xtol": 1e-3}))
 
 
+def test_processes_share_a_store_round_robin(tmp_path, qubit_grid):
+    """Two processes (hosts) fill one store, run here one after the other: the first computes
+    block 0 and returns with block 1 unfinished (status -1); the second computes block 1; the
+    store then equals the grid computed in memory."""
+    path = tmp_path / "shared.zarr"
+    kw = {"method": "qubit", "options": LOOSE, "progress": False, "block_rows": 1}
+    first = jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(0, 2), **kw)
+    status = first.threshold_status.sel(rate_method="qubit").values
+    assert np.all(status[0] == 0) and np.all(status[1] == -1)
+    assert jb.store.store_progress(path) == (1, 2)
+    second = jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(1, 2), **kw)
+    np.testing.assert_array_equal(second.critical_value.values, qubit_grid.critical_value.values)
+    assert jb.store.store_progress(path) == (2, 2)
+    with pytest.raises(ValueError, match="multi-process"):
+        jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(0, 2), overwrite=True, **kw)
+    with pytest.raises(ValueError, match="process"):
+        jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(2, 2), **kw)
+
+
 def test_bad_threshold():
     with pytest.raises(ValueError, match="threshold must be"):
         jb.threshold_grid(THETA, PHI, OMEGA, threshold="noise", method="qubit")

@@ -20,6 +20,7 @@ from jaxbell.cli._args import (
     positive_int,
     preprocessing_value,
 )
+from jaxbell.cli.grid import _process
 
 
 def add(sub) -> None:
@@ -64,6 +65,12 @@ def add(sub) -> None:
         help="theta rows per block of a zarr store (default: about 256 cells)",
     )  # fmt: skip
     add_overwrite(p)
+    p.add_argument(
+        "--process", type=_process, default=None, metavar="INDEX/COUNT",
+        help="with FILE.zarr: this process's share (blocks dealt round-robin) when COUNT "
+        "processes fill one store on a shared file system; default: from jax.distributed, "
+        "or 0/1",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     add_qubit_options(p)
     add_bff_options(p)
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             options=options, xtol=args.xtol, protocol=protocol,
             path=args.out if zarr else None, block_rows=args.block_rows,
             overwrite=args.overwrite if zarr else False,
-            progress=False if args.no_progress else None,
+            progress=False if args.no_progress else None, process=args.process,
         )  # fmt: skip
     except (ValueError, TypeError, ImportError, NotImplementedError) as err:
         parser.error(as_option_message(err))
