@@ -240,6 +240,8 @@ def threshold_grid(
     mesh = lambda rows: [  # noqa: E731
         a.reshape(-1) for a in np.meshgrid(theta[rows], phi, omega, indexing="ij")
     ]
+    if process is not None and path is None:
+        raise ValueError("process= shares a store between processes: it needs path=FILE.zarr")
     if path is None:
         with tqdm(total=ncells, desc=f"critical {threshold}", unit="cell",
                   disable=not progress if progress is not None else None) as bar:  # fmt: skip
@@ -310,6 +312,7 @@ def threshold_grid(
         store.append_history(
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: {history}; "
             f"{len(todo)} of {nblocks} blocks in {time.monotonic() - start:.1f} s"
+            + (f" (process {index} of {count})" if count > 1 else "")
         )
     ds = open_dataset(path, allow_incomplete=count > 1).load()
     return _finish(ds, settings=settings, history=ds.attrs.get("history", history))

@@ -79,6 +79,10 @@ def test_processes_share_a_store_round_robin(tmp_path, qubit_grid):
     second = jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(1, 2), **kw)
     np.testing.assert_array_equal(second.critical_value.values, qubit_grid.critical_value.values)
     assert jb.store.store_progress(path) == (2, 2)
+    history = second.attrs["history"]
+    assert "1 of 2 blocks" in history and "process 1 of 2" in history
+    with pytest.raises(ValueError, match="path"):
+        jb.threshold_grid(THETA, PHI, OMEGA, process=(0, 2), **kw)
     with pytest.raises(ValueError, match="multi-process"):
         jb.threshold_grid(THETA, PHI, OMEGA, path=path, process=(0, 2), overwrite=True, **kw)
     with pytest.raises(ValueError, match="process"):

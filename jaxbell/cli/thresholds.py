@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             overwrite=args.overwrite if zarr else False,
             progress=False if args.no_progress else None, process=args.process,
         )  # fmt: skip
-    except (ValueError, TypeError, ImportError, NotImplementedError) as err:
+    except (ValueError, TypeError, ImportError, NotImplementedError, TimeoutError) as err:
         parser.error(as_option_message(err))
     if not zarr:
         ds.attrs["history"] += f"; command: jaxbell {' '.join(args.argv)}"

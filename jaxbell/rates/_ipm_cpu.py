@@ -452,7 +452,8 @@ def _polish(c, A, bvec, idxs, consts, bounded, sch, scale, y, xs, s, lam, mu, fi
     over each moment's entries, every negative eigenvalue this causes bounded by up to the
     block size), and where the iteration stalls near the optimum ~1e-8 of it is left. One
     Newton step on stationarity alone: dX = sym(X F(dy) W), dmu = -(mu / (s + shift)) H dy,
-    with W = (Z + shift I)^-1 and M_W dy - A^T dlam = rc, M_W the Schur complement of
+    with W = (Z + shift I)^-1 (Z taken as G(y), equal to rounding: the primal residual is
+    ~1e-15 where this matters) and M_W dy - A^T dlam = rc, M_W the Schur complement of
     (X, W); then F*(dX) + A^T(-dlam) - H^T dmu = rc. With W = Z^-1 (the iteration's own
     scaling) M is too ill-conditioned there (condition ~1e19 measured) to factor; with W = I
     the step leaves X's near-null space with negative eigenvalues ~1e-8; the regularised

@@ -692,9 +692,15 @@ def _programs(structure: SdpStructure, options: IpmOptions, platform: str = "cpu
         first = certify_one(c, c0, A, b, out["x"], out["lam"], out["mu"])
         second = certify_one(c, c0, A, b, out["x_polished"], out["lam_polished"],
                              out["mu_polished"])  # fmt: skip
-        value, dual, corr = _better(first, second)
+        take = _take_second(first, second)
+        value, dual, corr = (jnp.where(take, b, a) for a, b in zip(first, second, strict=True))
+        # the multipliers of the dual point whose bound is returned (the slope of the tangent
+        # min-tradeoff function is built from them: it must belong to the same point)
+        lam = jnp.where(take, out["lam_polished"], out["lam"])
+        mu = jnp.where(take, out["mu_polished"], out["mu"])
         out = {k: v for k, v in out.items() if k != "x" and not k.endswith("_polished")}
-        return out | {"value": value, "certified_dual": dual, "correction": corr}
+        return out | {"value": value, "certified_dual": dual, "correction": corr, "lam": lam,
+                      "mu": mu}  # fmt: skip
 
     return jax.jit(jax.vmap(run)), solve_one, certify_one
 
@@ -740,7 +746,8 @@ def solve(
     -------
     dict of numpy.ndarray, leading axis N
         ``value`` (certified lower bound on ``min c.y + c0``), ``certified_dual`` (the dual value
-        before the correction), ``correction``, ``lam`` (N, E), ``mu``, ``y``,
+        before the correction), ``correction``, ``lam`` (N, E) and ``mu`` (the multipliers of
+        the dual point that gave ``value``: the solver's or its polished one), ``y``,
         ``primal_value`` / ``dual_value`` (the solver's, without c0), ``gap``,
         ``primal_residual``, ``dual_residual``, ``iterations``, ``solver_status``
         (:data:`IPM_STATUS_FLAGS`).
@@ -811,6 +818,8 @@ def _solve_cpu(structure, c, c0, A, b, options, block, devs, progress):
         "value": cert["value"],
         "certified_dual": cert["certified_dual"],
         "correction": cert["correction"],
+        "lam": cert["lam"],  # those of the dual point whose bound is returned
+        "mu": cert["mu"],
     }
 
 
@@ -824,22 +833,25 @@ def _cpu_structure(structure: SdpStructure):
 @functools.lru_cache(maxsize=16)
 def _certify_program(structure: SdpStructure):
     """The certificate of :func:`_build` for two dual points of each problem (the solver's and
-    its polished one), the better kept; jitted and vmapped over problems (a dict out)."""
+    its polished one), the better kept with its multipliers; jitted and vmapped over problems
+    (a dict out)."""
     certify_one = _programs(structure, IpmOptions(), "cpu")[2]
 
     def run(c, c0, A, b, xs, lam, mu, xs2, lam2, mu2):
         first = certify_one(c, c0, A, b, xs, lam, mu)
-        value, dual, corr = _better(first, certify_one(c, c0, A, b, xs2, lam2, mu2))
-        return {"value": value, "certified_dual": dual, "correction": corr}
+        second = certify_one(c, c0, A, b, xs2, lam2, mu2)
+        take = _take_second(first, second)
+        value, dual, corr = (jnp.where(take, b, a) for a, b in zip(first, second, strict=True))
+        return {"value": value, "certified_dual": dual, "correction": corr,
+                "lam": jnp.where(take, lam2, lam), "mu": jnp.where(take, mu2, mu)}  # fmt: skip
 
     return jax.jit(jax.vmap(run))
 
 
-def _better(first, second):
-    """(value, dual, correction) of the better of two certificates (both valid bounds; a
-    second one that is NaN or not better leaves the first)."""
-    take = second[0] > first[0]
-    return tuple(jnp.where(take, b, a) for a, b in zip(first, second, strict=True))
+def _take_second(first, second):
+    """Whether the second of two certificates (value, dual, correction) is the better bound
+    (both are valid: a NaN one is never taken, and a NaN first gives way to a finite second)."""
+    return jnp.isfinite(second[0]) & ((second[0] > first[0]) | ~jnp.isfinite(first[0]))
 
 
 def _one_blas_thread():

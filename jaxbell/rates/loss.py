@@ -579,6 +579,8 @@ def optimise_device(
         raise ValueError(
             f"bell must be None, a tuple (theta, phi, omega) or 'family'; got {bell!r}"
         )
+    if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
+        raise ValueError(f"refine must be a whole number of steps >= 0, got {refine!r}")
     general = False  # a member without an analytic search: searched on its certificate
     alpha = None
     if not family:
@@ -593,6 +595,9 @@ def optimise_device(
                 "on its certified rate, so certify must be True (or use bell=None, an "
                 "asymmetric-CHSH member or 'family')"
             )
+        if general and constraint == "bell" and refine == 0:
+            raise ValueError(f"bell={bell!r} is searched by certified ascent: refine must be "
+                             ">= 1")  # fmt: skip
     if objective == "key_rate":
         if efficiency is None:
             raise ValueError("objective='key_rate' needs efficiency= (in (0, 1])")
@@ -662,8 +667,6 @@ def optimise_device(
         return _library_rate(u, eff, v, no_click, tup, cons, method, o)
 
     attack_for = {"bell": "qubit", "correlators": "attack", "full": "attack"}
-    if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
-        raise ValueError(f"refine must be a whole number of steps >= 0, got {refine!r}")
     on_certificate = general and constraint == "bell"
     refining = certify and (constraint != "bell" or on_certificate) and refine > 0
 
@@ -688,9 +691,6 @@ def optimise_device(
         rs = [_certified_rates(u[None, :6], float(u[6]), at, v, no_click, tuple_, "bell",
                                cert_opts)[0][0] for u in cands]  # fmt: skip
         best_u = cands[int(np.nanargmax(np.where(np.isfinite(rs), rs, -np.inf)))]
-        if refine == 0:
-            raise ValueError(f"bell={tuple_!r} is searched by certified ascent: refine must be "
-                             ">= 1")  # fmt: skip
 
     if objective == "key_rate" and refining:
         certified, best_u = refined(best_u[:6], float(best_u[6]), eff_opt)
@@ -718,6 +718,8 @@ def optimise_device(
         certified = _bisect(cert_positive_refined, 0.5, 1.0, certified_tol)
         if warm["positive"] is not None:
             best_u, eff_opt = warm["positive"], certified
+        if on_certificate and warm["positive"] is None:  # nothing certified: no device
+            eff_opt = math.nan
         if on_certificate:  # the attack's threshold of the device found (no search of its own)
             value = _bisect(
                 lambda eff: lib(best_u, eff, "bell", "qubit") > RATE_RESOLUTION, 0.5, 1.0, tol
