@@ -554,9 +554,9 @@ def optimise_device(
         :func:`refine_device` on the certified rate of that constraint, from the Bell test's
         optimum (its flip probability kept), so that the device certified is optimised for the
         statistics used (0: certify the Bell test's device as it is). For a threshold the
-        certified bisection then runs over (0.5, 1], each probe refined from the last one's
-        device (continuation), since the full statistics may certify below the Bell test's
-        attack threshold; ``value`` stays the Bell test's attack threshold.
+        certified bisection then runs over (0.5, 1], each probe refined from the last positive
+        probe's device (continuation), since the full statistics may certify below the Bell
+        test's attack threshold; ``value`` stays the Bell test's attack threshold.
     options : dict, optional
         ``{"attack": {...}, "certified": {...}}`` options of the two backends (default: BFF
         with m = 6).
@@ -701,7 +701,7 @@ def optimise_device(
     elif refining:
         value = threshold
         # continuation from the Bell test's device at the attack's threshold, moved off the
-        # weakly entangled edge it runs to: each probe starts where the last one ended
+        # weakly entangled edge it runs to
         start = np.array(best_u, dtype=np.float64)
         start[0] = max(start[0], 0.2)
         if on_certificate:
@@ -709,8 +709,11 @@ def optimise_device(
         warm = {"u": start, "positive": None}
 
         def cert_positive_refined(eff):
-            r, u = refined(warm["u"][:6], float(warm["u"][6]), eff)
-            warm["u"] = u
+            # each probe starts from the device of the last positive probe (after a failure
+            # the bisection moves up, towards it; a failed probe's device, refined where
+            # nothing certifies, is no start), the first from the Bell test's device
+            u0 = warm["u"] if warm["positive"] is None else warm["positive"]
+            r, u = refined(u0[:6], float(u0[6]), eff)
             if r > RATE_RESOLUTION:
                 warm["positive"] = u
             return r > RATE_RESOLUTION
