@@ -358,6 +358,24 @@ def test_optimise_device_general_tuple_needs_its_certificate():
             jb.optimise_device(bell=bad)
 
 
+@pytest.mark.slow
+def test_optimise_device_general_tuple_threshold_brackets():
+    """A member's efficiency threshold searched on its certificate: the device found certifies
+    a positive rate at the threshold (re-certified through observed_key_rate), and the attack's
+    threshold of that device lies at or below the certified one (the attack's rates are upper
+    bounds)."""
+    member = (np.pi / 2, 0.757, np.pi - 0.757)  # asymmetric CHSH, alpha = 0.94 < 1
+    opts = {"m": 4}
+    res = jb.optimise_device("critical_efficiency", bell=member, preprocessing=0.0, refine=2,
+                             starts=0, beside=False, certified_tol=1e-2,
+                             options={"certified": opts})  # fmt: skip
+    assert 0.85 < res.certified < 0.95
+    assert res.efficiency == res.certified
+    u = np.array([res.state_angle, *res.alice_angles, *res.bob_angles, res.preprocessing])
+    assert loss._library_rate(u, res.efficiency, 1.0, "keep", member, "bell", "bff", opts) > 0
+    assert res.value <= res.certified + 1e-4
+
+
 def test_optimise_device_general_tuple_on_its_certificate():
     """A family member without an analytic bound (the search runs on its certified rate): the
     device found certifies at least the member's own ideal strategy (eq. (6) as a device) and
