@@ -904,11 +904,17 @@ def loss_devices_figure(ds: xr.Dataset, refined: xr.Dataset | None = None):
         r = refined["rate_certified"]
         ax.plot(refined["efficiency"], np.where(r > 1e-8, r, np.nan), "s-", color="k", ms=4,
                 lw=0.8, label="full statistics, device refined for it (certified)")  # fmt: skip
-        crit = float(refined.attrs.get("certified_threshold", np.nan))
+        # the m = 8 threshold where the experiment bisected it (older files: the ascent's m)
+        crit = float(refined.attrs.get("certified_threshold_m8", np.nan))
+        m = 8
+        if not np.isfinite(crit):
+            crit = float(refined.attrs.get("certified_threshold", np.nan))
+            m = refined.attrs.get("certified_m", "")
         if np.isfinite(crit):
             ax.axvline(crit, color="k", ls=":", lw=0.8)
-            ax.annotate(f"certified {crit:.3f}", (crit, 0.02), xycoords=("data", "axes fraction"),
-                        fontsize=7, rotation=90, ha="right", va="bottom")  # fmt: skip
+            ax.annotate(f"certified {crit:.4f} (m = {m})", (crit, 0.02),
+                        xycoords=("data", "axes fraction"), fontsize=7, rotation=90, ha="right",
+                        va="bottom")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(axis_label(eff))
     ax.set_ylabel(axis_label(ds["rate_attack"]).replace(" (attack)", ""))
