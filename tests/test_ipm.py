@@ -234,11 +234,11 @@ def test_the_polish_removes_the_residual_the_certificate_pays_for(monkeypatch):
 
 @pytest.mark.slow
 def test_the_accelerator_program_polishes_too(monkeypatch):
-    """The XLA program's own polish (what runs on a GPU) on the stalled node. There the XLA
-    loop ends worse than the compiled one (a non-finite step after 42 iterations, dual residual
-    1.8e-6, correction 5.5e-5: measured); its polish removes the residual and brings the
-    bound to within 2e-6 of the compiled loop's. POLISH_ABOVE is read when the program is
-    traced, hence the cache clears."""
+    """The XLA program's own polish (what runs on a GPU) on the stalled node: as the compiled
+    loop, the XLA loop stalls there with a dual residual ~2e-8 (it broke down after 42
+    iterations at 1e-6 while its Schur solves multiplied by an explicit inverse factor), and
+    its polish raises the bound to the compiled loop's. POLISH_ABOVE is read when the program
+    is traced, hence the cache clears."""
     from jaxbell._precision import x64_scope
 
     point = (1.3357326387134425, 1.0602985808330723, 2.0224071000826456, -0.7445167200994995)
@@ -256,10 +256,11 @@ def test_the_accelerator_program_polishes_too(monkeypatch):
     polished = xla()
     monkeypatch.setattr(ipm, "POLISH_ABOVE", np.inf)
     plain = xla()
-    assert plain["dual_residual"] > 1e-8  # the residual the polish is for
-    assert polished["value"] > plain["value"] + 1e-6
-    assert polished["correction"] < 0.1 * plain["correction"]
-    assert abs(polished["value"] - cpu["value"][0]) < 1e-5
+    assert 1e-9 < plain["dual_residual"] < 1e-7  # the residual the polish is for
+    assert plain["stop_reason"] == 1  # stalled, as the compiled loop (not broken down)
+    assert polished["value"] > plain["value"] + 5e-7
+    assert polished["correction"] < 0.3 * plain["correction"]
+    assert abs(polished["value"] - cpu["value"][0]) < 3e-7
 
 
 @pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPendingDeprecationWarning")
