@@ -7,8 +7,8 @@
 #   benchmarks/gpu_check.sh            # on a GPU machine, from anywhere (uses PYTHONPATH=repo)
 #   benchmarks/gpu_check.sh --cpu      # dry run of every step on the CPU, with small grids
 #
-# Needs python with jax (CUDA build), numpy, xarray, optax, tqdm and pytest; not zarr, dask,
-# h5netcdf or cvxpy. Nothing is installed or downloaded. Prints the machine, the test results,
+# Needs python with jax (CUDA build), numpy, scipy, numba, xarray, optax, tqdm and pytest; not
+# zarr, dask, h5netcdf or cvxpy. Nothing is installed or downloaded. Prints the machine, the test results,
 # for each grid measurement points/s and the ratio to the device's own floors (writing arrays of
 # the output's size on the device; copying them to the host), and the problems/s of the batched
 # search and the (slopes x starts)/s of the qubit solver, with their ratio to the host CPU.

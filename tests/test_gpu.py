@@ -1,8 +1,9 @@
-"""On a GPU: the grid, its reductions, the batched searches and the qubit solver, against the
-CPU, known answers and each other (all devices against one).
+"""On a GPU: the grid, its reductions, the batched searches, the qubit solver and the batched
+certified solver, against the CPU, known answers and each other (all devices against one).
 
 Marked ``gpu``: skipped where JAX has no GPU; run by ``benchmarks/gpu_check.sh``. Needs only
-jax, numpy, xarray (no zarr, dask, h5netcdf). ``JAXBELL_GPU_TESTS_ON_CPU=1`` runs them on the
+jax, numpy, xarray (no zarr, dask, h5netcdf); the certified solver's tests also numba (the CPU
+loop they compare with). ``JAXBELL_GPU_TESTS_ON_CPU=1`` runs them on the
 CPU backend (a dry run of the script: the "device" is then the CPU itself).
 """
 
@@ -163,3 +164,52 @@ def test_all_devices_give_the_same_search_and_envelope_as_one():
     qubit.clear_cache()
     np.testing.assert_array_equal(envs[0].vertex_entropy, envs[1].vertex_entropy)
     np.testing.assert_array_equal(envs[0].vertex_params, envs[1].vertex_params)
+
+
+# --- the batched certified solver (issue 20): the XLA program on the device ---------------------
+
+
+def _chsh_node_problems(monkeypatch, n=6, m=4):
+    """(structure, c, c0, A, b) of n CHSH-member points x (m - 1) nodes, as bff_entropy builds
+    them, and the certified values it returned on the default devices."""
+    from jaxbell.rates import bff, ipm
+
+    captured = {}
+    real = ipm.solve
+
+    def spy(st, c, c0, a, b, **kw):
+        captured["args"] = (st, c, c0, a, b)
+        return real(st, c, c0, a, b, **kw)
+
+    s = np.linspace(2.1, 2.8, n)
+    monkeypatch.setattr(ipm, "solve", spy)
+    res = bff.bff_entropy(PI / 2, PI / 4, 3 * PI / 4, -s / (2 * np.sqrt(2)), m=m, progress=False)
+    monkeypatch.undo()
+    return captured["args"], res, s
+
+
+def test_certified_solver_on_the_gpu_agrees_with_the_cpu_loop(monkeypatch):
+    """bff_entropy's node SDPs solved by the XLA program on the device against the compiled CPU
+    loop: every node certified by both, values within 1e-6 (two implementations of one method),
+    and every point's certified entropy below Pironio et al.'s tight curve."""
+    from jaxbell.rates import ipm
+
+    (st, c, c0, a, b), res, s = _chsh_node_problems(monkeypatch)
+    assert np.all(res.status == 0)
+    assert np.all(res.value <= pironio_entropy(s) + 1e-9)
+    dev = ipm.solve(st, c, c0, a, b)
+    cpu = ipm.solve(st, c, c0, a, b, devices=_cpu())
+    assert np.all(dev["solver_status"] <= 1) and np.all(cpu["solver_status"] <= 1)
+    np.testing.assert_allclose(dev["value"], cpu["value"], rtol=0, atol=1e-6)
+
+
+def test_certified_solver_bits_do_not_depend_on_batch_or_device_count(monkeypatch):
+    """A node SDP gets the same bits alone and inside a batch, and on one device and on all."""
+    from jaxbell.rates import ipm
+
+    (st, c, c0, a, b), _, _ = _chsh_node_problems(monkeypatch)
+    one = ipm.solve(st, c, c0, a, b, devices=jax.local_devices()[:1])
+    every = ipm.solve(st, c, c0, a, b)
+    np.testing.assert_array_equal(one["value"], every["value"])
+    alone = ipm.solve(st, c[3:4], c0[3:4], a[3:4], b[3:4])
+    assert abs(float(alone["value"][0]) - float(every["value"][3])) <= 1e-12
