@@ -329,13 +329,8 @@ def _xla_chol(a, shifts=(0.0,)):
 
 def _xla_chol_inv(a, shifts=(0.0,)):
     """Inverse Cholesky factor of one matrix in XLA, with the first diagonal shift that factors."""
-    diag = jnp.diag(jnp.diag(a))
-    chol = jnp.linalg.cholesky(a + shifts[0] * diag)
-    for shift in shifts[1:]:
-        retry = jnp.linalg.cholesky(a + shift * diag)
-        chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, retry)
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-    return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+    return jax.scipy.linalg.solve_triangular(_xla_chol(a, shifts), eye, lower=True)
 
 
 def _onehot_schur(block, x, zi, n_vars):
@@ -477,6 +472,37 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
     fix_idx = jnp.asarray(fix, dtype=jnp.int32)
     free_idx = jnp.asarray(np.setdiff1d(np.arange(K), np.asarray(fix, dtype=np.int64)))
 
+    def newton_system(xs, zis, d, A, h0):
+        """(newton, newton0) of the Schur complement M of (xs, zis, d): ``newton(h, rb)`` is
+        (dy, dlam) with M dy - A^T dlam = h, A dy = rb; ``newton0(rb)`` the same for ``h0``,
+        solved with the factorisation. Fixed moments (``fix``) are eliminated directly (their
+        steps are rb, the free ones from M's free block), other equalities through
+        A M^-1 A^T."""
+        if fix:
+            m = assemble(xs, zis, d)
+            m_ff = m[free_idx][:, free_idx]
+            system = (m_ff, _xla_chol(m_ff, SCHUR_SHIFTS))
+
+            def newton(h, rb):
+                r = h[free_idx] - m[free_idx][:, fix_idx] @ rb
+                u = solve_again(system, r[:, None])[:, 0]
+                dy = jnp.zeros(K, h.dtype).at[free_idx].set(u).at[fix_idx].set(rb)
+                return dy, m[fix_idx] @ dy - h[fix_idx]
+
+            return newton, lambda rb: newton(h0, rb)
+        sol, system = factor_solve(xs, zis, d, jnp.concatenate([A.T, h0[:, None]], axis=1))
+        m_at, mh0 = sol[:, :-1], sol[:, -1]
+        small_linv = _small_chol_inv(A @ m_at)
+
+        def from_mh(mh, rb):
+            dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
+            return mh + m_at @ dlam, dlam
+
+        def newton(h, rb):
+            return from_mh(solve_again(system, h[:, None])[:, 0], rb)
+
+        return newton, lambda rb: from_mh(mh0, rb)
+
     def solve_one(c, A, b):
         dtype = c.dtype
         scale = 1.0 + jnp.max(jnp.abs(c))
@@ -527,33 +553,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
             zero = tuple(jnp.zeros_like(x) for x in xs)
             zero_s = jnp.zeros_like(s)
             h_pred = rhs(0.0, zero, zero_s)
-            if fix:  # the fixed moments' steps are the residuals; the free ones from M_ff
-                m = assemble(xs, zis, d)
-                m_ff = m[free_idx][:, free_idx]
-                system = (m_ff, _xla_chol(m_ff, SCHUR_SHIFTS))
-
-                def newton(h):
-                    r = h[free_idx] - m[free_idx][:, fix_idx] @ rb
-                    u = solve_again(system, r[:, None])[:, 0]
-                    dy = jnp.zeros(K, h.dtype).at[free_idx].set(u).at[fix_idx].set(rb)
-                    return dy, m[fix_idx] @ dy - h[fix_idx]
-
-                newton_pred = newton
-            else:
-                first = jnp.concatenate([A.T, h_pred[:, None]], axis=1)
-                sol, system = factor_solve(xs, zis, d, first)
-                m_at, mh_pred = sol[:, :-1], sol[:, -1]
-                small_linv = _small_chol_inv(A @ m_at)
-
-                def from_mh(mh):
-                    dlam = small_linv.T @ (small_linv @ (rb - A @ mh))
-                    return mh + m_at @ dlam, dlam
-
-                def newton(h):
-                    return from_mh(solve_again(system, h[:, None])[:, 0])
-
-                def newton_pred(h):
-                    return from_mh(mh_pred)
+            newton, newton_pred = newton_system(xs, zis, d, A, h_pred)
 
             def direction(target, corr_x, corr_s, step):
                 dy, dlam = step
@@ -566,7 +566,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
                 dmu = (target - corr_s) / s - mu - d * ds
                 return dy, tuple(dxs), dzs, ds, dlam, dmu
 
-            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, newton_pred(h_pred))
+            dy, dxs, dzs, ds, dlam, dmu = direction(0.0, zero, zero_s, newton_pred(rb))
             ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
             ap, ad = jnp.minimum(1.0, ap), jnp.minimum(1.0, ad)
             nu_aff = sum(
@@ -578,7 +578,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
             corr_x = tuple(dx @ dz @ zi for dx, dz, zi in zip(dxs, dzs, zis, strict=True))
             corr_s = dmu * ds
             h = rhs(sigma * nu, corr_x, corr_s)
-            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, newton(h))
+            dy, dxs, dzs, ds, dlam, dmu = direction(sigma * nu, corr_x, corr_s, newton(h, rb))
             ap, ad = step_lengths(z_linv, dzs, s, ds, x_linv, dxs, mu, dmu)
             ap = jnp.minimum(1.0, STEP_FRACTION * ap)
             ad = jnp.minimum(1.0, STEP_FRACTION * ad)
@@ -657,18 +657,7 @@ def _build(structure: SdpStructure, options: IpmOptions, host: bool, fix: tuple 
         gs = tuple(g_of(blk, y) + POLISH_SHIFT * jnp.eye(blk[0], dtype=y.dtype) for blk in blocks)
         ws = tuple(li.T @ li for li in chol_invs(gs))
         d = mu / (s + POLISH_SHIFT)
-        if fix:
-            m = assemble(xs, ws, d)
-            m_ff = m[free_idx][:, free_idx]
-            u = solve_again((m_ff, _xla_chol(m_ff, SCHUR_SHIFTS)), rc[free_idx][:, None])
-            dy = jnp.zeros(K, rc.dtype).at[free_idx].set(u[:, 0])
-            dlam = m[fix_idx] @ dy - rc[fix_idx]
-        else:
-            sol, _ = factor_solve(xs, ws, d, jnp.concatenate([A.T, rc[:, None]], axis=1))
-            m_at, mh = sol[:, :-1], sol[:, -1]
-            small_linv = _small_chol_inv(A @ m_at)
-            dlam = -(small_linv.T @ (small_linv @ (A @ mh)))
-            dy = mh + m_at @ dlam
+        dy, dlam = newton_system(xs, ws, d, A, rc)[1](jnp.zeros_like(b))
         new_xs = []
         for blk, x, w in zip(blocks, xs, ws, strict=True):
             dx = x @ g_of(blk, dy, 0.0) @ w
