@@ -42,6 +42,21 @@ START = np.array([0.228, -0.021, 1.084, 0.178, -0.629, -0.019])
 START_P = 0.3
 
 
+def _bisect(lo, hi, w_hi, p_hi, steps, opts, cap=0.5):
+    """Bisect the certified threshold in (lo, hi] to 1e-3, each probe refined from the last
+    positive probe's device and flip probability (started at most at ``cap``); (threshold,
+    device, p) there."""
+    while hi - lo > 1e-3:
+        mid = 0.5 * (lo + hi)
+        r, w, p, _ = loss.refine_device(w_hi, mid, preprocessing=("optimal", min(p_hi, cap)),
+                                        steps=steps, options=opts)  # fmt: skip
+        if r > loss.RATE_RESOLUTION:
+            hi, w_hi, p_hi = mid, w, p
+        else:
+            lo = mid
+    return hi, w_hi, p_hi
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -76,14 +91,7 @@ def main(argv=None) -> int:
         k = int(pos[-1])  # the lowest efficiency of the grid with a certified positive rate
         hi, w_hi, p_hi = float(effs[k]), devices[k], float(flips[k])
         lo = float(effs[k + 1]) if k + 1 < effs.size else 0.5
-        while hi - lo > 1e-3:  # bisection, each probe refined from the last positive device
-            mid = 0.5 * (lo + hi)
-            r, w, p, _ = loss.refine_device(w_hi, mid, preprocessing=("optimal", p_hi),
-                                            steps=args.steps, options=opts)  # fmt: skip
-            if r > loss.RATE_RESOLUTION:
-                hi, w_hi, p_hi = mid, w, p
-            else:
-                lo = mid
+        hi, w_hi, p_hi = _bisect(lo, hi, w_hi, p_hi, args.steps, opts)
         threshold = hi
         at8 = float(loss._certified_rates(w_hi[None], p_hi, hi, 1.0, "keep", loss.CHSH, "full",
                                           {"m": 8, "solver": args.solver})[0][0])  # fmt: skip
@@ -92,15 +100,7 @@ def main(argv=None) -> int:
         # the m = 8 threshold: more nodes certify more near the threshold, so bisect again
         # below it with m = 8, from the device there (the flip probability searched again)
         opts8 = {"m": 8, "solver": args.solver}
-        lo8 = hi - 0.01
-        while hi - lo8 > 1e-3:
-            mid = 0.5 * (lo8 + hi)
-            r, w, p, _ = loss.refine_device(w_hi, mid, preprocessing=("optimal", min(p_hi, 0.45)),
-                                            steps=max(args.steps, 8), options=opts8)  # fmt: skip
-            if r > loss.RATE_RESOLUTION:
-                hi, w_hi, p_hi = mid, w, p
-            else:
-                lo8 = mid
+        hi, w_hi, p_hi = _bisect(hi - 0.01, hi, w_hi, p_hi, max(args.steps, 8), opts8, cap=0.45)
         threshold8 = hi
         at12 = float(loss._certified_rates(w_hi[None], p_hi, hi, 1.0, "keep", loss.CHSH, "full",
                                            {"m": 12, "solver": args.solver})[0][0])  # fmt: skip
