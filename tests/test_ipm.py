@@ -309,8 +309,8 @@ def test_polished_dual_point_meets_stationarity(constraint):
 
     before = rc_of(xs, lam, mu)
     ok, nxs, nlam, nmu = _ipm_cpu._polish(
-        c, a, b, cpu.idxs, cpu.consts, cpu.bounded, cpu.sch, scale, y, list(xs), s, lam, mu, fix,
-        free, np.asarray(ipm.SCHUR_SHIFTS), np.asarray(ipm.SMALL_SHIFTS), 1, m, m_ff,
+        before, a, cpu.idxs, cpu.bounded, cpu.sch, y, list(xs), s, lam, mu, fix, free,
+        np.asarray(ipm.SCHUR_SHIFTS), np.asarray(ipm.SMALL_SHIFTS), 1, m, m_ff,
         chol, w, ipm.POLISH_SHIFT,
     )  # fmt: skip
     assert ok

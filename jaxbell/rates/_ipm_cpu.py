@@ -442,15 +442,15 @@ def _newton(h, rb, A, fix, free, chol, m, m_ff, m_at, small_linv, refine):  # pr
 
 
 @nb.njit(nogil=True, cache=True)
-def _polish(c, A, bvec, idxs, consts, bounded, sch, scale, y, xs, s, lam, mu, fix, free,
-            schur_shifts, small_shifts, refine, m, m_ff, chol, w,
-            shift):  # pragma: no cover - compiled  # fmt: skip
-    """A second dual point: (xs, lam, mu) with its stationarity residual removed; (ok, xs, lam,
-    mu).
+def _polish(rc, A, idxs, bounded, sch, y, xs, s, lam, mu, fix, free, schur_shifts, small_shifts,
+            refine, m, m_ff, chol, w, shift):  # pragma: no cover - compiled  # fmt: skip
+    """A second dual point: (xs, lam, mu) with its stationarity residual ``rc`` removed; (ok,
+    xs, lam, mu).
 
-    The residual ``rc = c - F*(X) - A^T lam + H^T mu`` is what the certificate pays for (spread
-    over each moment's entries, every negative eigenvalue this causes bounded by up to the
-    block size), and where the iteration stalls near the optimum ~1e-8 of it is left. One
+    The residual ``rc = c - F*(X) - A^T lam + H^T mu`` (of :func:`_measures`) is what the
+    certificate pays for (spread over each moment's entries, every negative eigenvalue this
+    causes bounded by up to the block size), and where the iteration stalls near the optimum
+    ~1e-8 of it is left. One
     Newton step on stationarity alone: dX = sym(X F(dy) W), dmu = -(mu / (s + shift)) H dy,
     with W = (Z + shift I)^-1 (Z taken as G(y), equal to rounding: the primal residual is
     ~1e-15 where this matters) and M_W dy - A^T dlam = rc, M_W the Schur complement of
@@ -462,9 +462,6 @@ def _polish(c, A, bvec, idxs, consts, bounded, sch, scale, y, xs, s, lam, mu, fi
     certificate is computed for both points and the better bound kept (both are valid).
     """
     nblk = len(xs)
-    # (only rc is used: it does not depend on Z, whose place xs takes)
-    _, _, _, _, _, _, _, _, rc = _measures(c, A, bvec, idxs, consts, bounded, scale, y, xs, xs,
-                                           s, lam, mu)  # fmt: skip
     ws = []
     for b in range(nblk):
         g = np.empty_like(xs[b])
@@ -617,8 +614,8 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
             best_score = score
         stall = 0 if (better or best_score > stall_below) else stall + 1
         converged = gap < tol_gap and pinf < tol_feas and dinf < tol_feas
-    pobj, dobj, gap, pinf, dinf, _, _, _, _ = _measures(c, A, bvec, idxs, consts, bounded, scale,
-                                                        by, bxs, bzs, bs, blam, bmu)  # fmt: skip
+    pobj, dobj, gap, pinf, dinf, _, _, _, rc = _measures(c, A, bvec, idxs, consts, bounded, scale,
+                                                         by, bxs, bzs, bs, blam, bmu)  # fmt: skip
     final = gap < tol_gap and pinf < tol_feas and dinf < tol_feas
     infeasible = (not final) and pinf > 1e-6 and dobj > 1e3 * scale
     close = gap < 1e-6 and pinf < 1e-6 and dinf < 1e-6
@@ -642,9 +639,9 @@ def solve_one(c, A, bvec, idxs, consts, bounded, sch, tol_gap, tol_feas, max_ite
         reason = 3
     pxs, plam, pmu = bxs, blam, bmu
     if dinf * scale * nmax > polish_above:
-        _, pxs, plam, pmu = _polish(c, A, bvec, idxs, consts, bounded, sch, scale, by, bxs, bs,
-                                    blam, bmu, fix, free, schur_shifts, small_shifts, refine, m,
-                                    m_ff, chol, w, polish_shift)  # fmt: skip
+        _, pxs, plam, pmu = _polish(rc, A, idxs, bounded, sch, by, bxs, bs, blam, bmu, fix, free,
+                                    schur_shifts, small_shifts, refine, m, m_ff, chol, w,
+                                    polish_shift)  # fmt: skip
     off = 0
     for b in range(nblk):
         n = bxs[b].shape[0]
